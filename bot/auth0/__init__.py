@@ -1,0 +1,1 @@
+"""Auth0 Management API: the client and its error tree."""
