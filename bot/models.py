@@ -1,0 +1,88 @@
+"""Database tables: secret change requests and the append-only audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the bot's tables."""
+
+
+class Kind(StrEnum):
+    """What a request does to the hook's secrets."""
+
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+
+
+class State(StrEnum):
+    """Lifecycle: pending → approved → applied | failed; pending → rejected | expired."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    APPLIED = "applied"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+OPEN_STATES = (State.PENDING, State.APPROVED)
+
+
+class SecretRequest(Base):
+    """One requested change; the value is ciphertext while pending and NULL once decided."""
+
+    __tablename__ = "secret_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    requester: Mapped[str] = mapped_column(String(32))
+    origin_channel: Mapped[str] = mapped_column(String(32))
+    hook_id: Mapped[str] = mapped_column(String(64))
+    hook_name: Mapped[str] = mapped_column(String(255))
+    secret_name: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    value_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    approval_channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    approval_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    apply_started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
+
+
+class AuditRecord(Base):
+    """One audit event, linked to the previous record by its hash."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    timestamp: Mapped[str] = mapped_column(String(40), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    actor: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    hook_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    secret_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

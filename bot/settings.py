@@ -1,0 +1,230 @@
+"""Settings: the only reader of the environment, validated once at start."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class Mode(Enum):
+    """What the settings are needed for: each command needs a different subset."""
+
+    STORE = "store"  # audit verify/export: the database only
+    CHECK = "check"  # connectivity checks: Slack and Auth0, no signing secret needed
+    RUN = "run"  # serving Slack: everything the chosen transport needs
+
+
+class SettingsError(Exception):
+    """Settings are missing or invalid; ``problems`` holds one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _check_ids(ids: list[str]) -> list[str]:
+    for item in ids:
+        if not SLACK_PRINCIPAL.match(item):
+            raise ValueError(f'"{item}" is not a Slack user or group id (U…, W… or S…)')
+    return ids
+
+
+IdList = Annotated[list[str], NoDecode]
+
+
+class StoreSettings(BaseSettings):
+    """What every command needs: the database, encryption at rest and logging."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///hook-secret-bot.db"
+    hook_secret_encryption_key: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        if value.startswith(("postgresql://", "postgres://")):
+            # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("hook_secret_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("is empty; run `hook-secret-bot keygen` for a key")
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                raise ValueError(
+                    f"key #{position} is not a Fernet key; run `hook-secret-bot keygen`"
+                ) from None
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the store is PostgreSQL (several replicas may share it)."""
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        """Fernet keys, newest first; empty when a key file is to be used."""
+        if self.hook_secret_encryption_key is None:
+            return []
+        raw = self.hook_secret_encryption_key.get_secret_value()
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+class Settings(StoreSettings):
+    """Everything the bot reads from its environment (CONTRACT §2)."""
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    auth0_domain: str
+    auth0_client_id: str = Field(min_length=1)
+    auth0_client_secret: SecretStr
+    auth0_base_url: str | None = None
+    hook_secret_requesters: IdList
+    hook_secret_approvers: IdList = Field(default_factory=list)
+    hook_secret_approval_channel: str | None = None
+    hook_secret_required_approvals: Literal[0, 1] = 1
+    hook_secret_request_ttl: int = Field(default=86400, ge=60, le=30 * 86400)
+    port: int = Field(default=3000, ge=1, le=65535)
+
+    _split = field_validator("hook_secret_requesters", "hook_secret_approvers", mode="before")(
+        _split_ids
+    )
+
+    @field_validator("hook_secret_requesters")
+    @classmethod
+    def _requesters(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("required: at least one Slack user or group id")
+        return _check_ids(value)
+
+    @field_validator("hook_secret_approvers")
+    @classmethod
+    def _approvers(cls, value: list[str]) -> list[str]:
+        return _check_ids(value)
+
+    @field_validator("hook_secret_approval_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_CHANNEL.match(value):
+            raise ValueError(f'"{value}" is not a Slack channel id (C… or G…)')
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("auth0_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower().removeprefix("https://").rstrip("/")
+        if not DOMAIN.match(value):
+            raise ValueError(f'"{value}" is not a tenant domain like acme.eu.auth0.com')
+        return value
+
+    @field_validator("slack_api_url", "auth0_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is set, HTTP mode otherwise."""
+        return self.slack_app_token is not None
+
+    def cross_field_problems(self, mode: Mode) -> list[str]:
+        """Rules that involve several variables, one line per problem."""
+        problems = []
+        if mode is Mode.RUN and not self.socket_mode and self.slack_signing_secret is None:
+            problems.append("SLACK_SIGNING_SECRET: required in HTTP mode (no SLACK_APP_TOKEN)")
+        if self.hook_secret_required_approvals > 0:
+            if not self.hook_secret_approvers:
+                problems.append("HOOK_SECRET_APPROVERS: required when approvals are on")
+            if self.hook_secret_approval_channel is None:
+                problems.append("HOOK_SECRET_APPROVAL_CHANNEL: required when approvals are on")
+        if self.is_postgres and self.hook_secret_encryption_key is None:
+            problems.append(
+                "HOOK_SECRET_ENCRYPTION_KEY: required with PostgreSQL (replicas must share it)"
+            )
+        return problems
+
+
+def _problem_lines(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "SETTINGS"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "required"
+        lines.append(f"{name}: {message}")
+    return lines
+
+
+def load_settings(mode: Mode = Mode.RUN, **overrides: Any) -> StoreSettings:
+    """Read and validate the settings ``mode`` needs, or raise SettingsError."""
+    cls: type[StoreSettings] = StoreSettings if mode is Mode.STORE else Settings
+    try:
+        settings = cls(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_problem_lines(error)) from None
+    if isinstance(settings, Settings):
+        problems = settings.cross_field_problems(mode)
+        if problems:
+            raise SettingsError(problems)
+    return settings
+
+
+def load_app_settings(mode: Mode = Mode.RUN, **overrides: Any) -> Settings:
+    """Like load_settings, for commands that need the whole bot's settings."""
+    settings = load_settings(mode, **overrides)
+    if not isinstance(settings, Settings):  # pragma: no cover - guarded by mode
+        raise TypeError("STORE mode has no app settings")
+    return settings

@@ -1,0 +1,207 @@
+"""Persistence: requests and audit records in one transaction, transitions as compare-and-set."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from bot import audit
+from bot.audit import AuditEvent, AuditSink
+from bot.models import OPEN_STATES, SecretRequest, State
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any 64-bit number works: it only has to be the same in every replica.
+MIGRATE_LOCK = 0x486F6F6B4D696772
+
+
+def new_request_id() -> str:
+    """A short unguessable request id, safe in button values and private_metadata."""
+    return "hsr_" + secrets.token_hex(8)
+
+
+class Store:
+    """The database: schema migration, transactions, request transitions and the audit chain."""
+
+    def __init__(self, url: str, sink: AuditSink | None = None) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sink = sink or AuditSink()
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema without losing rows; safe with replicas starting at once."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def ping(self) -> bool:
+        """Whether the database answers."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not healthy"
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction; its audit records are printed only once it commits."""
+        with self._sessions() as session, session.begin():
+            tx = Tx(session)
+            yield tx
+        for record in tx.audited:
+            self.sink.emit(record)
+
+    def audit(self, event: AuditEvent) -> dict[str, Any]:
+        """Record an event that changes no request (a refusal, a denial)."""
+        with self.transaction() as tx:
+            return tx.audit(event)
+
+    def get(self, request_id: str) -> SecretRequest | None:
+        """The request with this id, if any."""
+        with self._sessions() as session:
+            return session.get(SecretRequest, request_id)
+
+    def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+        """A pending or approved request for the same hook and secret name, if any."""
+        with self._sessions() as session:
+            query = select(SecretRequest).where(
+                SecretRequest.hook_id == hook_id,
+                SecretRequest.secret_name == secret_name,
+                SecretRequest.state.in_(OPEN_STATES),
+            )
+            return session.execute(query.limit(1)).scalar_one_or_none()
+
+    def due_for_expiry(self, now: datetime) -> Sequence[str]:
+        """Ids of pending requests whose time is up."""
+        with self._sessions() as session:
+            query = select(SecretRequest.id).where(
+                SecretRequest.state == State.PENDING, SecretRequest.expires_at <= now
+            )
+            return list(session.execute(query).scalars())
+
+    def stranded(self, started_before: datetime) -> Sequence[str]:
+        """Approved requests whose apply never finished (a crash or restart in between)."""
+        with self._sessions() as session:
+            query = select(SecretRequest.id).where(
+                SecretRequest.state == State.APPROVED,
+                (SecretRequest.apply_started_at.is_(None))
+                | (SecretRequest.apply_started_at <= started_before),
+                (SecretRequest.decided_at.is_(None)) | (SecretRequest.decided_at <= started_before),
+            )
+            return list(session.execute(query).scalars())
+
+    def count_pending(self) -> int:
+        """How many requests wait for a decision (for metrics)."""
+        with self._sessions() as session:
+            query = select(SecretRequest.id).where(SecretRequest.state == State.PENDING)
+            return len(session.execute(query).all())
+
+    def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
+        """Remember where the approval request was posted, to update it once decided."""
+        with self._sessions() as session, session.begin():
+            session.execute(
+                update(SecretRequest)
+                .where(SecretRequest.id == request_id)
+                .values(approval_channel=channel, approval_ts=ts)
+            )
+
+    def session(self) -> Session:
+        """A plain session for read-only work (audit verify and export)."""
+        return self._sessions()
+
+
+class Tx:
+    """One open transaction: request writes and the audit records that go with them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.audited: list[dict[str, Any]] = []
+
+    def audit(self, event: AuditEvent) -> dict[str, Any]:
+        """Append an event to the chain in this transaction."""
+        record = audit.append(self.session, event)
+        self.audited.append(record)
+        return record
+
+    def add(self, request: SecretRequest) -> None:
+        """Insert a new request."""
+        self.session.add(request)
+        self.session.flush()
+
+    def transition(
+        self, request_id: str, from_states: Sequence[State], to_state: State, **values: Any
+    ) -> SecretRequest | None:
+        """Compare-and-set: move the request only if it is still in ``from_states``."""
+        result = self.session.execute(
+            update(SecretRequest)
+            .where(SecretRequest.id == request_id, SecretRequest.state.in_(from_states))
+            .values(state=to_state, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            return None
+        row = self.session.get(SecretRequest, request_id, populate_existing=True)
+        return row
+
+    def claim(self, request_id: str, now: datetime, stale_before: datetime) -> SecretRequest | None:
+        """Take the right to apply an approved request; only one caller at a time gets it."""
+        result = self.session.execute(
+            update(SecretRequest)
+            .where(
+                SecretRequest.id == request_id,
+                SecretRequest.state == State.APPROVED,
+                (SecretRequest.apply_started_at.is_(None))
+                | (SecretRequest.apply_started_at <= stale_before),
+            )
+            .values(apply_started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            return None
+        return self.session.get(SecretRequest, request_id, populate_existing=True)
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=NullPool,
+    )
+
+    # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
+    # so that concurrent writers serialise instead of forking the audit chain.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.execute("PRAGMA secure_delete=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

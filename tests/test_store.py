@@ -1,0 +1,177 @@
+"""Store and audit chain on SQLite and PostgreSQL: migrations, compare-and-set, tamper evidence."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from bot import audit
+from bot.audit import AuditEvent, AuditSink
+from bot.models import SecretRequest, State
+from bot.store import Store, new_request_id
+
+
+def _store(url: str) -> Store:
+    store = Store(url, AuditSink(io.StringIO()))
+    store.migrate()
+    return store
+
+
+def _request(state: State = State.PENDING) -> SecretRequest:
+    now = datetime.now(UTC)
+    return SecretRequest(
+        id=new_request_id(),
+        kind="add",
+        state=state,
+        team_id="T1",
+        requester="U1",
+        origin_channel="C1",
+        hook_id="h1",
+        hook_name="Hook",
+        secret_name="API_KEY",
+        reason="r",
+        value_ciphertext=b"ciphertext",
+        fingerprint="f",
+        required_approvals=1,
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+
+
+def test_migrate_twice_keeps_rows(db_url: str) -> None:
+    """Running the migration again on start loses no row."""
+    store = _store(db_url)
+    with store.transaction() as tx:
+        tx.add(_request())
+    store.migrate()
+    with store.session() as session:
+        assert session.execute(text("SELECT count(*) FROM secret_requests")).scalar() == 1
+    store.close()
+
+
+def test_concurrent_transitions_have_exactly_one_winner(db_url: str) -> None:
+    """Eight threads racing to approve one request: exactly one compare-and-set succeeds."""
+    store = _store(db_url)
+    request = _request()
+    with store.transaction() as tx:
+        tx.add(request)
+    winners: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def approve(actor: str) -> None:
+        barrier.wait()
+        with store.transaction() as tx:
+            if tx.transition(request.id, [State.PENDING], State.APPROVED, decided_by=actor):
+                tx.audit(AuditEvent("request.approved", actor=actor, request_id=request.id))
+                winners.append(actor)
+
+    threads = [threading.Thread(target=approve, args=(f"U{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    stored = store.get(request.id)
+    assert stored is not None
+    assert stored.decided_by == winners[0]
+    with store.session() as session:
+        assert audit.verify(session).broken_at is None
+    store.close()
+
+
+def test_concurrent_appends_never_fork_the_chain(db_url: str) -> None:
+    """Audit records appended from many threads form one unbroken chain."""
+    store = _store(db_url)
+
+    def write(n: int) -> None:
+        for i in range(5):
+            store.audit(AuditEvent("request.denied", actor=f"U{n}", outcome=str(i)))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with store.session() as session:
+        result = audit.verify(session)
+    assert result.broken_at is None
+    assert result.checked == 30
+    store.close()
+
+
+def _trail(store: Store, n: int = 5) -> None:
+    for i in range(n):
+        store.audit(AuditEvent("request.submitted", actor="U1", request_id=f"r{i}", outcome="ok"))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken"),
+    [
+        ("UPDATE audit_log SET actor = 'U666' WHERE seq = 3", 3),
+        ("DELETE FROM audit_log WHERE seq = 2", 2),
+        (
+            "SWAP 3 4",
+            3,
+        ),
+        (
+            "INSERT INTO audit_log (seq, timestamp, event, detail, prev_hash, hash) VALUES "
+            "(6, '2026-01-01T00:00:00Z', 'secret.added', '{}', 'feed', 'beef')",
+            6,
+        ),
+    ],
+    ids=["edited", "deleted", "reordered", "forged"],
+)
+def test_verify_names_the_first_broken_record(db_url: str, tamper: str, broken: int) -> None:
+    """An edited, deleted, reordered or forged record is reported by its id."""
+    store = _store(db_url)
+    _trail(store)
+    with store.session() as session:
+        assert audit.verify(session) == audit.VerifyResult(5)
+    with store.engine.begin() as connection:
+        if tamper == "SWAP 3 4":  # swap through a free number: the primary key forbids duplicates
+            connection.execute(text("UPDATE audit_log SET seq = 99 WHERE seq = 3"))
+            connection.execute(text("UPDATE audit_log SET seq = 3 WHERE seq = 4"))
+            connection.execute(text("UPDATE audit_log SET seq = 4 WHERE seq = 99"))
+        else:
+            connection.execute(text(tamper))
+    with store.session() as session:
+        result = audit.verify(session)
+    assert result.broken_at == broken
+    store.close()
+
+
+def test_audit_lines_print_only_after_commit(sqlite_url: str) -> None:
+    """A rolled-back transaction leaves neither an audit row nor an audit line."""
+    stream = io.StringIO()
+    store = Store(sqlite_url, AuditSink(stream))
+    store.migrate()
+
+    def failing_change() -> None:
+        with store.transaction() as tx:
+            tx.audit(AuditEvent("request.submitted", actor="U1"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_change()
+    store.audit(AuditEvent("request.denied", actor="U2", team_id="T1", outcome="x"))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["request.denied"]
+    assert lines[0]["audit"] is True
+    assert {
+        "timestamp",
+        "request_id",
+        "actor",
+        "team_id",
+        "hook_id",
+        "secret_name",
+        "outcome",
+    } <= set(lines[0])
+    with store.session() as session:
+        exported = list(audit.export(session))
+    assert exported == lines
+    store.close()
