@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
-from bot.models import OPEN_STATES, SecretRequest, State
+from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any 64-bit number works: it only has to be the same in every replica.
@@ -125,6 +125,25 @@ class Store:
                 .where(SecretRequest.id == request_id)
                 .values(approval_channel=channel, approval_ts=ts)
             )
+
+    def provenance(self, hook_id: str) -> dict[str, AuditRecord]:
+        """For each secret name on a hook, the audit record of its last add or rotation."""
+        events = ("secret.added", "secret.updated", "secret.removed")
+        query = (
+            select(AuditRecord)
+            .where(AuditRecord.hook_id == hook_id, AuditRecord.event.in_(events))
+            .order_by(AuditRecord.seq)
+        )
+        latest: dict[str, AuditRecord] = {}
+        with self._sessions() as session:
+            for record in session.execute(query).scalars():
+                if record.secret_name is None:
+                    continue
+                if record.event == "secret.removed":
+                    latest.pop(record.secret_name, None)
+                else:
+                    latest[record.secret_name] = record
+        return latest
 
     def session(self) -> Session:
         """A plain session for read-only work (audit verify and export)."""

@@ -1,0 +1,145 @@
+"""The app factory: the only place a Bolt ``App`` is built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_sdk import WebClient
+
+from bot.auth0.client import Auth0Client
+from bot.catalog import HookCatalog
+from bot.crypto import Vault
+from bot.flow import ContextExecutor, Services
+from bot.listeners import register_all
+from bot.logs import get_logger
+from bot.notify import Notifier
+from bot.policy import Directory, Policy, Principals
+from bot.settings import Settings
+from bot.store import Store
+from bot.workflow import Workflow
+
+log = get_logger(__name__)
+FOREIGN_TEAM = "This app serves another Slack workspace; nothing was done."
+
+
+@dataclass
+class Deps:
+    """What the app talks to; tests hand in clients pointed at local stand-ins."""
+
+    slack: WebClient
+    auth0: Auth0Client
+    store: Store
+    vault: Vault
+    team_id: str
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
+    """Build the Bolt app and the services behind its listeners."""
+    executor = ContextExecutor(max_workers=16, thread_name_prefix="bot")
+    services = _services(settings, deps, executor)
+    app = App(
+        client=deps.slack,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
+        token_verification_enabled=False,
+        # Ack in the request path: no 10 ms polling for ack(); slow work goes to our executor.
+        process_before_response=True,
+        listener_executor=executor,
+        logger=logging.getLogger("slack_bolt"),
+        request_verification_enabled=not settings.socket_mode,
+    )
+    app.use(_bind_context)
+    app.use(_team_guard(services))
+    register_all(app, services)
+    app.error(_on_error)
+    return app, services
+
+
+def _services(settings: Settings, deps: Deps, executor: ContextExecutor) -> Services:
+    workflow = Workflow(
+        deps.store,
+        deps.vault,
+        deps.auth0,
+        ttl=timedelta(seconds=settings.hook_secret_request_ttl),
+        required_approvals=settings.hook_secret_required_approvals,
+        now=deps.now,
+    )
+    approvers = Principals.parse(settings.hook_secret_approvers)
+    policy = Policy(
+        Principals.parse(settings.hook_secret_requesters),
+        approvers,
+        Directory(deps.slack, deps.team_id),
+        deps.team_id,
+    )
+    mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
+    notifier = Notifier(deps.slack, deps.store, settings.hook_secret_approval_channel, mention)
+    return Services(
+        workflow=workflow,
+        policy=policy,
+        notifier=notifier,
+        catalog=HookCatalog(deps.auth0, executor),
+        auth0=deps.auth0,
+        executor=executor,
+        team_id=deps.team_id,
+        require_reason=settings.hook_secret_required_approvals > 0,
+    )
+
+
+def _bind_context(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        slack_user=context.user_id,
+        team_id=context.team_id,
+        slack_kind=body.get("type") or ("slash_command" if "command" in body else None),
+    )
+    next()
+
+
+def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
+    def guard(
+        context: BoltContext, body: dict[str, Any], next: Callable[[], None]
+    ) -> BoltResponse | None:
+        teams = {context.team_id, _body_team(body)} - {None}
+        if teams and teams != {services.team_id}:
+            services.workflow.refuse(
+                "request.denied",
+                context.user_id or "unknown",
+                ",".join(sorted(t for t in teams if t)),
+                "foreign_team",
+            )
+            return BoltResponse(status=200, body=FOREIGN_TEAM)
+        next()
+        return None
+
+    return guard
+
+
+def _body_team(body: dict[str, Any]) -> str | None:
+    team = body.get("team_id") or (body.get("team") or {}).get("id")
+    user_team = (
+        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None
+    )
+    return team or user_team
+
+
+def _on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
+    log.error(
+        "unhandled error in a listener",
+        exc_info=error,
+        kind=body.get("type") or body.get("command"),
+    )
+    return BoltResponse(
+        status=200,
+        body="Something went wrong on our side; nothing was changed. "
+        "The error is in the bot's logs.",
+    )

@@ -1,0 +1,265 @@
+"""Block Kit builders: pure functions from domain data to Slack views and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    ExternalDataSelectElement,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot import ids
+from bot.auth0.client import Hook
+from bot.models import Kind, SecretRequest
+
+NAME_MAX = 128
+VALUE_MAX = 4096
+# Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
+INPUT_MAX = 3000
+REASON_MAX = 1000
+COMMENT_MAX = 1000
+
+VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
+DONE = {Kind.ADD: "added", Kind.UPDATE: "rotated", Kind.REMOVE: "removed"}
+TITLE = {
+    Kind.ADD: "Add a hook secret",
+    Kind.UPDATE: "Rotate a hook secret",
+    Kind.REMOVE: "Remove a hook secret",
+}
+CALLBACK = {
+    Kind.ADD: ids.CALLBACK_ADD,
+    Kind.UPDATE: ids.CALLBACK_UPDATE,
+    Kind.REMOVE: ids.CALLBACK_REMOVE,
+}
+
+USAGE = """*Usage:* `/hook-secret <command>`
+• `add [HOOK] [NAME]`: request a new secret on a hook (type the value in the form, never here)
+• `update [HOOK] [NAME]`: rotate an existing secret's value
+• `remove [HOOK] [NAME]`: remove a secret
+• `list [HOOK]`: show a hook's secret names and who last set them
+• `help`: this text
+Quote a hook name that has spaces: `/hook-secret add "Client Credentials" API_KEY`."""
+
+
+def esc(text: str) -> str:
+    """Neutralise mrkdwn control characters in user-supplied text (ampersand first)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def hook_label(hook: Hook) -> str:
+    """Option text for a hook: its name and trigger, within Slack's 75 characters."""
+    label = f"{hook.name} ({hook.trigger_id})"
+    if not hook.enabled:
+        label += " [disabled]"
+    return label if len(label) <= 75 else label[:74] + "…"
+
+
+def hook_option(hook: Hook) -> Option:
+    """A select option whose value is the Auth0 hook id."""
+    return Option(text=hook_label(hook), value=hook.id)
+
+
+def request_modal(
+    kind: Kind,
+    *,
+    private_metadata: str,
+    require_reason: bool,
+    hook: Hook | None = None,
+    secret_name: str | None = None,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    """The request form: hook, secret name, value (not for remove) and reason."""
+    blocks: list[Block] = []
+    if notice:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=notice)]))
+    blocks.append(
+        InputBlock(
+            block_id=ids.BLOCK_HOOK,
+            label="Hook",
+            element=ExternalDataSelectElement(
+                action_id=ids.BLOCK_HOOK,
+                placeholder="Search hooks by name",
+                min_query_length=0,
+                initial_option=hook_option(hook) if hook else None,
+            ),
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=ids.BLOCK_SECRET_NAME,
+            label="Secret name",
+            hint="Letters, digits, _ and -, starting with a letter or _ (at most 128).",
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
+            ),
+        )
+    )
+    if kind is not Kind.REMOVE:
+        blocks.append(
+            InputBlock(
+                block_id=ids.BLOCK_SECRET_VALUE,
+                label="Secret value",
+                hint="Sent to Auth0 only; never shown in Slack, logs or the database in clear.",
+                element=PlainTextInputElement(
+                    action_id=ids.BLOCK_SECRET_VALUE, max_length=INPUT_MAX
+                ),
+            )
+        )
+    blocks.append(
+        InputBlock(
+            block_id=ids.BLOCK_REASON,
+            label="Reason",
+            optional=not require_reason,
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_REASON, multiline=True, max_length=REASON_MAX
+            ),
+        )
+    )
+    submit = "Request" if require_reason else VERB[kind].capitalize()
+    view = View(
+        type="modal",
+        callback_id=CALLBACK[kind],
+        title=TITLE[kind],
+        submit=submit,
+        close="Cancel",
+        private_metadata=private_metadata,
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def _summary(request: SecretRequest) -> str:
+    lines = [
+        f"*Hook:* {esc(request.hook_name)} (`{request.hook_id}`)",
+        f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
+        f"*Requested by:* <@{request.requester}>",
+    ]
+    if request.fingerprint:
+        lines.append(f"*Value fingerprint:* `{request.fingerprint}`")
+    if request.reason:
+        lines.append(f"*Reason:* {esc(request.reason)}")
+    return "\n".join(lines)
+
+
+def approval_message(
+    request: SecretRequest, mention: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The approval request posted to the approval channel, with Approve and Reject buttons."""
+    expires = _slack_date(request.expires_at)
+    head = f"{mention} " if mention else ""
+    text = (
+        f"{head}<@{request.requester}> asks to {VERB[Kind(request.kind)]} secret "
+        f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)}"
+    )
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Request `{request.id}` expires {expires}. "
+                    "The requester cannot approve it."
+                )
+            ]
+        ),
+        ActionsBlock(
+            block_id="decision",
+            elements=[
+                ButtonElement(
+                    action_id=ids.ACTION_APPROVE, text="Approve", style="primary", value=request.id
+                ),
+                ButtonElement(
+                    action_id=ids.ACTION_REJECT, text="Reject", style="danger", value=request.id
+                ),
+            ],
+        ),
+    ]
+    return text, [b.to_dict() for b in blocks]
+
+
+def decided_message(request: SecretRequest, outcome: str) -> tuple[str, list[dict[str, Any]]]:
+    """The approval message once decided: the outcome, and no buttons."""
+    text = f"Request `{request.id}`: {outcome}"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=_summary(request))),
+        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+    ]
+    return text, [b.to_dict() for b in blocks]
+
+
+def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
+    """The redacted confirmation: who, which hook, which secret, never the value."""
+    kind = Kind(request.kind)
+    approver = (
+        f"approved by <@{request.decided_by}>"
+        if request.decided_by and request.decided_by != request.requester
+        else "self-confirmed (no approval required)"
+    )
+    text = (
+        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on hook {esc(request.hook_name)} "
+        f"by <@{request.requester}>, {approver}."
+    )
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Request `{request.id}` · hook id `{request.hook_id}` · "
+                    "the value is never shown"
+                )
+            ]
+        ),
+    ]
+    return text, [b.to_dict() for b in blocks]
+
+
+def decision_modal(request: SecretRequest, approve: bool) -> dict[str, Any]:
+    """The approval (or rejection) modal; private_metadata carries the request id."""
+    verb = "Approve" if approve else "Reject"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=_summary(request))),
+        InputBlock(
+            block_id=ids.BLOCK_COMMENT,
+            label="Comment",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_COMMENT, multiline=True, max_length=COMMENT_MAX
+            ),
+        ),
+    ]
+    view = View(
+        type="modal",
+        callback_id=ids.CALLBACK_APPROVE if approve else ids.CALLBACK_REJECT,
+        title=f"{verb} request",
+        submit=verb,
+        close="Cancel",
+        private_metadata=request.id,
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def info_modal(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something (used to answer a submission that lost a race)."""
+    view = View(
+        type="modal",
+        title=title[:24],
+        close="Close",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
+    )
+    return view.to_dict()
+
+
+def _slack_date(moment: datetime) -> str:
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{moment.isoformat()}>"

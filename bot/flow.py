@@ -1,0 +1,167 @@
+"""The bot's services wired together, and the slow work that runs after each ack."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec
+
+from bot.auth0.client import Auth0Client, Hook
+from bot.auth0.errors import Auth0Error, HookNotFound
+from bot.catalog import HookCatalog
+from bot.logs import get_logger
+from bot.models import Kind, SecretRequest, State
+from bot.notify import Notifier
+from bot.policy import Policy
+from bot.workflow import Outcome, Result, Workflow
+
+log = get_logger(__name__)
+P = ParamSpec("P")
+# Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
+ACK_DEADLINE = 1.5
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A thread pool that carries the submitter's contextvars (request id, user) into the task."""
+
+    def submit(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Future[Any]:
+        """Run ``fn`` in the pool inside a copy of the caller's context."""
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]  # Context.run is generic over its own ParamSpec
+
+
+@dataclass(frozen=True)
+class RemoteCheck:
+    """What Auth0 said about the chosen hook, or that it did not answer in time."""
+
+    hook: Hook | None
+    names: list[str] | None
+    error: Auth0Error | None = None
+
+
+@dataclass
+class Services:
+    """Everything listeners need, built once by ``create_app``."""
+
+    workflow: Workflow
+    policy: Policy
+    notifier: Notifier
+    catalog: HookCatalog
+    auth0: Auth0Client
+    executor: ContextExecutor
+    team_id: str
+    require_reason: bool
+    _pending: set[Future[Any]] = field(default_factory=set)
+    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def background(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Run slow work after the ack; failures are logged with their traceback."""
+        future = self.executor.submit(fn, *args, **kwargs)
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+        _log_failure(future)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until background work, including work it queued in turn, has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._pending_lock:
+                pending = list(self._pending)
+            if not pending:
+                return True
+            for future in pending:
+                try:
+                    future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception:  # noqa: S112 - failures were logged by _done
+                    continue
+        return False
+
+    def check_remote(self, hook_id: str) -> RemoteCheck:
+        """The hook and its secret names, if Auth0 answers within the ack deadline."""
+        future = self.executor.submit(self._read_hook, hook_id)
+        try:
+            hook, names = future.result(timeout=ACK_DEADLINE)
+        except TimeoutError:
+            return RemoteCheck(None, None)
+        except Auth0Error as error:
+            return RemoteCheck(None, None, error)
+        return RemoteCheck(hook, names)
+
+    def _read_hook(self, hook_id: str) -> tuple[Hook, list[str]]:
+        hook = self.auth0.get_hook(hook_id)
+        return hook, self.auth0.get_secret_names(hook_id)
+
+    def after_submit(self, request: SecretRequest) -> None:
+        """Ask for approval, or apply at once when the policy needs none."""
+        if request.state == State.APPROVED:
+            self.apply(request.id)
+        else:
+            self.notifier.request_waiting(request)
+
+    def after_decision(self, result: Result) -> None:
+        """Apply an approval, or tell people about a rejection or expiry."""
+        request = result.request
+        if request is None:
+            return
+        if result.outcome is Outcome.APPROVED:
+            self.apply(request.id)
+        elif result.outcome is Outcome.REJECTED:
+            self.notifier.rejected(request)
+        elif result.outcome is Outcome.EXPIRED:
+            self.notifier.expired(request)
+
+    def apply(self, request_id: str, reconciling: bool = False) -> None:
+        """Apply once and tell everyone the outcome."""
+        result = self.workflow.apply(request_id, reconciling=reconciling)
+        self.report(result)
+
+    def report(self, result: Result) -> None:
+        """Tell people what an apply did."""
+        if result.request is None:
+            return
+        if result.outcome is Outcome.APPLIED:
+            self.notifier.applied(result.request)
+        elif result.outcome is Outcome.FAILED:
+            if isinstance(result.error, HookNotFound):
+                self.catalog.invalidate()
+            self.notifier.failed(result.request, result.error)
+
+    def sweep(self) -> None:
+        """Expire overdue requests and finish stranded applies (run periodically and on start)."""
+        for request in self.workflow.expire_due():
+            self.notifier.expired(request)
+        for result in self.workflow.reconcile():
+            self.report(result)
+
+
+def describe_state(request: SecretRequest) -> str:
+    """A short account of a decided request, for whoever lost the race."""
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return {
+        State.APPROVED: f"already approved{who} and being applied",
+        State.APPLIED: f"already approved{who} and applied",
+        State.FAILED: f"already approved{who}; applying it failed ({request.failure_reason})",
+        State.REJECTED: f"already rejected{who}",
+        State.EXPIRED: "expired before anyone decided",
+        State.PENDING: "still pending",
+    }[State(request.state)]
+
+
+def kind_of(request: SecretRequest) -> Kind:
+    """The request's kind as an enum."""
+    return Kind(request.kind)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    error = future.exception()
+    if error is not None:
+        log.error("background task failed", exc_info=error)

@@ -1,0 +1,106 @@
+"""``/hook-secret``: usage, refusals, and opening the request modal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks, ids
+from bot.blocks import esc
+from bot.flow import Services
+from bot.listeners.listing import show_list
+from bot.models import Kind
+from bot.validation import Command, parse_command
+
+VALUE_WARNING = (
+    ":warning: I did not run that: it looked like it carried a secret value. Slash command "
+    "text stays in Slack's history, so if that was a real value, treat it as exposed and "
+    "rotate it. Type values only into the form: `/hook-secret add [HOOK] [NAME]`."
+)
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the slash command listener."""
+
+    @app.command(ids.COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        parsed = parse_command(command.get("text") or "")
+        if parsed.action == "help":
+            ack(text=blocks.USAGE)
+            return
+        if parsed.action == "value_refused":
+            ack(text=VALUE_WARNING)
+            services.background(_audit_value_refused, services, command)
+            return
+        ack()
+        services.background(_open_request, services, client, respond, command, parsed)
+
+
+def _audit_value_refused(services: Services, command: dict[str, Any]) -> None:
+    services.workflow.refuse(
+        "request.refused",
+        command["user_id"],
+        command["team_id"],
+        "value_in_command",
+        channel=command.get("channel_id"),
+    )
+
+
+def _open_request(
+    services: Services,
+    client: WebClient,
+    respond: Respond,
+    command: dict[str, Any],
+    parsed: Command,
+) -> None:
+    user, team = command["user_id"], command["team_id"]
+    if parsed.action == "list":
+        show_list(services, respond, user, team, parsed.hook)
+        return
+    if not services.policy.may_request(user, team):
+        respond(
+            text=f":no_entry: You are not allowed to request hook secret changes. Ask "
+            f"{services.policy.requesters.describe()} or a bot admin to add you to "
+            "HOOK_SECRET_REQUESTERS.",
+            response_type="ephemeral",
+        )
+        services.workflow.refuse(
+            "request.denied", user, team, "not_a_requester", subcommand=parsed.action
+        )
+        return
+    kind = parsed.kind or Kind.ADD
+    metadata = json.dumps({"channel": command["channel_id"]})
+    view = blocks.request_modal(
+        kind,
+        private_metadata=metadata,
+        require_reason=services.require_reason,
+        secret_name=parsed.name,
+    )
+    opened = client.views_open(trigger_id=command["trigger_id"], view=view)
+    if parsed.hook:
+        _prefill_hook(services, client, opened["view"], kind, metadata, parsed)
+
+
+def _prefill_hook(
+    services: Services,
+    client: WebClient,
+    opened: dict[str, Any],
+    kind: Kind,
+    metadata: str,
+    parsed: Command,
+) -> None:
+    """Select the hook named in the command, once the modal is already open."""
+    hook = services.catalog.find(parsed.hook or "")
+    notice = None if hook else f":warning: No hook named `{esc(parsed.hook or '')}`: pick one."
+    view = blocks.request_modal(
+        kind,
+        private_metadata=metadata,
+        require_reason=services.require_reason,
+        hook=hook,
+        secret_name=parsed.name,
+        notice=notice,
+    )
+    client.views_update(view_id=opened["id"], hash=opened.get("hash"), view=view)

@@ -1,0 +1,167 @@
+"""View submissions: the request form and the approval/rejection modals."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import blocks, ids
+from bot.auth0.errors import HookNotFound
+from bot.flow import RemoteCheck, Services, describe_state
+from bot.models import Kind
+from bot.validation import RequestForm, form_errors, parse_form
+from bot.workflow import Draft, Outcome
+
+KINDS = {
+    ids.CALLBACK_ADD: Kind.ADD,
+    ids.CALLBACK_UPDATE: Kind.UPDATE,
+    ids.CALLBACK_REMOVE: Kind.REMOVE,
+}
+
+
+def register(app: App, services: Services) -> None:
+    """Attach the view submission listeners."""
+
+    @app.view(ids.CALLBACK_ADD)
+    @app.view(ids.CALLBACK_UPDATE)
+    @app.view(ids.CALLBACK_REMOVE)
+    def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user, team = body["user"]["id"], body["team"]["id"]
+        kind, form = KINDS[view["callback_id"]], parse_form(view)
+        if not services.policy.may_request(user, team):
+            ack(
+                response_action="errors",
+                errors={
+                    ids.BLOCK_SECRET_NAME: "You are not allowed to request hook secret changes."
+                },
+            )
+            services.workflow.refuse("request.denied", user, team, "not_a_requester")
+            return
+        errors = form_errors(form, kind, services.require_reason) or _remote_errors(
+            services, form, kind
+        )
+        if errors:
+            ack(response_action="errors", errors=errors)
+            services.workflow.refuse(
+                "request.refused",
+                user,
+                team,
+                "invalid_input",
+                hook_id=form.hook_id,
+                secret_name=form.secret_name[:128],
+                fields=sorted(errors),
+            )
+            return
+        channel = _origin_channel(view, user)
+        request = services.workflow.submit(
+            Draft(
+                kind=kind,
+                team_id=team,
+                requester=user,
+                origin_channel=channel,
+                hook_id=form.hook_id or "",
+                hook_name=_hook_name(form),
+                secret_name=form.secret_name,
+                value=form.value if kind is not Kind.REMOVE else None,
+                reason=form.reason,
+            )
+        )
+        ack()
+        services.background(services.after_submit, request)
+
+    @app.view(ids.CALLBACK_APPROVE)
+    @app.view(ids.CALLBACK_REJECT)
+    def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user, team = body["user"]["id"], body["team"]["id"]
+        approve = view["callback_id"] == ids.CALLBACK_APPROVE
+        request_id = view.get("private_metadata") or ""
+        comment = _comment(view)
+        if not services.policy.may_approve(user, team):
+            ack(
+                response_action="errors",
+                errors={
+                    ids.BLOCK_COMMENT: "You are not (or no longer) "
+                    "an approver, so this was not recorded."
+                },
+            )
+            services.workflow.refuse(
+                "approval.denied", user, team, "not_an_approver", request_id=request_id[:32]
+            )
+            return
+        result = services.workflow.decide(request_id, user, approve, comment)
+        if result.outcome is Outcome.SELF_APPROVAL:
+            ack(
+                response_action="errors",
+                errors={
+                    ids.BLOCK_COMMENT: "You requested this change: "
+                    "another approver has to decide it."
+                },
+            )
+        elif result.outcome is Outcome.NOT_FOUND or result.request is None:
+            ack(response_action="errors", errors={ids.BLOCK_COMMENT: "No such request."})
+        elif result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):
+            ack(
+                response_action="update",
+                view=blocks.info_modal(
+                    "Already decided",
+                    f"Request `{result.request.id}` was "
+                    f"{describe_state(result.request)}. Nothing more to do.",
+                ),
+            )
+            services.background(services.after_decision, result)
+        else:
+            ack()
+            services.background(services.after_decision, result)
+
+
+def _remote_errors(services: Services, form: RequestForm, kind: Kind) -> dict[str, str]:
+    """Checks that need Auth0, within the ack deadline; past it they run again on apply."""
+    hook_id = form.hook_id or ""
+    remote: RemoteCheck = services.check_remote(hook_id)
+    if isinstance(remote.error, HookNotFound):
+        services.catalog.invalidate()
+        return {ids.BLOCK_HOOK: "That hook no longer exists in Auth0. Pick another."}
+    if remote.error is not None:
+        return {ids.BLOCK_HOOK: f"Auth0 refused to read this hook: {remote.error.message}"}
+    errors: dict[str, str] = {}
+    if remote.names is not None:
+        exists = form.secret_name in remote.names
+        if kind is Kind.ADD and exists:
+            errors[ids.BLOCK_SECRET_NAME] = (
+                "This hook already has a secret with that name. "
+                "Use `/hook-secret update` to rotate it."
+            )
+        elif kind is Kind.ADD and len(remote.names) >= 20:
+            errors[ids.BLOCK_HOOK] = "This hook already has 20 secrets, Auth0's maximum."
+        elif kind is not Kind.ADD and not exists:
+            errors[ids.BLOCK_SECRET_NAME] = (
+                "This hook has no secret with that name. Use `/hook-secret add` to create it."
+            )
+    pending = services.workflow.store.open_request_for(hook_id, form.secret_name)
+    if pending is not None:
+        errors[ids.BLOCK_SECRET_NAME] = (
+            f"Request `{pending.id}` by <@{pending.requester}> for "
+            "this secret is still open; wait for it to be decided."
+        )
+    return errors
+
+
+def _hook_name(form: RequestForm) -> str:
+    label = form.hook_label or form.hook_id or ""
+    return label.rsplit(" (", 1)[0] if " (" in label else label
+
+
+def _origin_channel(view: dict[str, Any], user: str) -> str:
+    try:
+        channel = json.loads(view.get("private_metadata") or "{}").get("channel")
+    except json.JSONDecodeError:
+        channel = None
+    return channel if isinstance(channel, str) and channel else user
+
+
+def _comment(view: dict[str, Any]) -> str | None:
+    field = view.get("state", {}).get("values", {}).get(ids.BLOCK_COMMENT, {})
+    value = (field.get(ids.BLOCK_COMMENT) or {}).get("value")
+    return value.strip()[:1000] if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,145 @@
+"""What the bot tells people in Slack after a request moves: approvals, outcomes, confirmations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.auth0.errors import Auth0Error
+from bot.blocks import esc
+from bot.logs import get_logger
+from bot.models import Kind, SecretRequest
+from bot.store import Store
+
+log = get_logger(__name__)
+UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+
+
+class Notifier:
+    """Posts and updates the bot's Slack messages; Slack errors never undo a decision."""
+
+    def __init__(
+        self, client: WebClient, store: Store, approval_channel: str | None, mention: str | None
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.approval_channel = approval_channel
+        self.mention = mention
+
+    def request_waiting(self, request: SecretRequest) -> None:
+        """Post the approval request and tell the requester where it waits."""
+        if self.approval_channel is None:
+            return
+        text, body = blocks.approval_message(request, self.mention)
+        posted = self._call(
+            "chat_postMessage",
+            channel=self.approval_channel,
+            text=text,
+            blocks=body,
+            unfurl_links=False,
+        )
+        if posted is not None:
+            self.store.set_approval_message(request.id, posted["channel"], posted["ts"])
+            where = f"<#{self.approval_channel}>"
+        else:
+            where = "the approval channel (which the bot could not post to: invite it there)"
+        self.tell(
+            request.requester,
+            request.origin_channel,
+            f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
+            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)} is waiting for "
+            f"approval in {where}. It expires if nobody decides in time.",
+        )
+
+    def decided(self, request: SecretRequest, outcome: str) -> None:
+        """Replace the approval message's buttons with the outcome."""
+        if not (request.approval_channel and request.approval_ts):
+            return
+        text, body = blocks.decided_message(request, outcome)
+        self._call(
+            "chat_update",
+            channel=request.approval_channel,
+            ts=request.approval_ts,
+            text=text,
+            blocks=body,
+        )
+
+    def applied(self, request: SecretRequest) -> None:
+        """Post the redacted confirmation to the origin channel, or DM the requester instead."""
+        text, body = blocks.confirmation(request)
+        self.decided(
+            request,
+            f":white_check_mark: {blocks.DONE[Kind(request.kind)].capitalize()}"
+            f" (approved by <@{request.decided_by}>)",
+        )
+        posted = self._call(
+            "chat_postMessage",
+            channel=request.origin_channel,
+            text=text,
+            blocks=body,
+            unfurl_links=False,
+        )
+        if posted is None:
+            self.dm(
+                request.requester,
+                text + f"\n_(I could not post in <#{request.origin_channel}>"
+                ": invite me there to confirm changes publicly.)_",
+            )
+
+    def failed(self, request: SecretRequest, error: Auth0Error | None) -> None:
+        """Tell the requester and the approval channel why applying failed."""
+        reason = error.message if error else "unknown error"
+        text = (
+            f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
+            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)}) failed: "
+            f"{esc(reason)}. Nothing was changed by this request; the value was erased."
+        )
+        self.decided(request, text)
+        self.tell(request.requester, request.origin_channel, text)
+        if request.decided_by and request.decided_by != request.requester:
+            self.dm(request.decided_by, text)
+
+    def rejected(self, request: SecretRequest) -> None:
+        """Tell the requester their request was rejected, with the comment if any."""
+        comment = f" Comment: {esc(request.decision_comment)}" if request.decision_comment else ""
+        self.decided(request, f":no_entry: Rejected by <@{request.decided_by}>.{comment}")
+        self.tell(
+            request.requester,
+            request.origin_channel,
+            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on hook "
+            f"{esc(request.hook_name)} was rejected by <@{request.decided_by}>.{comment}",
+        )
+
+    def expired(self, request: SecretRequest) -> None:
+        """Tell the requester their request expired and its value was erased."""
+        self.decided(request, ":hourglass: Expired before anyone decided; the value was erased.")
+        self.tell(
+            request.requester,
+            request.origin_channel,
+            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on hook "
+            f"{esc(request.hook_name)} expired; its value was erased. Submit it again "
+            "if it is still needed.",
+        )
+
+    def tell(self, user: str, channel: str, text: str) -> None:
+        """An ephemeral message in ``channel``, or a DM when the bot cannot post there."""
+        if self._call("chat_postEphemeral", channel=channel, user=user, text=text) is None:
+            self.dm(user, text)
+
+    def dm(self, user: str, text: str) -> None:
+        """A direct message to ``user``."""
+        opened = self._call("conversations_open", users=user)
+        if opened is not None:
+            self._call("chat_postMessage", channel=opened["channel"]["id"], text=text)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            level = "info" if code in UNREACHABLE else "warning"
+            getattr(log, level)("slack call failed", method=method, error=code)
+            return None

@@ -1,0 +1,141 @@
+"""A running bot: clients and store built from settings, the app, and its periodic sweep."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.app import Deps, create_app
+from bot.auth0.client import Auth0Client
+from bot.crypto import Vault, key_file_for, load_or_create_key
+from bot.flow import Services
+from bot.logs import SECRETS, get_logger
+from bot.metrics import Metrics
+from bot.settings import Settings, StoreSettings
+from bot.store import Store
+from bot.web import WSGIApp, wsgi_app
+
+log = get_logger(__name__)
+SWEEP_INTERVAL = 30.0
+
+
+def register_settings_secrets(settings: StoreSettings) -> None:
+    """Teach the log redactor every secret the settings hold."""
+    SECRETS.register(*settings.encryption_keys)
+    if isinstance(settings, Settings):
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.auth0_client_secret,
+        ):
+            if secret is not None:
+                SECRETS.register(secret.get_secret_value())
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The migrated store."""
+    store = Store(settings.database_url)
+    store.migrate()
+    return store
+
+
+def open_vault(settings: StoreSettings) -> Vault:
+    """The vault, with the configured keys or the generated key file (SQLite only)."""
+    keys = settings.encryption_keys or [load_or_create_key(key_file_for(settings.database_url))]
+    return Vault(keys)
+
+
+def slack_client(settings: Settings) -> WebClient:
+    """The Web API client, retrying rate limits and dropped connections."""
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def auth0_client(settings: Settings, metrics: Metrics | None = None) -> Auth0Client:
+    """The Management API client."""
+    return Auth0Client(
+        domain=settings.auth0_domain,
+        client_id=settings.auth0_client_id,
+        client_secret=settings.auth0_client_secret,
+        base_url=settings.auth0_base_url,
+        observer=metrics.observe_auth0 if metrics else None,
+        on_rate_limit_wait=metrics.observe_wait if metrics else None,
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a serving process holds; ``close`` finishes in-flight work first."""
+
+    app: App
+    services: Services
+    store: Store
+    metrics: Metrics
+    auth0: Auth0Client
+    _stop: threading.Event
+    _sweeper: threading.Thread | None = None
+
+    def wsgi(self) -> WSGIApp:
+        """The WSGI application of HTTP mode."""
+        return wsgi_app(self.app, self.store, self.metrics)
+
+    def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
+        """Expire and reconcile now, then every ``interval`` seconds."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.services.sweep()
+                except Exception:
+                    log.exception("sweep failed")
+                if self._stop.wait(interval):
+                    return
+
+        self._sweeper = threading.Thread(target=loop, name="sweeper", daemon=True)
+        self._sweeper.start()
+
+    def close(self) -> None:
+        """Stop sweeping, let background work finish, then release clients."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=30)
+        self.services.executor.shutdown(wait=True)
+        self.auth0.close()
+        self.store.close()
+
+
+def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime:
+    """Connect to the store, Slack and Auth0, and build the app."""
+    register_settings_secrets(settings)
+    store = open_store(settings)
+    metrics = Metrics(pending=store.count_pending)
+    slack = slack or slack_client(settings)
+    team_id = slack.auth_test()["team_id"]
+    auth0 = auth0_client(settings, metrics)
+    app, services = create_app(
+        settings,
+        Deps(slack=slack, auth0=auth0, store=store, vault=open_vault(settings), team_id=team_id),
+    )
+    return Runtime(
+        app=app,
+        services=services,
+        store=store,
+        metrics=metrics,
+        auth0=auth0,
+        _stop=threading.Event(),
+    )

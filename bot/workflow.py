@@ -1,0 +1,295 @@
+"""The approval state machine: submit, decide, apply, expire and reconcile requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import SecretStr
+
+from bot.audit import AuditEvent
+from bot.auth0.client import Auth0Client
+from bot.auth0.errors import Auth0Error
+from bot.crypto import Vault
+from bot.logs import get_logger
+from bot.models import Kind, SecretRequest, State
+from bot.store import Store, new_request_id
+
+log = get_logger(__name__)
+
+APPLIED_EVENT = {
+    Kind.ADD: "secret.added",
+    Kind.UPDATE: "secret.updated",
+    Kind.REMOVE: "secret.removed",
+}
+# An apply that has not finished after this long is taken to have died with its process.
+APPLY_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A validated request as the requester submitted it."""
+
+    kind: Kind
+    team_id: str
+    requester: str
+    origin_channel: str
+    hook_id: str
+    hook_name: str
+    secret_name: str
+    value: SecretStr | None
+    reason: str
+
+
+class Outcome(StrEnum):
+    """How a decision or an apply ended, from the caller's point of view."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    APPLIED = "applied"
+    FAILED = "failed"
+    LOST_RACE = "lost_race"  # somebody else decided or applied first
+    EXPIRED = "expired"
+    NOT_FOUND = "not_found"
+    SELF_APPROVAL = "self_approval"
+
+
+@dataclass(frozen=True)
+class Result:
+    """An outcome and the request as it stands afterwards."""
+
+    outcome: Outcome
+    request: SecretRequest | None
+    error: Auth0Error | None = None
+
+
+class Workflow:
+    """Moves requests through their states; every transition is a CAS with its audit record."""
+
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        auth0: Auth0Client,
+        *,
+        ttl: timedelta,
+        required_approvals: int,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.vault = vault
+        self.auth0 = auth0
+        self.ttl = ttl
+        self.required_approvals = required_approvals
+        self.now = now
+
+    def submit(self, draft: Draft) -> SecretRequest:
+        """Record a valid request: pending, or approved at once when no approval is required."""
+        now = self.now()
+        request = SecretRequest(
+            id=new_request_id(),
+            kind=draft.kind,
+            state=State.PENDING,
+            team_id=draft.team_id,
+            requester=draft.requester,
+            origin_channel=draft.origin_channel,
+            hook_id=draft.hook_id,
+            hook_name=draft.hook_name,
+            secret_name=draft.secret_name,
+            reason=draft.reason,
+            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
+            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
+            required_approvals=self.required_approvals,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+        with self.store.transaction() as tx:
+            tx.add(request)
+            tx.audit(self._event("request.submitted", request, draft.requester, "pending"))
+            if self.required_approvals == 0:
+                approved = tx.transition(
+                    request.id,
+                    [State.PENDING],
+                    State.APPROVED,
+                    decided_by=draft.requester,
+                    decided_at=now,
+                )
+                tx.audit(
+                    self._event(
+                        "request.approved",
+                        request,
+                        draft.requester,
+                        "approved",
+                        self_confirmed=True,
+                    )
+                )
+                request = approved or request
+        return request
+
+    def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
+        """Approve or reject a pending request; exactly one decision wins."""
+        request = self.store.get(request_id)
+        if request is None:
+            return Result(Outcome.NOT_FOUND, None)
+        if request.state == State.PENDING and request.expires_at <= self.now():
+            self.expire(request_id)
+            return Result(Outcome.EXPIRED, self.store.get(request_id))
+        if approve and actor == request.requester:
+            self.store.audit(self._event("approval.denied", request, actor, "self_approval"))
+            return Result(Outcome.SELF_APPROVAL, request)
+        now = self.now()
+        target = State.APPROVED if approve else State.REJECTED
+        values: dict[str, object] = {
+            "decided_by": actor,
+            "decided_at": now,
+            "decision_comment": comment,
+        }
+        if not approve:
+            values.update(value_ciphertext=None, finished_at=now)
+        with self.store.transaction() as tx:
+            decided = tx.transition(request_id, [State.PENDING], target, **values)
+            if decided is not None:
+                event = "request.approved" if approve else "request.rejected"
+                tx.audit(
+                    self._event(
+                        event,
+                        decided,
+                        actor,
+                        target.value,
+                        **({"comment": comment} if comment else {}),
+                    )
+                )
+        if decided is None:
+            return Result(Outcome.LOST_RACE, self.store.get(request_id))
+        return Result(Outcome.APPROVED if approve else Outcome.REJECTED, decided)
+
+    def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
+        """Send an approved request to Auth0 once, record the outcome, erase the value."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            claimed = tx.claim(request_id, now, stale_before=now - APPLY_LEASE)
+        if claimed is None:
+            return Result(Outcome.LOST_RACE, self.store.get(request_id))
+        try:
+            self._send(claimed, reconciling)
+        except Auth0Error as error:
+            return self._finish(claimed, error)
+        return self._finish(claimed, None)
+
+    def _send(self, request: SecretRequest, reconciling: bool) -> None:
+        kind, hook_id, name = Kind(request.kind), request.hook_id, request.secret_name
+        if reconciling and self._already_done(kind, hook_id, name):
+            return
+        if kind is Kind.REMOVE:
+            self.auth0.delete_secrets(hook_id, [name])
+            return
+        if request.value_ciphertext is None:
+            raise RuntimeError(f"request {request.id} has no value to apply")
+        value = self.vault.decrypt(request.value_ciphertext)
+        if kind is Kind.ADD:
+            self.auth0.add_secrets(hook_id, {name: value})
+        else:
+            self.auth0.update_secrets(hook_id, {name: value})
+
+    def _already_done(self, kind: Kind, hook_id: str, name: str) -> bool:
+        """After a crash, whether the earlier attempt reached Auth0 (an update can't be told)."""
+        present = name in self.auth0.get_secret_names(hook_id)
+        return (kind is Kind.ADD and present) or (kind is Kind.REMOVE and not present)
+
+    def _finish(self, request: SecretRequest, error: Auth0Error | None) -> Result:
+        now = self.now()
+        state = State.FAILED if error else State.APPLIED
+        with self.store.transaction() as tx:
+            done = tx.transition(
+                request.id,
+                [State.APPROVED],
+                state,
+                value_ciphertext=None,
+                finished_at=now,
+                failure_reason=error.reason if error else None,
+            )
+            if done is not None:
+                if error is None:
+                    event = APPLIED_EVENT[Kind(request.kind)]
+                    tx.audit(
+                        self._event(
+                            event, done, request.decided_by, "applied", requester=request.requester
+                        )
+                    )
+                else:
+                    tx.audit(
+                        self._event(
+                            "request.failed",
+                            done,
+                            request.decided_by,
+                            error.reason,
+                            message=error.message,
+                        )
+                    )
+        if done is None:
+            return Result(Outcome.LOST_RACE, self.store.get(request.id))
+        return Result(Outcome.FAILED if error else Outcome.APPLIED, done, error)
+
+    def expire(self, request_id: str) -> SecretRequest | None:
+        """Expire one pending request whose time is up, erasing its value."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            expired = tx.transition(
+                request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
+            )
+            if expired is not None:
+                tx.audit(self._event("request.expired", expired, None, "expired"))
+        return expired
+
+    def expire_due(self) -> list[SecretRequest]:
+        """Expire every pending request past its TTL."""
+        expired = (self.expire(rid) for rid in self.store.due_for_expiry(self.now()))
+        return [request for request in expired if request is not None]
+
+    def reconcile(self) -> list[Result]:
+        """Finish applies a crash left undone: read back, then apply at most once."""
+        stale = self.now() - APPLY_LEASE
+        return [self.apply(rid, reconciling=True) for rid in self.store.stranded(stale)]
+
+    def refuse(
+        self,
+        event: str,
+        actor: str,
+        team_id: str,
+        outcome: str,
+        *,
+        request_id: str | None = None,
+        hook_id: str | None = None,
+        secret_name: str | None = None,
+        **detail: object,
+    ) -> None:
+        """Audit a refusal or denial that changes nothing."""
+        self.store.audit(
+            AuditEvent(
+                event=event,
+                actor=actor,
+                team_id=team_id,
+                outcome=outcome,
+                request_id=request_id,
+                hook_id=hook_id,
+                secret_name=secret_name,
+                detail=dict(detail),
+            )
+        )
+
+    @staticmethod
+    def _event(
+        event: str, request: SecretRequest, actor: str | None, outcome: str, **detail: object
+    ) -> AuditEvent:
+        return AuditEvent(
+            event=event,
+            actor=actor,
+            team_id=request.team_id,
+            request_id=request.id,
+            hook_id=request.hook_id,
+            secret_name=request.secret_name,
+            outcome=outcome,
+            detail={"kind": request.kind, "hook_name": request.hook_name, **detail},
+        )

@@ -1,0 +1,228 @@
+"""End-to-end harness: the real app over real HTTP, between the Slack stand-in and Auth0 sandbox."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import ids
+from bot.app import Deps, create_app
+from bot.audit import AuditSink
+from bot.auth0.client import Auth0Client
+from bot.crypto import Vault, generate_key
+from bot.flow import Services
+from bot.metrics import Metrics
+from bot.sandbox.auth0 import Auth0Sandbox
+from bot.sandbox.local import serve_wsgi
+from bot.sandbox.slack import SlackDriver, SlackStandIn
+from bot.settings import Mode, Settings, load_app_settings
+from bot.store import Store
+from bot.web import wsgi_app
+
+SIGNING_SECRET = "e2e-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"
+REQUESTER, APPROVER, APPROVER2, OUTSIDER, GROUPIE = "U0REQ", "U0APP", "U0APP2", "U0OUT", "U0GRP"
+ORIGIN, APPROVALS = "C0GENERAL", "C0APPROVE"
+
+
+@dataclass
+class Clock:
+    """A controllable ``now`` for expiry tests."""
+
+    moment: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+@dataclass
+class Bot:
+    """A running bot with its stand-ins, for one test."""
+
+    slack: SlackStandIn
+    auth0: Auth0Sandbox
+    driver: SlackDriver
+    services: Services
+    store: Store
+    audit_stream: io.StringIO
+    clock: Clock
+    hook_id: str
+    url: str
+    settings: Settings
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Audit lines printed so far."""
+        return [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
+
+    def events(self) -> list[str]:
+        """Names of the audit events printed so far."""
+        return [record["event"] for record in self.audit()]
+
+    def open_form(self, user: str = REQUESTER, text: str = "add") -> dict[str, Any]:
+        """Run the command and return the modal it opened."""
+        mark = self.slack.mark()
+        ack = self.driver.slash_command(user, text, channel_id=ORIGIN)
+        assert ack.status == 200, ack.body
+        self.slack.wait_for("views.open", after=mark)
+        return self.slack.view_for_user(user)
+
+    def hook_option(self, hook_id: str | None = None) -> dict[str, Any]:
+        """The selected_option Slack would send for a hook chosen in the picker."""
+        hook_id = hook_id or self.hook_id
+        hook = next(h for h in self.services.catalog.hooks() if h.id == hook_id)
+        from bot.blocks import hook_option
+
+        return {"selected_option": hook_option(hook).to_dict()}
+
+    def submit(
+        self,
+        view: dict[str, Any],
+        *,
+        name: str = "API_KEY",
+        value: str | None = "s3cr3t-value",
+        reason: str | None = "rotate vendor key",
+        hook: dict[str, Any] | None = None,
+        user: str = REQUESTER,
+        validate: bool = True,
+    ) -> Any:
+        """Fill and submit the request modal."""
+        values: dict[str, Any] = {
+            ids.BLOCK_HOOK: hook or self.hook_option(),
+            ids.BLOCK_SECRET_NAME: name,
+            ids.BLOCK_REASON: reason,
+        }
+        if any(b.get("block_id") == ids.BLOCK_SECRET_VALUE for b in view["blocks"]):
+            values[ids.BLOCK_SECRET_VALUE] = value
+        return self.driver.view_submission(user, view, values, validate=validate)
+
+    def request_approval(self, **kwargs: Any) -> dict[str, Any]:
+        """Submit a request and return the approval message posted for it."""
+        ack = self.submit(self.open_form(), **kwargs)
+        assert ack.status == 200 and not ack.body, ack.body
+        return self.slack.wait_for_message(
+            APPROVALS,
+            lambda m: "blocks" in m and any(b.get("type") == "actions" for b in m["blocks"]),
+        )
+
+    def click(
+        self, message: dict[str, Any], action: str = ids.ACTION_APPROVE, user: str = APPROVER
+    ) -> Any:
+        """Click a button of the approval message."""
+        return self.driver.block_action(user, action, message=message, channel_id=APPROVALS)
+
+    def decide(
+        self,
+        message: dict[str, Any],
+        *,
+        approve: bool = True,
+        user: str = APPROVER,
+        comment: str | None = None,
+    ) -> Any:
+        """Click Approve/Reject and submit the decision modal."""
+        mark = self.slack.mark()
+        ack = self.click(message, ids.ACTION_APPROVE if approve else ids.ACTION_REJECT, user)
+        assert ack.status == 200
+        self.slack.wait_for("views.open", after=mark)
+        callback = ids.CALLBACK_APPROVE if approve else ids.CALLBACK_REJECT
+        view = self.slack.wait_for_view(user, callback_id=callback)
+        return self.driver.view_submission(user, view, {ids.BLOCK_COMMENT: comment})
+
+    def drain(self) -> None:
+        """Wait until background work queued so far (and what it queued) has finished."""
+        assert self.services.wait_idle(30)
+
+
+def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra: Any) -> Settings:
+    """Settings as an operator would write them, pointed at the stand-ins."""
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "auth0_domain": auth0.domain,
+        "auth0_client_id": auth0.client_id,
+        "auth0_client_secret": "sandbox-client-secret",
+        "auth0_base_url": auth0.url,
+        "hook_secret_requesters": f"{REQUESTER},S0REQS",
+        "hook_secret_approvers": f"{APPROVER},{APPROVER2},S0APPS",
+        "hook_secret_approval_channel": APPROVALS,
+        "database_url": db_url,
+        "hook_secret_encryption_key": generate_key(),
+    }
+    values.update(extra)
+    return load_app_settings(Mode.RUN, _env_file=None, **values)
+
+
+@contextmanager
+def running_bot(db_url: str, *, store: Store | None = None, **settings_extra: Any) -> Iterator[Bot]:
+    """Start the stand-ins and the bot; stop everything afterwards."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        for user, name in (
+            (REQUESTER, "rita"),
+            (APPROVER, "alex"),
+            (APPROVER2, "bea"),
+            (OUTSIDER, "olga"),
+            (GROUPIE, "gus"),
+        ):
+            slack.add_user(user, name)
+        slack.add_channel(ORIGIN, "general")
+        slack.add_channel(APPROVALS, "secret-approvals")
+        slack.add_usergroup("S0REQS", "requesters", [GROUPIE])
+        slack.add_usergroup("S0APPS", "approvers", [])
+        hook_id = auth0.add_hook("Client Credentials Exchange", secrets={"EXISTING": "old"})
+        settings = settings_for(slack, auth0, db_url, **settings_extra)
+        with serve(settings, slack, auth0, hook_id, store) as bot:
+            yield bot
+
+
+@contextmanager
+def serve(
+    settings: Settings,
+    slack: SlackStandIn,
+    auth0: Auth0Sandbox,
+    hook_id: str,
+    store: Store | None = None,
+    clock: Clock | None = None,
+) -> Iterator[Bot]:
+    """Build the app from settings and serve it on 127.0.0.1 (a restart builds a new one)."""
+    stream = io.StringIO()
+    store = store or Store(settings.database_url, AuditSink(stream))
+    store.sink = AuditSink(stream)
+    store.migrate()
+    clock = clock or Clock()
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=slack.api_url)
+    auth0_client = Auth0Client(
+        domain=auth0.domain,
+        client_id=settings.auth0_client_id,
+        client_secret=settings.auth0_client_secret,
+        base_url=auth0.url,
+        rate_limit_deadline=5.0,
+    )
+    app, services = create_app(
+        settings,
+        Deps(
+            slack=client,
+            auth0=auth0_client,
+            store=store,
+            vault=Vault(settings.encryption_keys),
+            team_id=slack.team_id,
+            now=clock,
+        ),
+    )
+    with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
+        driver = SlackDriver(slack, url + "/slack/events", SIGNING_SECRET)
+        try:
+            yield Bot(slack, auth0, driver, services, store, stream, clock, hook_id, url, settings)
+        finally:
+            driver.close()
+    services.executor.shutdown(wait=True)
+    auth0_client.close()
