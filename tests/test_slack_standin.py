@@ -701,3 +701,34 @@ def test_socket_mode_round_trip(standin: SlackStandIn) -> None:
     finally:
         # The builtin client's close() waits out a 3 s socket read; nothing needs to wait for it.
         threading.Thread(target=handler.close, daemon=True).start()
+
+
+def test_socket_mode_spreads_envelopes_over_connections(standin: SlackStandIn) -> None:
+    """With two live connections, consecutive envelopes go to different ones, as on Slack."""
+    seen: dict[str, Any] = {}
+    handlers = [SocketModeHandler(_bare_app(standin, seen), APP_TOKEN) for _ in range(2)]
+    for handler in handlers:
+        handler.connect()
+    try:
+        standin.socket_mode.wait_connected(count=2)
+        driver = SlackDriver(standin, socket_mode=True)
+        acks = [driver.slash_command("U0ALICE", "help") for _ in range(2)]
+        assert [a.payload() for a in acks] == [{"text": "Usage: /hook-secret add"}] * 2
+        assert len({a.connection for a in standin.socket_mode.acks}) == 2
+        assert standin.socket_mode.connection_count == 2
+    finally:
+        for handler in handlers:
+            threading.Thread(target=handler.close, daemon=True).start()
+
+
+def test_clicks_on_ephemeral_messages_carry_no_message(
+    http_app: tuple[SlackDriver, dict[str, Any]], client: WebClient, standin: SlackStandIn
+) -> None:
+    """A click on an ephemeral message has container.is_ephemeral and no message, like Slack."""
+    driver, seen = http_app
+    client.chat_postEphemeral(channel="C0GENERAL", user="U0BOB", text="Decide", blocks=_BUTTONS)
+    (shown,) = standin.ephemerals("U0BOB")
+    driver.block_action("U0BOB", "approve_request", None, message=shown, channel_id="C0GENERAL")
+    standin.wait_for_ephemeral("U0BOB", lambda m: m["text"] == "Approved by <@U0BOB>")
+    assert seen["action"]["container"]["is_ephemeral"] is True
+    assert "message" not in seen["action"]

@@ -48,6 +48,8 @@ MAX_VIEW_BLOCKS: Final = 100
 _FORM: Final = "application/x-www-form-urlencoded"
 _JSON_DECODED_ARGS: Final = ("view", "blocks", "attachments", "metadata")
 _ID_CHARS: Final = string.ascii_uppercase + string.digits
+# Keys the stand-in adds to its records of messages (ephemeral ones); Slack never sends them.
+_STANDIN_KEYS: Final = frozenset({"is_ephemeral", "source", "channel"})
 
 
 def _new_id(prefix: str, length: int = 10) -> str:
@@ -611,6 +613,7 @@ class SlackStandIn:
         self._base_url = ""
 
         self.add_user(bot_user_id, bot_name)
+        self.add_channel("C0GENERAL", "general")  # every workspace has one; the driver's default
         self._handlers: dict[str, Callable[[JSON, str], JSON]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -1937,13 +1940,17 @@ class SlackDriver:
             },
             trigger_id=self.standin.issue_trigger_id(user_id),
             channel={"id": channel_id, "name": self.standin.channel_name(channel_id)},
-            message=copy.deepcopy(message),
             state={"values": {}},
             response_url=self.standin.issue_response_url(
                 user_id, channel_id, message_ts=message.get("ts"), is_ephemeral=is_ephemeral
             ),
             actions=[action],
         )
+        if not is_ephemeral:
+            # Slack sends the clicked message only for ordinary messages, not ephemeral ones.
+            payload["message"] = {
+                k: copy.deepcopy(v) for k, v in message.items() if k not in _STANDIN_KEYS
+            }
         return self.send("interactive", payload)
 
     def block_suggestion(

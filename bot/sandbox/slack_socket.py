@@ -36,6 +36,7 @@ class SocketAck:
     payload: JSON | None
     raw: str
     time: float
+    connection: str  # which connection it came over (``ServerConnection.id``)
 
 
 class SocketModeStandIn:
@@ -120,7 +121,8 @@ class SocketModeStandIn:
             self._cond.notify_all()
         try:
             for raw in connection:
-                self._record(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                self._record(text, str(connection.id))
         except ConnectionClosed:
             pass
         finally:
@@ -130,7 +132,7 @@ class SocketModeStandIn:
                 self._retiring.discard(connection)
                 self._cond.notify_all()
 
-    def _record(self, raw: str) -> None:
+    def _record(self, raw: str, connection: str) -> None:
         try:
             message: Any = json.loads(raw)
         except ValueError:
@@ -143,6 +145,7 @@ class SocketModeStandIn:
             payload if isinstance(payload, dict) else None,
             raw,
             time.time(),
+            connection,
         )
         with self._cond:
             self._acks[ack.envelope_id] = ack
