@@ -100,14 +100,16 @@ class Store:
             )
             return list(session.execute(query).scalars())
 
-    def stranded(self, started_before: datetime) -> Sequence[str]:
-        """Approved requests whose apply never finished (a crash or restart in between)."""
+    def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
+        """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
         with self._sessions() as session:
             query = select(SecretRequest.id).where(
                 SecretRequest.state == State.APPROVED,
-                (SecretRequest.apply_started_at.is_(None))
+                (
+                    SecretRequest.apply_started_at.is_(None)
+                    & (SecretRequest.decided_at <= unclaimed_before)
+                )
                 | (SecretRequest.apply_started_at <= started_before),
-                (SecretRequest.decided_at.is_(None)) | (SecretRequest.decided_at <= started_before),
             )
             return list(session.execute(query).scalars())
 

@@ -26,6 +26,8 @@ APPLIED_EVENT = {
 }
 # An apply that has not finished after this long is taken to have died with its process.
 APPLY_LEASE = timedelta(minutes=5)
+# The winner of an approval claims the apply within milliseconds; unclaimed after this, it died.
+UNCLAIMED_GRACE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,17 @@ class Workflow:
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
-        stale = self.now() - APPLY_LEASE
-        return [self.apply(rid, reconciling=True) for rid in self.store.stranded(stale)]
+        now = self.now()
+        stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
+        return [self.apply(rid, reconciling=True) for rid in stranded]
+
+    def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
+        """The request, expired first if its time is up; True when this call expired it."""
+        request = self.store.get(request_id)
+        if request is None or request.state != State.PENDING or request.expires_at > self.now():
+            return request, False
+        expired = self.expire(request_id)
+        return (expired or self.store.get(request_id)), expired is not None
 
     def refuse(
         self,

@@ -33,7 +33,9 @@ def _open_decision(
 ) -> None:
     user, team = body["user"]["id"], body["team"]["id"]
     approve = action["action_id"] == ids.ACTION_APPROVE
-    request = services.workflow.store.get(str(action.get("value", ""))[:32])
+    request, expired_now = services.workflow.touch(str(action.get("value", ""))[:32])
+    if request is not None and expired_now:
+        services.notifier.expired(request)
     if request is None:
         respond(
             text="That request does not exist.", response_type="ephemeral", replace_original=False
