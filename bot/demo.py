@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,7 @@ from bot.store import Store
 from bot.web import wsgi_app
 
 REQUESTER, APPROVER = "U0RITA", "U0ALEX"
+SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
 ORIGIN, APPROVALS = "C0PLATFORM", "C0APPROVALS"
 DEMO_VALUE = "demo-value-never-shown"
 # The stand-ins' fixed, made-up credentials: nothing real is ever used by the demo.
@@ -169,7 +171,8 @@ def _text(message: dict[str, Any]) -> str:
             parts += [e.get("text", "") for e in block.get("elements", [])]
         elif block.get("type") == "actions":
             parts.append("[" + "] [".join(e["text"]["text"] for e in block["elements"]) + "]")
-    return "\n".join(parts) or str(message.get("text", ""))
+    # Slack renders <!date^epoch^format|fallback> in the reader's time zone; show the fallback.
+    return SLACK_DATE.sub(r"\1", "\n".join(parts) or str(message.get("text", "")))
 
 
 def _say(out: TextIO, who: str, what: str) -> None:
