@@ -134,7 +134,9 @@ def _check_option(p: _Problems, option: object, ptr: str, *, plain_only: bool = 
     )
 
 
-def _check_options(p: _Problems, element: JSON, ptr: str, *, limit: int, required: bool) -> None:
+def _check_options(
+    p: _Problems, element: JSON, ptr: str, *, limit: int, required: bool, plain_only: bool = True
+) -> None:
     options, groups = element.get("options"), element.get("option_groups")
     if options is None and groups is None:
         if required:
@@ -146,7 +148,7 @@ def _check_options(p: _Problems, element: JSON, ptr: str, *, limit: int, require
             return
         p.max_items(options, limit, f"{ptr}/options")
         for i, option in enumerate(options):
-            _check_option(p, option, f"{ptr}/options/{i}")
+            _check_option(p, option, f"{ptr}/options/{i}", plain_only=plain_only)
     if isinstance(groups, list):
         p.max_items(groups, 100, f"{ptr}/option_groups")
         for g, group in enumerate(groups):
@@ -193,6 +195,15 @@ _OTHER_ELEMENTS: Final = frozenset(
         "workflow_button",
     }
 )
+_INPUT_ELEMENTS: Final = (_TEXT_INPUTS | _SELECTS) | {
+    "datepicker",
+    "timepicker",
+    "datetimepicker",
+    "checkboxes",
+    "radio_buttons",
+    "rich_text_input",
+    "file_input",
+}
 _BLOCK_TYPES: Final = frozenset(
     {
         "section",
@@ -238,7 +249,8 @@ def _check_element(p: _Problems, element: object, ptr: str) -> None:
     elif kind in ("static_select", "multi_static_select"):
         _check_options(p, element, ptr, limit=100, required=True)
     elif kind in ("checkboxes", "radio_buttons"):
-        _check_options(p, element, ptr, limit=10, required=True)
+        # Checkbox and radio options may use mrkdwn text.
+        _check_options(p, element, ptr, limit=10, required=True, plain_only=False)
     elif kind == "overflow":
         _check_options(p, element, ptr, limit=5, required=True)
     elif kind in ("external_select", "multi_external_select"):
@@ -302,10 +314,13 @@ def _check_block(p: _Problems, block: object, ptr: str, *, surface: str) -> None
         _check_text(
             p, block.get("hint"), f"{ptr}/hint", limit=2000, plain_only=True, required=False
         )
-        if block.get("element") is None:
+        element = block.get("element")
+        if element is None:
             p.add("missing required field: element", ptr)
+        elif isinstance(element, dict) and element.get("type") not in _INPUT_ELEMENTS:
+            p.add(f"unsupported type for an input block: {element.get('type')}", f"{ptr}/element")
         else:
-            _check_element(p, block["element"], f"{ptr}/element")
+            _check_element(p, element, f"{ptr}/element")
 
 
 def _check_blocks(p: _Problems, blocks: object, ptr: str, *, limit: int, surface: str) -> None:
