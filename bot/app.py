@@ -109,7 +109,7 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
     def guard(
         context: BoltContext, body: dict[str, Any], next: Callable[[], None]
     ) -> BoltResponse | None:
-        teams = {context.team_id, _body_team(body)} - {None}
+        teams = {context.team_id, *_body_teams(body)} - {None, ""}
         if teams and teams != {services.team_id}:
             services.workflow.refuse(
                 "request.denied",
@@ -124,12 +124,14 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
     return guard
 
 
-def _body_team(body: dict[str, Any]) -> str | None:
-    team = body.get("team_id") or (body.get("team") or {}).get("id")
-    user_team = (
-        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None
-    )
-    return team or user_team
+def _body_teams(body: dict[str, Any]) -> set[str | None]:
+    """Every team a payload names: its own, its user's (a guest's differs), its enterprise's."""
+    team, user = body.get("team"), body.get("user")
+    return {
+        body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else None,
+        user.get("team_id") if isinstance(user, dict) else None,
+    }
 
 
 def _on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
