@@ -14,8 +14,8 @@ REQUEST_CALLBACKS: Final = (CALLBACK_ADD, CALLBACK_UPDATE, CALLBACK_REMOVE)
 
 # Input blocks: each block_id equals its element's action_id.
 BLOCK_HOOK: Final = "hook"
-BLOCK_SECRET_NAME: Final = "secret_name"
-BLOCK_SECRET_VALUE: Final = "secret_value"
+BLOCK_SECRET_NAME: Final = "secret_name"  # noqa: S105 - a block id, not a secret
+BLOCK_SECRET_VALUE: Final = "secret_value"  # noqa: S105 - a block id, not a secret
 BLOCK_REASON: Final = "reason"
 BLOCK_COMMENT: Final = "comment"
 

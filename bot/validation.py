@@ -36,13 +36,16 @@ def parse_command(text: str) -> Command:
         words = shlex.split(text)
     except ValueError:  # an unbalanced quote: count plain words instead
         words = text.split()
-    if not words or words[0].lower() not in (*SUBCOMMANDS, "list"):
+    if not words:
         return Command("help")
     sub, args = words[0].lower(), words[1:]
-    looks_like_value = any("=" in a or ":" in a for a in args)
+    # Checked before the subcommand: a value may follow a typo or stand alone (`/hook-secret K=v`).
+    looks_like_value = any("=" in w or ":" in w for w in words)
     limit = 1 if sub == "list" else 2
     if looks_like_value or len(args) > limit:
         return Command("value_refused")
+    if sub not in (*SUBCOMMANDS, "list"):
+        return Command("help")
     if sub == "list":
         return Command("list", hook=args[0] if args else None)
     return Command(

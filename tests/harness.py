@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
+from sqlalchemy import select
 
 from bot import ids
 from bot.app import Deps, create_app
@@ -19,7 +20,8 @@ from bot.auth0.client import Auth0Client
 from bot.crypto import Vault, generate_key
 from bot.flow import Services
 from bot.metrics import Metrics
-from bot.sandbox.auth0 import Auth0Sandbox
+from bot.models import SecretRequest
+from bot.sandbox.auth0 import Auth0Sandbox, RecordedRequest
 from bot.sandbox.local import serve_wsgi
 from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.settings import Mode, Settings, load_app_settings
@@ -162,9 +164,19 @@ def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra:
     return load_app_settings(Mode.RUN, _env_file=None, **values)
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """The stand-ins and settings a bot is served with; serve it again to restart it."""
+
+    slack: SlackStandIn
+    auth0: Auth0Sandbox
+    hook_id: str
+    settings: Settings
+
+
 @contextmanager
-def running_bot(db_url: str, *, store: Store | None = None, **settings_extra: Any) -> Iterator[Bot]:
-    """Start the stand-ins and the bot; stop everything afterwards."""
+def workspace(db_url: str, **settings_extra: Any) -> Iterator[Workspace]:
+    """Start the Slack stand-in and the Auth0 sandbox with the usual people, channels, hook."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
         for user, name in (
             (REQUESTER, "rita"),
@@ -179,9 +191,25 @@ def running_bot(db_url: str, *, store: Store | None = None, **settings_extra: An
         slack.add_usergroup("S0REQS", "requesters", [GROUPIE])
         slack.add_usergroup("S0APPS", "approvers", [])
         hook_id = auth0.add_hook("Client Credentials Exchange", secrets={"EXISTING": "old"})
-        settings = settings_for(slack, auth0, db_url, **settings_extra)
-        with serve(settings, slack, auth0, hook_id, store) as bot:
-            yield bot
+        yield Workspace(slack, auth0, hook_id, settings_for(slack, auth0, db_url, **settings_extra))
+
+
+@contextmanager
+def running_bot(
+    db_url: str,
+    *,
+    store: Store | None = None,
+    auth0_options: dict[str, Any] | None = None,
+    **settings_extra: Any,
+) -> Iterator[Bot]:
+    """Start the stand-ins and the bot; stop everything afterwards."""
+    with (
+        workspace(db_url, **settings_extra) as ws,
+        serve(
+            ws.settings, ws.slack, ws.auth0, ws.hook_id, store, auth0_options=auth0_options
+        ) as bot,
+    ):
+        yield bot
 
 
 @contextmanager
@@ -192,20 +220,24 @@ def serve(
     hook_id: str,
     store: Store | None = None,
     clock: Clock | None = None,
+    *,
+    auth0_options: dict[str, Any] | None = None,
 ) -> Iterator[Bot]:
     """Build the app from settings and serve it on 127.0.0.1 (a restart builds a new one)."""
     stream = io.StringIO()
+    owned = store is None
     store = store or Store(settings.database_url, AuditSink(stream))
     store.sink = AuditSink(stream)
     store.migrate()
     clock = clock or Clock()
     client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=slack.api_url)
+    options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}
     auth0_client = Auth0Client(
         domain=auth0.domain,
         client_id=settings.auth0_client_id,
         client_secret=settings.auth0_client_secret,
         base_url=auth0.url,
-        rate_limit_deadline=5.0,
+        **options,
     )
     app, services = create_app(
         settings,
@@ -226,3 +258,58 @@ def serve(
             driver.close()
     services.executor.shutdown(wait=True)
     auth0_client.close()
+    if owned:
+        store.close()
+
+
+def request_id_of(message: dict[str, Any]) -> str:
+    """The request id an approval message's Approve button carries."""
+    for block in message.get("blocks", []):
+        for element in block.get("elements", []):
+            if element.get("action_id") == ids.ACTION_APPROVE:
+                return str(element["value"])
+    raise LookupError("no Approve button in the message")
+
+
+def secret_posts(auth0: Auth0Sandbox) -> list[RecordedRequest]:
+    """The POSTs to a hook's secrets the sandbox received (each one an add attempt)."""
+    return [r for r in auth0.requests if r.method == "POST" and r.path.endswith("/secrets")]
+
+
+def all_requests(store: Store) -> list[SecretRequest]:
+    """Every request row in the database."""
+    with store.session() as session:
+        return list(session.execute(select(SecretRequest)).scalars())
+
+
+def shown_texts(slack: SlackStandIn) -> list[str]:
+    """Every mrkdwn string the bot showed in Slack: message texts, mrkdwn objects, responses."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for key, value in node.items():
+                if key != "text" or not isinstance(value, str):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    payloads: list[Any] = [
+        c.args for c in slack.calls if c.method.startswith("chat.") or c.method.startswith("views.")
+    ]
+    payloads += [r.payload for r in slack.responses(include_rejected=True)]
+    payloads += slack.ephemerals()
+    for payload in payloads:
+        if isinstance(payload.get("text"), str):
+            found.append(payload["text"])  # a message's top-level text is mrkdwn
+        walk(payload)
+    return found
+
+
+def delete_hook(auth0: Auth0Sandbox, hook_id: str) -> None:
+    """Delete a hook as an administrator would in the dashboard (the sandbox has no call for it)."""
+    with auth0._lock:
+        del auth0._hooks[hook_id]
