@@ -53,12 +53,13 @@ class Directory:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
 
-    def members(self, group_id: str) -> frozenset[str]:
-        """User ids in the group; an unreadable group counts as empty (fail closed)."""
+    def members(self, group_id: str, *, fresh: bool = False) -> frozenset[str]:
+        """User ids in the group (``fresh``: skip the cache); an unreadable group counts as
+        empty (fail closed)."""
         now = self._clock()
         with self._lock:
             cached = self._cache.get(group_id)
-        if cached and now - cached[0] < self._ttl:
+        if cached and not fresh and now - cached[0] < self._ttl:
             return cached[1]
         try:
             response = self._client.usergroups_users_list(usergroup=group_id, team_id=self._team_id)
@@ -91,13 +92,16 @@ class Policy:
         """Whether ``user_id`` of ``team_id`` is listed as a requester, directly or by group."""
         return self._allowed(self.requesters, user_id, team_id)
 
-    def may_approve(self, user_id: str, team_id: str) -> bool:
-        """Whether ``user_id`` of ``team_id`` is listed as an approver, directly or by group."""
-        return self._allowed(self.approvers, user_id, team_id)
+    def may_approve(self, user_id: str, team_id: str, *, fresh: bool = False) -> bool:
+        """Whether ``user_id`` of ``team_id`` is listed as an approver, directly or by group
+        (``fresh``: ask Slack again, for the decision itself)."""
+        return self._allowed(self.approvers, user_id, team_id, fresh=fresh)
 
-    def _allowed(self, principals: Principals, user_id: str, team_id: str) -> bool:
+    def _allowed(
+        self, principals: Principals, user_id: str, team_id: str, *, fresh: bool = False
+    ) -> bool:
         if team_id != self.team_id:
             return False
         if user_id in principals.users:
             return True
-        return any(user_id in self._directory.members(g) for g in principals.groups)
+        return any(user_id in self._directory.members(g, fresh=fresh) for g in principals.groups)

@@ -78,7 +78,8 @@ def register(app: App, services: Services) -> None:
         approve = view["callback_id"] == ids.CALLBACK_APPROVE
         request_id = view.get("private_metadata") or ""
         comment = _comment(view)
-        if not services.policy.may_approve(user, team):
+        # Fresh membership: someone removed from the approver group since clicking can't decide.
+        if not services.policy.may_approve(user, team, fresh=True):
             ack(
                 response_action="errors",
                 errors={
