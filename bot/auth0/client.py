@@ -32,6 +32,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.logs import SECRETS
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class Auth0Client:
         self._audience = f"https://{domain}/api/v2/"
         self._client_id = client_id
         self._client_secret = client_secret
+        SECRETS.register(client_secret.get_secret_value())
         self._rate_limit_deadline = rate_limit_deadline
         self._read_retries = read_retries
         self._retry_backoff = retry_backoff
@@ -577,6 +579,8 @@ def _parse_token(data: Any, now: float) -> _Token:
         raise Auth0Unavailable(_UNREADABLE)
     lifetime = float(data.get("expires_in", 86400))
     scope = data.get("scope")
+    # Teach the log redactor the token, so that even a careless log line can't print it.
+    SECRETS.register(data["access_token"])
     return _Token(
         value=SecretStr(data["access_token"]),
         renew_at=now + max(lifetime - _TOKEN_EARLY_RENEWAL, lifetime / 2),
