@@ -26,7 +26,7 @@ class Vault:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one Fernet key is required")
-        SECRETS.register(*keys)
+        SECRETS.pin(*keys)
         self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
         # The fingerprint key is derived so that it never equals the encryption key.
         self._mac_key = hmac.new(
@@ -34,7 +34,8 @@ class Vault:
         ).digest()
 
     def encrypt(self, value: SecretStr) -> bytes:
-        """Ciphertext for ``value``."""
+        """Ciphertext for ``value``, which is registered for log redaction."""
+        SECRETS.register(value.get_secret_value())
         return self._fernet.encrypt(value.get_secret_value().encode("utf-8"))
 
     def decrypt(self, token: bytes) -> SecretStr:

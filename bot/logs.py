@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
@@ -26,15 +27,27 @@ TOKEN_SHAPES = re.compile(
 )
 # A Slack payload carrying the value field: redact the whole string rather than parse it.
 VALUE_FIELD_MARKERS = ("secret_value", "secret%5Fvalue")
+# A slash command's form body (Bolt logs badly signed ones): its text may hold a typed value.
+COMMAND_TEXT = re.compile(r"(?<![^&\s(])text=[^&\s]*")
 
 
 class SecretRegistry:
     """Values this process has handled and must never print, in every encoding they travel in."""
 
-    def __init__(self) -> None:
+    def __init__(self, recent: int = 256) -> None:
         self._lock = threading.Lock()
-        self._needles: set[str] = set()
+        # Values seen recently, oldest first: a long-running bot must not scan an ever-growing
+        # list, and a value is only in memory (so only loggable) around the time it's handled.
+        self._recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._limit = recent
+        self._pinned: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+
+    def pin(self, *values: str | None) -> None:
+        """Register credentials the process holds for its whole life: never forgotten."""
+        with self._lock:
+            self._pinned.update(v for v in values if v and len(v) >= 4)
+        self.register(*values)
 
     def register(self, *values: str | None) -> None:
         """Remember values (and their JSON and URL encodings) to scrub from every log line."""
@@ -43,28 +56,39 @@ class SecretRegistry:
             for value in values:
                 if not value or len(value) < 4:
                     continue  # too short to scrub without mangling ordinary words
-                for needle in _encodings(value):
-                    if needle not in self._needles:
-                        self._needles.add(needle)
-                        added = True
+                if value in self._recent:
+                    self._recent.move_to_end(value)
+                    continue
+                self._recent[value] = tuple(set(_encodings(value)))
+                added = True
+                for old in list(self._recent):
+                    if len(self._recent) <= self._limit:
+                        break
+                    if old not in self._pinned:
+                        del self._recent[old]
             if added:
-                ordered = sorted(self._needles, key=len, reverse=True)
+                needles = {n for forms in self._recent.values() for n in forms}
+                ordered = sorted(needles, key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(n) for n in ordered))
 
-    def scrub(self, text: str) -> str:
-        """Replace every registered value and token shape in ``text``."""
+    def scrub(self, text: str, *, drop_payloads: bool = True) -> str:
+        """Replace every registered value and token shape in ``text``; with ``drop_payloads``,
+        replace all of a text that names the value field (a logged Slack payload)."""
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
         text = TOKEN_SHAPES.sub(REDACTED, text)
-        if any(marker in text for marker in VALUE_FIELD_MARKERS):
+        if "command=" in text:
+            text = COMMAND_TEXT.sub(f"text={REDACTED}", text)
+        if drop_payloads and any(marker in text for marker in VALUE_FIELD_MARKERS):
             return f"{REDACTED} (a Slack payload carrying a secret value)"
         return text
 
     def clear(self) -> None:
         """Forget every registered value (tests only)."""
         with self._lock:
-            self._needles.clear()
+            self._recent.clear()
+            self._pinned.clear()
             self._pattern = None
 
 

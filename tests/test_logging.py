@@ -68,3 +68,17 @@ def test_slack_payload_with_a_value_field_is_dropped(captured: io.StringIO) -> N
     body = "payload=%7B%22secret_value%22%3A%7B%22value%22%3A%22unregistered%22%7D%7D"
     logging.getLogger("slack_bolt").info("Invalid request signature detected (body: %s)", body)
     assert "unregistered" not in captured.getvalue()
+
+
+def test_registry_forgets_old_values_but_never_pinned_credentials(
+    captured: io.StringIO,
+) -> None:
+    """Past its size the registry drops the oldest handled values, never pinned credentials."""
+    SECRETS.pin("pinned-credential-1234")
+    for n in range(300):
+        SECRETS.register(f"handled-value-{n:04d}")
+    get_logger("bot.test").info("pinned-credential-1234 handled-value-0299 handled-value-0000")
+    event = str(_lines(captured)[0]["event"])
+    assert "pinned-credential" not in event
+    assert "handled-value-0299" not in event
+    assert "handled-value-0000" in event  # evicted: a long-lived process keeps a bounded list

@@ -170,7 +170,7 @@ class Auth0Client:
         self._audience = f"https://{domain}/api/v2/"
         self._client_id = client_id
         self._client_secret = client_secret
-        SECRETS.register(client_secret.get_secret_value())
+        SECRETS.pin(client_secret.get_secret_value())
         self._rate_limit_deadline = rate_limit_deadline
         self._read_retries = read_retries
         self._retry_backoff = retry_backoff
