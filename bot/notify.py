@@ -8,7 +8,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
-from bot.auth0.errors import Auth0Error
+from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.blocks import esc
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest
@@ -92,10 +92,12 @@ class Notifier:
     def failed(self, request: SecretRequest, error: Auth0Error | None) -> None:
         """Tell the requester and the approval channel why applying failed."""
         reason = error.message if error else "unknown error"
+        # Timeouts and lost answers leave Auth0's state unknown: don't promise nothing changed.
+        changed = "" if isinstance(error, Auth0Unavailable) else " Nothing was changed by it."
         text = (
             f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
             f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)}) failed: "
-            f"{esc(reason)}. Nothing was changed by this request; the value was erased."
+            f"{esc(reason)}.{changed} The value was erased."
         )
         self.decided(request, text)
         self.tell(request.requester, request.origin_channel, text)
