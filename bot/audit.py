@@ -76,11 +76,23 @@ class AuditSink:
 
     def emit(self, record: dict[str, Any]) -> None:
         """Print one record; values were never in it, tokens are scrubbed anyway."""
-        line = SECRETS.scrub(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        line = json.dumps(_scrubbed(record), ensure_ascii=False, separators=(",", ":"))
         stream = self._stream or sys.stdout
         with self._lock:
             stream.write(line + "\n")
             stream.flush()
+
+
+def _scrubbed(item: Any) -> Any:
+    """Registered values and token shapes replaced string by string, so the line stays JSON
+    (a record may name the ``secret_value`` field, e.g. in a refusal's ``fields``)."""
+    if isinstance(item, str):
+        return SECRETS.scrub(item, drop_payloads=False)
+    if isinstance(item, dict):
+        return {key: _scrubbed(value) for key, value in item.items()}
+    if isinstance(item, list):
+        return [_scrubbed(value) for value in item]
+    return item
 
 
 def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
