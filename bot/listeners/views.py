@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks, ids
+from bot.auth0.client import Hook
 from bot.auth0.errors import HookNotFound
 from bot.flow import RemoteCheck, Services, describe_state
 from bot.models import Kind
@@ -39,9 +40,9 @@ def register(app: App, services: Services) -> None:
             )
             services.workflow.refuse("request.denied", user, team, "not_a_requester")
             return
-        errors = form_errors(form, kind, services.require_reason) or _remote_errors(
-            services, form, kind
-        )
+        errors, hook = form_errors(form, kind, services.require_reason), None
+        if not errors:
+            errors, hook = _remote_errors(services, form, kind)
         if errors:
             ack(response_action="errors", errors=errors)
             services.workflow.refuse(
@@ -62,7 +63,8 @@ def register(app: App, services: Services) -> None:
                 requester=user,
                 origin_channel=channel,
                 hook_id=form.hook_id or "",
-                hook_name=_hook_name(form),
+                # Auth0's name for the id; the option label is client-supplied.
+                hook_name=hook.name if hook else _hook_name(form),
                 secret_name=form.secret_name,
                 value=form.value if kind is not Kind.REMOVE else None,
                 reason=form.reason,
@@ -117,15 +119,18 @@ def register(app: App, services: Services) -> None:
             services.background(services.after_decision, result)
 
 
-def _remote_errors(services: Services, form: RequestForm, kind: Kind) -> dict[str, str]:
-    """Checks that need Auth0, within the ack deadline; past it they run again on apply."""
+def _remote_errors(
+    services: Services, form: RequestForm, kind: Kind
+) -> tuple[dict[str, str], Hook | None]:
+    """Checks that need Auth0, within the ack deadline (past it they run again on apply), and
+    the hook as Auth0 describes it when it answered in time."""
     hook_id = form.hook_id or ""
     remote: RemoteCheck = services.check_remote(hook_id)
     if isinstance(remote.error, HookNotFound):
         services.catalog.invalidate()
-        return {ids.BLOCK_HOOK: "That hook no longer exists in Auth0. Pick another."}
+        return {ids.BLOCK_HOOK: "That hook no longer exists in Auth0. Pick another."}, None
     if remote.error is not None:
-        return {ids.BLOCK_HOOK: f"Auth0 refused to read this hook: {remote.error.message}"}
+        return {ids.BLOCK_HOOK: f"Auth0 refused to read this hook: {remote.error.message}"}, None
     errors: dict[str, str] = {}
     if remote.names is not None:
         exists = form.secret_name in remote.names
@@ -146,7 +151,7 @@ def _remote_errors(services: Services, form: RequestForm, kind: Kind) -> dict[st
             f"Request `{pending.id}` by <@{pending.requester}> for "
             "this secret is still open; wait for it to be decided."
         )
-    return errors
+    return errors, remote.hook
 
 
 def _hook_name(form: RequestForm) -> str:
