@@ -111,10 +111,12 @@ class Bot:
         """Submit a request and return the approval message posted for it."""
         ack = self.submit(self.open_form(), **kwargs)
         assert ack.status == 200 and not ack.body, ack.body
-        return self.slack.wait_for_message(
+        message = self.slack.wait_for_message(
             APPROVALS,
             lambda m: "blocks" in m and any(b.get("type") == "actions" for b in m["blocks"]),
         )
+        self.drain()  # the bot has also noted where the message is and told the requester
+        return message
 
     def click(
         self, message: dict[str, Any], action: str = ids.ACTION_APPROVE, user: str = APPROVER

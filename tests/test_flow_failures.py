@@ -93,7 +93,6 @@ def test_auth0_failure_is_reported_audited_and_never_left_approved(
     with running_bot(sqlite_url, auth0_options=options) as bot:
         message = bot.request_approval(value=VALUE)
         request_id = request_id_of(message)
-        bot.drain()
         fault(bot)
         ack = bot.decide(message)
         assert ack.status == 200 and not ack.body
@@ -132,7 +131,6 @@ def test_unconfirmed_write_does_not_claim_nothing_changed(sqlite_url: str) -> No
     with running_bot(sqlite_url, auth0_options={**QUICK, "observer": observe}) as bot:
         sandbox.append(bot.auth0)
         message = bot.request_approval(value=VALUE)
-        bot.drain()
         bot.auth0.drop_connection_after_write(1)
         bot.decide(message)
         bot.drain()
