@@ -109,13 +109,18 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
     def guard(
         context: BoltContext, body: dict[str, Any], next: Callable[[], None]
     ) -> BoltResponse | None:
-        teams = {context.team_id, *_body_teams(body)} - {None, ""}
-        if teams and teams != {services.team_id}:
+        named = _body_teams(body) - {None, ""}
+        teams = {context.team_id, *named} - {None, ""}
+        # A payload naming no team (another organization's org-wide install) is refused too:
+        # Bolt fills context.team_id with the bot's own team when the payload has none.
+        if not named or teams != {services.team_id}:
+            enterprise = {"enterprise_id": context.enterprise_id} if context.enterprise_id else {}
             services.workflow.refuse(
                 "request.denied",
                 context.user_id or "unknown",
                 ",".join(sorted(t for t in teams if t)),
                 "foreign_team",
+                **enterprise,
             )
             return BoltResponse(status=200, body=FOREIGN_TEAM)
         next()
