@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ParamSpec
 
 from bot.auth0.client import Auth0Client, Hook
@@ -23,6 +24,8 @@ log = get_logger(__name__)
 P = ParamSpec("P")
 # Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
 ACK_DEADLINE = 1.5
+# Younger requests may still be posting their approval message from the submit itself.
+REPOST_AFTER = timedelta(minutes=1)
 
 
 class ContextExecutor(ThreadPoolExecutor):
@@ -139,6 +142,9 @@ class Services:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
         for request in self.workflow.expire_due():
             self.notifier.expired(request)
+        # Posting failed at submit (the bot was not in the approval channel yet): try again.
+        for request in self.workflow.store.unposted(self.workflow.now() - REPOST_AFTER):
+            self.notifier.post_approval(request)
         for result in self.workflow.reconcile():
             self.report(result)
 

@@ -33,6 +33,25 @@ class Notifier:
         """Post the approval request and tell the requester where it waits."""
         if self.approval_channel is None:
             return
+        if self.post_approval(request):
+            where = f"<#{self.approval_channel}>"
+        else:
+            where = (
+                "the approval channel, where the bot could not post: invite it there and the "
+                "request will be posted"
+            )
+        self.tell(
+            request.requester,
+            request.origin_channel,
+            f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
+            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)} is waiting for "
+            f"approval in {where}. It expires if nobody decides in time.",
+        )
+
+    def post_approval(self, request: SecretRequest) -> bool:
+        """Post the approval request with its buttons; False when the channel is unreachable."""
+        if self.approval_channel is None:
+            return False
         text, body = blocks.approval_message(request, self.mention)
         posted = self._call(
             "chat_postMessage",
@@ -41,18 +60,10 @@ class Notifier:
             blocks=body,
             unfurl_links=False,
         )
-        if posted is not None:
-            self.store.set_approval_message(request.id, posted["channel"], posted["ts"])
-            where = f"<#{self.approval_channel}>"
-        else:
-            where = "the approval channel (which the bot could not post to: invite it there)"
-        self.tell(
-            request.requester,
-            request.origin_channel,
-            f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
-            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)} is waiting for "
-            f"approval in {where}. It expires if nobody decides in time.",
-        )
+        if posted is None:
+            return False
+        self.store.set_approval_message(request.id, posted["channel"], posted["ts"])
+        return True
 
     def decided(self, request: SecretRequest, outcome: str) -> None:
         """Replace the approval message's buttons with the outcome."""

@@ -100,6 +100,17 @@ class Store:
             )
             return list(session.execute(query).scalars())
 
+    def unposted(self, created_before: datetime) -> Sequence[SecretRequest]:
+        """Pending requests awaiting approval whose approval message was never posted."""
+        with self._sessions() as session:
+            query = select(SecretRequest).where(
+                SecretRequest.state == State.PENDING,
+                SecretRequest.required_approvals > 0,
+                SecretRequest.approval_ts.is_(None),
+                SecretRequest.created_at <= created_before,
+            )
+            return list(session.execute(query).scalars())
+
     def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
         """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
         with self._sessions() as session:

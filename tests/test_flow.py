@@ -236,7 +236,7 @@ def test_hook_list_spanning_several_pages_is_loaded_whole(sqlite_url: str) -> No
         ack = bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
         assert ack.status == 200 and not ack.problems
         assert len(ack.json()["options"]) == 100
-        ack = bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "103", view)
+        ack = bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "ok 103", view)
         assert [o["text"]["text"] for o in ack.json()["options"]] == [
             "Hook 103 (credentials-exchange)"
         ]

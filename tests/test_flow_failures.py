@@ -203,3 +203,28 @@ def test_without_approvals_a_failure_is_reported_to_the_requester(sqlite_url: st
         assert "API_KEY" in told["text"]
         assert bot.events()[-1] == "request.failed"
         assert bot.audit()[-1]["outcome"] == "conflict"
+
+
+def test_approval_channel_unreachable_is_posted_once_the_bot_is_invited(sqlite_url: str) -> None:
+    """When the bot can't post in the approval channel the requester is told to invite it; once
+    invited, the periodic sweep posts the waiting request so that it can still be approved."""
+    with running_bot(sqlite_url) as bot:
+        bot.slack.add_channel(APPROVALS, "secret-approvals", bot_is_member=False)
+        assert not bot.submit(bot.open_form(), value=VALUE).body
+        bot.drain()
+        told = bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "waiting" in m["text"])
+        assert "invite" in told["text"]
+        bot.services.sweep()
+        assert bot.slack.messages(APPROVALS) == []
+        bot.slack.add_channel(APPROVALS, "secret-approvals", bot_is_member=True)
+        bot.clock.advance(60)
+        bot.services.sweep()
+        bot.services.sweep()
+        (message,) = bot.slack.messages(APPROVALS)
+        assert any(b.get("type") == "actions" for b in message["blocks"])
+        assert not bot.decide(message).body
+        bot.drain()
+        assert bot.auth0.secrets(bot.hook_id)["API_KEY"] == VALUE
+        assert len(secret_posts(bot.auth0)) == 1
+        (updated,) = bot.slack.messages(APPROVALS)
+        assert not any(b.get("type") == "actions" for b in updated["blocks"])
