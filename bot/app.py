@@ -118,7 +118,7 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
             services.workflow.refuse(
                 "request.denied",
                 context.user_id or "unknown",
-                ",".join(sorted(t for t in teams if t)),
+                ",".join(sorted(t for t in named if t)),
                 "foreign_team",
                 **enterprise,
             )

@@ -7,7 +7,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -285,10 +285,12 @@ def approver_removed_from_group_before_submitting(a: Arena) -> Ack:
 # Oversized, control characters, injection in the request form -----------------------------
 
 
-def _form_case(field: str, text: str) -> Callable[[Arena], Ack]:
+def _form_case(input_name: str, text: str) -> Callable[[Arena], Ack]:
+    """Submit the request form with ``text`` in one input and fine values in the others."""
+
     def attack(a: Arena) -> Ack:
         values: dict[str, Any] = {"name": "FORM_CASE", "value": "fine-value", "reason": "fine"}
-        values[field] = text
+        values[input_name] = text
         return _submit(a, validate=False, **values)
 
     return attack
@@ -303,6 +305,7 @@ class Case:
     answer: str = ""
     audited: tuple[tuple[str, str], ...] = ()
     requester: str = REQUESTER  # who made the pending request the case attacks
+    recorded: dict[str, str] = field(default_factory=dict)  # fields of the audit record
 
 
 CASES: dict[str, Case] = {
@@ -331,11 +334,13 @@ CASES: dict[str, Case] = {
         guest_from_another_team,
         answer="another Slack workspace",
         audited=(("request.denied", "foreign_team"),),
+        recorded={"actor": APPROVER, "team_id": OTHER_TEAM + ",T0TEAM"},
     ),
     "enterprise install of another org": Case(
         enterprise_install_of_another_org,
         answer="another Slack workspace",
         audited=(("request.denied", "foreign_team"),),
+        recorded={"actor": APPROVER, "team_id": "", "enterprise_id": "E0OTHER"},
     ),
     "unknown view callback": Case(unknown_view_callback, 404),
     "unknown action id": Case(unknown_action_id, 404),
@@ -503,6 +508,8 @@ def test_hostile_input_gets_a_clear_answer_and_changes_nothing(
     assert _unexpected_auth0_paths(bot, auth0_before) == []
     new = [(r["event"], r["outcome"]) for r in bot.audit()[audited_before:]]
     assert new == list(case.audited)
+    for key, value in case.recorded.items():
+        assert bot.audit()[-1][key] == value, key
     assert bot.store.get(arena.request_id).state == "pending"  # type: ignore[union-attr]
 
 
@@ -615,15 +622,15 @@ INJECTIONS: dict[str, tuple[Callable[[Arena], Ack], bool]] = {
 }
 
 
-@pytest.mark.parametrize("field", list(INJECTIONS))
+@pytest.mark.parametrize("where", list(INJECTIONS))
 def test_mrkdwn_and_mentions_in_every_text_field_are_neutralised(
-    hostile_bot: Bot, field: str
+    hostile_bot: Bot, where: str
 ) -> None:
     """Mentions, broadcasts and links typed into any field never reach Slack as mrkdwn: they
     are shown escaped, or not echoed at all."""
     bot = hostile_bot
-    arena = _arena(bot, f"I_{list(INJECTIONS).index(field)}")
-    typed, echoed = INJECTIONS[field]
+    arena = _arena(bot, f"I_{list(INJECTIONS).index(where)}")
+    typed, echoed = INJECTIONS[where]
     before = Counter(shown_texts(bot.slack))
     ack = typed(arena)
     assert ack.status == 200
