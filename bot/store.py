@@ -181,6 +181,21 @@ class Tx:
         self.session.add(request)
         self.session.flush()
 
+    def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+        """The open request for this hook secret, read once earlier writers of it committed
+        (PostgreSQL: a lock per hook secret; SQLite's BEGIN IMMEDIATE serialises writers)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"hook-secret:{hook_id}/{secret_name}"},
+            )
+        query = select(SecretRequest).where(
+            SecretRequest.hook_id == hook_id,
+            SecretRequest.secret_name == secret_name,
+            SecretRequest.state.in_(OPEN_STATES),
+        )
+        return self.session.execute(query.limit(1)).scalar_one_or_none()
+
     def transition(
         self, request_id: str, from_states: Sequence[State], to_state: State, **values: Any
     ) -> SecretRequest | None:

@@ -45,6 +45,15 @@ class Draft:
     reason: str
 
 
+class AlreadyOpen(Exception):
+    """Another request for the same hook secret is still pending or being applied."""
+
+    def __init__(self, request_id: str, requester: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+        self.requester = requester
+
+
 class Outcome(StrEnum):
     """How a decision or an apply ended, from the caller's point of view."""
 
@@ -108,6 +117,10 @@ class Workflow:
             expires_at=now + self.ttl,
         )
         with self.store.transaction() as tx:
+            # Checked again where the row is inserted: of two submissions at once, one is kept.
+            existing = tx.open_request_for(draft.hook_id, draft.secret_name)
+            if existing is not None:
+                raise AlreadyOpen(existing.id, existing.requester)
             tx.add(request)
             tx.audit(self._event("request.submitted", request, draft.requester, "pending"))
             if self.required_approvals == 0:

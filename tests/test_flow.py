@@ -41,10 +41,20 @@ def test_add_with_approval_applies_once_and_confirms_without_the_value(db_url: s
         assert "CANARY" not in str(bot.slack.ephemerals())
         assert "CANARY" not in bot.audit_stream.getvalue()
         assert bot.events() == ["request.submitted", "request.approved", "secret.added"]
+        request_id = request_id_of(message)
+        for record in bot.audit():
+            assert record["audit"] is True and record["timestamp"].endswith("Z")
+            assert record["request_id"] == request_id and record["team_id"] == bot.slack.team_id
+            assert record["hook_id"] == bot.hook_id and record["secret_name"] == "API_KEY"
+        assert [(r["actor"], r["outcome"]) for r in bot.audit()] == [
+            (REQUESTER, "pending"),
+            (APPROVER, "approved"),
+            (APPROVER, "applied"),
+        ]
         updated = bot.slack.messages(APPROVALS)[0]
         assert not any(b.get("type") == "actions" for b in updated["blocks"])
         assert "approved by" in str(updated["blocks"])
-        row = bot.store.get(request_id_of(message))
+        row = bot.store.get(request_id)
         assert row is not None and row.state == State.APPLIED and row.value_ciphertext is None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from bot import ids
 from bot.models import State
 from tests.harness import (
+    GROUPIE,
     REQUESTER,
     Bot,
     all_requests,
@@ -169,3 +172,27 @@ def test_slow_auth0_at_submit_accepts_inside_slacks_deadline_and_checks_again_la
         assert row.state == State.FAILED and row.failure_reason == "conflict"
         assert bot.auth0.secrets(bot.hook_id) == {"EXISTING": "old"}
         assert not secret_posts(bot.auth0)
+
+
+def test_two_requests_for_the_same_secret_submitted_at_once_store_one(db_url: str) -> None:
+    """Two requesters submitting the same hook+name at the same instant: one request is
+    recorded, the other is answered with an error on `secret_name` naming it."""
+    with running_bot(db_url) as bot:
+        views = {user: bot.open_form(user=user) for user in (REQUESTER, GROUPIE)}
+        picked = bot.hook_option()
+        start = threading.Barrier(len(views))
+
+        def submit(user: str) -> Any:
+            start.wait()
+            return bot.submit(views[user], user=user, hook=picked)
+
+        with ThreadPoolExecutor(len(views)) as pool:
+            acks = dict(zip(views, pool.map(submit, views), strict=True))
+        bot.drain()
+        (row,) = all_requests(bot.store)
+        (loser,) = [user for user in acks if user != row.requester]
+        errors = _errors(acks[loser])
+        assert list(errors) == [ids.BLOCK_SECRET_NAME] and row.id in errors[ids.BLOCK_SECRET_NAME]
+        assert not acks[row.requester].body
+        assert bot.events().count("request.submitted") == 1
+        assert len(bot.slack.calls_to("chat.postMessage")) == 1

@@ -13,7 +13,7 @@ from bot.auth0.errors import HookNotFound
 from bot.flow import RemoteCheck, Services, describe_state
 from bot.models import Kind
 from bot.validation import RequestForm, form_errors, parse_form
-from bot.workflow import Draft, Outcome
+from bot.workflow import AlreadyOpen, Draft, Outcome
 
 KINDS = {
     ids.CALLBACK_ADD: Kind.ADD,
@@ -44,32 +44,27 @@ def register(app: App, services: Services) -> None:
         if not errors:
             errors, hook = _remote_errors(services, form, kind)
         if errors:
-            ack(response_action="errors", errors=errors)
-            services.workflow.refuse(
-                "request.refused",
-                user,
-                team,
-                "invalid_input",
-                hook_id=form.hook_id,
-                secret_name=form.secret_name[:128],
-                fields=sorted(errors),
-            )
+            _refuse_input(services, ack, user, team, form, errors)
             return
-        channel = _origin_channel(view, user)
-        request = services.workflow.submit(
-            Draft(
-                kind=kind,
-                team_id=team,
-                requester=user,
-                origin_channel=channel,
-                hook_id=form.hook_id or "",
-                # Auth0's name for the id; the option label is client-supplied.
-                hook_name=hook.name if hook else _hook_name(form),
-                secret_name=form.secret_name,
-                value=form.value if kind is not Kind.REMOVE else None,
-                reason=form.reason,
+        try:
+            request = services.workflow.submit(
+                Draft(
+                    kind=kind,
+                    team_id=team,
+                    requester=user,
+                    origin_channel=_origin_channel(view, user),
+                    hook_id=form.hook_id or "",
+                    # Auth0's name for the id; the option label is client-supplied.
+                    hook_name=hook.name if hook else _hook_name(form),
+                    secret_name=form.secret_name,
+                    value=form.value if kind is not Kind.REMOVE else None,
+                    reason=form.reason,
+                )
             )
-        )
+        except AlreadyOpen as clash:  # submitted at the same moment as another one
+            errors = {ids.BLOCK_SECRET_NAME: _still_open(clash.request_id, clash.requester)}
+            _refuse_input(services, ack, user, team, form, errors)
+            return
         ack()
         services.background(services.after_submit, request)
 
@@ -147,11 +142,31 @@ def _remote_errors(
             )
     pending = services.workflow.store.open_request_for(hook_id, form.secret_name)
     if pending is not None:
-        errors[ids.BLOCK_SECRET_NAME] = (
-            f"Request `{pending.id}` by <@{pending.requester}> for "
-            "this secret is still open; wait for it to be decided."
-        )
+        errors[ids.BLOCK_SECRET_NAME] = _still_open(pending.id, pending.requester)
     return errors, remote.hook
+
+
+def _still_open(request_id: str, requester: str) -> str:
+    return (
+        f"Request `{request_id}` by <@{requester}> for "
+        "this secret is still open; wait for it to be decided."
+    )
+
+
+def _refuse_input(
+    services: Services, ack: Ack, user: str, team: str, form: RequestForm, errors: dict[str, str]
+) -> None:
+    """Answer field errors and audit the refusal; nothing is stored."""
+    ack(response_action="errors", errors=errors)
+    services.workflow.refuse(
+        "request.refused",
+        user,
+        team,
+        "invalid_input",
+        hook_id=form.hook_id,
+        secret_name=form.secret_name[:128],
+        fields=sorted(errors),
+    )
 
 
 def _hook_name(form: RequestForm) -> str:
