@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from bot import audit
 from bot.crypto import generate_key
@@ -14,6 +18,7 @@ from bot.logs import configure_logging
 from bot.settings import Mode, SettingsError, StoreSettings, load_app_settings, load_settings
 
 EXIT_SETTINGS = 2
+EXIT_UNREADABLE = 3  # audit verify/export: the database could not be read
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,13 +104,33 @@ def _store(args: argparse.Namespace) -> tuple[StoreSettings, audit.VerifyResult 
     return settings, None
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
+def _read_trail(settings: StoreSettings, work: Callable[[Session], int]) -> int:
+    """Run ``work`` on the trail; a database that can't be read exits 3, never 1 (broken)."""
+    # The store alone, not bot.runtime: a cron job checking the trail needs no Slack client.
+    from bot.store import Store
 
+    try:
+        store = Store(settings.database_url)
+        store.migrate()
+        with store.session() as session:
+            return work(session)
+    except SQLAlchemyError as error:
+        url = make_url(settings.database_url)
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        if url.password:
+            reason = reason.replace(str(url.password), "***")
+        where = url.render_as_string(hide_password=True)
+        print(f"cannot read the audit trail at {where}: {reason}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+def _verify(args: argparse.Namespace) -> int:
     settings, _ = _store(args)
-    store = open_store(settings)
-    with store.session() as session:
-        result = audit.verify(session)
+    return _read_trail(settings, _verify_trail)
+
+
+def _verify_trail(session: Session) -> int:
+    result = audit.verify(session)
     if result.broken_at is not None:
         print(
             f"audit trail BROKEN at record {result.broken_at}: {result.problem} "
@@ -117,11 +142,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from bot.runtime import open_store
-
     settings, _ = _store(args)
-    store = open_store(settings)
-    with store.session() as session:
+
+    def write(session: Session) -> int:
         for record in audit.export(session, args.since):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return 0
+        return 0
+
+    return _read_trail(settings, write)
