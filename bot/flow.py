@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ParamSpec
 
+from slack_bolt import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error, HookNotFound
 from bot.catalog import HookCatalog
@@ -147,6 +151,24 @@ class Services:
             self.notifier.post_approval(request)
         for result in self.workflow.reconcile():
             self.report(result)
+
+
+def open_modal(
+    client: WebClient, respond: Respond, trigger_id: str, view: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Open a modal and return it; when Slack refuses (rate limit, stale trigger), say so."""
+    try:
+        opened: dict[str, Any] = client.views_open(trigger_id=trigger_id, view=view)["view"]
+    except SlackApiError as error:
+        code = error.response.get("error")
+        log.warning("views.open refused", error=code)
+        respond(
+            text=f":warning: Slack did not open the form ({code}). Please try again.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return None
+    return opened
 
 
 def describe_state(request: SecretRequest) -> str:

@@ -298,3 +298,26 @@ def _element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
     block = next(b for b in view["blocks"] if b.get("block_id") == block_id)
     element: dict[str, Any] = block["element"]
     return element
+
+
+def test_form_slack_refuses_to_open_is_reported_to_the_user(sqlite_url: str) -> None:
+    """When Slack refuses `views.open` (rate limited), the requester and the approver are told
+    to try again instead of seeing nothing."""
+    with running_bot(sqlite_url) as bot:
+        bot.slack.ratelimit_next("views.open", 1)
+        bot.driver.slash_command(REQUESTER, "add", channel_id=ORIGIN)
+        told = bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "try again" in m["text"])
+        assert "ratelimited" in told["text"]
+        message = bot.request_approval()
+        bot.slack.ratelimit_next("views.open", 1)
+        bot.click(message, user=APPROVER)
+        bot.slack.wait_for_ephemeral(APPROVER, lambda m: "try again" in m["text"])
+        bot.drain()
+        assert [c.error for c in bot.slack.calls_to("views.open")] == [
+            "ratelimited",
+            None,
+            "ratelimited",
+        ]
+        assert bot.decide(message).status == 200
+        bot.drain()
+        assert len(secret_posts(bot.auth0)) == 1

@@ -8,7 +8,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, ids
-from bot.flow import Services, describe_state
+from bot.flow import Services, describe_state, open_modal
 from bot.models import State
 
 
@@ -69,4 +69,4 @@ def _open_decision(
             replace_original=False,
         )
         return
-    client.views_open(trigger_id=body["trigger_id"], view=blocks.decision_modal(request, approve))
+    open_modal(client, respond, body["trigger_id"], blocks.decision_modal(request, approve))

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, ids
 from bot.blocks import esc
-from bot.flow import Services
+from bot.flow import Services, open_modal
 from bot.listeners.listing import show_list
 from bot.models import Kind
 from bot.validation import Command, parse_command
@@ -79,9 +79,9 @@ def _open_request(
         require_reason=services.require_reason,
         secret_name=parsed.name,
     )
-    opened = client.views_open(trigger_id=command["trigger_id"], view=view)
-    if parsed.hook:
-        _prefill_hook(services, client, opened["view"], kind, metadata, parsed)
+    opened = open_modal(client, respond, command["trigger_id"], view)
+    if opened is not None and parsed.hook:
+        _prefill_hook(services, client, opened, kind, metadata, parsed)
 
 
 def _prefill_hook(
