@@ -95,6 +95,16 @@ def _scrubbed(item: Any) -> Any:
     return item
 
 
+def _storable(name: str, value: str | None) -> str | None:
+    """A field as its column holds it: a refusal may quote hostile input, but PostgreSQL
+    rejects NUL (shown as U+FFFD) and over-long strings (cut, marked with "…")."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\ufffd")
+    limit = getattr(AuditRecord.__table__.c[name].type, "length", None)
+    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
 def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
     """Add ``event`` to the chain inside the caller's transaction and return its public form."""
     if session.get_bind().dialect.name == "postgresql":
@@ -112,7 +122,7 @@ def append(session: Session, event: AuditEvent, now: datetime | None = None) -> 
         detail=json.dumps(event.detail, sort_keys=True, ensure_ascii=False),
         prev_hash=prev,
         hash="",
-        **{name: getattr(event, name) for name in CORE_FIELDS},
+        **{name: _storable(name, getattr(event, name)) for name in CORE_FIELDS},
     )
     row.hash = record_hash(prev, _hashed_body(row))
     session.add(row)

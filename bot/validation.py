@@ -16,6 +16,8 @@ from bot.models import Kind
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 HOOK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 PLACEHOLDER = "_VALUE_NOT_SHOWN_"
+# PostgreSQL text can't hold NUL, and Slack would show it as nothing.
+NUL_IN_TEXT = "This contains a NUL character: remove it."
 SUBCOMMANDS = {"add": Kind.ADD, "update": Kind.UPDATE, "rotate": Kind.UPDATE, "remove": Kind.REMOVE}
 
 
@@ -109,7 +111,14 @@ def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str
         errors[ids.BLOCK_REASON] = "Say why, for the approver and the audit trail."
     elif len(form.reason) > REASON_MAX:
         errors[ids.BLOCK_REASON] = f"At most {REASON_MAX} characters."
+    elif "\x00" in form.reason:
+        errors[ids.BLOCK_REASON] = NUL_IN_TEXT
     return errors
+
+
+def comment_problem(comment: str | None) -> str | None:
+    """Why a decision comment can't be recorded, or None."""
+    return NUL_IN_TEXT if comment is not None and "\x00" in comment else None
 
 
 def value_problem(value: SecretStr | None) -> str | None:

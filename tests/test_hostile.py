@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import create_engine, text
 
 from bot import ids
 from bot.sandbox.slack import Ack, build_state_values
@@ -31,6 +32,7 @@ from tests.harness import (
     shown_texts,
 )
 
+PG_URL = os.environ.get("TEST_DATABASE_URL")
 OTHER_TEAM = "T0OTHER"
 GROUP_APPROVER = "U0GAPP"  # approves (and requests) through user groups
 WRITES = ("POST", "PATCH", "DELETE")
@@ -245,6 +247,17 @@ def request_form_with_a_hook_id_that_is_a_path(a: Arena) -> Ack:
     return _submit(a, name="PATHLIKE", hook=hook, validate=False)
 
 
+def request_form_with_an_oversized_hook_id(a: Arena) -> Ack:
+    hook = {"selected_option": {"text": {"type": "plain_text", "text": "x"}, "value": "h" * 5000}}
+    return _submit(a, name="BIGHOOK", hook=hook, validate=False)
+
+
+def approval_comment_with_nul(a: Arena) -> Ack:
+    return a.bot.driver.view_submission(
+        APPROVER, a.decision_view(), {ids.BLOCK_COMMENT: "fine\x00"}, validate=False
+    )
+
+
 def request_form_with_a_hook_that_does_not_exist(a: Arena) -> Ack:
     hook = {"selected_option": {"text": {"type": "plain_text", "text": "x"}, "value": "01NOPE"}}
     return _submit(a, name="NOHOOK", hook=hook, validate=False)
@@ -406,6 +419,8 @@ CASES: dict[str, Case] = {
             _form_case("name", text),
             answer=answer,
             audited=(("request.refused", "invalid_input"),),
+            # The audit keeps what was typed, as far as a column can hold it.
+            recorded={"secret_name": text.replace("\x00", "\ufffd")[:128]},
         )
         for label, (text, answer) in BAD_NAMES.items()
     },
@@ -424,6 +439,21 @@ CASES: dict[str, Case] = {
         answer="can't be blank",
         audited=(("request.refused", "invalid_input"),),
     ),
+    "reason: nul": Case(
+        _form_case("reason", "because\x00"),
+        answer="NUL",
+        audited=(("request.refused", "invalid_input"),),
+    ),
+    "hook id: 5000 chars": Case(
+        request_form_with_an_oversized_hook_id,
+        answer="Choose a hook",
+        audited=(("request.refused", "invalid_input"),),
+        recorded={"hook_id": "h" * 63 + "…"},
+    ),
+    "approval comment: nul": Case(
+        approval_comment_with_nul,
+        answer="NUL",
+    ),
     "reason: 5000 chars": Case(
         _form_case("reason", "r" * 5000),
         answer="At most 1000",
@@ -432,16 +462,34 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture(scope="module")
-def hostile_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    """One bot for the whole table: each case checks what it changed against a snapshot."""
-    path: Path = tmp_path_factory.mktemp("hostile") / "bot.db"
-    with running_bot(f"sqlite:///{path}") as bot:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hostile_bot(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Bot]:
+    """One bot per database for the whole table: each case checks what it changed against a
+    snapshot."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'bot.db'}"
+    elif PG_URL:
+        url = PG_URL
+        _reset(url)
+    else:
+        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL hostile input tests skipped")
+    with running_bot(url) as bot:
         bot.slack.add_user(GROUP_APPROVER, "gina")
         # An approver who may also request, through both user groups.
         bot.slack.set_group_members("S0APPS", [GROUP_APPROVER])
         bot.slack.set_group_members("S0REQS", [GROUPIE, GROUP_APPROVER])
         yield bot
+    if request.param == "postgresql":
+        _reset(url)
+
+
+def _reset(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS audit_log, secret_requests, alembic_version"))
+    engine.dispose()
 
 
 def _arena(bot: Bot, name: str, requester: str = REQUESTER) -> Arena:

@@ -12,7 +12,7 @@ from bot.auth0.client import Hook
 from bot.auth0.errors import HookNotFound
 from bot.flow import RemoteCheck, Services, describe_state
 from bot.models import Kind
-from bot.validation import RequestForm, form_errors, parse_form
+from bot.validation import RequestForm, comment_problem, form_errors, parse_form
 from bot.workflow import AlreadyOpen, Draft, Outcome
 
 KINDS = {
@@ -87,6 +87,10 @@ def register(app: App, services: Services) -> None:
             services.workflow.refuse(
                 "approval.denied", user, team, "not_an_approver", request_id=request_id[:32]
             )
+            return
+        problem = comment_problem(comment)
+        if problem:
+            ack(response_action="errors", errors={ids.BLOCK_COMMENT: problem})
             return
         result = services.workflow.decide(request_id, user, approve, comment)
         if result.outcome is Outcome.SELF_APPROVAL:
