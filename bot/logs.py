@@ -29,6 +29,9 @@ TOKEN_SHAPES = re.compile(
 VALUE_FIELD_MARKERS = ("secret_value", "secret%5Fvalue")
 # A slash command's form body (Bolt logs badly signed ones): its text may hold a typed value.
 COMMAND_TEXT = re.compile(r"(?<![^&\s(])text=[^&\s]*")
+# The same as JSON or a dict repr (slack_sdk logs Socket Mode envelopes at DEBUG).
+COMMAND_KEY = re.compile(r"""["']command["']\s*:""")
+COMMAND_TEXT_QUOTED = re.compile(r"""(["']text["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""")
 
 
 class SecretRegistry:
@@ -80,6 +83,8 @@ class SecretRegistry:
         text = TOKEN_SHAPES.sub(REDACTED, text)
         if "command=" in text:
             text = COMMAND_TEXT.sub(f"text={REDACTED}", text)
+        if COMMAND_KEY.search(text):
+            text = COMMAND_TEXT_QUOTED.sub(rf"\1\2{REDACTED}\2", text)
         if drop_payloads and any(marker in text for marker in VALUE_FIELD_MARKERS):
             return f"{REDACTED} (a Slack payload carrying a secret value)"
         return text

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -23,9 +24,10 @@ import structlog
 from sqlalchemy import MetaData, create_engine, select
 
 from bot import ids
+from bot.crypto import generate_key
 from bot.logs import configure_logging
-from bot.sandbox.auth0 import DEFAULT_SCOPES
-from bot.sandbox.slack import Ack
+from bot.sandbox.auth0 import DEFAULT_SCOPES, Auth0Sandbox
+from bot.sandbox.slack import Ack, SlackDriver, SlackStandIn
 from bot.workflow import Result
 from tests.harness import (
     APPROVALS,
@@ -318,16 +320,20 @@ def _captured_everything(logs: str) -> None:
 
 def _slack_haystacks(bot: Bot) -> Iterator[tuple[str, Any]]:
     """Everything the bot sent Slack: Web API calls (but their token header), response URLs."""
-    for n, call in enumerate(bot.slack.calls):
+    yield from _slack_haystacks_of(bot.slack)
+
+
+def _slack_haystacks_of(slack: SlackStandIn) -> Iterator[tuple[str, Any]]:
+    for n, call in enumerate(slack.calls):
         headers = {k: v for k, v in call.headers.items() if k.lower() != "authorization"}
         yield f"slack call {n} {call.method}", [call.args, headers, call.response]
         yield f"slack call {n} {call.method} body", call.body
-    for n, post in enumerate(bot.slack.responses(include_rejected=True)):
+    for n, post in enumerate(slack.responses(include_rejected=True)):
         yield f"response_url post {n}", post.payload
-    yield "slack ephemerals", bot.slack.ephemerals()
-    yield "slack views", bot.slack.open_views
+    yield "slack ephemerals", slack.ephemerals()
+    yield "slack views", slack.open_views
     for channel in (ORIGIN, APPROVALS, REQUESTER, APPROVER, OUTSIDER):
-        yield f"slack messages in {channel}", bot.slack.messages(channel)
+        yield f"slack messages in {channel}", slack.messages(channel)
 
 
 def _auth0_leaks(bot: Bot, secrets_: list[Secret]) -> list[str]:
@@ -481,3 +487,122 @@ def test_the_search_finds_a_value_in_every_encoding(encode: Any) -> None:
     text = f"before {encode(value)} after"
     assert _hits([Secret("canary", value)], [("probe", text)]) != []
     assert _hits([Secret("token", "xoxb-probe-token")], [("probe", text)]) == []
+
+
+APP_TOKEN = "xapp-1-A0APP-canary-app-token-0123456789"
+# The variables of the settings table: the process gets only the ones the test sets.
+_SETTING_PREFIXES = ("SLACK_", "AUTH0_", "HOOK_SECRET_", "DATABASE_URL", "PORT", "LOG_")
+
+
+def _socket_env(slack: SlackStandIn, auth0: Auth0Sandbox, db: str, key: str) -> dict[str, str]:
+    """An operator's settings for Socket Mode at DEBUG, pointed at the stand-ins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SETTING_PREFIXES)}
+    return env | {
+        "PYTHONPATH": str(REPO),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "AUTH0_DOMAIN": auth0.domain,
+        "AUTH0_CLIENT_ID": auth0.client_id,
+        "AUTH0_CLIENT_SECRET": "sandbox-client-secret",
+        "AUTH0_BASE_URL": auth0.url,
+        "HOOK_SECRET_REQUESTERS": REQUESTER,
+        "HOOK_SECRET_APPROVERS": APPROVER,
+        "HOOK_SECRET_APPROVAL_CHANNEL": APPROVALS,
+        "HOOK_SECRET_ENCRYPTION_KEY": key,
+        "DATABASE_URL": db,
+        "LOG_LEVEL": "DEBUG",
+        "LOG_FORMAT": "json",
+    }
+
+
+def _socket_flow(slack: SlackStandIn, hook_id: str) -> None:
+    """Over Socket Mode: a value typed into the command, then a request approved and applied."""
+    with SlackDriver(slack, socket_mode=True) as driver:
+        _socket_requests(slack, driver, hook_id)
+
+
+def _socket_requests(slack: SlackStandIn, driver: SlackDriver, hook_id: str) -> None:
+    text = f"add {hook_id} API_KEY={canary('socket-command')}"
+    assert ":warning:" in driver.slash_command(REQUESTER, text, channel_id=ORIGIN).text
+    assert driver.slash_command(REQUESTER, "add", channel_id=ORIGIN).status == 200
+    view = slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_ADD, timeout=10)
+    option = {"text": {"type": "plain_text", "text": "Client Credentials Exchange"}}
+    values = {
+        ids.BLOCK_HOOK: {"selected_option": option | {"value": hook_id}},
+        ids.BLOCK_SECRET_NAME: "SOCKET_KEY",
+        ids.BLOCK_SECRET_VALUE: canary("socket-applied"),
+        ids.BLOCK_REASON: "over socket mode",
+    }
+    assert driver.view_submission(REQUESTER, view, values).status == 200
+    message = slack.wait_for_message(APPROVALS, _has_buttons, timeout=10)
+    mark = slack.mark()
+    driver.block_action(APPROVER, ids.ACTION_APPROVE, message=message, channel_id=APPROVALS)
+    slack.wait_for("views.open", after=mark, timeout=10)
+    decision = slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
+    assert driver.view_submission(APPROVER, decision, {ids.BLOCK_COMMENT: None}).status == 200
+    slack.wait_for_message(ORIGIN, lambda m: "SOCKET_KEY" in m.get("text", ""), timeout=10)
+
+
+def test_socket_mode_process_at_debug_prints_no_canary(tmp_path: Path) -> None:
+    """``hook-secret-bot run`` in Socket Mode at LOG_LEVEL=DEBUG, a real process: its whole
+    output and database hold no value, token or key, while Auth0 got the value once."""
+    key = generate_key()
+    with (
+        SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as slack,
+        Auth0Sandbox() as auth0,
+    ):
+        for user, name in ((REQUESTER, "rita"), (APPROVER, "alex")):
+            slack.add_user(user, name)
+        slack.add_channel(APPROVALS, "secret-approvals")
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = _socket_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", key)
+        out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"],
+                env=env,
+                cwd=tmp_path,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        try:
+            slack.socket_mode.wait_connected(timeout=20)
+            _socket_flow(slack, hook_id)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                status = proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+        assert status == 0, err.read_text()[-2000:]
+        access_tokens = [
+            json.loads(r.response_body)["access_token"]
+            for r in auth0.requests
+            if r.path == "/oauth/token" and r.status == 200
+        ]
+        posts = [r for r in auth0.requests if _in_json(canary("socket-applied"), r.body)]
+        secrets_ = [
+            Secret("canary", canary("socket-applied")),
+            Secret("bot token", BOT_TOKEN),
+            Secret("app token", APP_TOKEN),
+            Secret("client secret", "sandbox-client-secret"),
+            Secret("encryption key", key),
+            *(Secret("access token", t) for t in access_tokens),
+        ]
+        output = out.read_text() + err.read_text()
+        haystacks = [
+            ("process output", output),
+            *_slack_haystacks_of(slack),
+            *((f"file {p.name}", p.read_bytes()) for p in sorted(tmp_path.glob("bot.db*"))),
+        ]
+    assert '"level": "debug"' in output and "on_message invoked" in output
+    assert [r["event"] for r in map(json.loads, _audit_lines(output))][-1] == "secret.added"
+    assert _hits(secrets_, haystacks) == []
+    assert [(r.method, r.status) for r in posts] == [("POST", 201)]
+
+
+def _audit_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith('{"audit":true')]
