@@ -404,68 +404,108 @@ def _cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+@dataclass
+class Seen:
+    """What one running bot produced, the secrets it held, and what reached Auth0."""
+
+    secrets: list[Secret]
+    haystacks: list[tuple[str, Any]]
+    auth0_leaks: list[str]
+    applied: list[tuple[str, int | None]]  # method and status of writes carrying a value
+    errors: list[str]
+    audit_lines: int
+
+
+def _observe(bot: Bot, recorder: Recorder, applied_labels: tuple[str, ...]) -> Seen:
+    """Everything the bot produced while running, and the secrets it held."""
+    access_tokens = [
+        json.loads(r.response_body)["access_token"]
+        for r in bot.auth0.requests
+        if r.path == "/oauth/token" and r.status == 200
+    ]
+    secrets_ = [
+        Secret("canary", canary("applied")),
+        Secret("bot token", BOT_TOKEN),
+        Secret("signing secret", SIGNING_SECRET),
+        Secret("client secret", bot.settings.auth0_client_secret.get_secret_value()),
+        *(Secret("encryption key", k) for k in bot.settings.encryption_keys),
+        *(Secret("access token", t) for t in access_tokens),
+    ]
+    audit_lines = bot.audit_stream.getvalue()
+    return Seen(
+        secrets=secrets_,
+        haystacks=[
+            ("audit lines", audit_lines),
+            *_slack_haystacks(bot),
+            *((f"ack {n}", a.body) for n, a in enumerate(recorder.acks)),
+            *((f"ack {n} headers", dict(a.headers)) for n, a in enumerate(recorder.acks)),
+            (
+                "exceptions",
+                ["".join(traceback.format_exception(e)) + repr(e.args) for e in recorder.errors],
+            ),
+        ],
+        auth0_leaks=_auth0_leaks(bot, secrets_),
+        applied=[
+            (r.method, r.status)
+            for r in bot.auth0.requests
+            if any(_in_json(canary(label), r.body) for label in applied_labels)
+        ],
+        errors=[repr(e) for e in recorder.errors],
+        audit_lines=len(audit_lines.splitlines()),
+    )
+
+
+def _run_without_approvals(bot: Bot) -> None:
+    """Approvals off: the requester's submission applies at once, or fails."""
+    assert not bot.submit(bot.open_form(), name="SELF_OK", value=canary("self-confirmed")).body
+    bot.drain()
+    bot.auth0.fail_next(1, 409, method="POST")
+    assert not bot.submit(bot.open_form(), name="SELF_FAIL", value=canary("self-failed")).body
+    bot.drain()
+    outcomes = [(r["event"], r["outcome"]) for r in bot.audit()]
+    assert ("secret.added", "applied") in outcomes and ("request.failed", "conflict") in outcomes
+
+
 def test_canaries_surface_only_where_auth0_needs_them(
     db_url: str,
     tmp_path: Path,
     captured_logs: io.StringIO,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """Every path runs with canaries; values, tokens and keys appear nowhere the bot wrote."""
-    recorder = Recorder()
+    """Every path runs with canaries, approvals on and off; values, tokens and keys appear
+    nowhere the bot wrote, and each applied value reached Auth0 in exactly one write."""
+    recorder, recorder_off = Recorder(), Recorder()
     with running_bot(db_url) as bot:
         recorder.attach(bot)
         _run_every_path(bot)
         _expected_events(bot)
-        access_tokens = [
-            json.loads(r.response_body)["access_token"]
-            for r in bot.auth0.requests
-            if r.path == "/oauth/token" and r.status == 200
-        ]
-        assert len(access_tokens) >= 3  # first, the narrowed one, the restored one
-        secrets_ = [
-            Secret("canary", canary("applied")),
-            Secret("bot token", BOT_TOKEN),
-            Secret("signing secret", SIGNING_SECRET),
-            Secret("client secret", bot.settings.auth0_client_secret.get_secret_value()),
-            *(Secret("encryption key", k) for k in bot.settings.encryption_keys),
-            *(Secret("access token", t) for t in access_tokens),
-        ]
-        auth0_leaks = _auth0_leaks(bot, secrets_)
-        applied = [
-            r
-            for r in bot.auth0.requests
-            if any(_in_json(canary(label), r.body) for label in ("applied", "rotated"))
-        ]
-        haystacks = [
-            ("logs", captured_logs.getvalue()),
-            ("audit lines", bot.audit_stream.getvalue()),
-            *_slack_haystacks(bot),
-            *((f"ack {n}", a.body) for n, a in enumerate(recorder.acks)),
-            *((f"ack {n} headers", dict(a.headers)) for n, a in enumerate(recorder.acks)),
-        ]
+        seen = _observe(bot, recorder, ("applied", "rotated"))
+    with running_bot(db_url, hook_secret_required_approvals=0) as bot:
+        recorder_off.attach(bot)
+        _run_without_approvals(bot)
+        seen_off = _observe(bot, recorder_off, ("self-confirmed",))
+    assert len([s for s in seen.secrets if s.label == "access token"]) >= 3  # renewed twice
     export = _cli(db_url, tmp_path, "export")
     verify = _cli(db_url, tmp_path, "verify")
     assert export.returncode == 0 and verify.returncode == 0, (export.stderr, verify.stdout)
-    assert len(export.stdout.splitlines()) == len(haystacks[1][1].splitlines())
-    errors = [
-        "".join(traceback.format_exception(e)) + repr(e) + repr(e.args) for e in recorder.errors
-    ]
-    assert len(errors) == 7
+    assert len(export.stdout.splitlines()) == seen.audit_lines + seen_off.audit_lines
     output = capfd.readouterr()
-    haystacks += [
+    haystacks = [
+        *seen.haystacks,
+        *seen_off.haystacks,
+        ("logs", captured_logs.getvalue()),
         ("audit export", export.stdout + export.stderr),
         ("audit verify", verify.stdout + verify.stderr),
-        ("exceptions", errors),
         ("stdout", output.out),
         ("stderr", output.err),
         *_database_haystacks(db_url, tmp_path),
     ]
     _captured_everything(captured_logs.getvalue())
-    assert auth0_leaks == []
-    assert _hits(secrets_, haystacks) == []
-    # The values reached Auth0 once each, in the write that applied them.
-    assert [(r.method, r.status) for r in applied] == [("POST", 201), ("PATCH", 201)]
-    assert all(secrets_[0].found_in(r.body) for r in applied)
+    assert (len(seen.errors), len(seen_off.errors)) == (7, 1)
+    assert seen.auth0_leaks == seen_off.auth0_leaks == []
+    assert _hits([*seen.secrets, *seen_off.secrets], haystacks) == []
+    assert seen.applied == [("POST", 201), ("PATCH", 201)]
+    assert seen_off.applied == [("POST", 201)]
 
 
 @pytest.mark.parametrize(
