@@ -122,7 +122,16 @@ class Workflow:
             if existing is not None:
                 raise AlreadyOpen(existing.id, existing.requester)
             tx.add(request)
-            tx.audit(self._event("request.submitted", request, draft.requester, "pending"))
+            tx.audit(
+                self._event(
+                    "request.submitted",
+                    request,
+                    draft.requester,
+                    "pending",
+                    reason=draft.reason,
+                    fingerprint=request.fingerprint,
+                )
+            )
             if self.required_approvals == 0:
                 approved = tx.transition(
                     request.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +15,17 @@ from bot.logs import SECRETS
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 
-def _reset_postgres(url: str) -> None:
+def _schema_sql(url: str, statement: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS audit_log, secret_requests, alembic_version"))
+        connection.execute(text(statement))
     engine.dispose()
+
+
+def private_schema_url(url: str, schema: str) -> str:
+    """The same database, with every connection's search_path set to ``schema``."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,9 +36,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL store tests skipped (CI sets it)")
-    _reset_postgres(PG_URL)
-    yield PG_URL
-    _reset_postgres(PG_URL)
+    # A schema of its own per test: concurrent runs on one database never meet.
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    _schema_sql(PG_URL, f"CREATE SCHEMA {schema}")
+    try:
+        yield private_schema_url(PG_URL, schema)
+    finally:
+        _schema_sql(PG_URL, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -151,9 +151,10 @@ def _remote_errors(
 
 
 def _still_open(request_id: str, requester: str) -> str:
+    # Field errors are plain text: a <@U…> mention would show raw, so name no one.
     return (
-        f"Request `{request_id}` by <@{requester}> for "
-        "this secret is still open; wait for it to be decided."
+        f"Request {request_id} for this secret is still open; wait for it to be decided "
+        "(see the approval channel)."
     )
 
 
