@@ -13,12 +13,14 @@ from slack_sdk.errors import SlackApiError
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error
 from bot.logs import SECRETS
-from bot.policy import Directory, Principals
+from bot.policy import Principals
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
 from bot.store import Store
 
-NEEDED_SCOPES = ("read:hooks", "update:hooks", "delete:hooks")
+# What the contract asks of the machine-to-machine application (CONTRACT §2).
+NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+GRANT_PLACE = "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class Check:
     ok: bool
     name: str
     detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+class CheckFailed(Exception):
+    """A probe ran but found a problem; the message says how to fix it."""
 
 
 def run_checks(
@@ -41,27 +50,33 @@ def run_checks(
     out = out or sys.stdout
     slack = slack or slack_client(settings)
     auth0 = auth0 or auth0_client(settings)
-    results: list[Check] = [Check(True, "settings", "all variables valid")]
+    try:
+        results = list(_checks(settings, slack, auth0))
+    finally:
+        auth0.close()
+    for check in results:
+        out.write(SECRETS.scrub(check.line()) + "\n")
+    return 0 if all(c.ok for c in results) else 1
+
+
+def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Check]:
+    results = [Check(True, "settings", "all variables valid")]
     team_id = _run(results, "slack auth.test", lambda: _slack_auth(slack))
+    _run(results, "slack transport", lambda: _transport(settings))
     if team_id and settings.hook_secret_approval_channel:
         channel = settings.hook_secret_approval_channel
         _run(results, "approval channel", lambda: _channel(slack, channel))
     if team_id:
-        directory = Directory(slack, team_id)
         for label, ids in (
             ("requesters", settings.hook_secret_requesters),
             ("approvers", settings.hook_secret_approvers),
         ):
             if ids:
-                _run(results, label, lambda ids=ids: _people(directory, ids))  # type: ignore[misc]
+                _run(results, label, _people_probe(slack, team_id, ids))
     _run(results, "auth0 token", lambda: _scopes(auth0))
-    _run(results, "auth0 GET /api/v2/hooks", lambda: f"{len(auth0.list_hooks())} hooks readable")
+    _run(results, "auth0 GET /api/v2/hooks", lambda: _hooks(auth0))
     _run(results, "database", lambda: _database(settings.database_url))
-    for check in results:
-        line = f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}"
-        out.write(SECRETS.scrub(line) + "\n")
-    auth0.close()
-    return 0 if all(c.ok for c in results) else 1
+    return results
 
 
 def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | None:
@@ -74,55 +89,74 @@ def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | Non
         results.append(Check(False, name, error.message))
         return None
     except SlackApiError as error:
-        code = error.response.get("error")
-        results.append(Check(False, name, f"Slack said {code}; {_slack_hint(code)}"))
+        results.append(Check(False, name, _slack_problem(error)))
         return None
-    except Exception as error:
+    except Exception as error:  # one line per check: a crash is that check failing
         results.append(Check(False, name, f"{type(error).__name__}: {error}"))
         return None
     results.append(Check(True, name, detail))
     return detail
 
 
-class CheckFailed(Exception):
-    """A probe ran but found a problem; the message says how to fix it."""
-
-
 def _slack_auth(slack: WebClient) -> str:
     response = slack.auth_test()
-    return str(response["team_id"]) + f" ({response.get('team')}, bot {response.get('user_id')})"
+    return f"{response['team_id']} ({response.get('team')}, bot {response.get('user_id')})"
+
+
+def _transport(settings: Settings) -> str:
+    if settings.slack_app_token is not None:
+        client = WebClient(base_url=settings.slack_api_url, timeout=10)
+        client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+        return "Socket Mode: apps.connections.open accepted SLACK_APP_TOKEN"
+    if settings.slack_signing_secret is None:
+        raise CheckFailed(
+            "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    return "HTTP mode: point Slack's request URLs at https://<your host>/slack/events"
 
 
 def _channel(slack: WebClient, channel: str) -> str:
     info = slack.conversations_info(channel=channel)["channel"]
     if not info.get("is_member"):
-        raise CheckFailed(f"the bot is not a member of {channel}: invite it with /invite @bot")
+        raise CheckFailed(
+            f"the bot is not a member of {channel}: invite it there with /invite @hook-secret-bot"
+        )
     return f"bot is a member of #{info.get('name', channel)}"
 
 
-def _people(directory: Directory, ids: list[str]) -> str:
-    principals = Principals.parse(ids)
-    people = set(principals.users)
-    for group in principals.groups:
-        members = directory.members(group)
-        if not members:
-            raise CheckFailed(
-                f"user group {group} has no members or can't be read "
-                "(needs the usergroups:read scope)"
-            )
-        people |= members
-    return f"{len(people)} people"
+def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[], str]:
+    def probe() -> str:
+        principals = Principals.parse(ids)
+        people = set(principals.users)
+        for group in principals.groups:
+            response = slack.usergroups_users_list(usergroup=group, team_id=team_id)
+            members = set(response.get("users") or [])
+            if not members:
+                raise CheckFailed(
+                    f"user group {group} has no members: nobody in it could act; add people "
+                    "to it in Slack or list user ids instead"
+                )
+            people |= members
+        groups = f" from {len(principals.groups)} group(s)" if principals.groups else ""
+        return f"{len(people)} people{groups}"
+
+    return probe
 
 
 def _scopes(auth0: Auth0Client) -> str:
     scopes = auth0.token_scopes()
     missing = [s for s in NEEDED_SCOPES if s not in scopes]
     if missing:
+        them = "them" if len(missing) > 1 else "it"
         raise CheckFailed(
-            "the application lacks " + ", ".join(missing) + ": grant them in "
-            "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
+            f"the Auth0 application lacks {', '.join(missing)}: grant {them} in {GRANT_PLACE}"
         )
     return "token issued with " + " ".join(s for s in sorted(scopes) if s.endswith(":hooks"))
+
+
+def _hooks(auth0: Auth0Client) -> str:
+    hooks = auth0.list_hooks()
+    return f"{len(hooks)} hooks readable"
 
 
 def _database(url: str) -> str:
@@ -135,10 +169,19 @@ def _database(url: str) -> str:
     return "answers"
 
 
-def _slack_hint(code: object) -> str:
-    return {
+def _slack_problem(error: SlackApiError) -> str:
+    code = str(error.response.get("error"))
+    hint = {
         "invalid_auth": "SLACK_BOT_TOKEN is wrong or revoked",
         "not_authed": "SLACK_BOT_TOKEN is missing",
-        "channel_not_found": "the channel id is wrong or the bot can't see it (invite the bot)",
+        "account_inactive": "the app was uninstalled or its bot deactivated; reinstall it",
+        "channel_not_found": "the channel id is wrong, or it is private and the bot is not in "
+        "it: invite the bot with /invite @hook-secret-bot",
+        "no_such_subteam": "no user group has that id; check the S… ids in the settings",
         "missing_scope": "reinstall the app from manifest.yaml to grant its scopes",
-    }.get(str(code), "see Slack's error reference")
+        "not_allowed_token_type": "SLACK_APP_TOKEN must be an app-level token with "
+        "connections:write",
+    }.get(code, "see https://api.slack.com/methods for this error")
+    needed = error.response.get("needed")
+    scope = f" (needs {needed})" if needed else ""
+    return f"Slack said {code}{scope}: {hint}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,6 +18,13 @@ class Metrics:
             "hook_secret_bot_slack_requests",
             "Slack requests handled, by kind and HTTP status",
             ["kind", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "hook_secret_bot_slack_request_seconds",
+            "Time to answer Slack (the ack), by kind",
+            ["kind"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
             registry=self.registry,
         )
         self.auth0_calls = Counter(
@@ -46,7 +55,12 @@ class Metrics:
                 "Requests waiting for a decision",
                 registry=self.registry,
             )
-            gauge.set_function(pending)
+            gauge.set_function(lambda: _or_nan(pending))
+
+    def observe_request(self, kind: str, status: str, started: float) -> None:
+        """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""
+        self.requests.labels(kind, status).inc()
+        self.request_latency.labels(kind).observe(time.perf_counter() - started)
 
     def observe_auth0(self, operation: str, status: int | str, seconds: float) -> None:
         """Record one Auth0 HTTP exchange (the client's observer hook)."""
@@ -61,3 +75,11 @@ class Metrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return bytes(generate_latest(self.registry))
+
+
+def _or_nan(read: Callable[[], int]) -> float:
+    """A gauge reading, or NaN when the database can't answer (the scrape still succeeds)."""
+    try:
+        return float(read())
+    except Exception:  # a scrape must not fail because the database is down
+        return math.nan

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -18,6 +20,7 @@ from bot.crypto import Vault, key_file_for, load_or_create_key
 from bot.flow import Services
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
+from bot.pacing import PacedTransport
 from bot.settings import Settings, StoreSettings
 from bot.store import Store
 from bot.web import WSGIApp, wsgi_app
@@ -28,7 +31,7 @@ SWEEP_INTERVAL = 30.0
 
 def register_settings_secrets(settings: StoreSettings) -> None:
     """Teach the log redactor every secret the settings hold."""
-    SECRETS.register(*settings.encryption_keys)
+    SECRETS.pin(*settings.encryption_keys)
     if isinstance(settings, Settings):
         for secret in (
             settings.slack_bot_token,
@@ -37,7 +40,7 @@ def register_settings_secrets(settings: StoreSettings) -> None:
             settings.auth0_client_secret,
         ):
             if secret is not None:
-                SECRETS.register(secret.get_secret_value())
+                SECRETS.pin(secret.get_secret_value())
 
 
 def open_store(settings: StoreSettings) -> Store:
@@ -67,14 +70,16 @@ def slack_client(settings: Settings) -> WebClient:
 
 
 def auth0_client(settings: Settings, metrics: Metrics | None = None) -> Auth0Client:
-    """The Management API client."""
+    """The Management API client, pacing its calls to the tenant's rate limit."""
+    on_wait = metrics.observe_wait if metrics else None
     return Auth0Client(
         domain=settings.auth0_domain,
         client_id=settings.auth0_client_id,
         client_secret=settings.auth0_client_secret,
         base_url=settings.auth0_base_url,
+        transport=PacedTransport(on_wait=on_wait),
         observer=metrics.observe_auth0 if metrics else None,
-        on_rate_limit_wait=metrics.observe_wait if metrics else None,
+        on_rate_limit_wait=on_wait,
     )
 
 
@@ -109,14 +114,54 @@ class Runtime:
         self._sweeper = threading.Thread(target=loop, name="sweeper", daemon=True)
         self._sweeper.start()
 
-    def close(self) -> None:
-        """Stop sweeping, let background work finish, then release clients."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop sweeping, let background work (and what it queues) finish, release clients."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._sweeper is not None:
-            self._sweeper.join(timeout=30)
-        self.services.executor.shutdown(wait=True)
+            self._sweeper.join(timeout=timeout)
+        if not self.services.wait_idle(max(0.0, deadline - time.monotonic())):
+            log.warning("background work still running at shutdown", timeout=timeout)
+        self.services.executor.shutdown(wait=False, cancel_futures=True)
         self.auth0.close()
         self.store.close()
+
+
+class StartupError(Exception):
+    """The bot can't serve: a dependency named in the message is unreachable or refuses it."""
+
+
+def preflight(settings: Settings) -> str:
+    """Migrate the database and ask Slack who the bot is; the workspace's team id.
+
+    Run before a port is opened so that a wrong URL or token fails fast with one clear line.
+    """
+    register_settings_secrets(settings)
+    try:
+        store = open_store(settings)
+    except Exception as error:
+        raise StartupError(
+            f"DATABASE_URL: the database can't be opened or migrated: {_first_line(error)}"
+        ) from error
+    store.close()
+    try:
+        response = slack_client(settings).auth_test()
+    except SlackApiError as error:
+        raise StartupError(
+            f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
+        ) from error
+    except Exception as error:
+        raise StartupError(
+            f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
+        ) from error
+    return str(response["team_id"])
+
+
+def _first_line(error: BaseException) -> str:
+    # SQLAlchemy wraps the driver's error and appends its SQL and a docs link: keep the cause.
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime:

@@ -2,68 +2,115 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from bot.logs import get_logger
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, StartupError, build_runtime, preflight
 from bot.settings import Settings
+from bot.web import WSGIApp
 
 log = get_logger(__name__)
-# Seconds in-flight requests and background applies get to finish after SIGTERM.
-GRACEFUL_TIMEOUT = 30
+# Seconds in-flight requests and background applies get to finish after SIGTERM: under the
+# 30 s most platforms (Heroku, Kubernetes' default) wait before they send SIGKILL.
+GRACEFUL_TIMEOUT = 25
+# One process, many threads: Slack handlers mostly wait on I/O, and one process keeps one
+# executor, one sweeper and one metrics registry. Scale out with replicas (README).
+THREADS = 16
+# Seconds a connection may stay idle between requests (Slack and load balancers reuse them).
+KEEPALIVE = 5
+EXIT_STARTUP = 1
+# The worker heartbeat file's directory; a disk-backed /tmp can stall it (gunicorn's FAQ).
+HEARTBEAT_DIR = "/dev/shm"  # noqa: S108 - gunicorn makes its file there with mkstemp, mode 0600
 
 
-class BotServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
-    """gunicorn running the bot's WSGI app; the runtime is built inside the worker."""
+class _GunicornLogs(GunicornLogger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's own lines go through the bot's logging chain (JSON, redacted) like the rest."""
 
-    def __init__(self, settings: Settings, threads: int = 16) -> None:
-        self.settings = settings
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.loglevel = self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        self.error_log.setLevel(self.loglevel)
+        self.error_log.propagate = True
+        self.access_log.propagate = False
+
+    def access(self, *_: Any) -> None:
+        """No access log: /metrics counts requests by kind and outcome instead."""
+
+
+class WSGIServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn (one gthread worker) serving whatever WSGI app ``load`` builds in the worker.
+
+    The bot uses it through ``BotServer``; the benchmarks serve bare Bolt apps on it, so that
+    both sides of a comparison run on the same server stack.
+    """
+
+    def __init__(self, port: int, log_level: str = "INFO", threads: int = THREADS) -> None:
+        self.port = port
+        self.log_level = log_level
         self.threads = threads
-        self.runtime: Runtime | None = None
         super().__init__()
 
     def load_config(self) -> None:
-        config = {
-            "bind": f"0.0.0.0:{self.settings.port}",
+        config: dict[str, Any] = {
+            "bind": f"0.0.0.0:{self.port}",
             "workers": 1,
             "worker_class": "gthread",
             "threads": self.threads,
+            "keepalive": KEEPALIVE,
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "timeout": 60,
-            "accesslog": None,
-            "errorlog": "-",
-            "loglevel": self.settings.log_level.lower(),
-            "worker_exit": self._worker_exit,
-            "logconfig_dict": {
-                "version": 1,
-                "disable_existing_loggers": False,
-                "root": {},
-                "loggers": {},
-                "handlers": {},
-                "formatters": {},
-            },
+            "loglevel": self.log_level.lower(),
+            "logger_class": _GunicornLogs,
+            "worker_exit": lambda _arbiter, _worker: self.on_exit(),
+            "proc_name": "hook-secret-bot",
         }
+        if os.path.isdir(HEARTBEAT_DIR):
+            config["worker_tmp_dir"] = HEARTBEAT_DIR
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn ≥ 27 opens ~/.gunicorn/gunicorn.ctl; replicas on one host would share it.
+            config["control_socket_disable"] = True
         for key, value in config.items():
             self.cfg.set(key, value)
 
-    def load(self) -> Any:
+    def load(self) -> WSGIApp:
+        """Build the WSGI app; runs in the worker, after the fork."""
+        raise NotImplementedError
+
+    def on_exit(self) -> None:
+        """Called in the worker once its last request is answered (SIGTERM)."""
+
+
+class BotServer(WSGIServer):
+    """gunicorn running the bot's WSGI app; the runtime is built inside the worker."""
+
+    def __init__(self, settings: Settings, threads: int = THREADS) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        super().__init__(settings.port, settings.log_level, threads)
+
+    def load(self) -> WSGIApp:
         self.runtime = build_runtime(self.settings)
         self.runtime.start_sweeper()
-        log.info("serving Slack over HTTP", port=self.settings.port)
+        log.info("serving Slack over HTTP", port=self.port, threads=self.threads)
         return self.runtime.wsgi()
 
-    def _worker_exit(self, _server: Any, _worker: Any) -> None:
+    def on_exit(self) -> None:
         if self.runtime is not None:
             log.info("shutting down: finishing in-flight work")
-            self.runtime.close()
+            self.runtime.close(GRACEFUL_TIMEOUT - 2)
+            log.info("shut down cleanly")
 
 
 def serve_http(settings: Settings) -> None:
-    """Serve HTTP mode until SIGTERM or SIGINT."""
+    """Serve HTTP mode until SIGTERM (graceful) or SIGINT."""
+    _preflight_or_exit(settings)
     BotServer(settings).run()
 
 
@@ -71,6 +118,7 @@ def serve_socket_mode(settings: Settings) -> None:
     """Serve through Socket Mode until SIGTERM or SIGINT, then finish in-flight work."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    _preflight_or_exit(settings)
     runtime = build_runtime(settings)
     runtime.start_sweeper()
     token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
@@ -82,5 +130,19 @@ def serve_socket_mode(settings: Settings) -> None:
     log.info("connected to Slack through Socket Mode")
     stop.wait()
     log.info("shutting down: finishing in-flight work")
-    handler.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves it unannotated
-    runtime.close()
+    # Stop taking envelopes and let the listeners already running ack (close() drains them; it
+    # may also wait out a 3 s socket read), then finish the background work they queued.
+    closing = threading.Thread(target=handler.close, name="socket-close", daemon=True)
+    closing.start()
+    closing.join(timeout=10)
+    runtime.close(GRACEFUL_TIMEOUT - 12)
+    log.info("shut down cleanly")
+
+
+def _preflight_or_exit(settings: Settings) -> None:
+    """Fail before opening a port when the database or Slack can't be reached."""
+    try:
+        preflight(settings)
+    except StartupError as error:
+        log.error("cannot start", problem=str(error))
+        raise SystemExit(EXIT_STARTUP) from None

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,18 +20,22 @@ from bot.store import Store
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
+# /healthz answers within this many seconds even when the database hangs (a load balancer's
+# probe usually gives up after a few seconds and should see a 503, not a timeout).
+HEALTH_DEADLINE = 2.0
 
 
 def wsgi_app(app: App, store: Store, metrics: Metrics) -> WSGIApp:
     """Route ``/slack/events`` to Bolt, ``/healthz`` to the database check, ``/metrics``."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
+    health = Health(store.ping)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == EVENTS_PATH and method == "POST":
             return _counted(slack, metrics, environ, start_response)
         if path == "/healthz" and method == "GET":
-            ok = store.ping()
+            ok = health.ok()
             body = {"status": "ok"} if ok else {"status": "unavailable", "database": "down"}
             return _reply(
                 start_response,
@@ -64,9 +72,41 @@ def _counted(
         status_seen.append(status.split()[0])
         return start_response(status, headers, *rest)
 
+    started = time.perf_counter()
     body = slack(environ, recording_start)
-    metrics.requests.labels(kind, status_seen[0] if status_seen else "none").inc()
+    metrics.observe_request(kind, status_seen[0] if status_seen else "none", started)
     return body
+
+
+class Health:
+    """Database pings for /healthz: at most one in flight, each answer within a deadline."""
+
+    def __init__(self, ping: Callable[[], bool], deadline: float = HEALTH_DEADLINE) -> None:
+        self._ping = ping
+        self._deadline = deadline
+        self._lock = threading.Lock()
+        self._inflight: Future[bool] | None = None
+
+    def ok(self) -> bool:
+        """Whether the database answered, waiting at most the deadline."""
+        with self._lock:
+            future = self._inflight
+            if future is None or future.done():
+                future = self._inflight = Future()
+                # A daemon thread: a ping stuck on a dead database must not hold up exit.
+                threading.Thread(
+                    target=self._run, args=(future,), name="healthz", daemon=True
+                ).start()
+        try:
+            return future.result(timeout=self._deadline)
+        except FutureTimeout:
+            return False
+
+    def _run(self, future: Future[bool]) -> None:
+        try:
+            future.set_result(bool(self._ping()))
+        except Exception:  # any failure means "not healthy"
+            future.set_result(False)
 
 
 def _kind(raw: bytes) -> str:

@@ -1,0 +1,192 @@
+"""End to end under Auth0's free-tier rate limit: submit → approve → applied, none lost.
+
+    python -m benchmarks.end_to_end [--requests N] [--people K]
+
+The Auth0 sandbox enforces the free tier's limit (2 requests burst, 2 per second) on the
+Management API. K requester/approver pairs work at once, each through the real flow over HTTP:
+``/hook-secret add`` → form → submit; click Approve → approval modal → submit. The run ends
+when every confirmation has been posted (or after a deadline). It reports throughput, the
+submit→confirmation latency, how often Auth0 answered 429, and checks that no request was
+lost, none applied twice, and no rate-limit error reached anyone in Slack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from benchmarks.common import Stack, machine, percentile, stack
+from bot import ids
+from bot.sandbox.auth0 import RateLimit
+from bot.sandbox.slack import SlackDriver
+from tests.bot_process import APPROVALS, ORIGIN
+
+SECRETS_PER_HOOK = 20  # Auth0's cap
+DEADLINE = 170.0
+RATE_LIMIT_WORDS = re.compile(r"rate.?limit|429|too many", re.IGNORECASE)
+
+
+def _people(n: int) -> tuple[list[str], list[str]]:
+    return [f"U0R{i:03d}" for i in range(n)], [f"U0A{i:03d}" for i in range(n)]
+
+
+def _pick(driver: SlackDriver, requester: str, view: dict[str, Any], hook: str) -> Any:
+    """The hook's option in the picker; like a person, type again while the list is empty
+    (the bot answers options loads within 2 s from its cache, empty before the first load)."""
+    for _ in range(30):
+        ack = driver.block_suggestion(requester, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+        options = [o for o in ack.payload().get("options", []) if o["value"] == hook]
+        if options:
+            return options[0]
+        time.sleep(1)
+    raise RuntimeError("the hook never showed up in the picker")
+
+
+def _one(env: Stack, events_url: str, requester: str, approver: str, hook: str, name: str) -> Any:
+    """One person requests ``name``; another approves it. The time it was submitted."""
+    with env.driver(events_url) as driver:
+        driver.slash_command(requester, "add", channel_id=ORIGIN)
+        view = env.slack.wait_for_view(requester, callback_id=ids.CALLBACK_ADD, timeout=30)
+        option = _pick(driver, requester, view, hook)
+        submitted = time.monotonic()
+        answer = driver.view_submission(
+            requester,
+            view,
+            {
+                ids.BLOCK_HOOK: {"selected_option": option},
+                ids.BLOCK_SECRET_NAME: name,
+                ids.BLOCK_SECRET_VALUE: f"value-of-{name}",
+                ids.BLOCK_REASON: "end-to-end benchmark",
+            },
+        )
+        message = env.slack.wait_for_message(
+            APPROVALS,
+            lambda m: (
+                f"`{name}`" in m.get("text", "") + str(m.get("blocks", ""))
+                and any(b.get("type") == "actions" for b in m.get("blocks", []))
+            ),
+            timeout=60,
+        )
+        driver.block_action(approver, ids.ACTION_APPROVE, message=message, channel_id=APPROVALS)
+        modal = env.slack.wait_for_view(approver, callback_id=ids.CALLBACK_APPROVE, timeout=60)
+        decided = driver.view_submission(approver, modal, {ids.BLOCK_COMMENT: None})
+        return submitted, answer, decided
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--people", type=int, default=5)
+    args = parser.parse_args()
+    requesters, approvers = _people(args.people)
+    with stack(rate_limit=RateLimit.FREE) as env:
+        for person in requesters + approvers:
+            env.slack.add_user(person, person.lower())
+        hooks = [env.hook_id] + [
+            env.auth0.add_hook(f"Hook {n}") for n in range(1, -(-args.requests // SECRETS_PER_HOOK))
+        ]
+        bot = env.start_bot(
+            HOOK_SECRET_REQUESTERS=",".join(requesters),
+            HOOK_SECRET_APPROVERS=",".join(approvers),
+        )
+        names = [f"E2E_{i:03d}" for i in range(args.requests)]
+        started = time.monotonic()
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                for message in env.slack.messages(ORIGIN):
+                    for name in names:
+                        if name not in seen and f"`{name}`" in message.get("text", ""):
+                            seen[name] = time.monotonic()
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        with ThreadPoolExecutor(args.people) as pool:
+            futures = [
+                pool.submit(
+                    _one,
+                    env,
+                    bot.events_url,
+                    requesters[i % args.people],
+                    approvers[i % args.people],
+                    hooks[i // SECRETS_PER_HOOK],
+                    name,
+                )
+                for i, name in enumerate(names)
+            ]
+            results = dict(zip(names, (f.result() for f in futures), strict=True))
+        while len(seen) < len(names) and time.monotonic() - started < DEADLINE:
+            time.sleep(0.1)
+        stop.set()
+        elapsed = max(seen.values(), default=time.monotonic()) - started
+        metrics = httpx.get(bot.url + "/metrics").text
+        bot.stop()
+        _report(env, bot.audit(), metrics, names, results, seen, elapsed, hooks)
+
+
+def _report(
+    env: Stack,
+    audit: list[dict[str, Any]],
+    metrics: str,
+    names: list[str],
+    results: dict[str, Any],
+    seen: dict[str, float],
+    elapsed: float,
+    hooks: list[str],
+) -> None:
+    stored: dict[str, str] = {}
+    for hook in hooks:
+        stored.update(env.auth0.secrets(hook))
+    posts = [r for r in env.auth0.requests if r.method == "POST" and r.path.endswith("/secrets")]
+    api = [r for r in env.auth0.requests if r.path.startswith("/api/")]
+    throttled = [r for r in api if r.status == 429]
+    lost = [n for n in names if stored.get(n) != f"value-of-{n}"]
+    failed = [r for r in audit if r["event"] == "request.failed"]
+    added = [r for r in audit if r["event"] == "secret.added"]
+    said = [
+        str(c.args)
+        for c in env.slack.calls
+        if c.method.startswith(("chat.", "views.", "conversations."))
+    ]
+    acks = [a.body.decode() for _, *answers in results.values() for a in answers]
+    surfaced = [t for t in said + acks if RATE_LIMIT_WORDS.search(t)]
+    latency = [seen[n] - results[n][0] for n in names if n in seen]
+    waits = next(
+        (
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("hook_secret_bot_auth0_rate_limit_waits_total ")
+        ),
+        0.0,
+    )
+    print(f"Machine: {machine()}")
+    print(f"requests: {len(names)} by {len(set(results))} names; confirmed: {len(seen)}")
+    print(f"throughput: {len(seen) / elapsed:.2f} applied/s over {elapsed:.1f} s")
+    if latency:
+        print(
+            f"submit → confirmation: p50 {percentile(latency, 50):.1f} s, "
+            f"p99 {percentile(latency, 99):.1f} s, max {max(latency):.1f} s"
+        )
+    print(
+        f"Auth0 Management API calls: {len(api)} ({len(api) / elapsed:.2f}/s), "
+        f"answered 429: {len(throttled)}; bot waited on the limit {waits:.0f} times"
+    )
+    print(f"secret POSTs: {len(posts)} (statuses {sorted({p.status for p in posts})})")
+    print(f"audit: {len(added)} secret.added, {len(failed)} request.failed")
+    print(f"lost (not in Auth0 with its value): {lost or 'none'}")
+    print(f"rate-limit errors shown to people in Slack: {len(surfaced)}")
+    ok = not lost and not failed and not surfaced and len(posts) == len(names)
+    print("RESULT:", "ok" if ok else "PROBLEM")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Client-side pacing for Auth0's Management API rate limit, shared by a process's threads.
+
+Auth0 answers every Management API call with ``x-ratelimit-limit``, ``-remaining`` and
+``-reset`` (when the bucket is full again, UNIX seconds). A client that only reacts to 429
+makes every waiting thread sleep until the same reset and retry at the same moment: on a free
+tenant (2 a second) most of them meet another 429, and the unluckiest run out of their wait
+budget and fail a request that only had to queue. ``PacedTransport`` queues calls in arrival
+order instead and lets the next one go only while the bucket, as the last answer described it,
+has room. The token endpoint has its own limits and is not paced.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+# Seconds to hold calls after a 429 that says nothing about when to come back.
+DEFAULT_PAUSE = 1.0
+
+
+class PacedTransport(httpx.BaseTransport):
+    """An httpx transport that paces requests under ``paced_prefix`` to the server's limit."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport | None = None,
+        *,
+        paced_prefix: str = "/api/",
+        clock: Callable[[], float] = time.time,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        self._inner = inner or httpx.HTTPTransport()
+        self._prefix = paced_prefix
+        self._gate = Gate(clock, on_wait)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.startswith(self._prefix):
+            return self._inner.handle_request(request)
+        self._gate.enter()
+        try:
+            response = self._inner.handle_request(request)
+        except BaseException:
+            self._gate.leave(None)
+            raise
+        self._gate.leave(response)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class Gate:
+    """A FIFO queue in front of a token bucket whose state the server's answers report.
+
+    Until the first answer, one call at a time goes (nothing is known about the bucket yet).
+    After the bucket was assumed full again at its reset time, the old reset time says
+    nothing more: once those units are spent, the next caller waits for a fresh answer to
+    learn the new reset time (or ``DEFAULT_PAUSE`` if none comes), instead of refilling again.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.time, on_wait: Callable[[float], None] | None = None
+    ) -> None:
+        self._clock = clock
+        self._on_wait = on_wait
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._limit: int | None = None
+        self._remaining: int | None = None  # None: unknown, let calls through
+        self._reset_at: float | None = None  # None: not known since the last refill
+        self._answered = False
+        self._in_flight = 0
+
+    def enter(self) -> None:
+        """Wait for this caller's turn and for room in the bucket; then take one unit."""
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+            try:
+                self._wait_for_room()
+            finally:
+                self._serving += 1
+                self._cond.notify_all()
+
+    def _wait_for_room(self) -> None:
+        started = time.monotonic()
+        while not self._answered and self._in_flight > 0:
+            self._cond.wait()
+        while self._remaining is not None and self._remaining <= 0:
+            if self._reset_at is None:
+                # Wait for an answer to say when the bucket is full again.
+                if not self._cond.wait(DEFAULT_PAUSE):
+                    self._refill()
+                continue
+            left = self._reset_at - self._clock()
+            if left <= 0:
+                self._refill()
+                break
+            self._cond.wait(left)
+        if self._remaining is not None:
+            self._remaining -= 1
+        self._in_flight += 1
+        waited = time.monotonic() - started
+        if waited > 0.001 and self._on_wait is not None:
+            self._on_wait(waited)
+
+    def _refill(self) -> None:
+        self._remaining = self._limit
+        self._reset_at = None
+
+    def leave(self, response: httpx.Response | None) -> None:
+        """A call entered earlier is over: learn from its answer, if it got one."""
+        with self._cond:
+            self._in_flight -= 1
+            if response is not None:
+                self._answered = True
+                self._learn(response.status_code, response.headers)
+            self._cond.notify_all()
+
+    def _learn(self, status: int, headers: httpx.Headers) -> None:
+        limit = _int(headers.get("x-ratelimit-limit"))
+        remaining = _int(headers.get("x-ratelimit-remaining"))
+        reset = _float(headers.get("x-ratelimit-reset"))
+        if limit is not None:
+            self._limit = limit
+        if status == 429:
+            remaining = 0
+            retry_after = _float(headers.get("retry-after"))
+            if retry_after is not None:
+                reset = self._clock() + retry_after
+            elif reset is None:
+                reset = self._clock() + DEFAULT_PAUSE
+        if remaining is not None:
+            # Answers to calls still in flight may be older than what was counted since.
+            known = self._remaining
+            self._remaining = remaining if known is None else min(known, remaining)
+        if reset is not None:
+            self._reset_at = reset if self._reset_at is None else max(self._reset_at, reset)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,185 @@
+"""``hook-secret-bot check`` against the Slack stand-in and the Auth0 sandbox."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.check import run_checks
+from bot.sandbox.auth0 import Auth0Sandbox
+from bot.sandbox.slack import SlackStandIn
+from bot.settings import Mode, load_app_settings
+from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env
+
+APPROVALS = "C0APPROVE"
+CHECKS = [
+    "settings",
+    "slack auth.test",
+    "slack transport",
+    "approval channel",
+    "requesters",
+    "approvers",
+    "auth0 token",
+    "auth0 GET /api/v2/hooks",
+    "database",
+]
+
+
+@dataclass
+class Tenant:
+    """The stand-ins a check talks to, set up as a healthy installation."""
+
+    slack: SlackStandIn
+    auth0: Auth0Sandbox
+    db_url: str
+
+    def check(self, **overrides: Any) -> tuple[int, str]:
+        """Run the checks in process; the exit status and what they printed."""
+        values: dict[str, Any] = {
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": self.slack.api_url,
+            "auth0_domain": self.auth0.domain,
+            "auth0_client_id": self.auth0.client_id,
+            "auth0_client_secret": CLIENT_SECRET,
+            "auth0_base_url": self.auth0.url,
+            "hook_secret_requesters": "U0REQ,S0REQS",
+            "hook_secret_approvers": "U0APP,S0APPS",
+            "hook_secret_approval_channel": APPROVALS,
+            "database_url": self.db_url,
+        }
+        values.update(overrides)
+        settings = load_app_settings(Mode.CHECK, _env_file=None, **values)
+        out = io.StringIO()
+        status = run_checks(settings, out)
+        printed = out.getvalue()
+        assert BOT_TOKEN not in printed and CLIENT_SECRET not in printed
+        return status, printed
+
+
+def _line(printed: str, name: str) -> str:
+    return next(line for line in printed.splitlines() if line[5:].startswith(name + ":"))
+
+
+@pytest.fixture
+def tenant(sqlite_url: str) -> Iterator[Tenant]:
+    """A workspace with the bot in the approval channel and populated groups, and a tenant."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        slack.add_user("U0REQ", "rita")
+        slack.add_user("U0APP", "alex")
+        slack.add_channel(APPROVALS, "secret-approvals")
+        slack.add_usergroup("S0REQS", "requesters", ["U0GUS"])
+        slack.add_usergroup("S0APPS", "approvers", ["U0BEA", "U0APP"])
+        auth0.add_hook("Client Credentials Exchange")
+        yield Tenant(slack, auth0, sqlite_url)
+
+
+def test_all_checks_pass_with_one_ok_line_each(tmp_path: Path, tenant: Tenant) -> None:
+    """The console script exits 0 and prints one ``ok`` line per check, without secrets."""
+    env = bot_env(
+        tenant.slack,
+        tenant.auth0,
+        tenant.db_url,
+        HOOK_SECRET_REQUESTERS="U0REQ,S0REQS",
+        HOOK_SECRET_APPROVERS="U0APP,S0APPS",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0][5:] for line in lines] == CHECKS
+    assert all(line.startswith("ok   ") for line in lines)
+    assert "2 people from 1 group(s)" in _line(done.stdout, "approvers")
+    assert "1 hooks readable" in _line(done.stdout, "auth0 GET /api/v2/hooks")
+    for secret in (BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, env["HOOK_SECRET_ENCRYPTION_KEY"]):
+        assert secret not in done.stdout + done.stderr
+
+
+def test_a_missing_auth0_scope_is_named(tenant: Tenant) -> None:
+    """A token without delete:hooks fails the token check, naming the scope and where to grant."""
+    tenant.auth0.set_scopes("read:hooks", "create:hooks", "update:hooks")
+    status, printed = tenant.check()
+    assert status == 1
+    line = _line(printed, "auth0 token")
+    assert line.startswith("FAIL") and "delete:hooks" in line and "Management API" in line
+    assert "read:hooks" not in line.split("lacks")[1]
+    assert _line(printed, "auth0 GET /api/v2/hooks").startswith("ok")
+
+
+def test_a_token_without_read_hooks_fails_both_auth0_checks(tenant: Tenant) -> None:
+    """Without read:hooks the token check names it and GET /api/v2/hooks is refused."""
+    tenant.auth0.set_scopes("create:hooks", "update:hooks", "delete:hooks")
+    status, printed = tenant.check()
+    assert status == 1
+    assert "read:hooks" in _line(printed, "auth0 token")
+    hooks = _line(printed, "auth0 GET /api/v2/hooks")
+    assert hooks.startswith("FAIL") and "read:hooks" in hooks
+
+
+def test_hooks_disabled_on_the_tenant_says_so(tenant: Tenant) -> None:
+    """A tenant with Hooks switched off fails GET /api/v2/hooks with that explanation."""
+    tenant.auth0.hooks_disabled = True
+    status, printed = tenant.check()
+    assert status == 1
+    line = _line(printed, "auth0 GET /api/v2/hooks")
+    assert line.startswith("FAIL") and "Hooks are disabled" in line
+
+
+def test_wrong_client_secret_fails_without_printing_it(tenant: Tenant) -> None:
+    """Auth0 refusing the client credentials fails the token check and never echoes the secret."""
+    wrong = "not-the-sandbox-client-secret-42"
+    status, printed = tenant.check(auth0_client_secret=wrong)
+    assert status == 1
+    assert _line(printed, "auth0 token").startswith("FAIL")
+    assert "AUTH0_CLIENT_SECRET" in _line(printed, "auth0 token")
+    assert wrong not in printed
+
+
+def test_the_bot_outside_the_approval_channel_is_told_to_invite_it(tenant: Tenant) -> None:
+    """The approval channel check fails when the bot is not a member, saying to invite it."""
+    tenant.slack.add_channel(APPROVALS, "secret-approvals", bot_is_member=False)
+    status, printed = tenant.check()
+    assert status == 1
+    line = _line(printed, "approval channel")
+    assert line.startswith("FAIL") and "/invite" in line and APPROVALS in line
+
+
+def test_an_empty_user_group_fails(tenant: Tenant) -> None:
+    """An approver group with no members fails the approvers check, naming the group."""
+    tenant.slack.set_group_members("S0APPS", [])
+    status, printed = tenant.check(hook_secret_approvers="S0APPS")
+    assert status == 1
+    line = _line(printed, "approvers")
+    assert line.startswith("FAIL") and "S0APPS" in line and "no members" in line
+    assert _line(printed, "requesters").startswith("ok")
+
+
+def test_a_wrong_bot_token_fails_without_printing_it(tenant: Tenant) -> None:
+    """Slack refusing the bot token fails auth.test with a hint and never echoes the token."""
+    wrong = "xoxb-wrong-token-000000000000"
+    status, printed = tenant.check(slack_bot_token=wrong)
+    assert status == 1
+    line = _line(printed, "slack auth.test")
+    assert line.startswith("FAIL") and "invalid_auth" in line and "SLACK_BOT_TOKEN" in line
+    assert wrong not in printed
+
+
+def test_http_mode_without_a_signing_secret_fails_the_transport_check(tenant: Tenant) -> None:
+    """Without SLACK_APP_TOKEN, a missing SLACK_SIGNING_SECRET is reported by name."""
+    status, printed = tenant.check(slack_signing_secret=None)
+    assert status == 1
+    assert "SLACK_SIGNING_SECRET" in _line(printed, "slack transport")
