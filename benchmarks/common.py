@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -46,12 +46,14 @@ class Stack:
     auth0: Auth0Sandbox
     hook_id: str
     workdir: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_bot(self, name: str = "bot", **extra: str) -> BotProcess:
         """``hook-secret-bot run`` (HTTP mode, SQLite unless DATABASE_URL is given), ready."""
         workdir = self.workdir / name
         database = extra.pop("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
         bot = start(bot_env(self.slack, self.auth0, database, **extra), workdir)
+        self.started.append(bot.proc)
         bot.wait_ready(60)
         return bot
 
@@ -66,6 +68,7 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self.started.append(proc)
         bare = Bare(proc, port)
         bare.wait_ready()
         return bare
@@ -182,7 +185,14 @@ def stack(rate_limit: RateLimit | None = None) -> Iterator[Stack]:
         slack._server.socket.listen(1024)  # type: ignore[union-attr]  # set by start() above
         workspace(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        yield Stack(slack, auth0, hook_id, Path(tmp))
+        env = Stack(slack, auth0, hook_id, Path(tmp))
+        try:
+            yield env
+        finally:
+            for proc in env.started:  # whatever a failed run left behind
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(40)
 
 
 def run_load(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import argparse
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +30,7 @@ from tests.bot_process import APPROVALS, ORIGIN
 
 SECRETS_PER_HOOK = 20  # Auth0's cap
 DEADLINE = 170.0
-RATE_LIMIT_WORDS = re.compile(r"rate.?limit|429|too many", re.IGNORECASE)
+RATE_LIMIT_WORDS = re.compile(r"rate.?limit|too many requests|\b429\b", re.IGNORECASE)
 
 
 def _people(n: int) -> tuple[list[str], list[str]]:
@@ -48,11 +49,32 @@ def _pick(driver: SlackDriver, requester: str, view: dict[str, Any], hook: str) 
     raise RuntimeError("the hook never showed up in the picker")
 
 
+def _view(
+    env: Stack, callback_id: str, wanted: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """The open modal with this callback id that ``wanted`` picks out (not a stale one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for view in env.slack.open_views.values():
+            if view.get("callback_id") == callback_id and wanted(view):
+                return view
+        time.sleep(0.05)
+    raise TimeoutError(f"no {callback_id} modal opened")
+
+
 def _one(env: Stack, events_url: str, requester: str, approver: str, hook: str, name: str) -> Any:
-    """One person requests ``name``; another approves it. The time it was submitted."""
+    """One person requests ``name``; another approves it. When it was submitted, the acks."""
     with env.driver(events_url) as driver:
-        driver.slash_command(requester, "add", channel_id=ORIGIN)
-        view = env.slack.wait_for_view(requester, callback_id=ids.CALLBACK_ADD, timeout=30)
+        mark = env.slack.mark()
+        fields = driver.slash_command_fields(requester, "add", channel_id=ORIGIN)
+        driver.send("slash_commands", fields)
+        opened = env.slack.wait_for(
+            "views.open",
+            lambda c: c.ok and c.args.get("trigger_id") == fields["trigger_id"],
+            timeout=60,
+            after=mark,
+        )
+        view = opened.response["view"]
         option = _pick(driver, requester, view, hook)
         submitted = time.monotonic()
         answer = driver.view_submission(
@@ -68,15 +90,59 @@ def _one(env: Stack, events_url: str, requester: str, approver: str, hook: str, 
         message = env.slack.wait_for_message(
             APPROVALS,
             lambda m: (
-                f"`{name}`" in m.get("text", "") + str(m.get("blocks", ""))
+                f"`{name}`" in m.get("text", "")
                 and any(b.get("type") == "actions" for b in m.get("blocks", []))
             ),
             timeout=60,
         )
+        request_id = next(
+            e["value"]
+            for b in message["blocks"]
+            if b.get("type") == "actions"
+            for e in b["elements"]
+            if e.get("action_id") == ids.ACTION_APPROVE
+        )
         driver.block_action(approver, ids.ACTION_APPROVE, message=message, channel_id=APPROVALS)
-        modal = env.slack.wait_for_view(approver, callback_id=ids.CALLBACK_APPROVE, timeout=60)
+        modal = _view(env, ids.CALLBACK_APPROVE, lambda v: v["private_metadata"] == request_id)
         decided = driver.view_submission(approver, modal, {ids.BLOCK_COMMENT: None})
         return submitted, answer, decided
+
+
+def _drive(
+    env: Stack,
+    events_url: str,
+    names: list[str],
+    pairs: list[tuple[str, str]],
+    hooks: list[str],
+) -> tuple[dict[str, Any], dict[str, float], float]:
+    """Run every request through the flow; what each got, when each was confirmed, how long."""
+    started = time.monotonic()
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for message in env.slack.messages(ORIGIN):
+                for name in names:
+                    if name not in seen and f"`{name}`" in message.get("text", ""):
+                        seen[name] = time.monotonic()
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with ThreadPoolExecutor(len(pairs)) as pool:
+        futures = [
+            pool.submit(
+                _one, env, events_url, *pairs[i % len(pairs)], hooks[i // SECRETS_PER_HOOK], name
+            )
+            for i, name in enumerate(names)
+        ]
+        results = dict(zip(names, (f.result() for f in futures), strict=True))
+    while len(seen) < len(names) and time.monotonic() - started < DEADLINE:
+        time.sleep(0.1)
+    stop.set()
+    elapsed = max(seen.values(), default=time.monotonic()) - started
+    return results, seen, elapsed
 
 
 def main() -> None:
@@ -96,40 +162,12 @@ def main() -> None:
             HOOK_SECRET_APPROVERS=",".join(approvers),
         )
         names = [f"E2E_{i:03d}" for i in range(args.requests)]
-        started = time.monotonic()
-        seen: dict[str, float] = {}
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.is_set():
-                for message in env.slack.messages(ORIGIN):
-                    for name in names:
-                        if name not in seen and f"`{name}`" in message.get("text", ""):
-                            seen[name] = time.monotonic()
-                time.sleep(0.05)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        with ThreadPoolExecutor(args.people) as pool:
-            futures = [
-                pool.submit(
-                    _one,
-                    env,
-                    bot.events_url,
-                    requesters[i % args.people],
-                    approvers[i % args.people],
-                    hooks[i // SECRETS_PER_HOOK],
-                    name,
-                )
-                for i, name in enumerate(names)
-            ]
-            results = dict(zip(names, (f.result() for f in futures), strict=True))
-        while len(seen) < len(names) and time.monotonic() - started < DEADLINE:
-            time.sleep(0.1)
-        stop.set()
-        elapsed = max(seen.values(), default=time.monotonic()) - started
-        metrics = httpx.get(bot.url + "/metrics").text
-        bot.stop()
+        pairs = list(zip(requesters, approvers, strict=True))
+        try:
+            results, seen, elapsed = _drive(env, bot.events_url, names, pairs, hooks)
+            metrics = httpx.get(bot.url + "/metrics").text
+        finally:
+            bot.stop()
         _report(env, bot.audit(), metrics, names, results, seen, elapsed, hooks)
 
 
@@ -183,8 +221,18 @@ def _report(
     print(f"secret POSTs: {len(posts)} (statuses {sorted({p.status for p in posts})})")
     print(f"audit: {len(added)} secret.added, {len(failed)} request.failed")
     print(f"lost (not in Auth0 with its value): {lost or 'none'}")
+    for name in lost:
+        events = [r["event"] + ":" + str(r["outcome"]) for r in audit if r["secret_name"] == name]
+        answers = [a.body.decode()[:200] for a in results[name][1:]]
+        print(f"  {name}: audit {events}; acks {answers}")
+    for text in surfaced:
+        print(f"  shown: {text[:300]}")
     print(f"rate-limit errors shown to people in Slack: {len(surfaced)}")
-    ok = not lost and not failed and not surfaced and len(posts) == len(names)
+    refused = [
+        f"{n}: {a.body.decode()[:120]}" for n, (_, *acks) in results.items() for a in acks if a.body
+    ]
+    print(f"submissions or decisions not accepted at once: {refused or 'none'}")
+    ok = not lost and not failed and not surfaced and not refused and len(posts) == len(names)
     print("RESULT:", "ok" if ok else "PROBLEM")
 
 

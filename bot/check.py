@@ -106,7 +106,13 @@ def _slack_auth(slack: WebClient) -> str:
 def _transport(settings: Settings) -> str:
     if settings.slack_app_token is not None:
         client = WebClient(base_url=settings.slack_api_url, timeout=10)
-        client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+        try:
+            client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+        except SlackApiError as error:
+            raise CheckFailed(
+                f"Slack said {error.response.get('error')}: SLACK_APP_TOKEN must be a valid "
+                "app-level token with connections:write, and Socket Mode enabled for the app"
+            ) from None
         return "Socket Mode: apps.connections.open accepted SLACK_APP_TOKEN"
     if settings.slack_signing_secret is None:
         raise CheckFailed(
@@ -179,8 +185,6 @@ def _slack_problem(error: SlackApiError) -> str:
         "it: invite the bot with /invite @hook-secret-bot",
         "no_such_subteam": "no user group has that id; check the S… ids in the settings",
         "missing_scope": "reinstall the app from manifest.yaml to grant its scopes",
-        "not_allowed_token_type": "SLACK_APP_TOKEN must be an app-level token with "
-        "connections:write",
     }.get(code, "see https://api.slack.com/methods for this error")
     needed = error.response.get("needed")
     scope = f" (needs {needed})" if needed else ""

@@ -183,3 +183,28 @@ def test_http_mode_without_a_signing_secret_fails_the_transport_check(tenant: Te
     status, printed = tenant.check(slack_signing_secret=None)
     assert status == 1
     assert "SLACK_SIGNING_SECRET" in _line(printed, "slack transport")
+
+
+def test_socket_mode_checks_the_app_level_token(sqlite_url: str) -> None:
+    """With SLACK_APP_TOKEN, the transport check asks apps.connections.open and names failures."""
+    app_token = "xapp-1-A0APP-check-token-0123456789"
+    with (
+        SlackStandIn(bot_token=BOT_TOKEN, app_token=app_token) as slack,
+        Auth0Sandbox() as auth0,
+    ):
+        slack.add_channel(APPROVALS, "secret-approvals")
+        tenant = Tenant(slack, auth0, sqlite_url)
+        status, printed = tenant.check(
+            slack_app_token=app_token, hook_secret_requesters="U0REQ", hook_secret_approvers="U0APP"
+        )
+        assert status == 0, printed
+        assert "Socket Mode" in _line(printed, "slack transport")
+        assert [c.method for c in slack.calls_to("apps.connections.open")] == [
+            "apps.connections.open"
+        ]
+        wrong = "xapp-1-A0APP-wrong-token-0000000000"
+        status, printed = tenant.check(
+            slack_app_token=wrong, hook_secret_requesters="U0REQ", hook_secret_approvers="U0APP"
+        )
+        assert status == 1 and wrong not in printed
+        assert "invalid_auth" in _line(printed, "slack transport")
