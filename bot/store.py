@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy import Engine, create_engine, event, exc, make_url, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
@@ -34,8 +35,16 @@ class Store:
 
     def __init__(self, url: str, sink: AuditSink | None = None) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, writer=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: reads need no write lock (WAL lets them run beside the writer), and writers
+        # queue on a lock in this process instead of in SQLite's sleeping busy handler.
+        sqlite = url.startswith("sqlite")
+        self._read_engine = _make_engine(url, writer=False) if sqlite else self.engine
+        self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if sqlite else nullcontext()
+        )
         self.sink = sink or AuditSink()
 
     def migrate(self) -> None:
@@ -50,11 +59,12 @@ class Store:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
-    def ping(self) -> bool:
-        """Whether the database answers."""
+    def ping(self, *, schema: bool = True) -> bool:
+        """Whether the database answers; with ``schema``, with the bot's tables in it."""
+        probe = "SELECT 1 FROM secret_requests LIMIT 1" if schema else "SELECT 1"
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            with self._read_engine.connect() as connection:
+                connection.execute(text(probe))
         except Exception:  # any failure means "not healthy"
             return False
         return True
@@ -62,11 +72,12 @@ class Store:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+        self._read_engine.dispose()
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; its audit records are printed only once it commits."""
-        with self._sessions() as session, session.begin():
+        with self._write_lock, self._sessions() as session, session.begin():
             tx = Tx(session)
             yield tx
         for record in tx.audited:
@@ -79,12 +90,12 @@ class Store:
 
     def get(self, request_id: str) -> SecretRequest | None:
         """The request with this id, if any."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return session.get(SecretRequest, request_id)
 
     def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
         """A pending or approved request for the same hook and secret name, if any."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SecretRequest).where(
                 SecretRequest.hook_id == hook_id,
                 SecretRequest.secret_name == secret_name,
@@ -94,7 +105,7 @@ class Store:
 
     def due_for_expiry(self, now: datetime) -> Sequence[str]:
         """Ids of pending requests whose time is up."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SecretRequest.id).where(
                 SecretRequest.state == State.PENDING, SecretRequest.expires_at <= now
             )
@@ -102,7 +113,7 @@ class Store:
 
     def unposted(self, created_before: datetime) -> Sequence[SecretRequest]:
         """Pending requests awaiting approval whose approval message was never posted."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SecretRequest).where(
                 SecretRequest.state == State.PENDING,
                 SecretRequest.required_approvals > 0,
@@ -113,7 +124,7 @@ class Store:
 
     def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
         """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SecretRequest.id).where(
                 SecretRequest.state == State.APPROVED,
                 (
@@ -126,13 +137,13 @@ class Store:
 
     def count_pending(self) -> int:
         """How many requests wait for a decision (for metrics)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             query = select(SecretRequest.id).where(SecretRequest.state == State.PENDING)
             return len(session.execute(query).all())
 
     def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
         """Remember where the approval request was posted, to update it once decided."""
-        with self._sessions() as session, session.begin():
+        with self._write_lock, self._sessions() as session, session.begin():
             session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id)
@@ -148,7 +159,7 @@ class Store:
             .order_by(AuditRecord.seq)
         )
         latest: dict[str, AuditRecord] = {}
-        with self._sessions() as session:
+        with self._reads() as session:
             for record in session.execute(query).scalars():
                 if record.secret_name is None:
                     continue
@@ -160,7 +171,7 @@ class Store:
 
     def session(self) -> Session:
         """A plain session for read-only work (audit verify and export)."""
-        return self._sessions()
+        return self._reads()
 
 
 class Tx:
@@ -229,17 +240,16 @@ class Tx:
         return self.session.get(SecretRequest, request_id, populate_existing=True)
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, *, writer: bool) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        poolclass=NullPool,
+        pool_size=8,
+        max_overflow=24,
     )
 
-    # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
-    # so that concurrent writers serialise instead of forking the audit chain.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -247,8 +257,21 @@ def _make_engine(url: str) -> Engine:
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
         dbapi_connection.execute("PRAGMA secure_delete=ON")
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    path = make_url(url).database
+    if path and path != ":memory:":
+        # A pooled connection keeps working on a deleted file, and whatever it wrote would be
+        # lost with the inode: check the file is still there on every checkout.
+        @event.listens_for(engine, "checkout")
+        def _checkout(*_: Any) -> None:
+            if not os.path.exists(path):
+                raise exc.DisconnectionError(f"the SQLite database {path} is gone")
+
+    if writer:
+        # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
+        # so that concurrent writers (other processes too) serialise instead of forking the
+        # audit chain.
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
