@@ -46,6 +46,13 @@ class HookCatalog:
             log.warning("hook list slow; answering from cache", cached=cached is not None)
             return cached or []
 
+    def cached(self, hook_id: str) -> Hook | None:
+        """The hook from a fresh cached list, without asking Auth0; None when not cached."""
+        with self._lock:
+            if self._hooks is None or self._clock() - self._fetched_at >= self._ttl:
+                return None
+            return next((h for h in self._hooks if h.id == hook_id), None)
+
     def _refresh(self) -> list[Hook]:
         hooks = self._auth0.list_hooks()
         with self._lock:

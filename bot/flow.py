@@ -104,8 +104,10 @@ class Services:
         return RemoteCheck(hook, names)
 
     def _read_hook(self, hook_id: str) -> tuple[Hook, list[str]]:
-        hook = self.auth0.get_hook(hook_id)
-        return hook, self.auth0.get_secret_names(hook_id)
+        # The names call answers 404 for a deleted hook; the hook itself usually comes from
+        # the list the picker just loaded, saving a call against Auth0's rate limit.
+        names = self.auth0.get_secret_names(hook_id)
+        return self.catalog.cached(hook_id) or self.auth0.get_hook(hook_id), names
 
     def after_submit(self, request: SecretRequest) -> None:
         """Ask for approval, or apply at once when the policy needs none."""
