@@ -10,22 +10,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from slack_sdk import WebClient
-
 from bot import ids
-from bot.app import Deps, create_app
 from bot.audit import AuditSink
-from bot.auth0.client import Auth0Client
 from bot.blocks import hook_option
-from bot.crypto import Vault, generate_key
+from bot.crypto import generate_key
 from bot.logs import configure_logging
-from bot.metrics import Metrics
 from bot.sandbox.auth0 import Auth0Sandbox
-from bot.sandbox.local import serve_wsgi
+from bot.sandbox.local import local_bot
 from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.settings import Mode, load_app_settings
 from bot.store import Store
-from bot.web import wsgi_app
 
 REQUESTER, APPROVER = "U0RITA", "U0ALEX"
 SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")
@@ -62,31 +56,10 @@ def run_demo(out: TextIO | None = None) -> int:
         audit_lines = io.StringIO()
         store = Store(settings.database_url, AuditSink(audit_lines))
         store.migrate()
-        auth0_client = Auth0Client(
-            domain=auth0.domain,
-            client_id=auth0.client_id,
-            client_secret=settings.auth0_client_secret,
-            base_url=auth0.url,
-        )
-        client = WebClient(token=slack.bot_token, base_url=slack.api_url)
-        app, services = create_app(
-            settings,
-            Deps(
-                slack=client,
-                auth0=auth0_client,
-                store=store,
-                vault=Vault(settings.encryption_keys),
-                team_id=slack.team_id,
-            ),
-        )
-        try:
-            with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
-                driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
-                _story(out, slack, driver, services.wait_idle, services.catalog.hooks(), hook_id)
-                driver.close()
-        finally:
-            services.executor.shutdown(wait=True)
-            auth0_client.close()
+        with local_bot(settings, store, slack.team_id) as (url, services):
+            driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
+            _story(out, slack, driver, services.wait_idle, services.catalog.hooks(), hook_id)
+            driver.close()
         _say(
             out,
             "Auth0 now holds",

@@ -10,23 +10,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot import ids
-from bot.app import Deps, create_app
 from bot.audit import AuditSink
-from bot.auth0.client import Auth0Client
-from bot.crypto import Vault, generate_key
+from bot.crypto import generate_key
 from bot.flow import Services
-from bot.metrics import Metrics
 from bot.models import SecretRequest
 from bot.sandbox.auth0 import Auth0Sandbox, RecordedRequest
-from bot.sandbox.local import serve_wsgi
+from bot.sandbox.local import local_bot
 from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.settings import Mode, Settings, load_app_settings
 from bot.store import Store
-from bot.web import wsgi_app
 
 SIGNING_SECRET = "e2e-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"
@@ -232,34 +227,13 @@ def serve(
     store.sink = AuditSink(stream)
     store.migrate()
     clock = clock or Clock()
-    client = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=slack.api_url)
     options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}
-    auth0_client = Auth0Client(
-        domain=auth0.domain,
-        client_id=settings.auth0_client_id,
-        client_secret=settings.auth0_client_secret,
-        base_url=auth0.url,
-        **options,
-    )
-    app, services = create_app(
-        settings,
-        Deps(
-            slack=client,
-            auth0=auth0_client,
-            store=store,
-            vault=Vault(settings.encryption_keys),
-            team_id=slack.team_id,
-            now=clock,
-        ),
-    )
-    with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
+    with local_bot(settings, store, slack.team_id, clock, **options) as (url, services):
         driver = SlackDriver(slack, url + "/slack/events", SIGNING_SECRET)
         try:
             yield Bot(slack, auth0, driver, services, store, stream, clock, hook_id, url, settings)
         finally:
             driver.close()
-    services.executor.shutdown(wait=True)
-    auth0_client.close()
     if owned:
         store.close()
 

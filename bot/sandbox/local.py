@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bot.web import WSGIApp
+from slack_sdk import WebClient
+
+from bot.app import Deps, create_app
+from bot.auth0.client import Auth0Client
+from bot.crypto import Vault
+from bot.flow import Services
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.store import Store
+from bot.web import WSGIApp, wsgi_app
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -36,3 +46,41 @@ def serve_wsgi(app: WSGIApp) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def local_bot(
+    settings: Settings,
+    store: Store,
+    team_id: str,
+    now: Callable[[], datetime] | None = None,
+    **auth0_options: Any,
+) -> Iterator[tuple[str, Services]]:
+    """The real app built from ``settings`` (pointed at local stand-ins), served on loopback;
+    yields its base URL and services, and finishes background work on the way out."""
+    slack = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    auth0 = Auth0Client(
+        domain=settings.auth0_domain,
+        client_id=settings.auth0_client_id,
+        client_secret=settings.auth0_client_secret,
+        base_url=settings.auth0_base_url,
+        **auth0_options,
+    )
+    deps = Deps(
+        slack=slack,
+        auth0=auth0,
+        store=store,
+        vault=Vault(settings.encryption_keys),
+        team_id=team_id,
+    )
+    if now is not None:
+        deps.now = now
+    app, services = create_app(settings, deps)
+    try:
+        with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
+            yield url, services
+    finally:
+        services.executor.shutdown(wait=True)
+        auth0.close()
