@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from bot.auth0.client import Auth0Client
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
-from bot.flow import ContextExecutor, Services
+from bot.flow import Services
 from bot.listeners import register_all
 from bot.logs import get_logger
 from bot.notify import Notifier
@@ -42,8 +42,7 @@ class Deps:
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
     """Build the Bolt app and the services behind its listeners."""
-    executor = ContextExecutor(max_workers=16, thread_name_prefix="bot")
-    services = _services(settings, deps, executor)
+    services = _services(settings, deps)
     app = App(
         client=deps.slack,
         signing_secret=(
@@ -52,9 +51,8 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
             else None
         ),
         token_verification_enabled=False,
-        # Ack in the request path: no 10 ms polling for ack(); slow work goes to our executor.
+        # Ack in the request path: no 10 ms polling for ack(); slow work goes to our pools.
         process_before_response=True,
-        listener_executor=executor,
         logger=logging.getLogger("slack_bolt"),
         request_verification_enabled=not settings.socket_mode,
     )
@@ -65,7 +63,7 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
     return app, services
 
 
-def _services(settings: Settings, deps: Deps, executor: ContextExecutor) -> Services:
+def _services(settings: Settings, deps: Deps) -> Services:
     workflow = Workflow(
         deps.store,
         deps.vault,
@@ -87,9 +85,8 @@ def _services(settings: Settings, deps: Deps, executor: ContextExecutor) -> Serv
         workflow=workflow,
         policy=policy,
         notifier=notifier,
-        catalog=HookCatalog(deps.auth0, executor),
+        catalog=HookCatalog(deps.auth0),
         auth0=deps.auth0,
-        executor=executor,
         team_id=deps.team_id,
         require_reason=settings.hook_secret_required_approvals > 0,
     )

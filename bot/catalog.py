@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, TimeoutError
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error
@@ -20,17 +20,19 @@ class HookCatalog:
     def __init__(
         self,
         auth0: Auth0Client,
-        executor: Executor,
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._auth0 = auth0
-        self._executor = executor
+        # Its own thread, never the listeners' pool: a listener task waiting on a refresh
+        # queued behind itself would deadlock a saturated pool.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hooks")
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._hooks: list[Hook] | None = None
         self._fetched_at = 0.0
+        self._inflight: Future[list[Hook]] | None = None
 
     def hooks(self, deadline: float | None = None) -> list[Hook]:
         """All hooks; past ``deadline`` seconds, a stale or empty list instead of waiting."""
@@ -39,7 +41,7 @@ class HookCatalog:
             cached = self._hooks
         if fresh and cached is not None:
             return cached
-        future = self._executor.submit(self._refresh)
+        future = self._refresh_once()
         try:
             return future.result(timeout=deadline)
         except TimeoutError:
@@ -52,6 +54,17 @@ class HookCatalog:
             if self._hooks is None or self._clock() - self._fetched_at >= self._ttl:
                 return None
             return next((h for h in self._hooks if h.id == hook_id), None)
+
+    def _refresh_once(self) -> Future[list[Hook]]:
+        """The refresh under way, or a new one: a burst of stale loads costs one list call."""
+        with self._lock:
+            if self._inflight is None or self._inflight.done():
+                self._inflight = self._executor.submit(self._refresh)
+            return self._inflight
+
+    def close(self) -> None:
+        """Stop the refresh thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _refresh(self) -> list[Hook]:
         hooks = self._auth0.list_hooks()

@@ -19,7 +19,7 @@ from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error, HookNotFound
 from bot.catalog import HookCatalog
 from bot.logs import get_logger
-from bot.models import Kind, SecretRequest, State
+from bot.models import SecretRequest, State
 from bot.notify import Notifier
 from bot.policy import Policy
 from bot.workflow import Outcome, Result, Workflow
@@ -59,18 +59,38 @@ class Services:
     notifier: Notifier
     catalog: HookCatalog
     auth0: Auth0Client
-    executor: ContextExecutor
     team_id: str
     require_reason: bool
+    # Three pools, so that no kind of work waits behind another: Slack follow-ups after an
+    # ack (a modal to open before its trigger dies), Auth0 reads a pending ack waits for, and
+    # applies, which may queue for minutes behind Auth0's rate limit.
+    executor: ContextExecutor = field(default_factory=lambda: _pool(16, "ui"))
+    lookups: ContextExecutor = field(default_factory=lambda: _pool(8, "lookup"))
+    appliers: ContextExecutor = field(default_factory=lambda: _pool(8, "apply"))
     _pending: set[Future[Any]] = field(default_factory=set)
     _pending_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def background(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run slow work after the ack; failures are logged with their traceback."""
-        future = self.executor.submit(fn, *args, **kwargs)
+        self._track(self.executor.submit(fn, *args, **kwargs))
+
+    def apply_later(self, request_id: str, reconciling: bool = False) -> None:
+        """Apply in the appliers' pool, tracked like other background work."""
+        self._track(self.appliers.submit(self.apply, request_id, reconciling))
+
+    def _track(self, future: Future[Any]) -> None:
         with self._pending_lock:
             self._pending.add(future)
         future.add_done_callback(self._done)
+
+    def shutdown(self, timeout: float = 30.0) -> bool:
+        """Let queued work finish (within ``timeout``), then stop every pool; False if cut off."""
+        finished = self.wait_idle(timeout)
+        for pool in (self.executor, self.lookups, self.appliers):
+            # Idle pools are joined; after a timeout, waiting longer would block the shutdown.
+            pool.shutdown(wait=finished, cancel_futures=True)
+        self.catalog.close()
+        return finished
 
     def _done(self, future: Future[Any]) -> None:
         with self._pending_lock:
@@ -94,7 +114,7 @@ class Services:
 
     def check_remote(self, hook_id: str) -> RemoteCheck:
         """The hook and its secret names, if Auth0 answers within the ack deadline."""
-        future = self.executor.submit(self._read_hook, hook_id)
+        future = self.lookups.submit(self._read_hook, hook_id)
         try:
             hook, names = future.result(timeout=ACK_DEADLINE)
         except TimeoutError:
@@ -112,7 +132,7 @@ class Services:
     def after_submit(self, request: SecretRequest) -> None:
         """Ask for approval, or apply at once when the policy needs none."""
         if request.state == State.APPROVED:
-            self.apply(request.id)
+            self.apply_later(request.id)
         else:
             self.notifier.request_waiting(request)
 
@@ -122,7 +142,7 @@ class Services:
         if request is None:
             return
         if result.outcome is Outcome.APPROVED:
-            self.apply(request.id)
+            self.apply_later(request.id)
         elif result.outcome is Outcome.REJECTED:
             self.notifier.rejected(request)
         elif result.outcome is Outcome.EXPIRED:
@@ -186,9 +206,8 @@ def describe_state(request: SecretRequest) -> str:
     }[State(request.state)]
 
 
-def kind_of(request: SecretRequest) -> Kind:
-    """The request's kind as an enum."""
-    return Kind(request.kind)
+def _pool(workers: int, name: str) -> ContextExecutor:
+    return ContextExecutor(max_workers=workers, thread_name_prefix=name)
 
 
 def _log_failure(future: Future[Any]) -> None:

@@ -120,9 +120,8 @@ class Runtime:
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=timeout)
-        if not self.services.wait_idle(max(0.0, deadline - time.monotonic())):
+        if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
-        self.services.executor.shutdown(wait=False, cancel_futures=True)
         self.auth0.close()
         self.store.close()
 

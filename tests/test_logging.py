@@ -78,7 +78,7 @@ def test_registry_forgets_old_values_but_never_pinned_credentials(
     for n in range(300):
         SECRETS.register(f"handled-value-{n:04d}")
     get_logger("bot.test").info("pinned-credential-1234 handled-value-0299 handled-value-0000")
-    event = str(_lines(captured)[0]["event"])
+    event = next(str(line["event"]) for line in _lines(captured) if line["logger"] == "bot.test")
     assert "pinned-credential" not in event
     assert "handled-value-0299" not in event
     assert "handled-value-0000" in event  # evicted: a long-lived process keeps a bounded list

@@ -82,5 +82,5 @@ def local_bot(
         with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
             yield url, services
     finally:
-        services.executor.shutdown(wait=True)
+        services.shutdown()
         auth0.close()
