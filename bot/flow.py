@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
@@ -26,6 +26,7 @@ from bot.workflow import Outcome, Result, Workflow
 
 log = get_logger(__name__)
 P = ParamSpec("P")
+T = TypeVar("T")
 # Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
 ACK_DEADLINE = 1.5
 # Younger requests may still be posting their approval message from the submit itself.
@@ -167,12 +168,12 @@ class Services:
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
         for request in self.workflow.expire_due():
-            self.notifier.expired(request)
+            _logged(self.notifier.expired, request)
         # Posting failed at submit (the bot was not in the approval channel yet): try again.
         for request in self.workflow.store.unposted(self.workflow.now() - REPOST_AFTER):
-            self.notifier.post_approval(request)
+            _logged(self.notifier.post_approval, request)
         for result in self.workflow.reconcile():
-            self.report(result)
+            _logged(self.report, result)
 
 
 def open_modal(
@@ -204,6 +205,14 @@ def describe_state(request: SecretRequest) -> str:
         State.EXPIRED: "expired before anyone decided",
         State.PENDING: "still pending",
     }[State(request.state)]
+
+
+def _logged(step: Callable[[T], object], item: T) -> None:
+    """One step of a sweep; a failure is logged and the sweep goes on."""
+    try:
+        step(item)
+    except Exception:
+        log.exception("sweep step failed")
 
 
 def _pool(workers: int, name: str) -> ContextExecutor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
 from bot.auth0.errors import Auth0Error, Auth0Unavailable
@@ -13,6 +13,7 @@ from bot.blocks import esc
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest
 from bot.store import Store
+from bot.workflow import ApplyError
 
 log = get_logger(__name__)
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
@@ -100,7 +101,7 @@ class Notifier:
                 ": invite me there to confirm changes publicly.)_",
             )
 
-    def failed(self, request: SecretRequest, error: Auth0Error | None) -> None:
+    def failed(self, request: SecretRequest, error: Auth0Error | ApplyError | None) -> None:
         """Tell the requester and the approval channel why applying failed."""
         reason = error.message if error else "unknown error"
         # Timeouts and lost answers leave Auth0's state unknown: don't promise nothing changed.
@@ -155,4 +156,7 @@ class Notifier:
             code = error.response.get("error")
             level = "info" if code in UNREACHABLE else "warning"
             getattr(log, level)("slack call failed", method=method, error=code)
+            return None
+        except (SlackClientError, OSError) as error:  # Slack unreachable: the decision stands
+            log.warning("slack call failed", method=method, error=type(error).__name__)
             return None

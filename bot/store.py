@@ -208,12 +208,25 @@ class Tx:
         return self.session.execute(query.limit(1)).scalar_one_or_none()
 
     def transition(
-        self, request_id: str, from_states: Sequence[State], to_state: State, **values: Any
+        self,
+        request_id: str,
+        from_states: Sequence[State],
+        to_state: State,
+        *,
+        unexpired_at: datetime | None = None,
+        claimed_at: datetime | None = None,
+        **values: Any,
     ) -> SecretRequest | None:
-        """Compare-and-set: move the request only if it is still in ``from_states``."""
+        """Compare-and-set: move the request only if it is still in ``from_states`` (and, if
+        given, not expired at ``unexpired_at`` / still claimed by the apply of ``claimed_at``)."""
+        conditions = [SecretRequest.id == request_id, SecretRequest.state.in_(from_states)]
+        if unexpired_at is not None:
+            conditions.append(SecretRequest.expires_at > unexpired_at)
+        if claimed_at is not None:
+            conditions.append(SecretRequest.apply_started_at == claimed_at)
         result = self.session.execute(
             update(SecretRequest)
-            .where(SecretRequest.id == request_id, SecretRequest.state.in_(from_states))
+            .where(*conditions)
             .values(state=to_state, **values)
             .execution_options(synchronize_session=False)
         )

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
 from bot.audit import AuditEvent
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error
-from bot.crypto import Vault
+from bot.crypto import Vault, VaultError
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
 from bot.store import Store, new_request_id
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 APPLIED_EVENT = {
     Kind.ADD: "secret.added",
@@ -28,6 +30,33 @@ APPLIED_EVENT = {
 APPLY_LEASE = timedelta(minutes=5)
 # The winner of an approval claims the apply within milliseconds; unclaimed after this, it died.
 UNCLAIMED_GRACE = timedelta(seconds=30)
+
+
+UNDECRYPTABLE = (
+    "no configured encryption key decrypts the stored value (was a key removed from "
+    "HOOK_SECRET_ENCRYPTION_KEY?)"
+)
+INTERNAL = "an unexpected error inside the bot (its logs have the details)"
+
+
+class ApplyError(Exception):
+    """Applying failed inside the bot, before anything was sent to Auth0."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _each(step: Callable[[str], T], ids: Sequence[str]) -> list[T]:
+    """Run ``step`` for every id, logging (not raising) the failures of single items."""
+    results = []
+    for item in ids:
+        try:
+            results.append(step(item))
+        except Exception:
+            log.exception("periodic step failed for one request", request_id=item)
+    return results
 
 
 @dataclass(frozen=True)
@@ -73,7 +102,7 @@ class Result:
 
     outcome: Outcome
     request: SecretRequest | None
-    error: Auth0Error | None = None
+    error: Auth0Error | ApplyError | None = None
 
 
 class Workflow:
@@ -154,18 +183,17 @@ class Workflow:
 
     def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
         """Approve or reject a pending request; exactly one decision wins."""
-        request = self.store.get(request_id)
+        request, expired_now = self.touch(request_id)
         if request is None:
             return Result(Outcome.NOT_FOUND, None)
-        if request.state == State.PENDING and request.expires_at <= self.now():
-            self.expire(request_id)
-            return Result(Outcome.EXPIRED, self.store.get(request_id))
-        if approve and actor == request.requester:
+        if expired_now:
+            return Result(Outcome.EXPIRED, request)
+        if actor == request.requester:  # neither approve nor reject their own request
             self.store.audit(self._event("approval.denied", request, actor, "self_approval"))
             return Result(Outcome.SELF_APPROVAL, request)
         now = self.now()
         target = State.APPROVED if approve else State.REJECTED
-        values: dict[str, object] = {
+        values: dict[str, Any] = {
             "decided_by": actor,
             "decided_at": now,
             "decision_comment": comment,
@@ -173,7 +201,7 @@ class Workflow:
         if not approve:
             values.update(value_ciphertext=None, finished_at=now)
         with self.store.transaction() as tx:
-            decided = tx.transition(request_id, [State.PENDING], target, **values)
+            decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
                 tx.audit(
@@ -200,6 +228,11 @@ class Workflow:
             self._send(claimed, reconciling)
         except Auth0Error as error:
             return self._finish(claimed, error)
+        except VaultError:
+            return self._finish(claimed, ApplyError("undecryptable", UNDECRYPTABLE))
+        except Exception:
+            log.exception("applying failed unexpectedly", request_id=request_id)
+            return self._finish(claimed, ApplyError("internal_error", INTERNAL))
         return self._finish(claimed, None)
 
     def _send(self, request: SecretRequest, reconciling: bool) -> None:
@@ -222,7 +255,7 @@ class Workflow:
         present = name in self.auth0.get_secret_names(hook_id)
         return (kind is Kind.ADD and present) or (kind is Kind.REMOVE and not present)
 
-    def _finish(self, request: SecretRequest, error: Auth0Error | None) -> Result:
+    def _finish(self, request: SecretRequest, error: Auth0Error | ApplyError | None) -> Result:
         now = self.now()
         state = State.FAILED if error else State.APPLIED
         with self.store.transaction() as tx:
@@ -230,6 +263,7 @@ class Workflow:
                 request.id,
                 [State.APPROVED],
                 state,
+                claimed_at=request.apply_started_at,
                 value_ciphertext=None,
                 finished_at=now,
                 failure_reason=error.reason if error else None,
@@ -268,15 +302,14 @@ class Workflow:
         return expired
 
     def expire_due(self) -> list[SecretRequest]:
-        """Expire every pending request past its TTL."""
-        expired = (self.expire(rid) for rid in self.store.due_for_expiry(self.now()))
-        return [request for request in expired if request is not None]
+        """Expire every pending request past its TTL (one failure does not stop the rest)."""
+        return [r for r in _each(self.expire, self.store.due_for_expiry(self.now())) if r]
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
         now = self.now()
         stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
-        return [self.apply(rid, reconciling=True) for rid in stranded]
+        return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""

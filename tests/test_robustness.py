@@ -1,0 +1,100 @@
+"""Failure modes inside the bot: lost keys, self-rejection, saturated pools, slow hook lists."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import SecretStr
+
+from bot import ids
+from bot.auth0.client import Auth0Client
+from bot.catalog import HookCatalog
+from bot.crypto import generate_key
+from bot.models import State
+from bot.sandbox.auth0 import Auth0Sandbox
+from tests.harness import APPROVER, REQUESTER, request_id_of, serve, workspace
+
+
+def test_a_value_no_key_can_decrypt_fails_the_request_instead_of_leaving_it_approved(
+    sqlite_url: str,
+) -> None:
+    """After the encryption key is replaced, approving fails cleanly: audited, erased, told."""
+    with workspace(sqlite_url) as ws:
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+            message = bot.request_approval()
+        other_key = ws.settings.model_copy(
+            update={"hook_secret_encryption_key": SecretStr(generate_key())}
+        )
+        with serve(other_key, ws.slack, ws.auth0, ws.hook_id) as bot:
+            bot.decide(message)
+            bot.drain()
+            row = bot.store.get(request_id_of(message))
+            assert row is not None and row.state == State.FAILED
+            assert row.failure_reason == "undecryptable" and row.value_ciphertext is None
+            failed = [r for r in bot.audit() if r["event"] == "request.failed"]
+            assert failed and failed[0]["outcome"] == "undecryptable"
+            told = bot.slack.ephemerals(REQUESTER)[-1]["text"]
+            assert "no configured encryption key" in told
+            assert not any(r.method == "POST" and "secrets" in r.path for r in ws.auth0.requests)
+
+
+def test_the_requester_cannot_reject_their_own_request_through_the_modal(sqlite_url: str) -> None:
+    """A requester who is also an approver can't reject their own request via the modal."""
+    approvers = f"{REQUESTER},{APPROVER}"
+    with (
+        workspace(sqlite_url, hook_secret_approvers=approvers) as ws,
+        serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot,
+    ):
+        message = bot.request_approval()
+        request_id = request_id_of(message)
+        view = {
+            "id": "V0FORGED",
+            "type": "modal",
+            "callback_id": ids.CALLBACK_REJECT,
+            "private_metadata": request_id,
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": ids.BLOCK_COMMENT,
+                    "optional": True,
+                    "label": {"type": "plain_text", "text": "Comment"},
+                    "element": {"type": "plain_text_input", "action_id": ids.BLOCK_COMMENT},
+                }
+            ],
+        }
+        ack = bot.driver.view_submission(REQUESTER, view, {ids.BLOCK_COMMENT: None})
+        assert ids.BLOCK_COMMENT in ack.json()["errors"]
+        row = bot.store.get(request_id)
+        assert row is not None and row.state == State.PENDING
+        denied = [r for r in bot.audit() if r["event"] == "approval.denied"]
+        assert denied[-1]["actor"] == REQUESTER and denied[-1]["outcome"] == "self_approval"
+
+
+def test_stale_hook_list_lookups_from_a_full_pool_finish_with_one_list_call() -> None:
+    """Callers filling a pool all get the hook list from one refresh, without deadlocking."""
+    with Auth0Sandbox() as tenant:
+        hook_id = tenant.add_hook("Client Credentials Exchange")
+        tenant.latency = 0.3
+        client = Auth0Client(
+            domain=tenant.domain,
+            client_id=tenant.client_id,
+            client_secret=SecretStr("sandbox-client-secret"),
+            base_url=tenant.url,
+        )
+        catalog = HookCatalog(client)
+        pool = ThreadPoolExecutor(max_workers=2)
+        start = threading.Barrier(2)
+
+        def find() -> str | None:
+            start.wait()
+            hook = catalog.find(hook_id)
+            return hook.id if hook else None
+
+        futures = [pool.submit(find) for _ in range(2)]
+        assert [f.result(timeout=10) for f in futures] == [hook_id, hook_id]
+        listed = [r for r in tenant.requests if r.path == "/api/v2/hooks"]
+        assert len(listed) == 1
+        pool.shutdown()
+        catalog.close()
+        client.close()
