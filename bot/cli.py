@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -98,10 +99,10 @@ def _demo(_: argparse.Namespace) -> int:
     return run_demo()
 
 
-def _store(args: argparse.Namespace) -> tuple[StoreSettings, audit.VerifyResult | None]:
+def _store_settings() -> StoreSettings:
     settings = load_settings(Mode.STORE)
     configure_logging("WARNING", settings.log_format, sys.stderr)
-    return settings, None
+    return settings
 
 
 def _read_trail(settings: StoreSettings, work: Callable[[Session], int]) -> int:
@@ -109,13 +110,16 @@ def _read_trail(settings: StoreSettings, work: Callable[[Session], int]) -> int:
     # The store alone, not bot.runtime: a cron job checking the trail needs no Slack client.
     from bot.store import Store
 
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        # Never create (or migrate) a database here: a typo must not read as an empty trail.
+        print(f"cannot read the audit trail: no database file at {url.database}", file=sys.stderr)
+        return EXIT_UNREADABLE
     try:
         store = Store(settings.database_url)
-        store.migrate()
         with store.session() as session:
             return work(session)
     except SQLAlchemyError as error:
-        url = make_url(settings.database_url)
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         if url.password:
             reason = reason.replace(str(url.password), "***")
@@ -124,9 +128,8 @@ def _read_trail(settings: StoreSettings, work: Callable[[Session], int]) -> int:
         return EXIT_UNREADABLE
 
 
-def _verify(args: argparse.Namespace) -> int:
-    settings, _ = _store(args)
-    return _read_trail(settings, _verify_trail)
+def _verify(_: argparse.Namespace) -> int:
+    return _read_trail(_store_settings(), _verify_trail)
 
 
 def _verify_trail(session: Session) -> int:
@@ -142,7 +145,7 @@ def _verify_trail(session: Session) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    settings, _ = _store(args)
+    settings = _store_settings()
 
     def write(session: Session) -> int:
         for record in audit.export(session, args.since):

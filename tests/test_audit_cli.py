@@ -312,3 +312,22 @@ def test_unreadable_database_exits_3_not_1(tmp_path: Path) -> None:
         assert result.stdout == "" and len(result.stderr.splitlines()) == 1
         assert "cannot read the audit trail" in result.stderr
         assert "pa55word" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["missing-file", "empty-postgres-schema"])
+def test_a_database_without_a_trail_exits_3_and_is_not_created(
+    tmp_path: Path, where: str, db_url: str
+) -> None:
+    """A mistyped DATABASE_URL reads as unreadable (3), never as an intact empty trail."""
+    if where == "missing-file":
+        if not db_url.startswith("sqlite"):
+            pytest.skip("the missing-file case is SQLite's")
+        url = f"sqlite:///{tmp_path / 'typo.db'}"
+    else:
+        if db_url.startswith("sqlite"):
+            pytest.skip("the empty-schema case is PostgreSQL's")
+        url = db_url  # a fresh schema: no tables
+    result = _cli(Trail(url, [], tmp_path), "verify")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "intact" not in result.stdout
+    assert not (tmp_path / "typo.db").exists()
