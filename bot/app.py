@@ -12,6 +12,7 @@ import structlog
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
+from bot import ids
 from bot.auth0.client import Auth0Client
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
@@ -112,8 +113,9 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
         # Bolt fills context.team_id with the bot's own team when the payload has none.
         if not named or teams != {services.team_id}:
             enterprise = {"enterprise_id": context.enterprise_id} if context.enterprise_id else {}
-            services.workflow.refuse(
-                "request.denied",
+            services.background(
+                services.workflow.refuse,
+                _denial_event(body),
                 context.user_id or "unknown",
                 ",".join(sorted(t for t in named if t)),
                 "foreign_team",
@@ -124,6 +126,16 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
         return None
 
     return guard
+
+
+def _denial_event(body: dict[str, Any]) -> str:
+    """Approve/Reject clicks and decision modals are approval attempts; the rest requests."""
+    actions = body.get("actions") or [{}]
+    callback = (body.get("view") or {}).get("callback_id")
+    deciding = actions[0].get("action_id") in (ids.ACTION_APPROVE, ids.ACTION_REJECT) or (
+        callback in (ids.CALLBACK_APPROVE, ids.CALLBACK_REJECT)
+    )
+    return "approval.denied" if deciding else "request.denied"
 
 
 def _body_teams(body: dict[str, Any]) -> set[str | None]:

@@ -18,6 +18,11 @@ HOOK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 PLACEHOLDER = "_VALUE_NOT_SHOWN_"
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
+VALUE_ECHO_MIN = 6
+VALUE_ECHOED = (
+    "This contains the secret value, and this field is shown in Slack and kept in the audit "
+    "trail: remove the value from it."
+)
 SUBCOMMANDS = {"add": Kind.ADD, "update": Kind.UPDATE, "rotate": Kind.UPDATE, "remove": Kind.REMOVE}
 
 
@@ -113,7 +118,17 @@ def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str
         errors[ids.BLOCK_REASON] = f"At most {REASON_MAX} characters."
     elif "\x00" in form.reason:
         errors[ids.BLOCK_REASON] = NUL_IN_TEXT
+    errors.update(_value_elsewhere(form))
     return errors
+
+
+def _value_elsewhere(form: RequestForm) -> dict[str, str]:
+    """The value pasted into the name or reason too: those are shown and kept in clear."""
+    raw = form.value.get_secret_value() if form.value is not None else ""
+    if len(raw.strip()) < VALUE_ECHO_MIN:  # short values match ordinary words by chance
+        return {}
+    fields = {ids.BLOCK_SECRET_NAME: form.secret_name, ids.BLOCK_REASON: form.reason}
+    return {block: VALUE_ECHOED for block, text in fields.items() if raw in text}
 
 
 def comment_problem(comment: str | None) -> str | None:

@@ -58,7 +58,9 @@ class Bot:
     settings: Settings
 
     def audit(self) -> list[dict[str, Any]]:
-        """Audit lines printed so far."""
+        """Audit lines printed so far, once background work (refusals are audited after the
+        ack) has settled."""
+        assert self.services.wait_idle(30)
         return [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
 
     def events(self) -> list[str]:

@@ -336,23 +336,23 @@ CASES: dict[str, Case] = {
     "approval from another team": Case(
         approval_from_another_team,
         answer="another Slack workspace",
-        audited=(("request.denied", "foreign_team"),),
+        audited=(("approval.denied", "foreign_team"),),
     ),
     "click from another team": Case(
         click_from_another_team,
         answer="another Slack workspace",
-        audited=(("request.denied", "foreign_team"),),
+        audited=(("approval.denied", "foreign_team"),),
     ),
     "guest from another team": Case(
         guest_from_another_team,
         answer="another Slack workspace",
-        audited=(("request.denied", "foreign_team"),),
+        audited=(("approval.denied", "foreign_team"),),
         recorded={"actor": APPROVER, "team_id": OTHER_TEAM + ",T0TEAM"},
     ),
     "enterprise install of another org": Case(
         enterprise_install_of_another_org,
         answer="another Slack workspace",
-        audited=(("request.denied", "foreign_team"),),
+        audited=(("approval.denied", "foreign_team"),),
         recorded={"actor": APPROVER, "team_id": "", "enterprise_id": "E0OTHER"},
     ),
     "unknown view callback": Case(unknown_view_callback, 404),
@@ -380,7 +380,7 @@ CASES: dict[str, Case] = {
     "hook that does not exist": Case(
         request_form_with_a_hook_that_does_not_exist,
         answer="no longer exists",
-        audited=(("request.refused", "invalid_input"),),
+        audited=(("request.refused", "unknown_hook"),),
     ),
     "outsider submits the request form": Case(
         outsider_submits_the_request_form,
@@ -418,9 +418,9 @@ CASES: dict[str, Case] = {
         f"secret name: {label}": Case(
             _form_case("name", text),
             answer=answer,
-            audited=(("request.refused", "invalid_input"),),
-            # The audit keeps what was typed, as far as a column can hold it.
-            recorded={"secret_name": text.replace("\x00", "\ufffd")[:128]},
+            audited=(("request.refused", "invalid_name"),),
+            # A name that failed its checks could be anything (a pasted value): not kept.
+            recorded={"secret_name": None},
         )
         for label, (text, answer) in BAD_NAMES.items()
     },
@@ -448,7 +448,7 @@ CASES: dict[str, Case] = {
         request_form_with_an_oversized_hook_id,
         answer="Choose a hook",
         audited=(("request.refused", "invalid_input"),),
-        recorded={"hook_id": "h" * 63 + "…"},
+        recorded={"hook_id": None},  # not a hook id: not kept
     ),
     "approval comment: nul": Case(
         approval_comment_with_nul,

@@ -66,6 +66,7 @@ def test_remove_of_a_missing_name_is_refused(sqlite_url: str) -> None:
     with running_bot(sqlite_url) as bot:
         ack = bot.submit(bot.open_form(text="remove"), name="NOPE")
         assert ids.BLOCK_SECRET_NAME in ack.json()["errors"]
+        bot.drain()
         assert bot.events() == ["request.refused"]
 
 

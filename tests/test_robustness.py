@@ -98,3 +98,30 @@ def test_stale_hook_list_lookups_from_a_full_pool_finish_with_one_list_call() ->
         pool.shutdown()
         catalog.close()
         client.close()
+
+
+def test_a_value_pasted_into_the_reason_or_name_is_refused_and_kept_nowhere(
+    sqlite_url: str,
+) -> None:
+    """The value typed into the reason or name too is refused; neither field is recorded."""
+    value = "pastedTWICE9f3k2"
+    with workspace(sqlite_url) as ws, serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+        ack = bot.submit(bot.open_form(), value=value, reason=f"new key is {value}")
+        assert "contains the secret value" in ack.json()["errors"][ids.BLOCK_REASON]
+        ack = bot.submit(
+            bot.open_form(), value=value, name=f"K_{value.replace('-', '_')}"[:20], reason="ok"
+        )
+        bot.drain()
+        assert value not in str(bot.audit()) and value not in str(bot.slack.calls)
+        assert all(r["event"] == "request.refused" for r in bot.audit())
+        assert bot.store.open_request_for(ws.hook_id, "API_KEY") is None
+
+
+def test_refusals_are_audited_with_the_reason_they_were_refused(sqlite_url: str) -> None:
+    """A name already on the hook is audited as name_exists, naming the (valid) secret."""
+    with workspace(sqlite_url) as ws, serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+        bot.submit(bot.open_form(), name="EXISTING")
+        bot.drain()
+        refused = bot.audit()[-1]
+        assert refused["event"] == "request.refused"
+        assert refused["outcome"] == "name_exists" and refused["secret_name"] == "EXISTING"

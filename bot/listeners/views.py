@@ -8,13 +8,16 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks, ids
-from bot.auth0.client import Hook
+from bot.auth0.client import MAX_SECRETS_PER_HOOK, Hook
 from bot.auth0.errors import HookNotFound
+from bot.blocks import NAME_MAX
 from bot.flow import RemoteCheck, Services, describe_state
 from bot.models import Kind
-from bot.validation import RequestForm, comment_problem, form_errors, parse_form
+from bot.validation import HOOK_ID, NAME, RequestForm, comment_problem, form_errors, parse_form
 from bot.workflow import AlreadyOpen, Draft, Outcome
 
+# Refusals where the secret name passed its own checks (the error is about the hook's state).
+NAME_WAS_VALID = ("name_exists", "name_missing", "request_open")
 KINDS = {
     ids.CALLBACK_ADD: Kind.ADD,
     ids.CALLBACK_UPDATE: Kind.UPDATE,
@@ -38,13 +41,16 @@ def register(app: App, services: Services) -> None:
                     ids.BLOCK_SECRET_NAME: "You are not allowed to request hook secret changes."
                 },
             )
-            services.workflow.refuse("request.denied", user, team, "not_a_requester")
+            services.background(
+                services.workflow.refuse, "request.denied", user, team, "not_a_requester"
+            )
             return
         errors, hook = form_errors(form, kind, services.require_reason), None
+        outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
         if not errors:
-            errors, hook = _remote_errors(services, form, kind)
+            errors, hook, outcome = _remote_errors(services, form, kind)
         if errors:
-            _refuse_input(services, ack, user, team, form, errors)
+            _refuse_input(services, ack, user, team, form, errors, outcome)
             return
         try:
             request = services.workflow.submit(
@@ -63,7 +69,7 @@ def register(app: App, services: Services) -> None:
             )
         except AlreadyOpen as clash:  # submitted at the same moment as another one
             errors = {ids.BLOCK_SECRET_NAME: _still_open(clash.request_id, clash.requester)}
-            _refuse_input(services, ack, user, team, form, errors)
+            _refuse_input(services, ack, user, team, form, errors, "request_open")
             return
         ack()
         services.background(services.after_submit, request)
@@ -84,8 +90,13 @@ def register(app: App, services: Services) -> None:
                     "an approver, so this was not recorded."
                 },
             )
-            services.workflow.refuse(
-                "approval.denied", user, team, "not_an_approver", request_id=request_id[:32]
+            services.background(
+                services.workflow.refuse,
+                "approval.denied",
+                user,
+                team,
+                "not_an_approver",
+                request_id=request_id[:32],
             )
             return
         problem = comment_problem(comment)
@@ -120,17 +131,20 @@ def register(app: App, services: Services) -> None:
 
 def _remote_errors(
     services: Services, form: RequestForm, kind: Kind
-) -> tuple[dict[str, str], Hook | None]:
-    """Checks that need Auth0, within the ack deadline (past it they run again on apply), and
-    the hook as Auth0 describes it when it answered in time."""
+) -> tuple[dict[str, str], Hook | None, str]:
+    """Checks that need Auth0, within the ack deadline (past it they run again on apply): the
+    errors, the hook as Auth0 describes it when it answered in time, and the audit outcome."""
     hook_id = form.hook_id or ""
     remote: RemoteCheck = services.check_remote(hook_id)
     if isinstance(remote.error, HookNotFound):
         services.catalog.invalidate()
-        return {ids.BLOCK_HOOK: "That hook no longer exists in Auth0. Pick another."}, None
+        message = "That hook no longer exists in Auth0. Pick another."
+        return {ids.BLOCK_HOOK: message}, None, "unknown_hook"
     if remote.error is not None:
-        return {ids.BLOCK_HOOK: f"Auth0 refused to read this hook: {remote.error.message}"}, None
+        message = f"Auth0 refused to read this hook: {remote.error.message}"
+        return {ids.BLOCK_HOOK: message}, None, remote.error.reason
     errors: dict[str, str] = {}
+    outcome = "invalid_input"
     if remote.names is not None:
         exists = form.secret_name in remote.names
         if kind is Kind.ADD and exists:
@@ -138,16 +152,20 @@ def _remote_errors(
                 "This hook already has a secret with that name. "
                 "Use `/hook-secret update` to rotate it."
             )
-        elif kind is Kind.ADD and len(remote.names) >= 20:
+            outcome = "name_exists"
+        elif kind is Kind.ADD and len(remote.names) >= MAX_SECRETS_PER_HOOK:
             errors[ids.BLOCK_HOOK] = "This hook already has 20 secrets, Auth0's maximum."
+            outcome = "hook_full"
         elif kind is not Kind.ADD and not exists:
             errors[ids.BLOCK_SECRET_NAME] = (
                 "This hook has no secret with that name. Use `/hook-secret add` to create it."
             )
+            outcome = "name_missing"
     pending = services.workflow.store.open_request_for(hook_id, form.secret_name)
     if pending is not None:
         errors[ids.BLOCK_SECRET_NAME] = _still_open(pending.id, pending.requester)
-    return errors, remote.hook
+        outcome = "request_open"
+    return errors, remote.hook, outcome
 
 
 def _still_open(request_id: str, requester: str) -> str:
@@ -159,17 +177,28 @@ def _still_open(request_id: str, requester: str) -> str:
 
 
 def _refuse_input(
-    services: Services, ack: Ack, user: str, team: str, form: RequestForm, errors: dict[str, str]
+    services: Services,
+    ack: Ack,
+    user: str,
+    team: str,
+    form: RequestForm,
+    errors: dict[str, str],
+    outcome: str,
 ) -> None:
-    """Answer field errors and audit the refusal; nothing is stored."""
+    """Answer field errors and audit the refusal (after the ack); nothing is stored."""
     ack(response_action="errors", errors=errors)
-    services.workflow.refuse(
+    # A name that failed its checks may be anything, a pasted value included: not recorded.
+    name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
+    valid = NAME.match(form.secret_name) and len(form.secret_name) <= NAME_MAX
+    name = form.secret_name if name_checked and valid else None
+    services.background(
+        services.workflow.refuse,
         "request.refused",
         user,
         team,
-        "invalid_input",
-        hook_id=form.hook_id,
-        secret_name=form.secret_name[:128],
+        outcome,
+        hook_id=form.hook_id if form.hook_id and HOOK_ID.match(form.hook_id) else None,
+        secret_name=name,
         fields=sorted(errors),
     )
 
