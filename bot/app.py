@@ -26,6 +26,8 @@ from bot.store import Store
 from bot.workflow import Workflow
 
 log = get_logger(__name__)
+# Seconds a user group lookup may take before an ack; it fails closed past that.
+LOOKUP_TIMEOUT = 2
 FOREIGN_TEAM = "This app serves another Slack workspace; nothing was done."
 
 
@@ -77,7 +79,7 @@ def _services(settings: Settings, deps: Deps) -> Services:
     policy = Policy(
         Principals.parse(settings.hook_secret_requesters),
         approvers,
-        Directory(deps.slack, deps.team_id),
+        Directory(_lookup_client(deps.slack), deps.team_id),
         deps.team_id,
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
@@ -126,6 +128,12 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
         return None
 
     return guard
+
+
+def _lookup_client(client: WebClient) -> WebClient:
+    """A copy of the Slack client for membership checks made before an ack: a short timeout
+    and no retry handlers, which would sleep out a rate limit past Slack's 3 s."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT)
 
 
 def _denial_event(body: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from slack_bolt import Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error, HookNotFound
@@ -29,6 +29,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 # Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
 ACK_DEADLINE = 1.5
+# A trigger_id dies about 3 s after the click or command.
+TRIGGER_SECONDS = 3
 # Younger requests may still be posting their approval message from the submit itself.
 REPOST_AFTER = timedelta(minutes=1)
 
@@ -180,10 +182,12 @@ def open_modal(
     client: WebClient, respond: Respond, trigger_id: str, view: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Open a modal and return it; when Slack refuses (rate limit, stale trigger), say so."""
+    # One try with a short timeout: a retry that sleeps out a rate limit outlives the trigger.
+    once = WebClient(token=client.token, base_url=client.base_url, timeout=TRIGGER_SECONDS)
     try:
-        opened: dict[str, Any] = client.views_open(trigger_id=trigger_id, view=view)["view"]
-    except SlackApiError as error:
-        code = error.response.get("error")
+        opened: dict[str, Any] = once.views_open(trigger_id=trigger_id, view=view)["view"]
+    except (SlackApiError, SlackClientError, OSError) as error:
+        code = error.response.get("error") if isinstance(error, SlackApiError) else "timeout"
         log.warning("views.open refused", error=code)
         respond(
             text=f":warning: Slack did not open the form ({code}). Please try again.",

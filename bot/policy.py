@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.logs import get_logger
 
@@ -64,9 +64,12 @@ class Directory:
         try:
             response = self._client.usergroups_users_list(usergroup=group_id, team_id=self._team_id)
             users = frozenset(response.get("users") or [])
-        except SlackApiError as error:
+        except SlackApiError as error:  # fail closed; only answers are cached
             log.warning("user group unreadable", group=group_id, error=error.response.get("error"))
-            users = frozenset()
+            return frozenset()
+        except (SlackClientError, OSError) as error:  # slow or unreachable: the same
+            log.warning("user group lookup failed", group=group_id, error=type(error).__name__)
+            return frozenset()
         with self._lock:
             self._cache[group_id] = (now, users)
         return users

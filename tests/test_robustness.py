@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import SecretStr
@@ -13,7 +14,7 @@ from bot.catalog import HookCatalog
 from bot.crypto import generate_key
 from bot.models import State
 from bot.sandbox.auth0 import Auth0Sandbox
-from tests.harness import APPROVER, REQUESTER, request_id_of, serve, workspace
+from tests.harness import APPROVER, GROUPIE, ORIGIN, REQUESTER, request_id_of, serve, workspace
 
 
 def test_a_value_no_key_can_decrypt_fails_the_request_instead_of_leaving_it_approved(
@@ -125,3 +126,16 @@ def test_refusals_are_audited_with_the_reason_they_were_refused(sqlite_url: str)
         refused = bot.audit()[-1]
         assert refused["event"] == "request.refused"
         assert refused["outcome"] == "name_exists" and refused["secret_name"] == "EXISTING"
+
+
+def test_a_rate_limited_group_lookup_denies_at_once_and_is_not_cached(sqlite_url: str) -> None:
+    """A 429 on usergroups.users.list is not slept out before the ack, nor remembered."""
+    with workspace(sqlite_url) as ws, serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+        ws.slack.ratelimit_next("usergroups.users.list", 1, retry_after=30)
+        started = time.monotonic()
+        bot.driver.slash_command(GROUPIE, "add", channel_id=ORIGIN)
+        bot.drain()
+        assert time.monotonic() - started < 3.0
+        assert "not allowed" in bot.slack.ephemerals(GROUPIE)[-1]["text"]
+        view = bot.open_form(user=GROUPIE)  # asked again: now a member
+        assert view["callback_id"] == ids.CALLBACK_ADD

@@ -10,13 +10,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from slack_sdk import WebClient
-
 from bot.app import Deps, create_app
-from bot.auth0.client import Auth0Client
 from bot.crypto import Vault
 from bot.flow import Services
 from bot.metrics import Metrics
+from bot.runtime import auth0_client, slack_client
 from bot.settings import Settings
 from bot.store import Store
 from bot.web import WSGIApp, wsgi_app
@@ -58,16 +56,9 @@ def local_bot(
 ) -> Iterator[tuple[str, Services]]:
     """The real app built from ``settings`` (pointed at local stand-ins), served on loopback;
     yields its base URL and services, and finishes background work on the way out."""
-    slack = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-    )
-    auth0 = Auth0Client(
-        domain=settings.auth0_domain,
-        client_id=settings.auth0_client_id,
-        client_secret=settings.auth0_client_secret,
-        base_url=settings.auth0_base_url,
-        **auth0_options,
-    )
+    # The production clients (retry handlers, Auth0 pacing), pointed at the stand-ins.
+    slack = slack_client(settings)
+    auth0 = auth0_client(settings, **auth0_options)
     deps = Deps(
         slack=slack,
         auth0=auth0,
