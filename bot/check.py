@@ -151,6 +151,8 @@ def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[]
 
 def _scopes(auth0: Auth0Client) -> str:
     scopes = auth0.token_scopes()
+    if scopes is None:  # Auth0 may leave `scope` out of the token answer
+        return "token issued (Auth0 did not list its scopes; the next check reads hooks)"
     missing = [s for s in NEEDED_SCOPES if s not in scopes]
     if missing:
         them = "them" if len(missing) > 1 else "it"

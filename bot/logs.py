@@ -23,7 +23,9 @@ SECRET_KEYS = re.compile(
 )
 # Token shapes that must never be printed even if nobody registered them.
 TOKEN_SHAPES = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,})"
+    r"(xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+    # A JWT (the Management API access token) on its own.
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
 )
 # A Slack payload carrying the value field: redact the whole string rather than parse it.
 VALUE_FIELD_MARKERS = ("secret_value", "secret%5Fvalue")

@@ -302,12 +302,12 @@ def test_token_request_uses_json_and_the_slashed_audience(
     }
 
 
-def test_token_without_scope_field_means_no_scopes(
+def test_token_without_scope_field_leaves_scopes_unknown(
     sandbox: Auth0Sandbox, client: Auth0Client
 ) -> None:
-    """A token answer without ``scope`` yields an empty scope set."""
+    """A token answer without ``scope`` says nothing about scopes: None, not an empty set."""
     sandbox.set_scopes()
-    assert client.token_scopes() == frozenset()
+    assert client.token_scopes() is None
 
 
 def test_token_is_cached_across_calls(sandbox: Auth0Sandbox, client: Auth0Client) -> None:

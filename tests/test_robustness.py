@@ -6,12 +6,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from pydantic import SecretStr
 
-from bot import ids
+from bot import check, ids
 from bot.auth0.client import Auth0Client
 from bot.catalog import HookCatalog
 from bot.crypto import generate_key
+from bot.logs import SECRETS
 from bot.models import State
 from bot.sandbox.auth0 import Auth0Sandbox
 from tests.harness import APPROVER, GROUPIE, ORIGIN, REQUESTER, request_id_of, serve, workspace
@@ -139,3 +141,29 @@ def test_a_rate_limited_group_lookup_denies_at_once_and_is_not_cached(sqlite_url
         assert "not allowed" in bot.slack.ephemerals(GROUPIE)[-1]["text"]
         view = bot.open_form(user=GROUPIE)  # asked again: now a member
         assert view["callback_id"] == ids.CALLBACK_ADD
+
+
+def test_check_passes_the_scope_line_when_auth0_leaves_scope_out() -> None:
+    """A token answer without `scope` is "unknown", not "every scope missing"."""
+
+    def tenant(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/oauth/token"
+        return httpx.Response(
+            200, json={"access_token": "eyJ0.e30.sig", "expires_in": 86400, "token_type": "Bearer"}
+        )
+
+    client = Auth0Client(
+        domain="acme.eu.auth0.com",
+        client_id="id",
+        client_secret=SecretStr("client-secret"),
+        transport=httpx.MockTransport(tenant),
+    )
+    assert client.token_scopes() is None
+    assert "did not list its scopes" in check._scopes(client)
+    client.close()
+
+
+def test_a_jwt_is_redacted_even_when_nobody_registered_it() -> None:
+    """An access-token-shaped string never prints, registered or not."""
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhYmMxMjMifQ.c2lnbmF0dXJlLXZhbHVl"
+    assert jwt not in SECRETS.scrub(f"got {jwt} back")

@@ -98,7 +98,7 @@ _DELETE_SECRETS: Final = _Op("delete_secrets", "DELETE", "delete:hooks", SecretN
 class _Token:
     value: SecretStr
     renew_at: float
-    scopes: frozenset[str]
+    scopes: frozenset[str] | None  # None: Auth0 did not say (``scope`` may be absent)
 
 
 class _OutcomeUnknown(Exception):
@@ -258,7 +258,7 @@ class Auth0Client:
             _DELETE_SECRETS, path, _json_body(wanted), budget, landed, SecretNotFound
         )
 
-    def token_scopes(self) -> frozenset[str]:
+    def token_scopes(self) -> frozenset[str] | None:
         """Scopes granted to the cached token, fetching one first if needed."""
         return self._tokens.get().scopes
 
@@ -579,12 +579,13 @@ def _parse_token(data: Any, now: float) -> _Token:
         raise Auth0Unavailable(_UNREADABLE)
     lifetime = float(data.get("expires_in", 86400))
     scope = data.get("scope")
-    # Teach the log redactor the token, so that even a careless log line can't print it.
-    SECRETS.register(data["access_token"])
+    # Teach the log redactor the token for as long as the process lives (it is valid for a
+    # day, longer than the registry remembers ordinary values), so no log line prints it.
+    SECRETS.pin(data["access_token"])
     return _Token(
         value=SecretStr(data["access_token"]),
         renew_at=now + max(lifetime - _TOKEN_EARLY_RENEWAL, lifetime / 2),
-        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
     )
 
 
