@@ -12,7 +12,7 @@ from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.blocks import esc
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest
-from bot.store import Store
+from bot.store import POSTING, Store
 from bot.workflow import ApplyError
 
 log = get_logger(__name__)
@@ -53,6 +53,8 @@ class Notifier:
         """Post the approval request with its buttons; False when the channel is unreachable."""
         if self.approval_channel is None:
             return False
+        if not self.store.claim_post(request.id):
+            return True  # posted already, or another replica is posting it right now
         text, body = blocks.approval_message(request, self.mention)
         posted = self._call(
             "chat_postMessage",
@@ -62,6 +64,7 @@ class Notifier:
             unfurl_links=False,
         )
         if posted is None:
+            self.store.release_post(request.id)
             return False
         self.store.set_approval_message(request.id, posted["channel"], posted["ts"])
         return True
@@ -69,6 +72,8 @@ class Notifier:
     def decided(self, request: SecretRequest, outcome: str) -> None:
         """Replace the approval message's buttons with the outcome."""
         if not (request.approval_channel and request.approval_ts):
+            return
+        if request.approval_ts.startswith(POSTING):  # never posted: nothing to update
             return
         text, body = blocks.decided_message(request, outcome)
         self._call(

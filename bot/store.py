@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, exc, make_url, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
 from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# approval_ts holds this marker and a time while a replica posts the approval message.
+POSTING = "posting:"
+POST_LEASE = timedelta(minutes=2)
 # Any 64-bit number works: it only has to be the same in every replica.
 MIGRATE_LOCK = 0x486F6F6B4D696772
 
@@ -112,15 +116,36 @@ class Store:
             return list(session.execute(query).scalars())
 
     def unposted(self, created_before: datetime) -> Sequence[SecretRequest]:
-        """Pending requests awaiting approval whose approval message was never posted."""
+        """Pending requests awaiting approval whose approval message was never posted (or whose
+        poster died before saying where)."""
         with self._reads() as session:
             query = select(SecretRequest).where(
                 SecretRequest.state == State.PENDING,
                 SecretRequest.required_approvals > 0,
-                SecretRequest.approval_ts.is_(None),
+                _postable(datetime.now(UTC) - POST_LEASE),
                 SecretRequest.created_at <= created_before,
             )
             return list(session.execute(query).scalars())
+
+    def claim_post(self, request_id: str) -> bool:
+        """Take the right to post a request's approval message: one replica posts it."""
+        now = datetime.now(UTC)
+        with self._write_lock, self._sessions() as session, session.begin():
+            result = session.execute(
+                update(SecretRequest)
+                .where(SecretRequest.id == request_id, _postable(now - POST_LEASE))
+                .values(approval_ts=_posting(now))
+            )
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # UPDATE's CursorResult
+
+    def release_post(self, request_id: str) -> None:
+        """Give the claim back after a failed post, so that a later sweep tries again."""
+        with self._write_lock, self._sessions() as session, session.begin():
+            session.execute(
+                update(SecretRequest)
+                .where(SecretRequest.id == request_id, SecretRequest.approval_ts.like("posting:%"))
+                .values(approval_ts=None)
+            )
 
     def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
         """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
@@ -251,6 +276,17 @@ class Tx:
         if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return None
         return self.session.get(SecretRequest, request_id, populate_existing=True)
+
+
+def _posting(moment: datetime) -> str:
+    # Fixed-width epoch seconds compare as text, and fit the 32-character column.
+    return f"{POSTING}{moment.timestamp():017.6f}"
+
+
+def _postable(stale_before: datetime) -> ColumnElement[bool]:
+    """No approval message yet, and nobody (alive) posting one."""
+    marker = SecretRequest.approval_ts
+    return marker.is_(None) | (marker.like("posting:%") & (marker < _posting(stale_before)))
 
 
 def _make_engine(url: str, *, writer: bool) -> Engine:

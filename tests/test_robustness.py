@@ -16,7 +16,16 @@ from bot.crypto import generate_key
 from bot.logs import SECRETS
 from bot.models import State
 from bot.sandbox.auth0 import Auth0Sandbox
-from tests.harness import APPROVER, GROUPIE, ORIGIN, REQUESTER, request_id_of, serve, workspace
+from tests.harness import (
+    APPROVALS,
+    APPROVER,
+    GROUPIE,
+    ORIGIN,
+    REQUESTER,
+    request_id_of,
+    serve,
+    workspace,
+)
 
 
 def test_a_value_no_key_can_decrypt_fails_the_request_instead_of_leaving_it_approved(
@@ -167,3 +176,29 @@ def test_a_jwt_is_redacted_even_when_nobody_registered_it() -> None:
     """An access-token-shaped string never prints, registered or not."""
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhYmMxMjMifQ.c2lnbmF0dXJlLXZhbHVl"
     assert jwt not in SECRETS.scrub(f"got {jwt} back")
+
+
+def test_only_one_of_two_sweeps_posts_an_unposted_approval_request(db_url: str) -> None:
+    """Two replicas sweeping at once post a request the bot couldn't post exactly once."""
+    with workspace(db_url) as ws:
+        ws.slack.add_channel(APPROVALS, "secret-approvals", bot_is_member=False)
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+            ack = bot.submit(bot.open_form())
+            assert ack.status == 200
+            bot.drain()
+            assert not ws.slack.messages(APPROVALS)
+            ws.slack.add_channel(APPROVALS, "secret-approvals", bot_is_member=True)
+            bot.clock.advance(120)
+            start = threading.Barrier(2)
+
+            def sweep() -> None:
+                start.wait()
+                bot.services.sweep()
+
+            threads = [threading.Thread(target=sweep) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            posted = [m for m in ws.slack.messages(APPROVALS) if m.get("blocks")]
+            assert len(posted) == 1
