@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
-SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 

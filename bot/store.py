@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc, make_url, select, text, update
+from sqlalchemy import Engine, create_engine, event, exc, func, make_url, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -163,8 +163,8 @@ class Store:
     def count_pending(self) -> int:
         """How many requests wait for a decision (for metrics)."""
         with self._reads() as session:
-            query = select(SecretRequest.id).where(SecretRequest.state == State.PENDING)
-            return len(session.execute(query).all())
+            query = select(func.count()).where(SecretRequest.state == State.PENDING)
+            return int(session.execute(query).scalar_one())
 
     def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
         """Remember where the approval request was posted, to update it once decided."""

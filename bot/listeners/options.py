@@ -27,7 +27,8 @@ def register(app: App, services: Services) -> None:
                 options=[
                     {
                         "text": {"type": "plain_text", "text": f"Auth0: {error.reason}"[:75]},
-                        "value": "unavailable",
+                        # Not a hook id: choosing it asks for a hook again.
+                        "value": "!unavailable",
                     }
                 ]
             )
