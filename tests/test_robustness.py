@@ -202,3 +202,29 @@ def test_only_one_of_two_sweeps_posts_an_unposted_approval_request(db_url: str) 
                 thread.join()
             posted = [m for m in ws.slack.messages(APPROVALS) if m.get("blocks")]
             assert len(posted) == 1
+
+
+def test_rotating_a_secret_deleted_since_the_request_fails_without_a_patch(
+    sqlite_url: str,
+) -> None:
+    """A rotation whose secret was removed in Auth0 meanwhile fails as secret_not_found."""
+    with workspace(sqlite_url) as ws, serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+        view = bot.open_form(text="update")
+        assert bot.submit(view, name="EXISTING").status == 200
+        bot.drain()
+        message = next(m for m in ws.slack.messages(APPROVALS) if m.get("blocks"))
+        admin = Auth0Client(
+            domain=ws.auth0.domain,
+            client_id=ws.auth0.client_id,
+            client_secret=SecretStr("sandbox-client-secret"),
+            base_url=ws.auth0.url,
+        )
+        admin.delete_secrets(ws.hook_id, ["EXISTING"])
+        admin.close()
+        bot.decide(message)
+        bot.drain()
+        row = bot.store.get(request_id_of(message))
+        assert row is not None and row.state == State.FAILED
+        assert row.failure_reason == "secret_not_found"
+        assert not any(r.method == "PATCH" for r in ws.auth0.requests)
+        assert "EXISTING" not in ws.auth0.secrets(ws.hook_id)

@@ -235,10 +235,16 @@ class Auth0Client:
         self._write_confirmed(_POST_SECRETS, path, body, budget, landed, SecretConflict)
 
     def update_secrets(self, hook_id: str, secrets: Mapping[str, SecretStr]) -> None:
-        """Give existing secrets new values (PATCH answers 201)."""
+        """Give existing secrets new values (PATCH answers 201); naming one the hook lacks
+        raises SecretNotFound before anything is sent."""
         path = _secrets_path(hook_id)
         _check_values(secrets)
         budget = self._budget()
+        # What Auth0 does with a PATCH of an unknown name is undocumented (it might create it,
+        # past the 20-secret cap): find out first.
+        missing = sorted(set(secrets) - set(self._secret_names(hook_id, budget)))
+        if missing:
+            raise SecretNotFound(f"the hook has no secret named {', '.join(missing)}")
         body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         # Sending the same values again leaves the same state, so lost answers may be retried.
         self._retrying(functools.partial(self._checked, _PATCH_SECRETS, path, budget, body=body))
