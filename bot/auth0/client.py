@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -242,9 +242,7 @@ class Auth0Client:
         budget = self._budget()
         # What Auth0 does with a PATCH of an unknown name is undocumented (it might create it,
         # past the 20-secret cap): find out first.
-        missing = sorted(set(secrets) - set(self._secret_names(hook_id, budget)))
-        if missing:
-            raise SecretNotFound(f"the hook has no secret named {', '.join(missing)}")
+        self._require_names(hook_id, secrets, budget)
         body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         # Sending the same values again leaves the same state, so lost answers may be retried.
         self._retrying(functools.partial(self._checked, _PATCH_SECRETS, path, budget, body=body))
@@ -256,13 +254,17 @@ class Auth0Client:
         if not wanted:
             raise InvalidRequest("no secret names were given to remove")
         budget = self._budget()
-        missing = sorted(set(wanted) - set(self._secret_names(hook_id, budget)))
-        if missing:
-            raise SecretNotFound(f"the hook has no secret named {', '.join(missing)}")
+        self._require_names(hook_id, wanted, budget)
         landed = functools.partial(self._removed, hook_id, wanted, budget)
         self._write_confirmed(
             _DELETE_SECRETS, path, _json_body(wanted), budget, landed, SecretNotFound
         )
+
+    def _require_names(self, hook_id: str, names: Iterable[str], budget: _WaitBudget) -> None:
+        """Raise SecretNotFound, before any write, for names the hook does not have."""
+        missing = sorted(set(names) - set(self._secret_names(hook_id, budget)))
+        if missing:
+            raise SecretNotFound(f"the hook has no secret named {', '.join(missing)}")
 
     def token_scopes(self) -> frozenset[str] | None:
         """Scopes granted to the cached token, fetching one first if needed."""
