@@ -82,7 +82,7 @@ def request_modal(
     """The request form: hook, secret name, value (not for remove) and reason."""
     blocks: list[Block] = []
     if notice:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=notice)]))
+        blocks.append(_note(notice))
     blocks.append(
         InputBlock(
             block_id=ids.BLOCK_HOOK,
@@ -164,14 +164,7 @@ def approval_message(
     )
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=f"Request `{request.id}` expires {expires}. "
-                    "The requester cannot approve it."
-                )
-            ]
-        ),
+        _note(f"Request `{request.id}` expires {expires}. The requester cannot approve it."),
         ActionsBlock(
             block_id="decision",
             elements=[
@@ -192,7 +185,7 @@ def decided_message(request: SecretRequest, outcome: str) -> tuple[str, list[dic
     text = f"Request `{request.id}`: {outcome}"
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=_summary(request))),
-        ContextBlock(elements=[MarkdownTextObject(text=outcome)]),
+        _note(outcome),
     ]
     return text, [b.to_dict() for b in blocks]
 
@@ -211,14 +204,7 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
     )
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=f"Request `{request.id}` · hook id `{request.hook_id}` · "
-                    "the value is never shown"
-                )
-            ]
-        ),
+        _note(f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"),
     ]
     return text, [b.to_dict() for b in blocks]
 
@@ -258,6 +244,11 @@ def info_modal(title: str, text: str) -> dict[str, Any]:
         blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
     )
     return view.to_dict()
+
+
+def _note(text: str) -> ContextBlock:
+    """A line of small mrkdwn print (text already escaped where it came from users)."""
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
 def _slack_date(moment: datetime) -> str:
