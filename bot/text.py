@@ -1,0 +1,30 @@
+"""User-typed text made safe to show: one line, no invisible or direction-changing characters."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Characters that reorder or hide text (bidi embeddings, overrides, isolates and marks; zero-width
+# joiners and spaces; the BOM): shown as their code point so that nobody can disguise a line.
+_INVISIBLE = frozenset(
+    (0x061C, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065))
+) | frozenset((*range(0x2066, 0x206A), 0xFEFF))
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control, format or invisible character written as ``[U+XXXX]``."""
+    return "".join(_shown(ch) for ch in text)
+
+
+def one_line(text: str) -> str:
+    """``text`` on a single line: breaks become `` ⏎ ``, then :func:`visible` applies."""
+    flat = "".join(" ⏎ " if ch in _LINE_BREAKS else ch for ch in text.replace("\r\n", "\n"))
+    return visible(flat.replace("\t", " "))
+
+
+def _shown(ch: str) -> str:
+    code = ord(ch)
+    if code in _INVISIBLE or (unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t"):
+        return f"[U+{code:04X}]"
+    return ch
