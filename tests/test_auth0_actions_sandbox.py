@@ -16,7 +16,7 @@ from openapi_core import OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-from bot.sandbox.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
+from bot.sandbox.auth0 import FULL_SCOPES, Auth0Sandbox, RateLimit, RecordedRequest
 
 SECRET = "sandbox-client-secret"
 VALUE = "action-s3cr3t-that-must-not-leak"
@@ -114,7 +114,7 @@ def clock() -> Clock:
 @pytest.fixture
 def sandbox(optional_spec: OpenAPI | None, clock: Clock) -> Iterator[Auth0Sandbox]:
     """A running sandbox; afterwards every Actions exchange it saw is checked against the spec."""
-    with Auth0Sandbox(clock=clock) as running:
+    with Auth0Sandbox(scopes=FULL_SCOPES, clock=clock) as running:
         yield running
         if optional_spec is not None:
             assert actions_spec_violations(optional_spec, running) == []
@@ -161,7 +161,7 @@ def test_spec_check_catches_requests_the_spec_forbids() -> None:
     spec = load_actions_spec()
     if spec is None:
         pytest.skip(f"Auth0 OpenAPI subset not found at {SPEC}")
-    with Auth0Sandbox() as sandbox, authorized(sandbox) as http:
+    with Auth0Sandbox(scopes=FULL_SCOPES) as sandbox, authorized(sandbox) as http:
         action_id = sandbox.actions.add("login", {"A": "1"})
         patched = http.patch(path(action_id), json={"secrets": [{"name": "A"}], "etag": "x"})
         listed = http.get("/api/v2/actions/actions", params={"per_page": "lots"})
@@ -535,7 +535,7 @@ def test_hooks_off_while_actions_work(
 
 def test_actions_share_the_rate_limit(clock: Clock) -> None:
     """On the FREE bucket the third call at once is the recorded 429, on actions as on hooks."""
-    with Auth0Sandbox(rate_limit=RateLimit.FREE, clock=clock) as sandbox:
+    with Auth0Sandbox(scopes=FULL_SCOPES, rate_limit=RateLimit.FREE, clock=clock) as sandbox:
         action_id = sandbox.actions.add("login")
         with authorized(sandbox) as http:
             answers = [http.post(path(action_id, "/deploy")) for _ in range(3)]

@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 VALUE_PLACEHOLDER: Final = "_VALUE_NOT_SHOWN_"
 MAX_SECRETS_PER_HOOK: Final = 20
-HOOK_SCOPES: Final = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
-DEFAULT_SCOPES: Final = HOOK_SCOPES + ACTION_SCOPES
+DEFAULT_SCOPES: Final = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+# The grant CONTRACT §2 asks for, hooks and actions; the default stays hooks-only for now.
+FULL_SCOPES: Final = DEFAULT_SCOPES + ACTION_SCOPES
 
 _TRIGGERS: Final = frozenset(
     {
