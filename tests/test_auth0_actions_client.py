@@ -278,7 +278,9 @@ def apply(
     actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     actions.wait_until_built(client, action_id, FAST)
     version = actions.deploy(client, action_id, FAST)
-    return actions.wait_until_deployed(client, action_id, version, FAST)
+    running = actions.wait_until_deployed(client, action_id, version, FAST)
+    actions.verify_deployed(patch.expectation, running)
+    return running
 
 
 @pytest.mark.parametrize("deploy_status", [200, 202])
@@ -591,6 +593,24 @@ def test_deploy_that_never_runs_is_deploy_failed(
             client, action_id, version, Waits(deploy_timeout=0.3, first_delay=0.05)
         )
     assert caught.value.reason == "deploy_failed"
+
+
+def test_draft_changed_between_patch_and_deploy_is_reported(
+    sandbox: Auth0Sandbox, client: Auth0Client
+) -> None:
+    """A secret removed in the Dashboard after the bot's PATCH is published by the deploy:
+    verify_deployed says so, naming the missing secret."""
+    action_id = sandbox.actions.add("login", OTHERS)
+    patch = actions.plan_secret_change(
+        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+    )
+    actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+    sandbox.actions.edit(action_id, remove=("WEBHOOK",))
+    actions.wait_until_built(client, action_id, FAST)
+    version = actions.deploy(client, action_id, FAST)
+    running = actions.wait_until_deployed(client, action_id, version, FAST)
+    with pytest.raises(ConcurrentEdit, match="missing WEBHOOK"):
+        actions.verify_deployed(patch.expectation, running)
 
 
 def test_no_value_in_logs_or_errors(

@@ -457,6 +457,17 @@ def test_versions_list_newest_first_and_get_one(sandbox: Auth0Sandbox, http: htt
     assert http.get(path(action_id, f"/versions/{UNKNOWN_ACTION}")).status_code == 404
 
 
+def test_an_action_keeps_50_versions(sandbox: Auth0Sandbox, http: httpx.Client) -> None:
+    """A 51st deploy deletes the oldest version that is not deployed; numbers keep counting."""
+    action_id = sandbox.actions.add("login")
+    for _ in range(50):
+        assert http.post(path(action_id, "/deploy")).status_code == 200
+    listing = http.get(path(action_id, "/versions"), params={"per_page": 100}).json()
+    assert listing["total"] == 50
+    numbers = [v["number"] for v in listing["versions"]]
+    assert (numbers[0], numbers[-1]) == (51, 2)
+
+
 def test_never_deployed_action_has_no_deployed_version(
     sandbox: Auth0Sandbox, http: httpx.Client
 ) -> None:

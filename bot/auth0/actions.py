@@ -1,7 +1,8 @@
 """Auth0 Action secrets, one Management API step per function, so a caller can record each phase.
 
 A change is: ``get_action`` → ``plan_secret_change`` (pure) → ``patch_secrets`` →
-``verify_patch`` (pure) → ``wait_until_built`` → ``deploy`` → ``wait_until_deployed``.
+``verify_patch`` (pure) → ``wait_until_built`` → ``deploy`` → ``wait_until_deployed`` →
+``verify_deployed`` (pure).
 Auth0 replaces an action's whole secret list on every PATCH and never shows values, so the
 plan sends every other secret as a name-only entry, which Auth0 keeps with its value, and the
 verifier compares each secret's ``updated_at`` to catch an edit made by someone else meanwhile.
@@ -213,12 +214,7 @@ def plan_secret_change(
 def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
     """Raise ConcurrentEdit unless the answer holds exactly the expected names, the changed
     secret's ``updated_at`` moved and every other secret's did not."""
-    names = [s.name for s in answer.secrets]
-    wanted = expectation.expected_names
-    problems = [f"missing {name}" for name in sorted(wanted - set(names))]
-    problems += [f"unexpected {name}" for name in sorted(set(names) - wanted)]
-    if len(names) != len(set(names)):
-        problems.append("a name appears twice")
+    problems = _name_problems(expectation.expected_names, [s.name for s in answer.secrets])
     if problems:
         raise ConcurrentEdit(f"{ConcurrentEdit.default_message} ({'; '.join(problems)})")
     moved = sorted(s.name for s in expectation.others if answer.stamp_of(s.name) != s.updated_at)
@@ -230,6 +226,18 @@ def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
             raise ConcurrentEdit(
                 f"{ConcurrentEdit.default_message} ({expectation.name} did not change)"
             )
+
+
+def verify_deployed(expectation: PatchExpectation, action: Action) -> None:
+    """After the deploy: raise ConcurrentEdit if the running version's secret names are not
+    the expected ones (someone changed the draft between the PATCH and the deploy)."""
+    live = action.deployed_version
+    problems = _name_problems(expectation.expected_names, list(live.secret_names if live else ()))
+    if problems:
+        raise ConcurrentEdit(
+            "the action was deployed, but someone changed its secrets in Auth0 meanwhile "
+            f"({'; '.join(problems)}): look at the action's secrets"
+        )
 
 
 def patch_landed(expectation: PatchExpectation, current: Action) -> bool:
@@ -360,6 +368,14 @@ def _read(
     if not response.is_success:
         raise _error_for(response, scope)
     return _decode(response)
+
+
+def _name_problems(wanted: frozenset[str], names: list[str]) -> list[str]:
+    problems = [f"missing {name}" for name in sorted(wanted - set(names))]
+    problems += [f"unexpected {name}" for name in sorted(set(names) - wanted)]
+    if len(names) != len(set(names)):
+        problems.append("a name appears twice")
+    return problems
 
 
 def _action_path(action_id: str) -> str:
