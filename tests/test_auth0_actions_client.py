@@ -329,6 +329,17 @@ def test_list_actions_follows_pages_and_missing_keys(
     assert named.name == "action-007"
 
 
+def test_list_actions_follows_smaller_pages_than_asked(
+    sandbox: Auth0Sandbox, client: Auth0Client
+) -> None:
+    """If Auth0 answers 50 per page when asked for 100, paging follows total, missing none."""
+    sandbox.actions.page_cap = 50
+    for n in range(120):
+        sandbox.actions.add(f"action-{n:03}")
+    assert len({a.id for a in actions.list_actions(client)}) == 120
+    assert [r.params["page"] for r in calls(sandbox, "GET")] == ["0", "1", "2"]
+
+
 def test_get_action_parses_what_the_bot_needs(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
     """get_action gives names with stamps, status, all_changes_deployed and the running version."""
     action_id = sandbox.actions.add("login", {"A": "1"}, trigger_id="credentials-exchange")

@@ -115,6 +115,8 @@ class ActionsTenant:
         self.deploy_status = 200
         self.patch_not_found_message = NOT_FOUND_MESSAGE
         self.name_only_unknown = "reject"
+        # The real per_page maximum is unknown: set this to answer smaller pages than asked.
+        self.page_cap: int | None = None
 
     # Test-side helpers: what the Dashboard would do and what the API never shows --------
 
@@ -247,6 +249,8 @@ class ActionsTenant:
         ]
         for action in wanted:
             self._refresh(action)
+        if self.page_cap is not None and int(params.get("per_page", "20")) > self.page_cap:
+            params = {**params, "per_page": str(self.page_cap)}
         return 200, _page("actions", [_action_json(a) for a in wanted], params)
 
     def _get(self, action_id: str | None) -> Reply:
