@@ -143,6 +143,14 @@ def test_plan_accepts_the_limits_exactly() -> None:
     assert len(patch.expectation.expected_names) == 30
 
 
+def test_expectation_survives_a_restart_as_json() -> None:
+    """The expectation round-trips through JSON (to be stored with the request), value-free."""
+    patch = actions.plan_secret_change(THREE, ChangeKind.UPDATE, "B", SecretStr(VALUE))
+    stored = patch.expectation.to_json()
+    assert VALUE not in stored
+    assert PatchExpectation.from_json(stored) == patch.expectation
+
+
 def test_plan_repr_never_shows_the_value() -> None:
     """The plan's repr (what a log or traceback would print) never holds the value."""
     patch = actions.plan_secret_change(THREE, ChangeKind.ADD, "NEW", SecretStr(VALUE))

@@ -11,6 +11,7 @@ After a PATCH whose answer was lost, ``read_back`` tells from those stamps wheth
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import re
@@ -113,6 +114,22 @@ class PatchExpectation:
     name_updated_at: str | None  # the changed secret's stamp before (None: it is new)
     others: tuple[ActionSecret, ...]  # every other secret, whose stamps must not move
 
+    def to_json(self) -> str:
+        """A form to keep beside the request, so a restarted bot can still read back."""
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> PatchExpectation:
+        data = json.loads(text)
+        return cls(
+            action_id=data["action_id"],
+            action_updated_at=data["action_updated_at"],
+            kind=ChangeKind(data["kind"]),
+            name=data["name"],
+            name_updated_at=data["name_updated_at"],
+            others=tuple(ActionSecret(**secret) for secret in data["others"]),
+        )
+
     @property
     def expected_names(self) -> frozenset[str]:
         kept = {s.name for s in self.others}
@@ -162,13 +179,19 @@ def list_actions(client: Auth0Client, name: str | None = None) -> list[Action]:
             raise Auth0Unavailable(_UNREADABLE)
         batch = [_parse_action(item) for item in data.get("actions", [])]
         found.extend(batch)
-        per_page = _number(data.get("per_page"), _PER_PAGE)
-        total = data.get("total")
-        if not batch or (
-            len(found) >= _number(total, 0) if total is not None else len(batch) < per_page
-        ):
+        if _last_page(data, len(batch), len(found)):
             return found
         page += 1
+
+
+def _last_page(data: dict[str, Any], got: int, so_far: int) -> bool:
+    """Paging follows ``total`` (Auth0 may answer fewer per page than asked); Auth0 leaves
+    ``total`` out when it is 0, and without it a short page is the last."""
+    if got == 0:
+        return True
+    if "total" in data:
+        return so_far >= _number(data["total"], 0)
+    return got < _number(data.get("per_page"), _PER_PAGE)
 
 
 def get_action(client: Auth0Client, action_id: str) -> Action:
