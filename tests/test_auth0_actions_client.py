@@ -27,6 +27,7 @@ from bot.auth0.errors import (
     ActionFull,
     ActionNotFound,
     Auth0Error,
+    Auth0Unavailable,
     BuildFailed,
     ConcurrentEdit,
     DeployFailed,
@@ -385,6 +386,30 @@ def test_unknown_action_is_action_not_found_at_every_step(
         with pytest.raises(ActionNotFound) as caught:
             step()
         assert caught.value.reason == "action_not_found"
+
+
+def test_reads_are_retried_after_5xx_then_give_up(
+    sandbox: Auth0Sandbox, client: Auth0Client
+) -> None:
+    """A GET answered 503 is retried with backoff; four 503s in a row are auth0_unavailable."""
+    action_id = sandbox.actions.add("login", OTHERS)
+    sandbox.fail_next(1, 503, method="GET")
+    assert actions.get_action(client, action_id).id == action_id
+    assert [r.status for r in calls(sandbox, "GET")] == [503, 200]
+    sandbox.fail_next(4, 503, method="GET")
+    with pytest.raises(Auth0Unavailable) as caught:
+        actions.get_action(client, action_id)
+    assert caught.value.reason == "auth0_unavailable"
+    assert not isinstance(caught.value, OutcomeUnknown)
+
+
+def test_revoked_token_is_renewed_once(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+    """A 401 on an actions call renews the token and repeats the call."""
+    action_id = sandbox.actions.add("login", OTHERS)
+    actions.get_action(client, action_id)
+    sandbox.revoke_tokens()
+    assert actions.get_action(client, action_id).id == action_id
+    assert sandbox.token_requests == 2
 
 
 def test_malformed_action_id_is_refused_before_sending(
