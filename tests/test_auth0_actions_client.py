@@ -41,8 +41,8 @@ from bot.auth0.errors import (
 )
 from bot.sandbox.auth0 import FULL_SCOPES, Auth0Sandbox, RecordedRequest
 from tests.test_auth0_actions_sandbox import actions_spec_violations, load_actions_spec
+from tests.test_auth0_client import CLIENT_SECRET, Sleeps
 
-CLIENT_SECRET = "sandbox-client-secret"
 VALUE = "n3w-action-s3cr3t-that-must-not-leak"
 OTHERS = {"DB_URL": "postgres://keep", "API_KEY": "key-keep", "WEBHOOK": "hook-keep"}
 FAST = Waits(build_timeout=5.0, deploy_timeout=5.0, first_delay=0.02, max_delay=0.1)
@@ -217,17 +217,6 @@ def test_patch_landed_reads_the_stamps() -> None:
 
 
 # Against the sandbox over real HTTP ----------------------------------------------------
-
-
-class Sleeps:
-    """A real sleep that remembers what it was asked to wait."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        time.sleep(seconds)
 
 
 @pytest.fixture(scope="module")

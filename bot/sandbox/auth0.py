@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from bot.sandbox.auth0_actions import ACTION_SCOPES, ActionsTenant
+from bot.sandbox.auth0_actions import ACTION_SCOPES, ActionsTenant, error_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -594,14 +594,7 @@ def _json(status: int, data: Any) -> _Answer:
 
 
 def _error(status: int, message: str, error_code: str | None = None) -> _Answer:
-    envelope: dict[str, Any] = {
-        "statusCode": status,
-        "error": HTTPStatus(status).phrase,
-        "message": message,
-    }
-    if error_code is not None:
-        envelope["errorCode"] = error_code
-    return _json(status, envelope)
+    return _json(status, error_envelope(status, message, error_code))
 
 
 def _oauth_error(status: int, error: str, description: str) -> _Answer:

@@ -92,7 +92,7 @@ class _Action:
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, error_code: str | None = None) -> None:
-        self.reply: Reply = (status, _envelope(status, message, error_code))
+        self.reply: Reply = (status, error_envelope(status, message, error_code))
         super().__init__(status)
 
 
@@ -196,7 +196,7 @@ class ActionsTenant:
         """Answer one /api/v2/actions/actions request; ``body`` is the decoded JSON or None."""
         match = _PATH.fullmatch(path)
         if match is None:
-            return 404, _envelope(404, "Not Found")
+            return 404, error_envelope(404, "Not Found")
         try:
             return self._route(method, match, query, body, granted)
         except _Refused as refused:
@@ -445,7 +445,8 @@ def _page(key: str, items: list[dict[str, Any]], params: dict[str, str]) -> dict
     return body
 
 
-def _envelope(status: int, message: str, error_code: str | None = None) -> dict[str, Any]:
+def error_envelope(status: int, message: str, error_code: str | None = None) -> dict[str, Any]:
+    """Auth0's error body: ``statusCode``, ``error``, ``message`` and maybe ``errorCode``."""
     body: dict[str, Any] = {
         "statusCode": status,
         "error": HTTPStatus(status).phrase,
