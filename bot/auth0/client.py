@@ -266,6 +266,30 @@ class Auth0Client:
         if missing:
             raise SecretNotFound(f"the hook has no secret named {', '.join(missing)}")
 
+    def exchange(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        idempotent: bool = False,
+    ) -> httpx.Response:
+        """One Management API call for other endpoints (Actions), with this client's token,
+        401 renewal, pacing and 429 waits; any other answer is returned for the caller to read.
+        No usable answer (timeout, dropped connection, 5xx) raises Auth0Unavailable, after
+        retries with backoff only when ``idempotent``."""
+        attempt = functools.partial(
+            self._send, _Op(operation, method, "", Auth0Error), path, self._budget(), params, body
+        )
+        if idempotent:
+            return self._retrying(attempt)
+        try:
+            return attempt()
+        except _OutcomeUnknown:
+            raise Auth0Unavailable() from None
+
     def token_scopes(self) -> frozenset[str] | None:
         """Scopes granted to the cached token, fetching one first if needed."""
         return self._tokens.get().scopes

@@ -6,9 +6,16 @@ Auth0Error                   reason (audit ``outcome``)
  ├── SecretNotFound          secret_not_found
  ├── HookFull                hook_full
  ├── InsufficientScope       insufficient_scope   (.scope)
+ ├── ActionNotFound          action_not_found
+ ├── ActionFull              action_full
+ ├── DraftNotDeployed        draft_not_deployed
+ ├── BuildFailed             build_failed
+ ├── DeployFailed            deploy_failed
+ ├── ConcurrentEdit          concurrent_edit
  ├── HooksUnavailable        hooks_unavailable
  ├── RateLimited             rate_limited         (.retry_at)
  ├── Auth0Unavailable        auth0_unavailable
+ │    └── OutcomeUnknown     auth0_unavailable    (a write may have landed: read back first)
  ├── InvalidRequest          invalid_request      (.error_code)
  └── AuthenticationFailed    auth_failed
 
@@ -136,4 +143,64 @@ class AuthenticationFailed(Auth0Error):
     default_message = (
         "Auth0 refused the bot's client credentials: check AUTH0_CLIENT_ID, "
         "AUTH0_CLIENT_SECRET and the application's grant for the Management API"
+    )
+
+
+class OutcomeUnknown(Auth0Unavailable):
+    """A write got no usable answer: it may have been applied, so read back before retrying."""
+
+    default_message = (
+        "Auth0 lost its answer to the change: it may or may not have been applied, and the "
+        "bot reads the action back before doing anything else"
+    )
+
+
+class ActionNotFound(Auth0Error):
+    """The action id does not exist on the tenant."""
+
+    reason = "action_not_found"
+    default_message = "the action does not exist in Auth0 (it may have been deleted)"
+
+
+class ActionFull(Auth0Error):
+    """The action would go over Auth0's cap of 30 secrets."""
+
+    reason = "action_full"
+    default_message = "the action already has 30 secrets, Auth0's maximum"
+
+
+class DraftNotDeployed(Auth0Error):
+    """The action's draft holds changes nobody deployed: deploying would publish them too."""
+
+    reason = "draft_not_deployed"
+    default_message = (
+        "the action has changes in Auth0 that are not deployed yet; deploying this secret "
+        "would publish them too, so deploy or discard them in the Auth0 Dashboard first"
+    )
+
+
+class BuildFailed(Auth0Error):
+    """Auth0 could not build the action's draft, so it cannot be deployed."""
+
+    reason = "build_failed"
+    default_message = (
+        "Auth0 could not build the action's draft (its code or dependencies are broken): "
+        "nothing was deployed; fix the action in the Auth0 Dashboard"
+    )
+
+
+class DeployFailed(Auth0Error):
+    """The draft was not deployed, or did not start running, in the time allowed."""
+
+    reason = "deploy_failed"
+    default_message = "Auth0 did not deploy the action in time: check it in the Auth0 Dashboard"
+
+
+class ConcurrentEdit(Auth0Error):
+    """Someone else changed the action's secrets between the bot's read and its PATCH."""
+
+    reason = "concurrent_edit"
+    default_message = (
+        "someone changed the action's secrets in Auth0 at the same time: nothing was "
+        "deployed; look at the action's secrets before trying again"
     )
