@@ -16,19 +16,20 @@ from slack_sdk.models.blocks import (
     Option,
     PlainTextInputElement,
     SectionBlock,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot import ids
 from bot.auth0.client import Hook
-from bot.models import Kind, SecretRequest
+from bot.domain import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
+from bot.models import Kind, SecretRequest, State
 
-NAME_MAX = 128
-VALUE_MAX = 4096
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
-REASON_MAX = 1000
-COMMENT_MAX = 1000
+# Slack shows at most 100 options, each label at most 75 characters.
+MAX_OPTIONS = 100
+LABEL_MAX = 75
 
 VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
 DONE = {Kind.ADD: "added", Kind.UPDATE: "rotated", Kind.REMOVE: "removed"}
@@ -62,12 +63,64 @@ def hook_label(hook: Hook) -> str:
     label = f"{hook.name} ({hook.trigger_id})"
     if not hook.enabled:
         label += " [disabled]"
-    return label if len(label) <= 75 else label[:74] + "…"
+    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
 
 
 def hook_option(hook: Hook) -> Option:
     """A select option whose value is the Auth0 hook id."""
     return Option(text=hook_label(hook), value=hook.id)
+
+
+def unavailable_option(reason: str) -> Option:
+    """The one option shown when Auth0 can't list hooks: not a hook id, so choosing it asks
+    for a hook again."""
+    return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value="!unavailable")
+
+
+def hook_picker(hooks: list[Hook]) -> list[dict[str, Any]]:
+    """The list command's picker: which hook's secrets to show."""
+    picker = SectionBlock(
+        text=MarkdownTextObject(text="Which hook's secrets?"),
+        accessory=StaticSelectElement(
+            action_id=ids.LIST_PICKER,
+            placeholder="Choose a hook",
+            options=[hook_option(h) for h in hooks[:MAX_OPTIONS]],
+        ),
+    )
+    return [picker.to_dict()]
+
+
+def secret_list(hook: Hook, names: list[str], origin: dict[str, Provenance]) -> str:
+    """One line per secret name with who last set it through the bot, never a value."""
+    lines = [f"*{esc(hook.name)}* (`{hook.id}`): {len(names)} of {MAX_SECRETS_PER_HOOK} secrets"]
+    for name in sorted(names):
+        record = origin.get(name)
+        if record is None:
+            lines.append(f"• `{esc(name)}`: set outside the bot")
+            continue
+        verb = "added" if record.added else "rotated"
+        approver = (
+            f", approved by <@{record.approver}>" if record.approver != record.requester else ""
+        )
+        lines.append(
+            f"• `{esc(name)}`: {verb} by <@{record.requester}>{approver} at {record.timestamp}"
+        )
+    if not names:
+        lines.append("_No secrets._")
+    return "\n".join(lines)
+
+
+def describe_state(request: SecretRequest) -> str:
+    """A short account of a decided request, for whoever lost the race."""
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return {
+        State.APPROVED: f"already approved{who} and being applied",
+        State.APPLIED: f"already approved{who} and applied",
+        State.FAILED: f"already approved{who}; applying it failed ({request.failure_reason})",
+        State.REJECTED: f"already rejected{who}",
+        State.EXPIRED: "expired before anyone decided",
+        State.PENDING: "still pending",
+    }[State(request.state)]
 
 
 def request_modal(
@@ -99,7 +152,7 @@ def request_modal(
         InputBlock(
             block_id=ids.BLOCK_SECRET_NAME,
             label="Secret name",
-            hint="Letters, digits, _ and -, starting with a letter or _ (at most 128).",
+            hint=f"Letters, digits, _ and -, starting with a letter or _ (at most {NAME_MAX}).",
             element=PlainTextInputElement(
                 action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
             ),

@@ -22,3 +22,6 @@ BLOCK_COMMENT: Final = "comment"
 # Buttons on the approval request message.
 ACTION_APPROVE: Final = "approve_request"
 ACTION_REJECT: Final = "reject_request"
+
+# The list command's hook picker.
+LIST_PICKER: Final = "list_hook"

@@ -32,12 +32,11 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.domain import MAX_SECRETS_PER_HOOK, VALUE_PLACEHOLDER
 from bot.logs import SECRETS
 
 logger = logging.getLogger(__name__)
 
-VALUE_PLACEHOLDER: Final = "_VALUE_NOT_SHOWN_"
-MAX_SECRETS_PER_HOOK: Final = 20
 
 _PER_PAGE: Final = 100
 _OAUTH_PATH: Final = "/oauth/token"
