@@ -133,52 +133,8 @@ def request_modal(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The request form: hook, secret name, value (not for remove) and reason."""
-    blocks: list[Block] = []
-    if notice:
-        blocks.append(_note(notice))
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_HOOK,
-            label="Hook",
-            element=ExternalDataSelectElement(
-                action_id=ids.BLOCK_HOOK,
-                placeholder="Search hooks by name",
-                min_query_length=0,
-                initial_option=hook_option(hook) if hook else None,
-            ),
-        )
-    )
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_SECRET_NAME,
-            label="Secret name",
-            hint=f"Letters, digits, _ and -, starting with a letter or _ (at most {NAME_MAX}).",
-            element=PlainTextInputElement(
-                action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
-            ),
-        )
-    )
-    if kind is not Kind.REMOVE:
-        blocks.append(
-            InputBlock(
-                block_id=ids.BLOCK_SECRET_VALUE,
-                label="Secret value",
-                hint="Sent to Auth0 only; never shown in Slack, logs or the database in clear.",
-                element=PlainTextInputElement(
-                    action_id=ids.BLOCK_SECRET_VALUE, max_length=INPUT_MAX
-                ),
-            )
-        )
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_REASON,
-            label="Reason",
-            optional=not require_reason,
-            element=PlainTextInputElement(
-                action_id=ids.BLOCK_REASON, multiline=True, max_length=REASON_MAX
-            ),
-        )
-    )
+    blocks: list[Block] = [_note(notice)] if notice else []
+    blocks += _request_inputs(kind, require_reason, hook, secret_name)
     submit = "Request" if require_reason else VERB[kind].capitalize()
     view = View(
         type="modal",
@@ -190,6 +146,47 @@ def request_modal(
         blocks=blocks,
     )
     return view.to_dict()
+
+
+def _request_inputs(
+    kind: Kind, require_reason: bool, hook: Hook | None, secret_name: str | None
+) -> list[Block]:
+    """The request form's input blocks, each block id equal to its element's action id."""
+    value = InputBlock(
+        block_id=ids.BLOCK_SECRET_VALUE,
+        label="Secret value",
+        hint="Sent to Auth0 only; never shown in Slack, logs or the database in clear.",
+        element=PlainTextInputElement(action_id=ids.BLOCK_SECRET_VALUE, max_length=INPUT_MAX),
+    )
+    return [
+        InputBlock(
+            block_id=ids.BLOCK_HOOK,
+            label="Hook",
+            element=ExternalDataSelectElement(
+                action_id=ids.BLOCK_HOOK,
+                placeholder="Search hooks by name",
+                min_query_length=0,
+                initial_option=hook_option(hook) if hook else None,
+            ),
+        ),
+        InputBlock(
+            block_id=ids.BLOCK_SECRET_NAME,
+            label="Secret name",
+            hint=f"Letters, digits, _ and -, starting with a letter or _ (at most {NAME_MAX}).",
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
+            ),
+        ),
+        *([value] if kind is not Kind.REMOVE else []),
+        InputBlock(
+            block_id=ids.BLOCK_REASON,
+            label="Reason",
+            optional=not require_reason,
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_REASON, multiline=True, max_length=REASON_MAX
+            ),
+        ),
+    ]
 
 
 def _summary(request: SecretRequest) -> str:
@@ -230,17 +227,13 @@ def approval_message(
             ],
         ),
     ]
-    return text, [b.to_dict() for b in blocks]
+    return _message(text, blocks)
 
 
 def decided_message(request: SecretRequest, outcome: str) -> tuple[str, list[dict[str, Any]]]:
     """The approval message once decided: the outcome, and no buttons."""
     text = f"Request `{request.id}`: {outcome}"
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=_summary(request))),
-        _note(outcome),
-    ]
-    return text, [b.to_dict() for b in blocks]
+    return _message(text, [_section(_summary(request)), _note(outcome)])
 
 
 def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -255,11 +248,8 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         f"Secret `{esc(request.secret_name)}` {DONE[kind]} on hook {esc(request.hook_name)} "
         f"by <@{request.requester}>, {approver}."
     )
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")),
-        _note(f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"),
-    ]
-    return text, [b.to_dict() for b in blocks]
+    note = f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"
+    return _message(text, [_section(f":white_check_mark: {text}"), _note(note)])
 
 
 def decision_modal(request: SecretRequest, approve: bool) -> dict[str, Any]:
@@ -297,6 +287,15 @@ def info_modal(title: str, text: str) -> dict[str, Any]:
         blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
     )
     return view.to_dict()
+
+
+def _message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:
+    """A message's fallback text and its blocks as Slack takes them."""
+    return text, [b.to_dict() for b in blocks]
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text))
 
 
 def _note(text: str) -> ContextBlock:

@@ -27,6 +27,16 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
             registry=self.registry,
         )
+        self._auth0_collectors()
+        if pending is not None:
+            gauge = Gauge(
+                "hook_secret_bot_pending_requests",
+                "Requests waiting for a decision",
+                registry=self.registry,
+            )
+            gauge.set_function(lambda: _or_nan(pending))
+
+    def _auth0_collectors(self) -> None:
         self.auth0_calls = Counter(
             "hook_secret_bot_auth0_calls",
             "Auth0 Management API calls, by operation and status",
@@ -49,13 +59,6 @@ class Metrics:
             "Seconds spent waiting on rate limits",
             registry=self.registry,
         )
-        if pending is not None:
-            gauge = Gauge(
-                "hook_secret_bot_pending_requests",
-                "Requests waiting for a decision",
-                registry=self.registry,
-            )
-            gauge.set_function(lambda: _or_nan(pending))
 
     def observe_request(self, kind: str, status: str, started: float) -> None:
         """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""

@@ -79,13 +79,7 @@ class Notifier:
         if not self.posts.claim_post(request.id, self.now()):
             return True  # posted already, or another replica is posting it right now
         text, body = blocks.approval_message(request, self.mention)
-        posted = self._call(
-            "chat_postMessage",
-            channel=self.approval_channel,
-            text=text,
-            blocks=body,
-            unfurl_links=False,
-        )
+        posted = self._post(self.approval_channel, text, body)
         if posted is None:
             self.posts.release_post(request.id)
             return False
@@ -114,13 +108,7 @@ class Notifier:
             f":white_check_mark: {blocks.DONE[Kind(request.kind)].capitalize()}"
             f" (approved by <@{request.decided_by}>)",
         )
-        posted = self._call(
-            "chat_postMessage",
-            channel=request.origin_channel,
-            text=text,
-            blocks=body,
-            unfurl_links=False,
-        )
+        posted = self._post(request.origin_channel, text, body)
         if posted is None:
             self.dm(
                 request.requester,
@@ -175,6 +163,12 @@ class Notifier:
         opened = self._call("conversations_open", users=user)
         if opened is not None:
             self._call("chat_postMessage", channel=opened["channel"]["id"], text=text)
+
+    def _post(self, channel: str, text: str, body: list[dict[str, Any]]) -> Any:
+        """A message with blocks (links not unfurled); None when Slack refused it."""
+        return self._call(
+            "chat_postMessage", channel=channel, text=text, blocks=body, unfurl_links=False
+        )
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:

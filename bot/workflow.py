@@ -16,7 +16,7 @@ from bot.crypto import Vault, VaultError
 from bot.domain import Provenance
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
-from bot.store import Store, new_request_id
+from bot.store import Store, Tx, new_request_id
 from bot.targets import Change, TargetKind, Targets
 
 log = get_logger(__name__)
@@ -129,25 +129,7 @@ class Workflow:
 
     def submit(self, draft: Draft) -> SecretRequest:
         """Record a valid request: pending, or approved at once when no approval is required."""
-        now = self.now()
-        request = SecretRequest(
-            id=new_request_id(),
-            kind=draft.kind,
-            target_kind=draft.target_kind,
-            state=State.PENDING,
-            team_id=draft.team_id,
-            requester=draft.requester,
-            origin_channel=draft.origin_channel,
-            hook_id=draft.hook_id,
-            hook_name=draft.hook_name,
-            secret_name=draft.secret_name,
-            reason=draft.reason,
-            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
-            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
-            required_approvals=self.required_approvals,
-            created_at=now,
-            expires_at=now + self.ttl,
-        )
+        request = self._new_request(draft)
         with self.store.transaction() as tx:
             # Checked again where the row is inserted: of two submissions at once, one is kept.
             existing = tx.open_request_for(draft.hook_id, draft.secret_name)
@@ -165,24 +147,45 @@ class Workflow:
                 )
             )
             if self.required_approvals == 0:
-                approved = tx.transition(
-                    request.id,
-                    [State.PENDING],
-                    State.APPROVED,
-                    decided_by=draft.requester,
-                    decided_at=now,
-                )
-                tx.audit(
-                    self._event(
-                        "request.approved",
-                        request,
-                        draft.requester,
-                        "approved",
-                        self_confirmed=True,
-                    )
-                )
-                request = approved or request
+                request = self._self_confirm(tx, request)
         return request
+
+    def _new_request(self, draft: Draft) -> SecretRequest:
+        now = self.now()
+        return SecretRequest(
+            id=new_request_id(),
+            kind=draft.kind,
+            target_kind=draft.target_kind,
+            state=State.PENDING,
+            team_id=draft.team_id,
+            requester=draft.requester,
+            origin_channel=draft.origin_channel,
+            hook_id=draft.hook_id,
+            hook_name=draft.hook_name,
+            secret_name=draft.secret_name,
+            reason=draft.reason,
+            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
+            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
+            required_approvals=self.required_approvals,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+
+    def _self_confirm(self, tx: Tx, request: SecretRequest) -> SecretRequest:
+        """No approval required: the requester's own submission approves it."""
+        approved = tx.transition(
+            request.id,
+            [State.PENDING],
+            State.APPROVED,
+            decided_by=request.requester,
+            decided_at=request.created_at,
+        )
+        tx.audit(
+            self._event(
+                "request.approved", request, request.requester, "approved", self_confirmed=True
+            )
+        )
+        return approved or request
 
     def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
         """Approve or reject a pending request; exactly one decision wins."""

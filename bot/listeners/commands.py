@@ -55,15 +55,7 @@ def open_request(
         show_list(services, respond, user, team, parsed.hook)
         return
     if not services.policy.may_request(user, team):
-        respond(
-            text=f":no_entry: You are not allowed to request hook secret changes. Ask "
-            f"{services.policy.requesters.describe()} or a bot admin to add you to "
-            "HOOK_SECRET_REQUESTERS.",
-            response_type="ephemeral",
-        )
-        services.workflow.refuse(
-            "request.denied", user, team, "not_a_requester", subcommand=parsed.action
-        )
+        _not_a_requester(services, respond, user, team, parsed)
         return
     kind = parsed.kind or Kind.ADD
     metadata = json.dumps({"channel": command["channel_id"]})
@@ -76,6 +68,20 @@ def open_request(
     opened = services.modals.open(respond, command["trigger_id"], view)
     if opened is not None and parsed.hook:
         _prefill_hook(services, opened, kind, metadata, parsed)
+
+
+def _not_a_requester(
+    services: Services, respond: Respond, user: str, team: str, parsed: Command
+) -> None:
+    respond(
+        text=f":no_entry: You are not allowed to request hook secret changes. Ask "
+        f"{services.policy.requesters.describe()} or a bot admin to add you to "
+        "HOOK_SECRET_REQUESTERS.",
+        response_type="ephemeral",
+    )
+    services.workflow.refuse(
+        "request.denied", user, team, "not_a_requester", subcommand=parsed.action
+    )
 
 
 def _prefill_hook(
