@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_wsgi_app,
+)
 
 
 class Metrics:
@@ -28,6 +36,8 @@ class Metrics:
             registry=self.registry,
         )
         self._auth0_collectors()
+        # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
+        self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:
             gauge = Gauge(
                 "hook_secret_bot_pending_requests",
@@ -74,6 +84,11 @@ class Metrics:
         """Record one wait on Auth0's rate limit."""
         self.rate_limit_waits.inc()
         self.rate_limit_wait_seconds.inc(seconds)
+
+    def serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Answer a scrape of ``/metrics`` (WSGI)."""
+        body: Iterable[bytes] = self._wsgi(environ, start_response)
+        return body
 
     def render(self) -> bytes:
         """The text exposition format."""
