@@ -63,9 +63,13 @@ class Services:
         """Run slow work after the ack; failures are logged with their traceback."""
         self.background.run(fn, *args, **kwargs)
 
+    def refuse(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
+        """Audit a refusal or denial that changes nothing."""
+        self.workflow.refuse(event, user, team, outcome, **detail)
+
     def refuse_later(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial after the ack."""
-        self.later(self.workflow.refuse, event, user, team, outcome, **detail)
+        self.later(self.refuse, event, user, team, outcome, **detail)
 
     def may_list(self, user: str, team: str) -> bool:
         """Requesters and approvers may see names and provenance."""

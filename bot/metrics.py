@@ -12,7 +12,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     make_wsgi_app,
 )
 
@@ -89,10 +88,6 @@ class Metrics:
         """Answer a scrape of ``/metrics`` (WSGI)."""
         body: Iterable[bytes] = self._wsgi(environ, start_response)
         return body
-
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return bytes(generate_latest(self.registry))
 
 
 def _or_nan(read: Callable[[], int]) -> float:

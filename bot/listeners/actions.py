@@ -38,7 +38,7 @@ def open_decision(
         mine = user == request.requester
         why = "you requested it" if mine else "you are not in HOOK_SECRET_APPROVERS"
         _say(respond, f":no_entry: You can't decide request `{request.id}`: {why}.")
-        services.workflow.refuse(
+        services.refuse(
             "approval.denied",
             user,
             team,

@@ -79,9 +79,7 @@ def _not_a_requester(
         "HOOK_SECRET_REQUESTERS.",
         response_type="ephemeral",
     )
-    services.workflow.refuse(
-        "request.denied", user, team, "not_a_requester", subcommand=parsed.action
-    )
+    services.refuse("request.denied", user, team, "not_a_requester", subcommand=parsed.action)
 
 
 def _prefill_hook(

@@ -37,7 +37,7 @@ def show_list(
             text=":no_entry: Only requesters and approvers may list hook secrets.",
             response_type="ephemeral",
         )
-        services.workflow.refuse("request.denied", user, team, "not_allowed_to_list")
+        services.refuse("request.denied", user, team, "not_allowed_to_list")
         return
     if not hook_key:
         respond(**_picker(services), response_type="ephemeral")
