@@ -74,7 +74,7 @@ def hook_option(hook: Hook) -> Option:
 def unavailable_option(reason: str) -> Option:
     """The one option shown when Auth0 can't list hooks: not a hook id, so choosing it asks
     for a hook again."""
-    return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value="!unavailable")
+    return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value=ids.OPTION_UNAVAILABLE)
 
 
 def hook_picker(hooks: list[Hook]) -> list[dict[str, Any]]:
@@ -216,7 +216,7 @@ def approval_message(
         SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
         _note(f"Request `{request.id}` expires {expires}. The requester cannot approve it."),
         ActionsBlock(
-            block_id="decision",
+            block_id=ids.BLOCK_DECISION,
             elements=[
                 ButtonElement(
                     action_id=ids.ACTION_APPROVE, text="Approve", style="primary", value=request.id

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App
 
 from bot import answers, ids
 from bot.auth0.client import Hook
-from bot.domain import HOOK_ID, valid_name
+from bot.domain import COMMENT_MAX, HOOK_ID, valid_name
 from bot.flow import Services
 from bot.models import Kind
 from bot.validation import RequestForm, comment_problem, form_errors, parse_form
@@ -140,4 +140,4 @@ def _origin_channel(view: dict[str, Any], user: str) -> str:
 def _comment(view: dict[str, Any]) -> str | None:
     field = view.get("state", {}).get("values", {}).get(ids.BLOCK_COMMENT, {})
     value = (field.get(ids.BLOCK_COMMENT) or {}).get("value")
-    return value.strip()[:1000] if isinstance(value, str) and value.strip() else None
+    return value.strip()[:COMMENT_MAX] if isinstance(value, str) and value.strip() else None
