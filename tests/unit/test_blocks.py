@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,31 +12,13 @@ from bot.auth0.client import Hook
 from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
 from bot.models import Kind, SecretRequest, State
 from bot.sandbox.slack import validate_message_blocks, validate_options_response, validate_view
+from tests.unit.factories import secret_request
 
 HOOK = Hook(id="01-hook", name="Hook <b>&", trigger_id="credentials-exchange", enabled=True)
 
 
 def request(kind: Kind = Kind.ADD, **changes: Any) -> SecretRequest:
-    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    fields: dict[str, Any] = {
-        "id": "hsr_0123456789abcdef",
-        "kind": kind,
-        "target_kind": "hook",
-        "state": State.PENDING,
-        "team_id": "T0",
-        "requester": "U0REQ",
-        "origin_channel": "C0",
-        "hook_id": HOOK.id,
-        "hook_name": HOOK.name,
-        "secret_name": "API_KEY",
-        "reason": "vendor <rotated>",
-        "fingerprint": "fp0123",
-        "required_approvals": 1,
-        "created_at": now,
-        "expires_at": now + timedelta(hours=24),
-    }
-    fields.update(changes)
-    return SecretRequest(**fields)
+    return secret_request(kind, hook_id=HOOK.id, hook_name=HOOK.name, **changes)
 
 
 def texts(body: Any) -> str:

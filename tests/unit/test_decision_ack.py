@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from bot import answers, ids
-from bot.models import Kind, SecretRequest, State
+from bot.models import SecretRequest, State
 from bot.workflow import Outcome, Result
+from tests.unit.factories import REQUEST_ID, secret_request
 
 
 def request(state: State = State.PENDING, decided_by: str | None = None) -> SecretRequest:
-    now = datetime.now(UTC)
-    return SecretRequest(
-        id="hsr_0123456789abcdef",
-        kind=Kind.ADD,
-        target_kind="hook",
-        state=state,
-        team_id="T0",
-        requester="U0REQ",
-        origin_channel="C0",
-        hook_id="h1",
-        hook_name="Hook",
-        secret_name="API_KEY",
-        reason="why",
-        required_approvals=1,
-        decided_by=decided_by,
-        created_at=now,
-        expires_at=now + timedelta(hours=1),
-    )
+    return secret_request(state=state, decided_by=decided_by)
 
 
 def comment_error(result: Result) -> str:
@@ -67,7 +49,7 @@ def test_a_lost_race_shows_who_decided_and_still_follows_up() -> None:
     view = answer.ack["view"]
     assert view["title"]["text"] == "Already decided"
     text = view["blocks"][0]["text"]["text"]
-    assert "already rejected by <@U0APP2>" in text and "hsr_0123456789abcdef" in text
+    assert "already rejected by <@U0APP2>" in text and REQUEST_ID in text
     assert answer.follow_up
 
 
