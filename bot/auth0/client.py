@@ -40,8 +40,10 @@ log = get_logger(__name__)
 _PER_PAGE: Final = 100
 _OAUTH_PATH: Final = "/oauth/token"
 _HOOK_ID: Final = re.compile(r"[A-Za-z0-9-]+")
-# Auth0's exact "hook full" wording is unknown; accept any 400 that names the cap of 20.
-_HOOK_FULL: Final = re.compile(r"(maximum|at most|limit|more than)\D{0,40}\b20\b", re.IGNORECASE)
+# Auth0's exact "hook full" wording is unknown; accept any 400 that names the cap.
+_HOOK_FULL: Final = re.compile(
+    rf"(maximum|at most|limit|more than)\D{{0,40}}\b{MAX_SECRETS_PER_HOOK}\b", re.IGNORECASE
+)
 # A 429 with neither Retry-After nor x-ratelimit-reset: wait about one refill.
 _DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
 # Our clock may run ahead of Auth0's reset instant: never answer a 429 with an instant retry.
@@ -192,7 +194,7 @@ class Auth0Client:
         return self._secret_names(hook_id, self._budget())
 
     def add_secrets(self, hook_id: str, secrets: Mapping[str, SecretStr]) -> None:
-        """Add new secrets (POST, not an upsert), never going over 20 or repeating blindly."""
+        """Add new secrets (POST, not an upsert), never going over the cap or repeating blindly."""
         path = _secrets_path(hook_id)
         _check_values(secrets)
         budget = self._budget()
@@ -208,7 +210,7 @@ class Auth0Client:
         _check_values(secrets)
         budget = self._budget()
         # What Auth0 does with a PATCH of an unknown name is undocumented (it might create it,
-        # past the 20-secret cap): find out first.
+        # past the cap on secrets): find out first.
         self._require_names(hook_id, secrets, budget)
         body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         # Sending the same values again leaves the same state, so lost answers may be retried.
