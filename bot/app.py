@@ -14,15 +14,19 @@ from slack_sdk import WebClient
 
 from bot import ids
 from bot.auth0.client import Auth0Client
+from bot.background import Background
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
 from bot.flow import Services
+from bot.followups import Followups
 from bot.listeners import register_all
 from bot.logs import get_logger
 from bot.notify import Notifier
 from bot.policy import Directory, Policy, Principals
 from bot.settings import Settings
+from bot.slack_ui import Modals
 from bot.store import Store
+from bot.targets import HookTarget, Targets
 from bot.workflow import Workflow
 
 log = get_logger(__name__)
@@ -61,16 +65,19 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
     )
     app.use(_bind_context)
     app.use(_team_guard(services))
-    register_all(app, services)
+    app.use(_provide(services))
+    register_all(app)
     app.error(_on_error)
     return app, services
 
 
 def _services(settings: Settings, deps: Deps) -> Services:
+    catalog = HookCatalog(deps.auth0)
+    targets = Targets(HookTarget(deps.auth0, catalog))
     workflow = Workflow(
         deps.store,
         deps.vault,
-        deps.auth0,
+        targets,
         ttl=timedelta(seconds=settings.hook_secret_request_ttl),
         required_approvals=settings.hook_secret_required_approvals,
         now=deps.now,
@@ -83,16 +90,30 @@ def _services(settings: Settings, deps: Deps) -> Services:
         deps.team_id,
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
-    notifier = Notifier(deps.slack, deps.store, settings.hook_secret_approval_channel, mention)
+    channel = settings.hook_secret_approval_channel
+    notifier = Notifier(deps.slack, deps.store, channel, mention, deps.now)
+    background = Background()
     return Services(
         workflow=workflow,
         policy=policy,
-        notifier=notifier,
-        catalog=HookCatalog(deps.auth0),
-        auth0=deps.auth0,
+        followups=Followups(workflow, notifier, targets, background),
+        targets=targets,
+        catalog=catalog,
+        background=background,
+        modals=Modals(deps.slack),
         team_id=deps.team_id,
         require_reason=settings.hook_secret_required_approvals > 0,
     )
+
+
+def _provide(services: Services) -> Callable[..., None]:
+    """Listeners are plain functions: Bolt passes them ``services`` from the context."""
+
+    def provide(context: BoltContext, next: Callable[[], None]) -> None:
+        context["services"] = services
+        next()
+
+    return provide
 
 
 def _bind_context(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
@@ -115,8 +136,7 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
         # Bolt fills context.team_id with the bot's own team when the payload has none.
         if not named or teams != {services.team_id}:
             enterprise = {"enterprise_id": context.enterprise_id} if context.enterprise_id else {}
-            services.background(
-                services.workflow.refuse,
+            services.refuse_later(
                 _denial_event(body),
                 context.user_id or "unknown",
                 ",".join(sorted(t for t in named if t)),

@@ -16,19 +16,20 @@ from slack_sdk.models.blocks import (
     Option,
     PlainTextInputElement,
     SectionBlock,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot import ids
 from bot.auth0.client import Hook
-from bot.models import Kind, SecretRequest
+from bot.domain import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
+from bot.models import Kind, SecretRequest, State
 
-NAME_MAX = 128
-VALUE_MAX = 4096
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
-REASON_MAX = 1000
-COMMENT_MAX = 1000
+# Slack shows at most 100 options, each label at most 75 characters.
+MAX_OPTIONS = 100
+LABEL_MAX = 75
 
 VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
 DONE = {Kind.ADD: "added", Kind.UPDATE: "rotated", Kind.REMOVE: "removed"}
@@ -62,12 +63,64 @@ def hook_label(hook: Hook) -> str:
     label = f"{hook.name} ({hook.trigger_id})"
     if not hook.enabled:
         label += " [disabled]"
-    return label if len(label) <= 75 else label[:74] + "…"
+    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
 
 
 def hook_option(hook: Hook) -> Option:
     """A select option whose value is the Auth0 hook id."""
     return Option(text=hook_label(hook), value=hook.id)
+
+
+def unavailable_option(reason: str) -> Option:
+    """The one option shown when Auth0 can't list hooks: not a hook id, so choosing it asks
+    for a hook again."""
+    return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value=ids.OPTION_UNAVAILABLE)
+
+
+def hook_picker(hooks: list[Hook]) -> list[dict[str, Any]]:
+    """The list command's picker: which hook's secrets to show."""
+    picker = SectionBlock(
+        text=MarkdownTextObject(text="Which hook's secrets?"),
+        accessory=StaticSelectElement(
+            action_id=ids.LIST_PICKER,
+            placeholder="Choose a hook",
+            options=[hook_option(h) for h in hooks[:MAX_OPTIONS]],
+        ),
+    )
+    return [picker.to_dict()]
+
+
+def secret_list(hook: Hook, names: list[str], origin: dict[str, Provenance]) -> str:
+    """One line per secret name with who last set it through the bot, never a value."""
+    lines = [f"*{esc(hook.name)}* (`{hook.id}`): {len(names)} of {MAX_SECRETS_PER_HOOK} secrets"]
+    for name in sorted(names):
+        record = origin.get(name)
+        if record is None:
+            lines.append(f"• `{esc(name)}`: set outside the bot")
+            continue
+        verb = "added" if record.added else "rotated"
+        approver = (
+            f", approved by <@{record.approver}>" if record.approver != record.requester else ""
+        )
+        lines.append(
+            f"• `{esc(name)}`: {verb} by <@{record.requester}>{approver} at {record.timestamp}"
+        )
+    if not names:
+        lines.append("_No secrets._")
+    return "\n".join(lines)
+
+
+def describe_state(request: SecretRequest) -> str:
+    """A short account of a decided request, for whoever lost the race."""
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return {
+        State.APPROVED: f"already approved{who} and being applied",
+        State.APPLIED: f"already approved{who} and applied",
+        State.FAILED: f"already approved{who}; applying it failed ({request.failure_reason})",
+        State.REJECTED: f"already rejected{who}",
+        State.EXPIRED: "expired before anyone decided",
+        State.PENDING: "still pending",
+    }[State(request.state)]
 
 
 def request_modal(
@@ -80,52 +133,8 @@ def request_modal(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The request form: hook, secret name, value (not for remove) and reason."""
-    blocks: list[Block] = []
-    if notice:
-        blocks.append(_note(notice))
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_HOOK,
-            label="Hook",
-            element=ExternalDataSelectElement(
-                action_id=ids.BLOCK_HOOK,
-                placeholder="Search hooks by name",
-                min_query_length=0,
-                initial_option=hook_option(hook) if hook else None,
-            ),
-        )
-    )
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_SECRET_NAME,
-            label="Secret name",
-            hint="Letters, digits, _ and -, starting with a letter or _ (at most 128).",
-            element=PlainTextInputElement(
-                action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
-            ),
-        )
-    )
-    if kind is not Kind.REMOVE:
-        blocks.append(
-            InputBlock(
-                block_id=ids.BLOCK_SECRET_VALUE,
-                label="Secret value",
-                hint="Sent to Auth0 only; never shown in Slack, logs or the database in clear.",
-                element=PlainTextInputElement(
-                    action_id=ids.BLOCK_SECRET_VALUE, max_length=INPUT_MAX
-                ),
-            )
-        )
-    blocks.append(
-        InputBlock(
-            block_id=ids.BLOCK_REASON,
-            label="Reason",
-            optional=not require_reason,
-            element=PlainTextInputElement(
-                action_id=ids.BLOCK_REASON, multiline=True, max_length=REASON_MAX
-            ),
-        )
-    )
+    blocks: list[Block] = [_note(notice)] if notice else []
+    blocks += _request_inputs(kind, require_reason, hook, secret_name)
     submit = "Request" if require_reason else VERB[kind].capitalize()
     view = View(
         type="modal",
@@ -137,6 +146,47 @@ def request_modal(
         blocks=blocks,
     )
     return view.to_dict()
+
+
+def _request_inputs(
+    kind: Kind, require_reason: bool, hook: Hook | None, secret_name: str | None
+) -> list[Block]:
+    """The request form's input blocks, each block id equal to its element's action id."""
+    value = InputBlock(
+        block_id=ids.BLOCK_SECRET_VALUE,
+        label="Secret value",
+        hint="Sent to Auth0 only; never shown in Slack, logs or the database in clear.",
+        element=PlainTextInputElement(action_id=ids.BLOCK_SECRET_VALUE, max_length=INPUT_MAX),
+    )
+    return [
+        InputBlock(
+            block_id=ids.BLOCK_HOOK,
+            label="Hook",
+            element=ExternalDataSelectElement(
+                action_id=ids.BLOCK_HOOK,
+                placeholder="Search hooks by name",
+                min_query_length=0,
+                initial_option=hook_option(hook) if hook else None,
+            ),
+        ),
+        InputBlock(
+            block_id=ids.BLOCK_SECRET_NAME,
+            label="Secret name",
+            hint=f"Letters, digits, _ and -, starting with a letter or _ (at most {NAME_MAX}).",
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_SECRET_NAME, initial_value=secret_name, max_length=NAME_MAX
+            ),
+        ),
+        *([value] if kind is not Kind.REMOVE else []),
+        InputBlock(
+            block_id=ids.BLOCK_REASON,
+            label="Reason",
+            optional=not require_reason,
+            element=PlainTextInputElement(
+                action_id=ids.BLOCK_REASON, multiline=True, max_length=REASON_MAX
+            ),
+        ),
+    ]
 
 
 def _summary(request: SecretRequest) -> str:
@@ -166,7 +216,7 @@ def approval_message(
         SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
         _note(f"Request `{request.id}` expires {expires}. The requester cannot approve it."),
         ActionsBlock(
-            block_id="decision",
+            block_id=ids.BLOCK_DECISION,
             elements=[
                 ButtonElement(
                     action_id=ids.ACTION_APPROVE, text="Approve", style="primary", value=request.id
@@ -177,17 +227,13 @@ def approval_message(
             ],
         ),
     ]
-    return text, [b.to_dict() for b in blocks]
+    return _message(text, blocks)
 
 
 def decided_message(request: SecretRequest, outcome: str) -> tuple[str, list[dict[str, Any]]]:
     """The approval message once decided: the outcome, and no buttons."""
     text = f"Request `{request.id}`: {outcome}"
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=_summary(request))),
-        _note(outcome),
-    ]
-    return text, [b.to_dict() for b in blocks]
+    return _message(text, [_section(_summary(request)), _note(outcome)])
 
 
 def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -202,11 +248,8 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         f"Secret `{esc(request.secret_name)}` {DONE[kind]} on hook {esc(request.hook_name)} "
         f"by <@{request.requester}>, {approver}."
     )
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f":white_check_mark: {text}")),
-        _note(f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"),
-    ]
-    return text, [b.to_dict() for b in blocks]
+    note = f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"
+    return _message(text, [_section(f":white_check_mark: {text}"), _note(note)])
 
 
 def decision_modal(request: SecretRequest, approve: bool) -> dict[str, Any]:
@@ -244,6 +287,15 @@ def info_modal(title: str, text: str) -> dict[str, Any]:
         blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
     )
     return view.to_dict()
+
+
+def _message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:
+    """A message's fallback text and its blocks as Slack takes them."""
+    return text, [b.to_dict() for b in blocks]
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text))
 
 
 def _note(text: str) -> ContextBlock:

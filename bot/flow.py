@@ -1,47 +1,29 @@
-"""The bot's services wired together, and the slow work that runs after each ack."""
+"""What listeners may ask of the bot: one small interface over policy, workflow and targets."""
 
 from __future__ import annotations
 
-import contextvars
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from concurrent.futures import TimeoutError
+from dataclasses import dataclass
+from typing import Any, ParamSpec
 
-from slack_bolt import Respond
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-
-from bot.auth0.client import Auth0Client, Hook
+from bot import answers, ids
+from bot.auth0.client import Hook
 from bot.auth0.errors import Auth0Error, HookNotFound
+from bot.background import Background
 from bot.catalog import HookCatalog
-from bot.logs import get_logger
-from bot.models import SecretRequest, State
-from bot.notify import Notifier
+from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
+from bot.followups import Followups
+from bot.models import Kind, SecretRequest
 from bot.policy import Policy
-from bot.workflow import Outcome, Result, Workflow
+from bot.slack_ui import Modals
+from bot.targets import Targets
+from bot.validation import RequestForm
+from bot.workflow import Draft, Result, Workflow
 
-log = get_logger(__name__)
 P = ParamSpec("P")
-T = TypeVar("T")
 # Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
 ACK_DEADLINE = 1.5
-# A trigger_id dies about 3 s after the click or command.
-TRIGGER_SECONDS = 3
-# Younger requests may still be posting their approval message from the submit itself.
-REPOST_AFTER = timedelta(minutes=1)
-
-
-class ContextExecutor(ThreadPoolExecutor):
-    """A thread pool that carries the submitter's contextvars (request id, user) into the task."""
-
-    def submit(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Future[Any]:
-        """Run ``fn`` in the pool inside a copy of the caller's context."""
-        context = contextvars.copy_context()
-        return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]  # Context.run is generic over its own ParamSpec
 
 
 @dataclass(frozen=True)
@@ -53,71 +35,66 @@ class RemoteCheck:
     error: Auth0Error | None = None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A submission's checks against Auth0 and open requests: field errors, the hook as
+    Auth0 describes it (when it answered in time), and the audit outcome of a refusal."""
+
+    errors: dict[str, str]
+    hook: Hook | None
+    outcome: str
+
+
 @dataclass
 class Services:
     """Everything listeners need, built once by ``create_app``."""
 
     workflow: Workflow
     policy: Policy
-    notifier: Notifier
+    followups: Followups
+    targets: Targets
     catalog: HookCatalog
-    auth0: Auth0Client
+    background: Background
+    modals: Modals
     team_id: str
     require_reason: bool
-    # Three pools, so that no kind of work waits behind another: Slack follow-ups after an
-    # ack (a modal to open before its trigger dies), Auth0 reads a pending ack waits for, and
-    # applies, which may queue for minutes behind Auth0's rate limit.
-    executor: ContextExecutor = field(default_factory=lambda: _pool(16, "ui"))
-    lookups: ContextExecutor = field(default_factory=lambda: _pool(8, "lookup"))
-    appliers: ContextExecutor = field(default_factory=lambda: _pool(8, "apply"))
-    _pending: set[Future[Any]] = field(default_factory=set)
-    _pending_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def background(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
+    def later(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run slow work after the ack; failures are logged with their traceback."""
-        self._track(self.executor.submit(fn, *args, **kwargs))
+        self.background.run(fn, *args, **kwargs)
 
-    def apply_later(self, request_id: str, reconciling: bool = False) -> None:
-        """Apply in the appliers' pool, tracked like other background work."""
-        self._track(self.appliers.submit(self.apply, request_id, reconciling))
+    def refuse(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
+        """Audit a refusal or denial that changes nothing."""
+        self.workflow.refuse(event, user, team, outcome, **detail)
 
-    def _track(self, future: Future[Any]) -> None:
-        with self._pending_lock:
-            self._pending.add(future)
-        future.add_done_callback(self._done)
+    def refuse_later(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
+        """Audit a refusal or denial after the ack."""
+        self.later(self.refuse, event, user, team, outcome, **detail)
 
-    def shutdown(self, timeout: float = 30.0) -> bool:
-        """Let queued work finish (within ``timeout``), then stop every pool; False if cut off."""
-        finished = self.wait_idle(timeout)
-        for pool in (self.executor, self.lookups, self.appliers):
-            # Idle pools are joined; after a timeout, waiting longer would block the shutdown.
-            pool.shutdown(wait=finished, cancel_futures=True)
-        self.catalog.close()
-        return finished
+    def may_list(self, user: str, team: str) -> bool:
+        """Requesters and approvers may see names and provenance."""
+        return self.policy.may_request(user, team) or self.policy.may_approve(user, team)
 
-    def _done(self, future: Future[Any]) -> None:
-        with self._pending_lock:
-            self._pending.discard(future)
-        _log_failure(future)
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until background work, including work it queued in turn, has finished."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._pending_lock:
-                pending = list(self._pending)
-            if not pending:
-                return True
-            for future in pending:
-                try:
-                    future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except Exception:  # noqa: S112 - failures were logged by _done
-                    continue
-        return False
+    def check_submission(self, form: RequestForm, kind: Kind) -> Checked:
+        """Checks that need Auth0, within the ack deadline (past it they run again on apply)."""
+        hook_id = form.hook_id or ""
+        remote = self.check_remote(hook_id)
+        if isinstance(remote.error, HookNotFound):
+            self.targets.hooks.forget()
+            return Checked({ids.BLOCK_HOOK: answers.HOOK_GONE}, None, "unknown_hook")
+        if remote.error is not None:
+            message = f"Auth0 refused to read this hook: {remote.error.message}"
+            return Checked({ids.BLOCK_HOOK: message}, None, remote.error.reason)
+        errors, outcome = _name_errors(form.secret_name, kind, remote.names)
+        pending = self.workflow.open_request(hook_id, form.secret_name)
+        if pending is not None:
+            errors[ids.BLOCK_SECRET_NAME] = answers.still_open(pending.id)
+            outcome = "request_open"
+        return Checked(errors, remote.hook, outcome)
 
     def check_remote(self, hook_id: str) -> RemoteCheck:
         """The hook and its secret names, if Auth0 answers within the ack deadline."""
-        future = self.lookups.submit(self._read_hook, hook_id)
+        future = self.background.lookup(self._read_hook, hook_id)
         try:
             hook, names = future.result(timeout=ACK_DEADLINE)
         except TimeoutError:
@@ -129,101 +106,61 @@ class Services:
     def _read_hook(self, hook_id: str) -> tuple[Hook, list[str]]:
         # The names call answers 404 for a deleted hook; the hook itself usually comes from
         # the list the picker just loaded, saving a call against Auth0's rate limit.
-        names = self.auth0.get_secret_names(hook_id)
-        return self.catalog.cached(hook_id) or self.auth0.get_hook(hook_id), names
+        target = self.targets.hooks
+        names = target.secret_names(hook_id)
+        return target.describe(hook_id), names
 
-    def after_submit(self, request: SecretRequest) -> None:
-        """Ask for approval, or apply at once when the policy needs none."""
-        if request.state == State.APPROVED:
-            self.apply_later(request.id)
-        else:
-            self.notifier.request_waiting(request)
+    def submit(self, draft: Draft) -> SecretRequest:
+        """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
+        return self.workflow.submit(draft)
 
-    def after_decision(self, result: Result) -> None:
-        """Apply an approval, or tell people about a rejection or expiry."""
-        request = result.request
-        if request is None:
-            return
-        if result.outcome is Outcome.APPROVED:
-            self.apply_later(request.id)
-        elif result.outcome is Outcome.REJECTED:
-            self.notifier.rejected(request)
-        elif result.outcome is Outcome.EXPIRED:
-            self.notifier.expired(request)
+    def submitted(self, request: SecretRequest) -> None:
+        """Start what follows a submission, after the ack."""
+        self.later(self.followups.submitted, request)
 
-    def apply(self, request_id: str, reconciling: bool = False) -> None:
-        """Apply once and tell everyone the outcome."""
-        result = self.workflow.apply(request_id, reconciling=reconciling)
-        self.report(result)
+    def decide(self, request_id: str, user: str, approve: bool, comment: str | None) -> Result:
+        """Decide a request; call ``decided`` once the ack is sent."""
+        return self.workflow.decide(request_id, user, approve, comment)
 
-    def report(self, result: Result) -> None:
-        """Tell people what an apply did."""
-        if result.request is None:
-            return
-        if result.outcome is Outcome.APPLIED:
-            self.notifier.applied(result.request)
-        elif result.outcome is Outcome.FAILED:
-            if isinstance(result.error, HookNotFound):
-                self.catalog.invalidate()
-            self.notifier.failed(result.request, result.error)
+    def decided(self, result: Result) -> None:
+        """Start what follows a decision, after the ack."""
+        self.later(self.followups.decided, result)
+
+    def pending(self, request_id: str) -> SecretRequest | None:
+        """The request, expired first (and people told) when its time is up."""
+        request, expired_now = self.workflow.touch(request_id)
+        if request is not None and expired_now:
+            self.followups.expired(request)
+        return request
+
+    def secrets(self, hook_id: str) -> tuple[list[str], dict[str, Provenance]]:
+        """A hook's secret names (from Auth0) and who set each through the bot."""
+        return self.targets.hooks.secret_names(hook_id), self.workflow.provenance(hook_id)
 
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
-        for request in self.workflow.expire_due():
-            _logged(self.notifier.expired, request)
-        # Posting failed at submit (the bot was not in the approval channel yet): try again.
-        for request in self.workflow.store.unposted(self.workflow.now() - REPOST_AFTER):
-            _logged(self.notifier.post_approval, request)
-        for result in self.workflow.reconcile():
-            _logged(self.report, result)
+        self.followups.sweep()
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until background work, including work it queued in turn, has finished."""
+        return self.background.wait_idle(timeout)
+
+    def shutdown(self, timeout: float = 30.0) -> bool:
+        """Let queued work finish (within ``timeout``), then stop; False if cut off."""
+        finished = self.background.shutdown(timeout)
+        self.catalog.close()
+        return finished
 
 
-def open_modal(
-    client: WebClient, respond: Respond, trigger_id: str, view: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Open a modal and return it; when Slack refuses (rate limit, stale trigger), say so."""
-    # One try with a short timeout: a retry that sleeps out a rate limit outlives the trigger.
-    once = WebClient(token=client.token, base_url=client.base_url, timeout=TRIGGER_SECONDS)
-    try:
-        opened: dict[str, Any] = once.views_open(trigger_id=trigger_id, view=view)["view"]
-    except (SlackApiError, SlackClientError, OSError) as error:
-        code = error.response.get("error") if isinstance(error, SlackApiError) else "timeout"
-        log.warning("views.open refused", error=code)
-        respond(
-            text=f":warning: Slack did not open the form ({code}). Please try again.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
-        return None
-    return opened
-
-
-def describe_state(request: SecretRequest) -> str:
-    """A short account of a decided request, for whoever lost the race."""
-    who = f" by <@{request.decided_by}>" if request.decided_by else ""
-    return {
-        State.APPROVED: f"already approved{who} and being applied",
-        State.APPLIED: f"already approved{who} and applied",
-        State.FAILED: f"already approved{who}; applying it failed ({request.failure_reason})",
-        State.REJECTED: f"already rejected{who}",
-        State.EXPIRED: "expired before anyone decided",
-        State.PENDING: "still pending",
-    }[State(request.state)]
-
-
-def _logged(step: Callable[[T], object], item: T) -> None:
-    """One step of a sweep; a failure is logged and the sweep goes on."""
-    try:
-        step(item)
-    except Exception:
-        log.exception("sweep step failed")
-
-
-def _pool(workers: int, name: str) -> ContextExecutor:
-    return ContextExecutor(max_workers=workers, thread_name_prefix=name)
-
-
-def _log_failure(future: Future[Any]) -> None:
-    error = future.exception()
-    if error is not None:
-        log.error("background task failed", exc_info=error)
+def _name_errors(name: str, kind: Kind, names: list[str] | None) -> tuple[dict[str, str], str]:
+    """What the hook's current names say about the request (nothing when Auth0 was slow)."""
+    if names is None:
+        return {}, "invalid_input"
+    exists = name in names
+    if kind is Kind.ADD and exists:
+        return {ids.BLOCK_SECRET_NAME: answers.NAME_EXISTS}, "name_exists"
+    if kind is Kind.ADD and len(names) >= MAX_SECRETS_PER_HOOK:
+        return {ids.BLOCK_HOOK: answers.HOOK_FULL}, "hook_full"
+    if kind is not Kind.ADD and not exists:
+        return {ids.BLOCK_SECRET_NAME: answers.NAME_MISSING}, "name_missing"
+    return {}, "invalid_input"

@@ -19,6 +19,12 @@ BLOCK_SECRET_VALUE: Final = "secret_value"  # noqa: S105 - a block id, not a sec
 BLOCK_REASON: Final = "reason"
 BLOCK_COMMENT: Final = "comment"
 
-# Buttons on the approval request message.
+# Buttons on the approval request message, and the block holding them.
 ACTION_APPROVE: Final = "approve_request"
 ACTION_REJECT: Final = "reject_request"
+BLOCK_DECISION: Final = "decision"
+
+# The list command's hook picker.
+LIST_PICKER: Final = "list_hook"
+# The one option offered when Auth0 can't list hooks: not a hook id, so choosing it is refused.
+OPTION_UNAVAILABLE: Final = "!unavailable"

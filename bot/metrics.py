@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+)
 
 
 class Metrics:
@@ -27,6 +34,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0),
             registry=self.registry,
         )
+        self._auth0_collectors()
+        # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
+        self._wsgi = make_wsgi_app(self.registry)
+        if pending is not None:
+            gauge = Gauge(
+                "hook_secret_bot_pending_requests",
+                "Requests waiting for a decision",
+                registry=self.registry,
+            )
+            gauge.set_function(lambda: _or_nan(pending))
+
+    def _auth0_collectors(self) -> None:
         self.auth0_calls = Counter(
             "hook_secret_bot_auth0_calls",
             "Auth0 Management API calls, by operation and status",
@@ -49,13 +68,6 @@ class Metrics:
             "Seconds spent waiting on rate limits",
             registry=self.registry,
         )
-        if pending is not None:
-            gauge = Gauge(
-                "hook_secret_bot_pending_requests",
-                "Requests waiting for a decision",
-                registry=self.registry,
-            )
-            gauge.set_function(lambda: _or_nan(pending))
 
     def observe_request(self, kind: str, status: str, started: float) -> None:
         """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""
@@ -72,9 +84,10 @@ class Metrics:
         self.rate_limit_waits.inc()
         self.rate_limit_wait_seconds.inc(seconds)
 
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return bytes(generate_latest(self.registry))
+    def serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Answer a scrape of ``/metrics`` (WSGI)."""
+        body: Iterable[bytes] = self._wsgi(environ, start_response)
+        return body
 
 
 def _or_nan(read: Callable[[], int]) -> float:

@@ -61,6 +61,8 @@ class SecretRequest(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
+    # Which implementation of ``bot.targets.Target`` applies it ("hook" for every older row).
+    target_kind: Mapped[str] = mapped_column(String(16), default="hook", server_default="hook")
     state: Mapped[str] = mapped_column(String(16), index=True)
     team_id: Mapped[str] = mapped_column(String(32))
     requester: Mapped[str] = mapped_column(String(32))

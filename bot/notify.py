@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -12,21 +14,42 @@ from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.blocks import esc
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest
-from bot.store import POSTING, Store
 from bot.workflow import ApplyError
 
 log = get_logger(__name__)
 UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
 
 
+class ApprovalPosts(Protocol):
+    """Where approval messages are, and the claim that lets one replica post each."""
+
+    def claim_post(self, request_id: str, now: datetime) -> bool:
+        """Take the right to post; False when posted already or another replica is posting."""
+
+    def release_post(self, request_id: str) -> None:
+        """Give the claim back after a failed post."""
+
+    def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
+        """Remember where the message was posted."""
+
+    def approval_message(self, request: SecretRequest) -> tuple[str, str] | None:
+        """The posted message's channel and ts, or None."""
+
+
 class Notifier:
     """Posts and updates the bot's Slack messages; Slack errors never undo a decision."""
 
     def __init__(
-        self, client: WebClient, store: Store, approval_channel: str | None, mention: str | None
+        self,
+        client: WebClient,
+        posts: ApprovalPosts,
+        approval_channel: str | None,
+        mention: str | None,
+        now: Callable[[], datetime],
     ) -> None:
         self.client = client
-        self.store = store
+        self.posts = posts
+        self.now = now
         self.approval_channel = approval_channel
         self.mention = mention
 
@@ -53,33 +76,26 @@ class Notifier:
         """Post the approval request with its buttons; False when the channel is unreachable."""
         if self.approval_channel is None:
             return False
-        if not self.store.claim_post(request.id):
+        if not self.posts.claim_post(request.id, self.now()):
             return True  # posted already, or another replica is posting it right now
         text, body = blocks.approval_message(request, self.mention)
-        posted = self._call(
-            "chat_postMessage",
-            channel=self.approval_channel,
-            text=text,
-            blocks=body,
-            unfurl_links=False,
-        )
+        posted = self._post(self.approval_channel, text, body)
         if posted is None:
-            self.store.release_post(request.id)
+            self.posts.release_post(request.id)
             return False
-        self.store.set_approval_message(request.id, posted["channel"], posted["ts"])
+        self.posts.set_approval_message(request.id, posted["channel"], posted["ts"])
         return True
 
     def decided(self, request: SecretRequest, outcome: str) -> None:
         """Replace the approval message's buttons with the outcome."""
-        if not (request.approval_channel and request.approval_ts):
-            return
-        if request.approval_ts.startswith(POSTING):  # never posted: nothing to update
+        where = self.posts.approval_message(request)
+        if where is None:  # never posted: nothing to update
             return
         text, body = blocks.decided_message(request, outcome)
         self._call(
             "chat_update",
-            channel=request.approval_channel,
-            ts=request.approval_ts,
+            channel=where[0],
+            ts=where[1],
             text=text,
             blocks=body,
         )
@@ -92,13 +108,7 @@ class Notifier:
             f":white_check_mark: {blocks.DONE[Kind(request.kind)].capitalize()}"
             f" (approved by <@{request.decided_by}>)",
         )
-        posted = self._call(
-            "chat_postMessage",
-            channel=request.origin_channel,
-            text=text,
-            blocks=body,
-            unfurl_links=False,
-        )
+        posted = self._post(request.origin_channel, text, body)
         if posted is None:
             self.dm(
                 request.requester,
@@ -153,6 +163,12 @@ class Notifier:
         opened = self._call("conversations_open", users=user)
         if opened is not None:
             self._call("chat_postMessage", channel=opened["channel"]["id"], text=text)
+
+    def _post(self, channel: str, text: str, body: list[dict[str, Any]]) -> Any:
+        """A message with blocks (links not unfurled); None when Slack refused it."""
+        return self._call(
+            "chat_postMessage", channel=channel, text=text, blocks=body, unfurl_links=False
+        )
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
+from bot.domain import Provenance
 from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -115,21 +117,20 @@ class Store:
             )
             return list(session.execute(query).scalars())
 
-    def unposted(self, created_before: datetime) -> Sequence[SecretRequest]:
+    def unposted(self, created_before: datetime, now: datetime) -> Sequence[SecretRequest]:
         """Pending requests awaiting approval whose approval message was never posted (or whose
         poster died before saying where)."""
         with self._reads() as session:
             query = select(SecretRequest).where(
                 SecretRequest.state == State.PENDING,
                 SecretRequest.required_approvals > 0,
-                _postable(datetime.now(UTC) - POST_LEASE),
+                _postable(now - POST_LEASE),
                 SecretRequest.created_at <= created_before,
             )
             return list(session.execute(query).scalars())
 
-    def claim_post(self, request_id: str) -> bool:
+    def claim_post(self, request_id: str, now: datetime) -> bool:
         """Take the right to post a request's approval message: one replica posts it."""
-        now = datetime.now(UTC)
         with self._write_lock, self._sessions() as session, session.begin():
             result = session.execute(
                 update(SecretRequest)
@@ -166,6 +167,14 @@ class Store:
             query = select(func.count()).where(SecretRequest.state == State.PENDING)
             return int(session.execute(query).scalar_one())
 
+    @staticmethod
+    def approval_message(request: SecretRequest) -> tuple[str, str] | None:
+        """Where the request's approval message was posted, or None (never, or still posting)."""
+        channel, ts = request.approval_channel, request.approval_ts
+        if not channel or not ts or ts.startswith(POSTING):
+            return None
+        return channel, ts
+
     def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
         """Remember where the approval request was posted, to update it once decided."""
         with self._write_lock, self._sessions() as session, session.begin():
@@ -175,15 +184,15 @@ class Store:
                 .values(approval_channel=channel, approval_ts=ts)
             )
 
-    def provenance(self, hook_id: str) -> dict[str, AuditRecord]:
-        """For each secret name on a hook, the audit record of its last add or rotation."""
+    def provenance(self, hook_id: str) -> dict[str, Provenance]:
+        """For each secret name on a hook, who last added or rotated it, and when."""
         events = ("secret.added", "secret.updated", "secret.removed")
         query = (
             select(AuditRecord)
             .where(AuditRecord.hook_id == hook_id, AuditRecord.event.in_(events))
             .order_by(AuditRecord.seq)
         )
-        latest: dict[str, AuditRecord] = {}
+        latest: dict[str, Provenance] = {}
         with self._reads() as session:
             for record in session.execute(query).scalars():
                 if record.secret_name is None:
@@ -191,7 +200,7 @@ class Store:
                 if record.event == "secret.removed":
                     latest.pop(record.secret_name, None)
                 else:
-                    latest[record.secret_name] = record
+                    latest[record.secret_name] = _provenance(record)
         return latest
 
     def session(self) -> Session:
@@ -276,6 +285,13 @@ class Tx:
         if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return None
         return self.session.get(SecretRequest, request_id, populate_existing=True)
+
+
+def _provenance(record: AuditRecord) -> Provenance:
+    """Read a ``secret.added``/``updated`` record: the requester is in its detail, the actor
+    approved."""
+    requester = json.loads(record.detail).get("requester") or record.actor
+    return Provenance(record.event == "secret.added", requester, record.actor, record.timestamp)
 
 
 def _posting(moment: datetime) -> str:

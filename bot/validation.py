@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -10,12 +9,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import ids
-from bot.blocks import NAME_MAX, REASON_MAX, VALUE_MAX
+from bot.domain import HOOK_ID, NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-HOOK_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-PLACEHOLDER = "_VALUE_NOT_SHOWN_"
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
 VALUE_ECHO_MIN = 6
@@ -104,7 +100,7 @@ def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str
         errors[ids.BLOCK_SECRET_NAME] = "Enter a secret name."
     elif len(name) > NAME_MAX:
         errors[ids.BLOCK_SECRET_NAME] = f"At most {NAME_MAX} characters."
-    elif not NAME.match(name):
+    elif not SECRET_NAME.match(name):
         errors[ids.BLOCK_SECRET_NAME] = (
             "Use letters, digits, _ and -, starting with a letter or _ (e.g. API_KEY)."
         )
@@ -143,8 +139,8 @@ def value_problem(value: SecretStr | None) -> str | None:
         return "Enter the secret value (it can't be blank)."
     if len(raw) > VALUE_MAX:
         return f"At most {VALUE_MAX} characters."
-    if raw == PLACEHOLDER:
-        return f"{PLACEHOLDER} is Auth0's placeholder for hidden values, not a value."
+    if raw == VALUE_PLACEHOLDER:
+        return f"{VALUE_PLACEHOLDER} is Auth0's placeholder for hidden values, not a value."
     if "\x00" in raw:
         return "The value contains a NUL character, which Auth0 can't store."
     return None

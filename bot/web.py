@@ -44,12 +44,7 @@ def wsgi_app(app: App, store: Store, metrics: Metrics) -> WSGIApp:
                 "application/json",
             )
         if path == "/metrics" and method == "GET":
-            return _reply(
-                start_response,
-                "200 OK",
-                metrics.render(),
-                "text/plain; version=0.0.4; charset=utf-8",
-            )
+            return metrics.serve(environ, start_response)
         return _reply(start_response, "404 Not Found", b'{"error":"not found"}', "application/json")
 
     return application

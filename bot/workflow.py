@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 from pydantic import SecretStr
 
 from bot.audit import AuditEvent
-from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error
 from bot.crypto import Vault, VaultError
+from bot.domain import Provenance
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
-from bot.store import Store, new_request_id
+from bot.store import Store, Tx, new_request_id
+from bot.targets import Change, TargetKind, Targets
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class Draft:
     secret_name: str
     value: SecretStr | None
     reason: str
+    target_kind: TargetKind = TargetKind.HOOK
 
 
 class AlreadyOpen(Exception):
@@ -112,7 +114,7 @@ class Workflow:
         self,
         store: Store,
         vault: Vault,
-        auth0: Auth0Client,
+        targets: Targets,
         *,
         ttl: timedelta,
         required_approvals: int,
@@ -120,31 +122,14 @@ class Workflow:
     ) -> None:
         self.store = store
         self.vault = vault
-        self.auth0 = auth0
+        self.targets = targets
         self.ttl = ttl
         self.required_approvals = required_approvals
         self.now = now
 
     def submit(self, draft: Draft) -> SecretRequest:
         """Record a valid request: pending, or approved at once when no approval is required."""
-        now = self.now()
-        request = SecretRequest(
-            id=new_request_id(),
-            kind=draft.kind,
-            state=State.PENDING,
-            team_id=draft.team_id,
-            requester=draft.requester,
-            origin_channel=draft.origin_channel,
-            hook_id=draft.hook_id,
-            hook_name=draft.hook_name,
-            secret_name=draft.secret_name,
-            reason=draft.reason,
-            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
-            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
-            required_approvals=self.required_approvals,
-            created_at=now,
-            expires_at=now + self.ttl,
-        )
+        request = self._new_request(draft)
         with self.store.transaction() as tx:
             # Checked again where the row is inserted: of two submissions at once, one is kept.
             existing = tx.open_request_for(draft.hook_id, draft.secret_name)
@@ -162,24 +147,45 @@ class Workflow:
                 )
             )
             if self.required_approvals == 0:
-                approved = tx.transition(
-                    request.id,
-                    [State.PENDING],
-                    State.APPROVED,
-                    decided_by=draft.requester,
-                    decided_at=now,
-                )
-                tx.audit(
-                    self._event(
-                        "request.approved",
-                        request,
-                        draft.requester,
-                        "approved",
-                        self_confirmed=True,
-                    )
-                )
-                request = approved or request
+                request = self._self_confirm(tx, request)
         return request
+
+    def _new_request(self, draft: Draft) -> SecretRequest:
+        now = self.now()
+        return SecretRequest(
+            id=new_request_id(),
+            kind=draft.kind,
+            target_kind=draft.target_kind,
+            state=State.PENDING,
+            team_id=draft.team_id,
+            requester=draft.requester,
+            origin_channel=draft.origin_channel,
+            hook_id=draft.hook_id,
+            hook_name=draft.hook_name,
+            secret_name=draft.secret_name,
+            reason=draft.reason,
+            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
+            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
+            required_approvals=self.required_approvals,
+            created_at=now,
+            expires_at=now + self.ttl,
+        )
+
+    def _self_confirm(self, tx: Tx, request: SecretRequest) -> SecretRequest:
+        """No approval required: the requester's own submission approves it."""
+        approved = tx.transition(
+            request.id,
+            [State.PENDING],
+            State.APPROVED,
+            decided_by=request.requester,
+            decided_at=request.created_at,
+        )
+        tx.audit(
+            self._event(
+                "request.approved", request, request.requester, "approved", self_confirmed=True
+            )
+        )
+        return approved or request
 
     def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
         """Approve or reject a pending request; exactly one decision wins."""
@@ -236,24 +242,16 @@ class Workflow:
         return self._finish(claimed, None)
 
     def _send(self, request: SecretRequest, reconciling: bool) -> None:
-        kind, hook_id, name = Kind(request.kind), request.hook_id, request.secret_name
-        if reconciling and self._already_done(kind, hook_id, name):
+        target = self.targets[request.target_kind]
+        change = Change(Kind(request.kind), request.hook_id, request.secret_name, None)
+        # After a crash the earlier attempt may have reached Auth0: read back before resending.
+        if reconciling and target.landed(change):
             return
-        if kind is Kind.REMOVE:
-            self.auth0.delete_secrets(hook_id, [name])
-            return
-        if request.value_ciphertext is None:
-            raise RuntimeError(f"request {request.id} has no value to apply")
-        value = self.vault.decrypt(request.value_ciphertext)
-        if kind is Kind.ADD:
-            self.auth0.add_secrets(hook_id, {name: value})
-        else:
-            self.auth0.update_secrets(hook_id, {name: value})
-
-    def _already_done(self, kind: Kind, hook_id: str, name: str) -> bool:
-        """After a crash, whether the earlier attempt reached Auth0 (an update can't be told)."""
-        present = name in self.auth0.get_secret_names(hook_id)
-        return (kind is Kind.ADD and present) or (kind is Kind.REMOVE and not present)
+        if change.kind is not Kind.REMOVE:
+            if request.value_ciphertext is None:
+                raise RuntimeError(f"request {request.id} has no value to apply")
+            change = replace(change, value=self.vault.decrypt(request.value_ciphertext))
+        target.apply(change)
 
     def _finish(self, request: SecretRequest, error: Auth0Error | ApplyError | None) -> Result:
         now = self.now()
@@ -311,6 +309,19 @@ class Workflow:
         stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
+    def unposted(self, min_age: timedelta) -> Sequence[SecretRequest]:
+        """Pending requests at least ``min_age`` old whose approval message was never posted."""
+        now = self.now()
+        return self.store.unposted(now - min_age, now)
+
+    def open_request(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+        """The pending or approved request for this hook secret, if any."""
+        return self.store.open_request_for(hook_id, secret_name)
+
+    def provenance(self, hook_id: str) -> dict[str, Provenance]:
+        """Who last set each of a hook's secrets through the bot."""
+        return self.store.provenance(hook_id)
+
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""
         request = self.store.get(request_id)
@@ -357,5 +368,10 @@ class Workflow:
             hook_id=request.hook_id,
             secret_name=request.secret_name,
             outcome=outcome,
-            detail={"kind": request.kind, "hook_name": request.hook_name, **detail},
+            detail={
+                "kind": request.kind,
+                "target": request.target_kind,
+                "hook_name": request.hook_name,
+                **detail,
+            },
         )

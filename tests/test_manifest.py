@@ -147,7 +147,7 @@ def test_the_app_handles_exactly_the_contract_ids(sqlite_url: str) -> None:
             **dict.fromkeys(callbacks, 200),
             "other_callback": unhandled,
         }
-        actions = [ids.ACTION_APPROVE, ids.ACTION_REJECT]
+        actions = [ids.ACTION_APPROVE, ids.ACTION_REJECT, ids.LIST_PICKER]
         assert {a: _click(bot, a) for a in [*actions, "other_action"]} == {
             **dict.fromkeys(actions, 200),
             "other_action": unhandled,

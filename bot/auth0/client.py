@@ -5,9 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
-import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,25 +30,25 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
-from bot.logs import SECRETS
+from bot.auth0.token import ManagementToken, Token, parse_token
+from bot.domain import MAX_SECRETS_PER_HOOK, VALUE_PLACEHOLDER
+from bot.logs import SECRETS, get_logger
 
-logger = logging.getLogger(__name__)
+log = get_logger(__name__)
 
-VALUE_PLACEHOLDER: Final = "_VALUE_NOT_SHOWN_"
-MAX_SECRETS_PER_HOOK: Final = 20
 
 _PER_PAGE: Final = 100
 _OAUTH_PATH: Final = "/oauth/token"
 _HOOK_ID: Final = re.compile(r"[A-Za-z0-9-]+")
-# Auth0's exact "hook full" wording is unknown; accept any 400 that names the cap of 20.
-_HOOK_FULL: Final = re.compile(r"(maximum|at most|limit|more than)\D{0,40}\b20\b", re.IGNORECASE)
+# Auth0's exact "hook full" wording is unknown; accept any 400 that names the cap.
+_HOOK_FULL: Final = re.compile(
+    rf"(maximum|at most|limit|more than)\D{{0,40}}\b{MAX_SECRETS_PER_HOOK}\b", re.IGNORECASE
+)
 # A 429 with neither Retry-After nor x-ratelimit-reset: wait about one refill.
 _DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
 # Our clock may run ahead of Auth0's reset instant: never answer a 429 with an instant retry.
 _MIN_RATE_LIMIT_WAIT: Final = 0.1
 _MAX_BACKOFF: Final = 8.0
-# Renew the token this long before Auth0 says it expires (or halfway, for short lives).
-_TOKEN_EARLY_RENEWAL: Final = 60.0
 
 _RENEWED_AND_REFUSED: Final = "Auth0 refused the bot's access token even after renewing it"
 _UNCONFIRMED: Final = (
@@ -94,13 +92,6 @@ _PATCH_SECRETS: Final = _Op("patch_secrets", "PATCH", "update:hooks", SecretNotF
 _DELETE_SECRETS: Final = _Op("delete_secrets", "DELETE", "delete:hooks", SecretNotFound)
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: SecretStr
-    renew_at: float
-    scopes: frozenset[str] | None  # None: Auth0 did not say (``scope`` may be absent)
-
-
 class _OutcomeUnknown(Exception):
     """Auth0 gave no usable answer (timeout, dropped connection, 5xx): a write may have landed."""
 
@@ -122,28 +113,6 @@ class _WaitBudget:
 
     def __init__(self, seconds: float) -> None:
         self.left = seconds
-
-
-class _TokenCache:
-    """One token shared by every thread; the lock makes concurrent misses fetch only once."""
-
-    def __init__(self, fetch: Callable[[], _Token], clock: Callable[[], float]) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: _Token | None = None
-
-    def get(self) -> _Token:
-        with self._lock:
-            if self._token is None or self._clock() >= self._token.renew_at:
-                self._token = self._fetch()
-            return self._token
-
-    def discard(self, stale: _Token) -> None:
-        """Forget ``stale`` unless another thread has already replaced it."""
-        with self._lock:
-            if self._token is stale:
-                self._token = None
 
 
 class Auth0Client:
@@ -184,7 +153,7 @@ class Auth0Client:
             transport=transport,
             headers={"User-Agent": f"hook-secret-bot/{__version__}"},
         )
-        self._tokens = _TokenCache(self._fetch_token, clock)
+        self._auth = ManagementToken(self._fetch_token, clock, self._refused)
 
     def __repr__(self) -> str:
         return f"Auth0Client(domain={self._domain!r}, client_id={self._client_id!r})"
@@ -225,7 +194,7 @@ class Auth0Client:
         return self._secret_names(hook_id, self._budget())
 
     def add_secrets(self, hook_id: str, secrets: Mapping[str, SecretStr]) -> None:
-        """Add new secrets (POST, not an upsert), never going over 20 or repeating blindly."""
+        """Add new secrets (POST, not an upsert), never going over the cap or repeating blindly."""
         path = _secrets_path(hook_id)
         _check_values(secrets)
         budget = self._budget()
@@ -241,7 +210,7 @@ class Auth0Client:
         _check_values(secrets)
         budget = self._budget()
         # What Auth0 does with a PATCH of an unknown name is undocumented (it might create it,
-        # past the 20-secret cap): find out first.
+        # past the cap on secrets): find out first.
         self._require_names(hook_id, secrets, budget)
         body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         # Sending the same values again leaves the same state, so lost answers may be retried.
@@ -292,7 +261,7 @@ class Auth0Client:
 
     def token_scopes(self) -> frozenset[str] | None:
         """Scopes granted to the cached token, fetching one first if needed."""
-        return self._tokens.get().scopes
+        return self._auth.current().scopes
 
     # Writes that must not be repeated blindly --------------------------------------
 
@@ -310,9 +279,8 @@ class Auth0Client:
             self._checked(op, path, budget, body=body)
             return
         except _OutcomeUnknown as exc:
-            logger.warning(
-                "auth0 write unconfirmed, reading back",
-                extra={"operation": op.name, "cause": exc.detail},
+            log.warning(
+                "auth0 write unconfirmed, reading back", operation=op.name, cause=exc.detail
             )
         if self._landing(landed) is _Landing.ALL:
             return
@@ -364,9 +332,7 @@ class Auth0Client:
             except _OutcomeUnknown as exc:
                 if retry >= self._read_retries:
                     raise Auth0Unavailable() from None
-                logger.warning(
-                    "auth0 call retried", extra={"cause": exc.detail, "retry": retry + 1}
-                )
+                log.warning("auth0 call retried", cause=exc.detail, retry=retry + 1)
                 self._sleep(min(self._retry_backoff * 2**retry, _MAX_BACKOFF))
                 retry += 1
 
@@ -394,38 +360,28 @@ class Auth0Client:
         params: dict[str, Any] | None,
         body: bytes | None,
     ) -> httpx.Response:
-        token = self._tokens.get()
-        build = functools.partial(self._api_request, op, path, token, params, body)
-        response = self._patiently(op.name, build, budget)
-        if response.status_code == 401:
-            # Keys rotate and tokens expire early: renew once, then believe the answer.
-            self._tokens.discard(token)
-            token = self._tokens.get()
-            build = functools.partial(self._api_request, op, path, token, params, body)
-            response = self._patiently(op.name, build, budget)
-        return response
-
-    def _api_request(
-        self,
-        op: _Op,
-        path: str,
-        token: _Token,
-        params: dict[str, Any] | None,
-        body: bytes | None,
-    ) -> httpx.Request:
-        headers = {"Authorization": f"Bearer {token.value.get_secret_value()}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        return self._http.build_request(
-            op.method, path, params=params, content=body, headers=headers
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        build = functools.partial(
+            self._http.build_request,
+            op.method,
+            path,
+            params=params,
+            content=body,
+            headers=headers,
+            extensions={"operation": op.name},
         )
+        return self._patiently(op.name, build, budget, auth=self._auth)
 
     def _patiently(
-        self, operation: str, build: Callable[[], httpx.Request], budget: _WaitBudget
+        self,
+        operation: str,
+        build: Callable[[], httpx.Request],
+        budget: _WaitBudget,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response:
         """Send until Auth0 answers something other than 429, within the wait budget."""
         while True:
-            response = self._exchange(operation, build())
+            response = self._exchange(operation, build(), auth)
             if response.status_code == 429:
                 self._wait_out(response, budget)
                 continue
@@ -433,10 +389,12 @@ class Auth0Client:
                 raise _OutcomeUnknown(f"HTTP {response.status_code}")
             return response
 
-    def _exchange(self, operation: str, request: httpx.Request) -> httpx.Response:
+    def _exchange(
+        self, operation: str, request: httpx.Request, auth: httpx.Auth | None
+    ) -> httpx.Response:
         started = time.perf_counter()
         try:
-            response = self._http.send(request)
+            response = self._http.send(request, auth=auth)
         except httpx.RequestError as exc:
             cause = type(exc).__name__
         else:
@@ -448,13 +406,16 @@ class Auth0Client:
         raise _OutcomeUnknown(cause)
 
     def _observe(self, operation: str, status: int | str, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        logger.info(
-            "auth0 call",
-            extra={"operation": operation, "status": status, "duration_s": round(elapsed, 4)},
-        )
+        self._observed(operation, status, time.perf_counter() - started)
+
+    def _observed(self, operation: str, status: int | str, elapsed: float) -> None:
+        log.info("auth0 call", operation=operation, status=status, duration_s=round(elapsed, 4))
         if self._observer is not None:
             self._observer(operation, status, elapsed)
+
+    def _refused(self, request: httpx.Request, elapsed: float) -> None:
+        """A 401 the token renews and resends after: an exchange of its own for metrics."""
+        self._observed(str(request.extensions.get("operation", "?")), 401, elapsed)
 
     def _wait_out(self, response: httpx.Response, budget: _WaitBudget) -> None:
         now = self._clock()
@@ -463,7 +424,7 @@ class Auth0Client:
         if wait > budget.left:
             raise RateLimited(retry_at=retry_at)
         budget.left -= wait
-        logger.warning("auth0 rate limited, waiting", extra={"wait_s": round(wait, 3)})
+        log.warning("auth0 rate limited, waiting", wait_s=round(wait, 3))
         if self._on_rate_limit_wait is not None:
             self._on_rate_limit_wait(wait)
         self._sleep(wait)
@@ -473,13 +434,13 @@ class Auth0Client:
 
     # Token --------------------------------------------------------------------------
 
-    def _fetch_token(self) -> _Token:
+    def _fetch_token(self) -> Token:
         # Asking for a token twice is harmless, so lost answers are retried like reads.
         attempt = functools.partial(self._patiently, "token", self._token_request, self._budget())
         response = self._retrying(attempt)
         if response.status_code != 200:
             raise _token_refusal(response)
-        return _parse_token(_decode(response), self._clock())
+        return parse_token(_decode(response), self._clock(), _unreadable)
 
     def _token_request(self) -> httpx.Request:
         body = _json_body(
@@ -606,19 +567,8 @@ def _token_refusal(response: httpx.Response) -> AuthenticationFailed:
     return AuthenticationFailed(f"{AuthenticationFailed.default_message} (Auth0 said {said})")
 
 
-def _parse_token(data: Any, now: float) -> _Token:
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-        raise Auth0Unavailable(_UNREADABLE)
-    lifetime = float(data.get("expires_in", 86400))
-    scope = data.get("scope")
-    # Teach the log redactor the token for as long as the process lives (it is valid for a
-    # day, longer than the registry remembers ordinary values), so no log line prints it.
-    SECRETS.pin(data["access_token"])
-    return _Token(
-        value=SecretStr(data["access_token"]),
-        renew_at=now + max(lifetime - _TOKEN_EARLY_RENEWAL, lifetime / 2),
-        scopes=frozenset(scope.split()) if isinstance(scope, str) else None,
-    )
+def _unreadable() -> Auth0Unavailable:
+    return Auth0Unavailable(_UNREADABLE)
 
 
 def _parse_hook(data: Any) -> Hook:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from bot.domain import MAX_SECRETS_PER_HOOK
+
 _EXPECTED_SCOPES = re.compile(r"expected any of:\s*(?P<scopes>.+)$", re.IGNORECASE)
 
 
@@ -68,10 +70,10 @@ class SecretNotFound(Auth0Error):
 
 
 class HookFull(Auth0Error):
-    """The hook would go over Auth0's cap of 20 secrets."""
+    """The hook would go over Auth0's cap on secrets per hook."""
 
     reason = "hook_full"
-    default_message = "the hook already has 20 secrets, Auth0's maximum"
+    default_message = f"the hook already has {MAX_SECRETS_PER_HOOK} secrets, Auth0's maximum"
 
 
 class InsufficientScope(Auth0Error):

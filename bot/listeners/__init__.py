@@ -1,12 +1,14 @@
-"""Slack listeners, one module per surface; each exposes ``register(app, services)``."""
+"""Slack listeners, one module per surface; each exposes ``register(app)``.
+
+Listeners are module-level functions: Bolt hands them ``services`` from the request
+context (see ``bot.app``), so each can be called alone in a test."""
 
 from slack_bolt import App
 
-from bot.flow import Services
 from bot.listeners import actions, commands, listing, options, views
 
 
-def register_all(app: App, services: Services) -> None:
+def register_all(app: App) -> None:
     """Attach every listener to ``app``."""
     for module in (commands, views, actions, options, listing):
-        module.register(app, services)
+        module.register(app)

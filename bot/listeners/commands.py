@@ -6,11 +6,10 @@ import json
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
-from slack_sdk import WebClient
 
 from bot import blocks, ids
 from bot.blocks import esc
-from bot.flow import Services, open_modal
+from bot.flow import Services
 from bot.listeners.listing import show_list
 from bot.models import Kind
 from bot.validation import Command, parse_command
@@ -22,54 +21,41 @@ VALUE_WARNING = (
 )
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App) -> None:
     """Attach the slash command listener."""
-
-    @app.command(ids.COMMAND)
-    def on_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        parsed = parse_command(command.get("text") or "")
-        if parsed.action == "help":
-            ack(text=blocks.USAGE)
-            return
-        if parsed.action == "value_refused":
-            ack(text=VALUE_WARNING)
-            services.background(_audit_value_refused, services, command)
-            return
-        ack()
-        services.background(_open_request, services, client, respond, command, parsed)
+    app.command(ids.COMMAND)(on_command)
 
 
-def _audit_value_refused(services: Services, command: dict[str, Any]) -> None:
-    services.workflow.refuse(
-        "request.refused",
-        command["user_id"],
-        command["team_id"],
-        "value_in_command",
-        channel=command.get("channel_id"),
-    )
+def on_command(ack: Ack, command: dict[str, Any], respond: Respond, services: Services) -> None:
+    """Usage and refusals in the ack; the modal or the list after it."""
+    parsed = parse_command(command.get("text") or "")
+    if parsed.action == "help":
+        ack(text=blocks.USAGE)
+        return
+    if parsed.action == "value_refused":
+        ack(text=VALUE_WARNING)
+        services.refuse_later(
+            "request.refused",
+            command["user_id"],
+            command["team_id"],
+            "value_in_command",
+            channel=command.get("channel_id"),
+        )
+        return
+    ack()
+    services.later(open_request, services, respond, command, parsed)
 
 
-def _open_request(
-    services: Services,
-    client: WebClient,
-    respond: Respond,
-    command: dict[str, Any],
-    parsed: Command,
+def open_request(
+    services: Services, respond: Respond, command: dict[str, Any], parsed: Command
 ) -> None:
+    """Open the request modal (or answer ``list``), once the user may request."""
     user, team = command["user_id"], command["team_id"]
     if parsed.action == "list":
         show_list(services, respond, user, team, parsed.hook)
         return
     if not services.policy.may_request(user, team):
-        respond(
-            text=f":no_entry: You are not allowed to request hook secret changes. Ask "
-            f"{services.policy.requesters.describe()} or a bot admin to add you to "
-            "HOOK_SECRET_REQUESTERS.",
-            response_type="ephemeral",
-        )
-        services.workflow.refuse(
-            "request.denied", user, team, "not_a_requester", subcommand=parsed.action
-        )
+        _not_a_requester(services, respond, user, team, parsed)
         return
     kind = parsed.kind or Kind.ADD
     metadata = json.dumps({"channel": command["channel_id"]})
@@ -79,21 +65,28 @@ def _open_request(
         require_reason=services.require_reason,
         secret_name=parsed.name,
     )
-    opened = open_modal(client, respond, command["trigger_id"], view)
+    opened = services.modals.open(respond, command["trigger_id"], view)
     if opened is not None and parsed.hook:
-        _prefill_hook(services, client, opened, kind, metadata, parsed)
+        _prefill_hook(services, opened, kind, metadata, parsed)
+
+
+def _not_a_requester(
+    services: Services, respond: Respond, user: str, team: str, parsed: Command
+) -> None:
+    respond(
+        text=f":no_entry: You are not allowed to request hook secret changes. Ask "
+        f"{services.policy.requesters.describe()} or a bot admin to add you to "
+        "HOOK_SECRET_REQUESTERS.",
+        response_type="ephemeral",
+    )
+    services.refuse("request.denied", user, team, "not_a_requester", subcommand=parsed.action)
 
 
 def _prefill_hook(
-    services: Services,
-    client: WebClient,
-    opened: dict[str, Any],
-    kind: Kind,
-    metadata: str,
-    parsed: Command,
+    services: Services, opened: dict[str, Any], kind: Kind, metadata: str, parsed: Command
 ) -> None:
     """Select the hook named in the command, once the modal is already open."""
-    hook = services.catalog.find(parsed.hook or "")
+    hook = services.targets.hooks.find(parsed.hook or "")
     notice = None if hook else f":warning: No hook named `{esc(parsed.hook or '')}`: pick one."
     view = blocks.request_modal(
         kind,
@@ -103,4 +96,4 @@ def _prefill_hook(
         secret_name=parsed.name,
         notice=notice,
     )
-    client.views_update(view_id=opened["id"], hash=opened.get("hash"), view=view)
+    services.modals.update(opened, view)

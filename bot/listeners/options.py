@@ -10,27 +10,20 @@ from bot import blocks, ids
 from bot.auth0.errors import Auth0Error
 from bot.flow import Services
 
-# Slack shows at most 100 options; options loads must answer inside 3 s.
-MAX_OPTIONS = 100
+# Options loads must answer inside 3 s.
 OPTIONS_DEADLINE = 2.0
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App) -> None:
     """Attach the hook picker's options listener."""
+    app.options(ids.BLOCK_HOOK)(on_hook_options)
 
-    @app.options(ids.BLOCK_HOOK)
-    def on_hook_options(ack: Ack, payload: dict[str, Any]) -> None:
-        try:
-            hooks = services.catalog.search(payload.get("value") or "", OPTIONS_DEADLINE)
-        except Auth0Error as error:
-            ack(
-                options=[
-                    {
-                        "text": {"type": "plain_text", "text": f"Auth0: {error.reason}"[:75]},
-                        # Not a hook id: choosing it asks for a hook again.
-                        "value": "!unavailable",
-                    }
-                ]
-            )
-            return
-        ack(options=[blocks.hook_option(h).to_dict() for h in hooks[:MAX_OPTIONS]])
+
+def on_hook_options(ack: Ack, payload: dict[str, Any], services: Services) -> None:
+    """Hooks matching what the user typed; one unusable option when Auth0 can't answer."""
+    try:
+        hooks = services.targets.hooks.search(payload.get("value") or "", OPTIONS_DEADLINE)
+    except Auth0Error as error:
+        ack(options=[blocks.unavailable_option(error.reason).to_dict()])
+        return
+    ack(options=[blocks.hook_option(h).to_dict() for h in hooks[: blocks.MAX_OPTIONS]])

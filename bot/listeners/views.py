@@ -7,14 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import blocks, ids
-from bot.auth0.client import MAX_SECRETS_PER_HOOK, Hook
-from bot.auth0.errors import HookNotFound
-from bot.blocks import NAME_MAX
-from bot.flow import RemoteCheck, Services, describe_state
+from bot import answers, ids
+from bot.auth0.client import Hook
+from bot.domain import COMMENT_MAX, HOOK_ID, valid_name
+from bot.flow import Services
 from bot.models import Kind
-from bot.validation import HOOK_ID, NAME, RequestForm, comment_problem, form_errors, parse_form
-from bot.workflow import AlreadyOpen, Draft, Outcome
+from bot.validation import RequestForm, comment_problem, form_errors, parse_form
+from bot.workflow import AlreadyOpen, Draft
 
 # Refusals where the secret name passed its own checks (the error is about the hook's state).
 NAME_WAS_VALID = ("name_exists", "name_missing", "request_open")
@@ -25,154 +24,78 @@ KINDS = {
 }
 
 
-def register(app: App, services: Services) -> None:
+def register(app: App) -> None:
     """Attach the view submission listeners."""
-
-    @app.view(ids.CALLBACK_ADD)
-    @app.view(ids.CALLBACK_UPDATE)
-    @app.view(ids.CALLBACK_REMOVE)
-    def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user, team = body["user"]["id"], body["team"]["id"]
-        kind, form = KINDS[view["callback_id"]], parse_form(view)
-        if not services.policy.may_request(user, team):
-            ack(
-                response_action="errors",
-                errors={
-                    ids.BLOCK_SECRET_NAME: "You are not allowed to request hook secret changes."
-                },
-            )
-            services.background(
-                services.workflow.refuse, "request.denied", user, team, "not_a_requester"
-            )
-            return
-        errors, hook = form_errors(form, kind, services.require_reason), None
-        outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
-        if not errors:
-            errors, hook, outcome = _remote_errors(services, form, kind)
-        if errors:
-            _refuse_input(services, ack, user, team, form, errors, outcome)
-            return
-        try:
-            request = services.workflow.submit(
-                Draft(
-                    kind=kind,
-                    team_id=team,
-                    requester=user,
-                    origin_channel=_origin_channel(view, user),
-                    hook_id=form.hook_id or "",
-                    # Auth0's name for the id; the option label is client-supplied.
-                    hook_name=hook.name if hook else _hook_name(form),
-                    secret_name=form.secret_name,
-                    value=form.value if kind is not Kind.REMOVE else None,
-                    reason=form.reason,
-                )
-            )
-        except AlreadyOpen as clash:  # submitted at the same moment as another one
-            errors = {ids.BLOCK_SECRET_NAME: _still_open(clash.request_id, clash.requester)}
-            _refuse_input(services, ack, user, team, form, errors, "request_open")
-            return
-        ack()
-        services.background(services.after_submit, request)
-
-    @app.view(ids.CALLBACK_APPROVE)
-    @app.view(ids.CALLBACK_REJECT)
-    def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user, team = body["user"]["id"], body["team"]["id"]
-        approve = view["callback_id"] == ids.CALLBACK_APPROVE
-        request_id = view.get("private_metadata") or ""
-        comment = _comment(view)
-        # Fresh membership: someone removed from the approver group since clicking can't decide.
-        if not services.policy.may_approve(user, team, fresh=True):
-            ack(
-                response_action="errors",
-                errors={
-                    ids.BLOCK_COMMENT: "You are not (or no longer) "
-                    "an approver, so this was not recorded."
-                },
-            )
-            services.background(
-                services.workflow.refuse,
-                "approval.denied",
-                user,
-                team,
-                "not_an_approver",
-                request_id=request_id[:32],
-            )
-            return
-        problem = comment_problem(comment)
-        if problem:
-            ack(response_action="errors", errors={ids.BLOCK_COMMENT: problem})
-            return
-        result = services.workflow.decide(request_id, user, approve, comment)
-        if result.outcome is Outcome.SELF_APPROVAL:
-            ack(
-                response_action="errors",
-                errors={
-                    ids.BLOCK_COMMENT: "You requested this change: "
-                    "another approver has to decide it."
-                },
-            )
-        elif result.outcome is Outcome.NOT_FOUND or result.request is None:
-            ack(response_action="errors", errors={ids.BLOCK_COMMENT: "No such request."})
-        elif result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):
-            ack(
-                response_action="update",
-                view=blocks.info_modal(
-                    "Already decided",
-                    f"Request `{result.request.id}` was "
-                    f"{describe_state(result.request)}. Nothing more to do.",
-                ),
-            )
-            services.background(services.after_decision, result)
-        else:
-            ack()
-            services.background(services.after_decision, result)
+    for callback in ids.REQUEST_CALLBACKS:
+        app.view(callback)(on_request)
+    app.view(ids.CALLBACK_APPROVE)(on_decision)
+    app.view(ids.CALLBACK_REJECT)(on_decision)
 
 
-def _remote_errors(
-    services: Services, form: RequestForm, kind: Kind
-) -> tuple[dict[str, str], Hook | None, str]:
-    """Checks that need Auth0, within the ack deadline (past it they run again on apply): the
-    errors, the hook as Auth0 describes it when it answered in time, and the audit outcome."""
-    hook_id = form.hook_id or ""
-    remote: RemoteCheck = services.check_remote(hook_id)
-    if isinstance(remote.error, HookNotFound):
-        services.catalog.invalidate()
-        message = "That hook no longer exists in Auth0. Pick another."
-        return {ids.BLOCK_HOOK: message}, None, "unknown_hook"
-    if remote.error is not None:
-        message = f"Auth0 refused to read this hook: {remote.error.message}"
-        return {ids.BLOCK_HOOK: message}, None, remote.error.reason
-    errors: dict[str, str] = {}
-    outcome = "invalid_input"
-    if remote.names is not None:
-        exists = form.secret_name in remote.names
-        if kind is Kind.ADD and exists:
-            errors[ids.BLOCK_SECRET_NAME] = (
-                "This hook already has a secret with that name. "
-                "Use `/hook-secret update` to rotate it."
-            )
-            outcome = "name_exists"
-        elif kind is Kind.ADD and len(remote.names) >= MAX_SECRETS_PER_HOOK:
-            errors[ids.BLOCK_HOOK] = "This hook already has 20 secrets, Auth0's maximum."
-            outcome = "hook_full"
-        elif kind is not Kind.ADD and not exists:
-            errors[ids.BLOCK_SECRET_NAME] = (
-                "This hook has no secret with that name. Use `/hook-secret add` to create it."
-            )
-            outcome = "name_missing"
-    pending = services.workflow.store.open_request_for(hook_id, form.secret_name)
-    if pending is not None:
-        errors[ids.BLOCK_SECRET_NAME] = _still_open(pending.id, pending.requester)
-        outcome = "request_open"
-    return errors, remote.hook, outcome
+def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
+    """Check the form (Auth0 too, within the ack deadline), record it, then ack."""
+    user, team = body["user"]["id"], body["team"]["id"]
+    kind, form = KINDS[view["callback_id"]], parse_form(view)
+    if not services.policy.may_request(user, team):
+        ack(**answers.errors(ids.BLOCK_SECRET_NAME, answers.NOT_A_REQUESTER))
+        services.refuse_later("request.denied", user, team, "not_a_requester")
+        return
+    errors, hook = form_errors(form, kind, services.require_reason), None
+    outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
+    if not errors:
+        checked = services.check_submission(form, kind)
+        errors, hook, outcome = checked.errors, checked.hook, checked.outcome
+    if errors:
+        _refuse_input(services, ack, user, team, form, errors, outcome)
+        return
+    try:
+        request = services.submit(_draft(kind, team, user, view, form, hook))
+    except AlreadyOpen as clash:  # submitted at the same moment as another one
+        errors = {ids.BLOCK_SECRET_NAME: answers.still_open(clash.request_id)}
+        _refuse_input(services, ack, user, team, form, errors, "request_open")
+        return
+    ack()
+    services.submitted(request)
 
 
-def _still_open(request_id: str, requester: str) -> str:
-    # Field errors are plain text: a <@U…> mention would show raw, so name no one.
-    return (
-        f"Request {request_id} for this secret is still open; wait for it to be decided "
-        "(see the approval channel)."
+def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
+    """Record an approval or rejection; the ack says how it ended."""
+    user, team = body["user"]["id"], body["team"]["id"]
+    request_id = view.get("private_metadata") or ""
+    comment = _comment(view)
+    # Fresh membership: someone removed from the approver group since clicking can't decide.
+    if not services.policy.may_approve(user, team, fresh=True):
+        ack(**answers.errors(ids.BLOCK_COMMENT, answers.NOT_AN_APPROVER))
+        services.refuse_later(
+            "approval.denied", user, team, "not_an_approver", request_id=request_id[:32]
+        )
+        return
+    problem = comment_problem(comment)
+    if problem:
+        ack(**answers.errors(ids.BLOCK_COMMENT, problem))
+        return
+    approve = view["callback_id"] == ids.CALLBACK_APPROVE
+    result = services.decide(request_id, user, approve, comment)
+    answer = answers.decision_ack(result)
+    ack(**answer.ack)
+    if answer.follow_up:
+        services.decided(result)
+
+
+def _draft(
+    kind: Kind, team: str, user: str, view: dict[str, Any], form: RequestForm, hook: Hook | None
+) -> Draft:
+    return Draft(
+        kind=kind,
+        team_id=team,
+        requester=user,
+        origin_channel=_origin_channel(view, user),
+        hook_id=form.hook_id or "",
+        # Auth0's name for the id; the option label is client-supplied.
+        hook_name=hook.name if hook else _hook_name(form),
+        secret_name=form.secret_name,
+        value=form.value if kind is not Kind.REMOVE else None,
+        reason=form.reason,
     )
 
 
@@ -189,10 +112,8 @@ def _refuse_input(
     ack(response_action="errors", errors=errors)
     # A name that failed its checks may be anything, a pasted value included: not recorded.
     name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
-    valid = NAME.match(form.secret_name) and len(form.secret_name) <= NAME_MAX
-    name = form.secret_name if name_checked and valid else None
-    services.background(
-        services.workflow.refuse,
+    name = form.secret_name if name_checked and valid_name(form.secret_name) else None
+    services.refuse_later(
         "request.refused",
         user,
         team,
@@ -219,4 +140,4 @@ def _origin_channel(view: dict[str, Any], user: str) -> str:
 def _comment(view: dict[str, Any]) -> str | None:
     field = view.get("state", {}).get("values", {}).get(ids.BLOCK_COMMENT, {})
     value = (field.get(ids.BLOCK_COMMENT) or {}).get("value")
-    return value.strip()[:1000] if isinstance(value, str) and value.strip() else None
+    return value.strip()[:COMMENT_MAX] if isinstance(value, str) and value.strip() else None

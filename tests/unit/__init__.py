@@ -1,0 +1,1 @@
+"""Fast direct tests of the pure layers: parsers, validators, builders, policy, workflow."""

@@ -1,0 +1,197 @@
+"""Every Block Kit builder as a plain function: what it shows, and that Slack would take it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bot import blocks, ids
+from bot.auth0.client import Hook
+from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
+from bot.models import Kind, SecretRequest, State
+from bot.sandbox.slack import validate_message_blocks, validate_options_response, validate_view
+from tests.unit.factories import secret_request
+
+HOOK = Hook(id="01-hook", name="Hook <b>&", trigger_id="credentials-exchange", enabled=True)
+
+
+def request(kind: Kind = Kind.ADD, **changes: Any) -> SecretRequest:
+    return secret_request(kind, hook_id=HOOK.id, hook_name=HOOK.name, **changes)
+
+
+def texts(body: Any) -> str:
+    """Every string in a payload, for asserting what users would read."""
+    return json.dumps(body)
+
+
+def input_ids(view: dict[str, Any]) -> list[str]:
+    return [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
+
+
+def test_esc_neutralises_mrkdwn_control_characters() -> None:
+    """&, < and > are escaped, ampersand first so nothing is escaped twice."""
+    assert blocks.esc("<@U1> & <!here>") == "&lt;@U1&gt; &amp; &lt;!here&gt;"
+
+
+def test_hook_label_fits_slack_and_marks_disabled_hooks() -> None:
+    """Name and trigger, [disabled] when off, cut to 75 characters with an ellipsis."""
+    assert blocks.hook_label(HOOK) == "Hook <b>& (credentials-exchange)"
+    off = Hook("h", "Quiet", "post-login", enabled=False)
+    assert blocks.hook_label(off) == "Quiet (post-login) [disabled]"
+    long = blocks.hook_label(Hook("h", "N" * 100, "t", True))
+    assert len(long) == blocks.LABEL_MAX and long.endswith("…")
+    assert blocks.hook_option(HOOK).to_dict()["value"] == HOOK.id
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("require_reason", [True, False])
+def test_request_modal_has_the_contract_blocks(kind: Kind, require_reason: bool) -> None:
+    """hook, secret_name, secret_value (not for remove) and reason, each block id = action id."""
+    view = blocks.request_modal(
+        kind, private_metadata='{"channel":"C0"}', require_reason=require_reason
+    )
+    assert validate_view(view) == []
+    assert view["callback_id"] == blocks.CALLBACK[kind]
+    expected = [ids.BLOCK_HOOK, ids.BLOCK_SECRET_NAME, ids.BLOCK_SECRET_VALUE, ids.BLOCK_REASON]
+    if kind is Kind.REMOVE:
+        expected.remove(ids.BLOCK_SECRET_VALUE)
+    assert input_ids(view) == expected
+    for block in view["blocks"]:
+        assert block["element"]["action_id"] == block["block_id"]
+    reason = next(b for b in view["blocks"] if b["block_id"] == ids.BLOCK_REASON)
+    assert reason.get("optional", False) is not require_reason
+    assert view["submit"]["text"] == (
+        "Request" if require_reason else blocks.VERB[kind].capitalize()
+    )
+
+
+def test_request_modal_prefills_hook_name_and_notice() -> None:
+    """A named hook and secret pre-fill the form; a notice comes first as a context line."""
+    view = blocks.request_modal(
+        Kind.UPDATE,
+        private_metadata="{}",
+        require_reason=True,
+        hook=HOOK,
+        secret_name="API_KEY",
+        notice="heads up",
+    )
+    assert validate_view(view) == []
+    assert view["blocks"][0]["type"] == "context"
+    hook = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_HOOK)
+    assert hook["element"]["type"] == "external_select"
+    assert hook["element"]["initial_option"]["value"] == HOOK.id
+    name = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_SECRET_NAME)
+    assert name["element"]["initial_value"] == "API_KEY"
+
+
+def test_approval_message_has_buttons_carrying_the_request_id() -> None:
+    """Approve and Reject carry the request id; user text is escaped; the mention leads."""
+    text, body = blocks.approval_message(request(), "<!subteam^S0APP>")
+    assert validate_message_blocks(body) == []
+    assert text.startswith("<!subteam^S0APP> <@U0REQ> asks to add secret `API_KEY`")
+    [actions] = [b for b in body if b["type"] == "actions"]
+    buttons = {e["action_id"]: e["value"] for e in actions["elements"]}
+    assert buttons == {
+        ids.ACTION_APPROVE: "hsr_0123456789abcdef",
+        ids.ACTION_REJECT: "hsr_0123456789abcdef",
+    }
+    shown = texts(body)
+    assert "Hook &lt;b&gt;&amp;" in shown and "vendor &lt;rotated&gt;" in shown
+    assert "fp0123" in shown and "<b>" not in shown
+
+
+def test_decided_message_has_no_buttons() -> None:
+    """Once decided, the message keeps the summary, adds the outcome and drops the buttons."""
+    text, body = blocks.decided_message(request(), "Rejected by <@U0APP>.")
+    assert validate_message_blocks(body) == []
+    assert text == "Request `hsr_0123456789abcdef`: Rejected by <@U0APP>."
+    assert [b["type"] for b in body] == ["section", "context"]
+
+
+@pytest.mark.parametrize(
+    ("decided_by", "who"),
+    [("U0APP", "approved by <@U0APP>"), ("U0REQ", "self-confirmed (no approval required)")],
+)
+def test_confirmation_names_people_never_the_value(decided_by: str, who: str) -> None:
+    """The redacted confirmation names hook, secret, requester and approver."""
+    text, body = blocks.confirmation(request(Kind.UPDATE, decided_by=decided_by))
+    assert validate_message_blocks(body) == []
+    assert text == f"Secret `API_KEY` rotated on hook Hook &lt;b&gt;&amp; by <@U0REQ>, {who}."
+    assert "the value is never shown" in texts(body)
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_decision_modal_carries_the_request_id(approve: bool) -> None:
+    """Approve/Reject modal: its callback id, the id in private_metadata, an optional comment."""
+    view = blocks.decision_modal(request(), approve)
+    assert validate_view(view) == []
+    assert view["callback_id"] == (ids.CALLBACK_APPROVE if approve else ids.CALLBACK_REJECT)
+    assert view["private_metadata"] == "hsr_0123456789abcdef"
+    assert input_ids(view) == [ids.BLOCK_COMMENT]
+    assert view["blocks"][1]["optional"] is True
+
+
+def test_info_modal_cuts_its_title_to_slacks_limit() -> None:
+    """An informational modal has no submit button and a title of at most 24 characters."""
+    view = blocks.info_modal("A title far longer than Slack allows", "said")
+    assert validate_view(view) == []
+    assert len(view["title"]["text"]) == 24 and "submit" not in view
+
+
+def test_hook_picker_offers_at_most_100_hooks_under_the_list_id() -> None:
+    """The list command's picker is a static select with id ids.LIST_PICKER."""
+    hooks = [Hook(f"h{i}", f"Hook {i}", "t", True) for i in range(120)]
+    body = blocks.hook_picker(hooks)
+    assert validate_message_blocks(body) == []
+    accessory = body[0]["accessory"]
+    assert accessory["action_id"] == ids.LIST_PICKER
+    assert len(accessory["options"]) == blocks.MAX_OPTIONS
+
+
+def test_unavailable_option_is_not_a_hook_id() -> None:
+    """When Auth0 can't list hooks the one option says why and can't pass as an id."""
+    option = blocks.unavailable_option("auth0_unavailable" * 10).to_dict()
+    assert validate_options_response({"options": [option]}) == []
+    assert option["value"] == "!unavailable"
+    assert len(option["text"]["text"]) <= blocks.LABEL_MAX
+
+
+def test_secret_list_shows_provenance_sorted_and_never_values() -> None:
+    """One line per name, sorted: who set it through the bot, or that it was set outside."""
+    origin = {
+        "B_KEY": Provenance(True, "U0REQ", "U0APP", "2026-01-01T00:00:00Z"),
+        "A_KEY": Provenance(False, "U0REQ", "U0REQ", "2026-01-02T00:00:00Z"),
+    }
+    text = blocks.secret_list(HOOK, ["C_KEY", "B_KEY", "A_KEY"], origin)
+    assert text.splitlines() == [
+        f"*Hook &lt;b&gt;&amp;* (`01-hook`): 3 of {MAX_SECRETS_PER_HOOK} secrets",
+        "• `A_KEY`: rotated by <@U0REQ> at 2026-01-02T00:00:00Z",
+        "• `B_KEY`: added by <@U0REQ>, approved by <@U0APP> at 2026-01-01T00:00:00Z",
+        "• `C_KEY`: set outside the bot",
+    ]
+    assert blocks.secret_list(HOOK, [], {}).endswith("_No secrets._")
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        (State.APPROVED, "already approved by <@U0APP> and being applied"),
+        (State.APPLIED, "already approved by <@U0APP> and applied"),
+        (State.FAILED, "already approved by <@U0APP>; applying it failed (conflict)"),
+        (State.REJECTED, "already rejected by <@U0APP>"),
+        (State.EXPIRED, "expired before anyone decided"),
+        (State.PENDING, "still pending"),
+    ],
+)
+def test_describe_state_for_whoever_lost_the_race(state: State, said: str) -> None:
+    """Each state reads as a short account naming the decider."""
+    subject = request(state=state, decided_by="U0APP", failure_reason="conflict")
+    assert blocks.describe_state(subject) == said
+
+
+def test_usage_names_every_subcommand() -> None:
+    """Usage lists add, update, remove, list and help."""
+    for sub in ("add", "update", "remove", "list", "help"):
+        assert f"`{sub}" in blocks.USAGE
