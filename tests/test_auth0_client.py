@@ -32,7 +32,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
-from bot.sandbox.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
+from standins.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
 
 CLIENT_SECRET = "sandbox-client-secret"
 VALUE = "s3cr3t-value-that-must-not-leak"

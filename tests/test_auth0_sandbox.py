@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.sandbox.auth0 import DEFAULT_SCOPES, Auth0Sandbox, RateLimit
+from standins.auth0 import DEFAULT_SCOPES, Auth0Sandbox, RateLimit
 
 SECRET = "sandbox-client-secret"
 VALUE = "s3cr3t-value-that-must-not-leak"
