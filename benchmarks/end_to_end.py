@@ -24,8 +24,8 @@ import httpx
 
 from benchmarks.common import Stack, machine, percentile, stack
 from bot import ids
-from bot.sandbox.slack import SlackDriver
 from standins.auth0 import RateLimit
+from standins.slack import SlackDriver
 from tests.bot_process import APPROVALS, ORIGIN
 
 SECRETS_PER_HOOK = 20  # Auth0's cap

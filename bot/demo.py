@@ -15,11 +15,11 @@ from bot.audit import AuditSink
 from bot.blocks import hook_option
 from bot.crypto import generate_key
 from bot.logs import configure_logging
-from bot.sandbox.local import local_bot
-from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.settings import Mode, load_app_settings
 from bot.store import Store
 from standins.auth0 import Auth0Sandbox
+from standins.local import local_bot
+from standins.slack import SlackDriver, SlackStandIn
 
 REQUESTER, APPROVER = "U0RITA", "U0ALEX"
 SLACK_DATE = re.compile(r"<!date\^\d+\^[^|>]*\|([^>]*)>")

@@ -17,7 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import create_engine, text
 
 from bot import ids
-from bot.sandbox.slack import Ack, build_state_values
+from standins.slack import Ack, build_state_values
 from tests.harness import (
     APPROVALS,
     APPROVER,

@@ -26,9 +26,9 @@ from sqlalchemy import MetaData, create_engine, select
 from bot import ids
 from bot.crypto import generate_key
 from bot.logs import configure_logging
-from bot.sandbox.slack import Ack, SlackDriver, SlackStandIn
 from bot.workflow import Result
 from standins.auth0 import DEFAULT_SCOPES, Auth0Sandbox
+from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.harness import (
     APPROVALS,
     APPROVER,

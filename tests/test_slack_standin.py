@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.sandbox.slack import SlackDriver, SlackStandIn
+from standins.slack import SlackDriver, SlackStandIn
 
 SECRET = "test-signing-secret"
 APP_TOKEN = "xapp-1-A0APP-test"
