@@ -270,7 +270,9 @@ def test_token_request_uses_json_and_the_slashed_audience(
     sandbox: Auth0Sandbox, client: Auth0Client
 ) -> None:
     """The token is asked for with JSON client credentials and audience https://{domain}/api/v2/."""
-    assert client.token_scopes() == {"read:hooks", "create:hooks", "update:hooks", "delete:hooks"}
+    assert client.token_scopes() == frozenset(
+        {"read:hooks", "create:hooks", "update:hooks", "delete:hooks"}
+    )
     [token] = sandbox.requests
     assert token.headers["content-type"] == "application/json"
     assert token.json() == {

@@ -162,7 +162,7 @@ def test_list_hooks_pages_with_totals(sandbox: Auth0Sandbox, http: httpx.Client)
     """include_totals wraps a 0-based page in {total, start, limit, hooks}."""
     for n in range(5):
         sandbox.add_hook(f"hook-{n}")
-    params = {"page": 1, "per_page": 2, "include_totals": "true"}
+    params: dict[str, int | str] = {"page": 1, "per_page": 2, "include_totals": "true"}
     body = http.get("/api/v2/hooks", params=params, headers=bearer(http, sandbox)).json()
     assert {k: body[k] for k in ("total", "start", "limit")} == {"total": 5, "start": 2, "limit": 2}
     assert [hook["name"] for hook in body["hooks"]] == ["hook-2", "hook-3"]

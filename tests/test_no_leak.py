@@ -145,8 +145,9 @@ class Recorder:
                 self.errors.append(result.error)
             return result
 
-        bot.driver.post_raw = recording_post  # type: ignore[method-assign]
-        bot.services.workflow.apply = recording_apply  # type: ignore[method-assign]
+        # Wrapped on these instances only, to record what passes; the originals still run.
+        bot.driver.post_raw = recording_post  # type: ignore[method-assign]  # see above
+        bot.services.workflow.apply = recording_apply  # type: ignore[method-assign]  # see above
 
 
 def _has_buttons(message: dict[str, Any]) -> bool:
