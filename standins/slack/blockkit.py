@@ -189,12 +189,7 @@ def _check_element(p: _Problems, element: object, ptr: str) -> None:
         required=False,
     )
     if kind == "button":
-        _check_text(p, element.get("text"), f"{ptr}/text", limit=75, plain_only=True)
-        p.max_len(element.get("value"), 2000, f"{ptr}/value")
-        p.max_len(element.get("url"), 3000, f"{ptr}/url")
-        style = element.get("style")
-        if style is not None and style not in ("primary", "danger"):
-            p.add("must be one of 'primary', 'danger'", f"{ptr}/style")
+        _check_button(p, element, ptr)
     elif kind in ("static_select", "multi_static_select"):
         _check_options(p, element, ptr, limit=100, required=True)
     elif kind in ("checkboxes", "radio_buttons"):
@@ -207,17 +202,30 @@ def _check_element(p: _Problems, element: object, ptr: str) -> None:
         if initial is not None:
             _check_option(p, initial, f"{ptr}/initial_option")
     elif kind == "plain_text_input":
-        for key in ("min_length", "max_length"):
-            length = element.get(key)
-            if length is None:
-                continue
-            if not isinstance(length, int) or isinstance(length, bool):
-                p.add("must be an integer", f"{ptr}/{key}")
-            elif length > 3000:
-                p.add("must be less than or equal to 3000", f"{ptr}/{key}")
-            elif length < (1 if key == "max_length" else 0):
-                p.add("must be greater than 0", f"{ptr}/{key}")
-        p.max_len(element.get("initial_value"), 3000, f"{ptr}/initial_value")
+        _check_text_input(p, element, ptr)
+
+
+def _check_button(p: _Problems, element: JSON, ptr: str) -> None:
+    _check_text(p, element.get("text"), f"{ptr}/text", limit=75, plain_only=True)
+    p.max_len(element.get("value"), 2000, f"{ptr}/value")
+    p.max_len(element.get("url"), 3000, f"{ptr}/url")
+    style = element.get("style")
+    if style is not None and style not in ("primary", "danger"):
+        p.add("must be one of 'primary', 'danger'", f"{ptr}/style")
+
+
+def _check_text_input(p: _Problems, element: JSON, ptr: str) -> None:
+    for key in ("min_length", "max_length"):
+        length = element.get(key)
+        if length is None:
+            continue
+        if not isinstance(length, int) or isinstance(length, bool):
+            p.add("must be an integer", f"{ptr}/{key}")
+        elif length > 3000:
+            p.add("must be less than or equal to 3000", f"{ptr}/{key}")
+        elif length < (1 if key == "max_length" else 0):
+            p.add("must be greater than 0", f"{ptr}/{key}")
+    p.max_len(element.get("initial_value"), 3000, f"{ptr}/initial_value")
 
 
 def _check_block(p: _Problems, block: object, ptr: str, *, surface: str) -> None:
@@ -230,15 +238,7 @@ def _check_block(p: _Problems, block: object, ptr: str, *, surface: str) -> None
         return
     p.max_len(block.get("block_id"), 255, f"{ptr}/block_id")
     if kind == "section":
-        text, fields = block.get("text"), block.get("fields")
-        if text is None and fields is None:
-            p.add("must provide either text or fields", ptr)
-        _check_text(p, text, f"{ptr}/text", limit=3000, required=False)
-        p.max_items(fields, 10, f"{ptr}/fields")
-        for i, item in enumerate(fields if isinstance(fields, list) else []):
-            _check_text(p, item, f"{ptr}/fields/{i}", limit=2000)
-        if block.get("accessory") is not None:
-            _check_element(p, block["accessory"], f"{ptr}/accessory")
+        _check_section(p, block, ptr)
     elif kind == "header":
         _check_text(p, block.get("text"), f"{ptr}/text", limit=150, plain_only=True)
     elif kind == "actions":
@@ -259,17 +259,31 @@ def _check_block(p: _Problems, block: object, ptr: str, *, surface: str) -> None
             if isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
                 _check_text(p, element, f"{ptr}/elements/{i}", limit=3000)
     elif kind == "input":
-        _check_text(p, block.get("label"), f"{ptr}/label", limit=2000, plain_only=True)
-        _check_text(
-            p, block.get("hint"), f"{ptr}/hint", limit=2000, plain_only=True, required=False
-        )
-        element = block.get("element")
-        if element is None:
-            p.add("missing required field: element", ptr)
-        elif isinstance(element, dict) and element.get("type") not in _INPUT_ELEMENTS:
-            p.add(f"unsupported type for an input block: {element.get('type')}", f"{ptr}/element")
-        else:
-            _check_element(p, element, f"{ptr}/element")
+        _check_input(p, block, ptr)
+
+
+def _check_section(p: _Problems, block: JSON, ptr: str) -> None:
+    text, fields = block.get("text"), block.get("fields")
+    if text is None and fields is None:
+        p.add("must provide either text or fields", ptr)
+    _check_text(p, text, f"{ptr}/text", limit=3000, required=False)
+    p.max_items(fields, 10, f"{ptr}/fields")
+    for i, item in enumerate(fields if isinstance(fields, list) else []):
+        _check_text(p, item, f"{ptr}/fields/{i}", limit=2000)
+    if block.get("accessory") is not None:
+        _check_element(p, block["accessory"], f"{ptr}/accessory")
+
+
+def _check_input(p: _Problems, block: JSON, ptr: str) -> None:
+    _check_text(p, block.get("label"), f"{ptr}/label", limit=2000, plain_only=True)
+    _check_text(p, block.get("hint"), f"{ptr}/hint", limit=2000, plain_only=True, required=False)
+    element = block.get("element")
+    if element is None:
+        p.add("missing required field: element", ptr)
+    elif isinstance(element, dict) and element.get("type") not in _INPUT_ELEMENTS:
+        p.add(f"unsupported type for an input block: {element.get('type')}", f"{ptr}/element")
+    else:
+        _check_element(p, element, f"{ptr}/element")
 
 
 def _check_blocks(p: _Problems, blocks: object, ptr: str, *, limit: int, surface: str) -> None:

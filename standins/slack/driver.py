@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -376,29 +376,27 @@ def _iter_options(element: JSON) -> Iterator[JSON]:
         yield from group.get("options") or []
 
 
+# Pickers whose state is one value, or a list, under a key named after what they pick.
+_SINGLE_PICKS: Final = {
+    "users_select": "selected_user",
+    "conversations_select": "selected_conversation",
+    "channels_select": "selected_channel",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+}
+_MULTI_PICKS: Final = {
+    "multi_users_select": "selected_users",
+    "multi_conversations_select": "selected_conversations",
+    "multi_channels_select": "selected_channels",
+}
+
+
 def _element_state(element: JSON, given: Any, *, validate: bool) -> JSON:
     kind = str(element.get("type"))
     if isinstance(given, dict):
         return {"type": kind, **copy.deepcopy(given)}
     if kind in TEXT_INPUTS:
-        value = None if given in (None, "") else str(given)
-        max_length = element.get("max_length")
-        if (
-            validate
-            and value is not None
-            and isinstance(max_length, int)
-            and len(value) > max_length
-        ):
-            raise ValueError(f"{element.get('action_id')}: longer than max_length {max_length}")
-        min_length = element.get("min_length")
-        if (
-            validate
-            and value is not None
-            and isinstance(min_length, int)
-            and len(value) < min_length
-        ):
-            raise ValueError(f"{element.get('action_id')}: shorter than min_length {min_length}")
-        return {"type": kind, "value": value}
+        return {"type": kind, "value": _text_value(element, given, validate=validate)}
     if kind in ("static_select", "external_select", "radio_buttons"):
         return {"type": kind, "selected_option": _option(element, given, validate=validate)}
     if kind in ("multi_static_select", "multi_external_select", "checkboxes"):
@@ -407,23 +405,24 @@ def _element_state(element: JSON, given: Any, *, validate: bool) -> JSON:
             "type": kind,
             "selected_options": [_option(element, v, validate=validate) for v in chosen],
         }
-    single = {
-        "users_select": "selected_user",
-        "conversations_select": "selected_conversation",
-        "channels_select": "selected_channel",
-        "datepicker": "selected_date",
-        "timepicker": "selected_time",
-    }
-    if kind in single:
-        return {"type": kind, single[kind]: given}
-    multi = {
-        "multi_users_select": "selected_users",
-        "multi_conversations_select": "selected_conversations",
-        "multi_channels_select": "selected_channels",
-    }
-    if kind in multi:
-        return {"type": kind, multi[kind]: [] if given is None else list(given)}
+    if kind in _SINGLE_PICKS:
+        return {"type": kind, _SINGLE_PICKS[kind]: given}
+    if kind in _MULTI_PICKS:
+        return {"type": kind, _MULTI_PICKS[kind]: [] if given is None else list(given)}
     return {"type": kind, "value": given}
+
+
+def _text_value(element: JSON, given: Any, *, validate: bool) -> str | None:
+    """A text input's value; ``validate``: refuse what Slack's client would not let through."""
+    value = None if given in (None, "") else str(given)
+    if not validate or value is None:
+        return value
+    max_length, min_length = element.get("max_length"), element.get("min_length")
+    if isinstance(max_length, int) and len(value) > max_length:
+        raise ValueError(f"{element.get('action_id')}: longer than max_length {max_length}")
+    if isinstance(min_length, int) and len(value) < min_length:
+        raise ValueError(f"{element.get('action_id')}: shorter than min_length {min_length}")
+    return value
 
 
 def _option(element: JSON, value: Any, *, validate: bool) -> JSON | None:
