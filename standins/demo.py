@@ -56,9 +56,9 @@ def run_demo(out: TextIO | None = None) -> int:
             story.driver.close()
         store.close()
         story.say(
-            "Auth0 now holds",
-            f"secrets {sorted(auth0.secrets(hook_id))} on the hook {HOOK} (values stay in "
-            "Auth0; the bot's database kept only ciphertext, erased once applied)",
+            f"the hook {HOOK} in Auth0 now holds",
+            f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
+            "bot's database kept only ciphertext, erased once applied)",
         )
         story.trail(audit_lines.getvalue())
         _kept(out, settings)

@@ -93,7 +93,7 @@ def test_the_wheel_ships_the_bot_and_no_stand_in(tmp_path: Path) -> None:
     assert not [n for n in names if "standins" in n or "sandbox" in n or n.startswith("tests")]
 
 
-def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point() -> None:
+def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point(tmp_path: Path) -> None:
     """The product never depends on test servers: only bot/demo.py names the package, and
     only when the demo runs (the console script's other commands never load it)."""
     users = [
@@ -104,6 +104,6 @@ def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point() -> None
     assert users == ["bot/demo.py"]
     done = subprocess.run(
         [sys.executable, "-c", "import sys, bot.cli, bot.demo; print(sorted(sys.modules))"],
-        capture_output=True, text=True, check=True, env=_env(REPO),
+        capture_output=True, text=True, check=True, env=_env(tmp_path),
     )
     assert "standins" not in done.stdout
