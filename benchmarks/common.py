@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 import httpx
 
 from bot import ids
-from bot.sandbox.auth0 import Auth0Sandbox, RateLimit
-from bot.sandbox.slack import SlackDriver, SlackStandIn, build_state_values
+from standins.auth0 import Auth0Sandbox, RateLimit
+from standins.slack import SlackDriver, SlackStandIn, build_state_values
 from tests.bot_process import (
     BOT_TOKEN,
     ORIGIN,

@@ -24,8 +24,8 @@ import httpx
 
 from benchmarks.common import Stack, machine, percentile, stack
 from bot import ids
-from bot.sandbox.auth0 import RateLimit
-from bot.sandbox.slack import SlackDriver
+from standins.auth0 import RateLimit
+from standins.slack import SlackDriver
 from tests.bot_process import APPROVALS, ORIGIN
 
 SECRETS_PER_HOOK = 20  # Auth0's cap
@@ -218,7 +218,7 @@ def _report(
         f"Auth0 Management API calls: {len(api)} ({len(api) / elapsed:.2f}/s), "
         f"answered 429: {len(throttled)}; bot waited on the limit {waits:.0f} times"
     )
-    print(f"secret POSTs: {len(posts)} (statuses {sorted({p.status for p in posts})})")
+    print(f"secret POSTs: {len(posts)} (statuses {sorted({p.status for p in posts}, key=str)})")
     print(f"audit: {len(added)} secret.added, {len(failed)} request.failed")
     print(f"lost (not in Auth0 with its value): {lost or 'none'}")
     for name in lost:

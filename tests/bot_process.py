@@ -19,8 +19,8 @@ import httpx
 
 from bot import ids
 from bot.crypto import generate_key
-from bot.sandbox.auth0 import Auth0Sandbox
-from bot.sandbox.slack import SlackDriver, SlackStandIn
+from standins.auth0 import Auth0Sandbox
+from standins.slack import SlackDriver, SlackStandIn
 
 REPO = Path(__file__).resolve().parents[1]
 # Long enough that the log redactor never mistakes ordinary words for them.

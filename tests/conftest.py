@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,11 @@ from sqlalchemy import create_engine, text
 from bot.logs import SECRETS
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+# Every PostgreSQL case skips with a reason that starts so; the summary shows them as one line.
+NO_PG = "TEST_DATABASE_URL is not set"
+NO_PG_SUMMARY = f"{NO_PG}: the PostgreSQL cases are skipped (CI sets it)"
+# The folded summary line points at NO_PG's definition.
+_NO_PG_LINE = Path(__file__).read_text().splitlines().index(f'NO_PG = "{NO_PG}"') + 1
 
 
 def _schema_sql(url: str, statement: str) -> None:
@@ -35,7 +40,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'bot.db'}"
         return
     if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL store tests skipped (CI sets it)")
+        pytest.skip(f"{NO_PG}: PostgreSQL store tests skipped (CI sets it)")
     # A schema of its own per test: concurrent runs on one database never meet.
     schema = f"t_{uuid.uuid4().hex[:12]}"
     _schema_sql(PG_URL, f"CREATE SCHEMA {schema}")
@@ -55,3 +60,16 @@ def sqlite_url(tmp_path: Path) -> str:
 def _forget_registered_secrets() -> Iterator[None]:
     yield
     SECRETS.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """One place and reason for every PostgreSQL skip, so ``-ra`` folds them into one line."""
+    report = yield
+    if report.skipped and isinstance(report.longrepr, tuple):
+        _, _, reason = report.longrepr
+        if reason.removeprefix("Skipped: ").startswith(NO_PG):
+            report.longrepr = (__file__, _NO_PG_LINE, NO_PG_SUMMARY)
+    return report

@@ -17,11 +17,11 @@ from bot.audit import AuditSink
 from bot.crypto import generate_key
 from bot.flow import Services
 from bot.models import SecretRequest
-from bot.sandbox.auth0 import Auth0Sandbox, RecordedRequest
-from bot.sandbox.local import local_bot
-from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.settings import Mode, Settings, load_app_settings
 from bot.store import Store
+from standins.auth0 import Auth0Sandbox, RecordedRequest
+from standins.local import local_bot
+from standins.slack import SlackDriver, SlackStandIn
 
 SIGNING_SECRET = "e2e-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"

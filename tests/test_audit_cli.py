@@ -314,19 +314,13 @@ def test_unreadable_database_exits_3_not_1(tmp_path: Path) -> None:
         assert "pa55word" not in result.stderr
 
 
-@pytest.mark.parametrize("where", ["missing-file", "empty-postgres-schema"])
 def test_a_database_without_a_trail_exits_3_and_is_not_created(
-    tmp_path: Path, where: str, db_url: str
+    tmp_path: Path, db_url: str
 ) -> None:
-    """A mistyped DATABASE_URL reads as unreadable (3), never as an intact empty trail."""
-    if where == "missing-file":
-        if not db_url.startswith("sqlite"):
-            pytest.skip("the missing-file case is SQLite's")
-        url = f"sqlite:///{tmp_path / 'typo.db'}"
-    else:
-        if db_url.startswith("sqlite"):
-            pytest.skip("the empty-schema case is PostgreSQL's")
-        url = db_url  # a fresh schema: no tables
+    """A mistyped DATABASE_URL reads as unreadable (3), never as an intact empty trail: a
+    missing SQLite file, or a PostgreSQL schema without tables."""
+    # SQLite: a file that does not exist; PostgreSQL: the fresh schema, no tables in it.
+    url = f"sqlite:///{tmp_path / 'typo.db'}" if db_url.startswith("sqlite") else db_url
     result = _cli(Trail(url, [], tmp_path), "verify")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "intact" not in result.stdout

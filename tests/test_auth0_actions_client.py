@@ -39,7 +39,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
-from bot.sandbox.auth0 import FULL_SCOPES, Auth0Sandbox, RecordedRequest
+from standins.auth0 import FULL_SCOPES, Auth0Sandbox, RecordedRequest
 from tests.test_auth0_actions_sandbox import actions_spec_violations, load_actions_spec
 from tests.test_auth0_client import CLIENT_SECRET, Sleeps
 

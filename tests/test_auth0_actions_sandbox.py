@@ -16,7 +16,7 @@ from openapi_core import OpenAPI
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-from bot.sandbox.auth0 import FULL_SCOPES, Auth0Sandbox, RateLimit, RecordedRequest
+from standins.auth0 import FULL_SCOPES, Auth0Sandbox, RateLimit, RecordedRequest
 
 SECRET = "sandbox-client-secret"
 VALUE = "action-s3cr3t-that-must-not-leak"

@@ -32,19 +32,13 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
-from bot.sandbox.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
+from standins.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
 
 CLIENT_SECRET = "sandbox-client-secret"
 VALUE = "s3cr3t-value-that-must-not-leak"
 UNKNOWN_HOOK = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
-# CI clones the repo next to a copy of shared/, so the spec sits at ../shared from the root.
-SPEC = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "reference"
-    / "auth0"
-    / "management-api.hooks-actions.openapi.json"
-)
+# Auth0's OpenAPI document, the hooks and actions paths (tests/reference/README.md: source).
+SPEC = Path(__file__).parent / "reference" / "auth0" / "management-api.hooks-actions.openapi.json"
 
 MakeClient = Callable[..., Auth0Client]
 
@@ -63,32 +57,17 @@ class Sleeps:
 # Fixtures ------------------------------------------------------------------------------
 
 
-def load_spec() -> OpenAPI | None:
-    if not SPEC.exists():
-        return None
+@pytest.fixture(scope="module")
+def spec() -> OpenAPI:
     return OpenAPI.from_dict(json.loads(SPEC.read_text()))
 
 
-@pytest.fixture(scope="module")
-def spec() -> OpenAPI:
-    loaded = load_spec()
-    if loaded is None:
-        pytest.skip(f"Auth0 OpenAPI subset not found at {SPEC} (CI puts shared/ beside the repo)")
-    return loaded
-
-
-@pytest.fixture(scope="module")
-def optional_spec() -> OpenAPI | None:
-    return load_spec()
-
-
 @pytest.fixture
-def sandbox(optional_spec: OpenAPI | None) -> Iterator[Auth0Sandbox]:
+def sandbox(spec: OpenAPI) -> Iterator[Auth0Sandbox]:
     """A running sandbox; afterwards every API exchange it saw is checked against the spec."""
     with Auth0Sandbox() as running:
         yield running
-        if optional_spec is not None:
-            assert spec_violations(optional_spec, running) == []
+        assert spec_violations(spec, running) == []
 
 
 @pytest.fixture
@@ -291,7 +270,9 @@ def test_token_request_uses_json_and_the_slashed_audience(
     sandbox: Auth0Sandbox, client: Auth0Client
 ) -> None:
     """The token is asked for with JSON client credentials and audience https://{domain}/api/v2/."""
-    assert client.token_scopes() == {"read:hooks", "create:hooks", "update:hooks", "delete:hooks"}
+    assert client.token_scopes() == frozenset(
+        {"read:hooks", "create:hooks", "update:hooks", "delete:hooks"}
+    )
     [token] = sandbox.requests
     assert token.headers["content-type"] == "application/json"
     assert token.json() == {

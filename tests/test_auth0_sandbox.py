@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bot.sandbox.auth0 import DEFAULT_SCOPES, Auth0Sandbox, RateLimit
+from standins.auth0 import DEFAULT_SCOPES, Auth0Sandbox, RateLimit
 
 SECRET = "sandbox-client-secret"
 VALUE = "s3cr3t-value-that-must-not-leak"
@@ -162,7 +162,7 @@ def test_list_hooks_pages_with_totals(sandbox: Auth0Sandbox, http: httpx.Client)
     """include_totals wraps a 0-based page in {total, start, limit, hooks}."""
     for n in range(5):
         sandbox.add_hook(f"hook-{n}")
-    params = {"page": 1, "per_page": 2, "include_totals": "true"}
+    params: dict[str, int | str] = {"page": 1, "per_page": 2, "include_totals": "true"}
     body = http.get("/api/v2/hooks", params=params, headers=bearer(http, sandbox)).json()
     assert {k: body[k] for k in ("total", "start", "limit")} == {"total": 5, "start": 2, "limit": 2}
     assert [hook["name"] for hook in body["hooks"]] == ["hook-2", "hook-3"]

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot.check import run_checks
-from bot.sandbox.auth0 import Auth0Sandbox
-from bot.sandbox.slack import SlackStandIn
 from bot.settings import Mode, load_app_settings
+from standins.auth0 import Auth0Sandbox
+from standins.slack import SlackStandIn
 from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env
 
 APPROVALS = "C0APPROVE"

@@ -26,9 +26,9 @@ from sqlalchemy import MetaData, create_engine, select
 from bot import ids
 from bot.crypto import generate_key
 from bot.logs import configure_logging
-from bot.sandbox.auth0 import DEFAULT_SCOPES, Auth0Sandbox
-from bot.sandbox.slack import Ack, SlackDriver, SlackStandIn
 from bot.workflow import Result
+from standins.auth0 import DEFAULT_SCOPES, Auth0Sandbox
+from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.harness import (
     APPROVALS,
     APPROVER,
@@ -145,8 +145,9 @@ class Recorder:
                 self.errors.append(result.error)
             return result
 
-        bot.driver.post_raw = recording_post  # type: ignore[method-assign]
-        bot.services.workflow.apply = recording_apply  # type: ignore[method-assign]
+        # Wrapped on these instances only, to record what passes; the originals still run.
+        bot.driver.post_raw = recording_post  # type: ignore[method-assign]  # see above
+        bot.services.workflow.apply = recording_apply  # type: ignore[method-assign]  # see above
 
 
 def _has_buttons(message: dict[str, Any]) -> bool:

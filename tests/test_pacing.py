@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from bot.auth0.client import Auth0Client
 from bot.pacing import PacedTransport
-from bot.sandbox.auth0 import Auth0Sandbox, RateLimit
+from standins.auth0 import Auth0Sandbox, RateLimit
 
 
 def test_concurrent_calls_on_a_free_tenant_queue_instead_of_meeting_429s() -> None:

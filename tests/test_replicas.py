@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 
 from bot import ids
 from bot.crypto import generate_key
-from bot.sandbox.auth0 import Auth0Sandbox
-from bot.sandbox.slack import Ack, SlackDriver, SlackStandIn
+from standins.auth0 import Auth0Sandbox
+from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.bot_process import (
     APPROVER,
     BOT_TOKEN,

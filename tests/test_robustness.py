@@ -15,7 +15,7 @@ from bot.catalog import HookCatalog
 from bot.crypto import generate_key
 from bot.logs import SECRETS
 from bot.models import State
-from bot.sandbox.auth0 import Auth0Sandbox
+from standins.auth0 import Auth0Sandbox
 from tests.harness import (
     APPROVALS,
     APPROVER,

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from bot import ids
-from bot.sandbox.auth0 import Auth0Sandbox
-from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.web import Health
+from standins.auth0 import Auth0Sandbox
+from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (
     APP_TOKEN,
     BOT_TOKEN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_socket_mode_needs_no_signing_secret() -> None:
     assert settings.socket_mode
 
 
-def test_run_with_bad_settings_exits_2_with_one_line_each_and_no_secret(tmp_path) -> None:
+def test_run_with_bad_settings_exits_2_with_one_line_each_and_no_secret(tmp_path: Path) -> None:
     """`hook-secret-bot run` prints one line per problem, exits 2 and never echoes a secret."""
     env = {
         "PATH": "/usr/bin:/bin",

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.sandbox.slack import SlackDriver, SlackStandIn
+from standins.slack import SlackDriver, SlackStandIn
 
 SECRET = "test-signing-secret"
 APP_TOKEN = "xapp-1-A0APP-test"
@@ -196,7 +196,7 @@ def test_post_message_errors(client: WebClient, kwargs: dict[str, Any], error: s
 
 def test_invalid_blocks_name_the_offending_field(client: WebClient) -> None:
     """Block errors carry Slack's json-pointer messages."""
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "divider"},
         {"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}},
     ]
@@ -673,7 +673,7 @@ def test_socket_mode_round_trip(standin: SlackStandIn) -> None:
     seen: dict[str, Any] = {}
     app = _bare_app(standin, seen)
     handler = SocketModeHandler(app, APP_TOKEN)
-    handler.connect()
+    handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves connect() unannotated
     try:
         standin.socket_mode.wait_connected()
         driver = SlackDriver(standin, socket_mode=True)
@@ -708,7 +708,7 @@ def test_socket_mode_spreads_envelopes_over_connections(standin: SlackStandIn) -
     seen: dict[str, Any] = {}
     handlers = [SocketModeHandler(_bare_app(standin, seen), APP_TOKEN) for _ in range(2)]
     for handler in handlers:
-        handler.connect()
+        handler.connect()  # type: ignore[no-untyped-call]  # slack_bolt leaves connect() unannotated
     try:
         standin.socket_mode.wait_connected(count=2)
         driver = SlackDriver(standin, socket_mode=True)

@@ -11,8 +11,8 @@ from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
 from bot.catalog import HookCatalog
 from bot.models import Kind
-from bot.sandbox.auth0 import Auth0Sandbox
 from bot.targets import Change, HookTarget, TargetKind, Targets
+from standins.auth0 import Auth0Sandbox
 
 VALUE = "s3cr3t-target-value"
 Seen = list[tuple[str, int | str]]

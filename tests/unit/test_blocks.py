@@ -11,7 +11,7 @@ from bot import blocks, ids
 from bot.auth0.client import Hook
 from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
 from bot.models import Kind, SecretRequest, State
-from bot.sandbox.slack import validate_message_blocks, validate_options_response, validate_view
+from standins.slack import validate_message_blocks, validate_options_response, validate_view
 from tests.unit.factories import secret_request
 
 HOOK = Hook(id="01-hook", name="Hook <b>&", trigger_id="credentials-exchange", enabled=True)

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from bot.sandbox.auth0_actions import ACTION_SCOPES, ActionsTenant, error_envelope
+from standins.auth0_actions import ACTION_SCOPES, ActionsTenant, error_envelope
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Socket Mode side of the Slack stand-in: the WebSocket server ``apps.connections.open`` points
 to, which delivers envelopes to the connected app and records its acknowledgements.
 
-Needs the ``websockets`` package (a test extra); ``bot.sandbox.slack`` imports this module only
+Needs the ``websockets`` package (a test extra); ``standins.slack.webapi`` imports this module only
 when the stand-in is built with an app-level token.
 """
 
@@ -19,10 +19,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from bot.sandbox.slack import ACK_DEADLINE, JSON, Ack
+from standins.slack.records import ACK_DEADLINE, JSON, Ack
 
 if TYPE_CHECKING:
-    from bot.sandbox.slack import SlackStandIn
+    from standins.slack.webapi import SlackStandIn
 
 TICKET_TTL: Final = 30.0
 ACK_WAIT: Final = ACK_DEADLINE + 0.5

@@ -1,0 +1,109 @@
+"""``hook-secret-bot demo`` as a user runs it, and what ``pip install .`` ships (no stand-ins)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("hook-secret-bot")
+# What a copy of the source tree leaves out: nothing a build or the demo needs.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "*.db"
+)
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without anything that would find the stand-ins for it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DATABASE_URL")}
+    env.update(TMPDIR=str(tmp_path), **extra)
+    return env
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> None:
+    """The README's first command, run elsewhere than the checkout: exit 0, Slack as people
+    see it, the comment, a clear verdict, and a kept database the printed commands read."""
+    done = _run([str(SCRIPT), "demo"], tmp_path, _env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "-- @rita types in #platform:" in out
+    assert '/hook-secret add "Client Credentials Exchange" VENDOR_API_KEY' in out
+    assert "Requested by: @rita" in out and "✅ Added (approved by @alex)" in out
+    assert "⛔ You can't decide request" in out
+    assert "Comment: checked with the vendor" in out
+    assert 'request.approved   by @alex  VENDOR_API_KEY  approved  comment: "checked' in out
+    # No raw mrkdwn left: mentions, channels, dates, emoji shortcodes and markers are rendered.
+    for raw in ("<@", "<#", "<!date", ":white_check_mark:", ":no_entry:", "*Hook:*", "`"):
+        assert raw not in out
+    assert "demo-value-never-shown" not in out
+    assert out.rstrip().splitlines()[-1].startswith("Proven: the value typed into the form")
+    verify = next(line.split() for line in out.splitlines() if line.endswith("audit verify"))
+    url = shlex.split(verify[0])[0].removeprefix("DATABASE_URL=")
+    assert Path(url.removeprefix("sqlite:///")).is_relative_to(tmp_path)
+    checked = _run([str(SCRIPT), "audit", "verify"], tmp_path, _env(tmp_path, DATABASE_URL=url))
+    assert (checked.returncode, checked.stdout) == (0, "audit trail intact: 4 records\n")
+    exported = _run([str(SCRIPT), "audit", "export"], tmp_path, _env(tmp_path, DATABASE_URL=url))
+    records = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert [r["event"] for r in records] == [
+        "request.submitted",
+        "approval.denied",
+        "request.approved",
+        "secret.added",
+    ]
+    assert records[2]["comment"] == "checked with the vendor"
+
+
+def test_demo_without_the_standins_says_how_to_get_them(tmp_path: Path) -> None:
+    """An installed ``bot`` with no source checkout beside it: exit 2 and one line."""
+    shutil.copytree(REPO / "bot", tmp_path / "site" / "bot", ignore=NOT_SOURCE)
+    done = _run([sys.executable, "-m", "bot", "demo"], tmp_path / "site", _env(tmp_path))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1
+    assert "pip install -e ." in done.stderr and "source checkout" in done.stderr
+
+
+def test_the_wheel_ships_the_bot_and_no_stand_in(tmp_path: Path) -> None:
+    """``pip install .`` installs ``bot`` only: no test server, no demo scaffolding."""
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=NOT_SOURCE)
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(source)],
+        tmp_path,
+        _env(tmp_path),
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("hook_secret_bot-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {
+        "bot",
+        wheel.name.split("-py3")[0] + ".dist-info",
+    }
+    assert "bot/cli.py" in names and "bot/demo.py" in names
+    assert not [n for n in names if "standins" in n or "sandbox" in n or n.startswith("tests")]
+
+
+def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point(tmp_path: Path) -> None:
+    """The product never depends on test servers: only bot/demo.py names the package, and
+    only when the demo runs (the console script's other commands never load it)."""
+    users = [
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "bot").rglob("*.py")
+        if "standins" in path.read_text()
+    ]
+    assert users == ["bot/demo.py"]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.cli, bot.demo; print(sorted(sys.modules))"],
+        capture_output=True, text=True, check=True, env=_env(tmp_path),
+    )
+    assert "standins" not in done.stdout
