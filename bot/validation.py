@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import ids
-from bot.domain import HOOK_ID, NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
+from bot.domain import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
+from bot.targets.base import TargetRef
 
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
@@ -93,7 +94,7 @@ def parse_form(view: dict[str, Any]) -> RequestForm:
 def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str, str]:
     """Problems found without asking Auth0, keyed by block id."""
     errors: dict[str, str] = {}
-    if not form.hook_id or not HOOK_ID.match(form.hook_id):
+    if not form.hook_id or TargetRef.parse(form.hook_id) is None:
         errors[ids.BLOCK_HOOK] = "Choose a hook from the list."
     name = form.secret_name
     if not name:
