@@ -197,7 +197,10 @@ def test_two_replicas_change_one_action_at_once_and_both_are_deployed(
         env_b = {**env, "PORT": str(free_port())}
         store = Store(db_url)
         try:
-            with running_many([(env, tmp_path / "a"), (env_b, tmp_path / "b")]) as (a, b):
+            specs = [(env, tmp_path / "a"), (env_b, tmp_path / "b")]
+            with running_many(specs, ready=False) as (a, b):
+                for replica in (a, b):  # two cold starts at once on a shared CI machine
+                    replica.wait_ready(timeout=120)
                 driver_a = SlackDriver(t.slack, a.events_url, SIGNING_SECRET)
                 driver_b = SlackDriver(t.slack, b.events_url, SIGNING_SECRET)
                 first = request_change(t, driver_a, "ONE", "rotated-one")
