@@ -207,3 +207,38 @@ def test_an_edit_between_the_read_and_the_patch_is_detected_and_nothing_is_lost(
             told = bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
             assert "ONE" in told["text"]
             assert any("failed" in m["text"] for m in bot.slack.messages(APPROVER))
+
+
+def test_add_command_prefills_an_action_by_name_or_id(sqlite_url: str) -> None:
+    """`/hook-secret add "Enrich tokens" NAME` and `add action:{id}` select the action."""
+    with scene(sqlite_url) as s:
+        for key in (f'"{ACTION}"', f"action:{s.action_id}"):
+            mark = s.bot.slack.mark()
+            s.bot.driver.slash_command(REQUESTER, f"add {key} NEW_KEY", channel_id=ORIGIN)
+            s.bot.slack.wait_for("views.update", after=mark)
+            view = s.bot.slack.view_for_user(REQUESTER)
+            picker = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_HOOK)
+            assert picker["element"]["initial_option"]["value"] == f"action:{s.action_id}"
+            name = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_SECRET_NAME)
+            assert name["element"]["initial_value"] == "NEW_KEY"
+
+
+def test_list_shows_an_actions_names_stamps_provenance_cap_and_undeployed_edits(
+    sqlite_url: str,
+) -> None:
+    """`list` for an action: every name with Auth0's updated_at, who changed it through the
+    bot, the count against 30, and a warning when the draft holds undeployed changes."""
+    with scene(sqlite_url) as s:
+        s.change("update", "ONE", "rotated-one")
+        s.bot.auth0.actions.edit(s.action_id, {"DRAFTED": "unfinished"})
+        s.bot.driver.slash_command(REQUESTER, f'list "{ACTION}"', channel_id=ORIGIN)
+        listed = s.bot.slack.wait_for_ephemeral(REQUESTER, mentioning("of 30 secrets"))
+        lines = listed["text"].splitlines()
+        assert lines[0] == f"*{ACTION}* (`{s.action_id}`): 4 of 30 secrets"
+        assert "not deployed" in lines[1]
+        one = next(line for line in lines if line.startswith("• `ONE`"))
+        assert "updated in Auth0 " in one and f"rotated by <@{REQUESTER}>" in one
+        assert f"approved by <@{APPROVER}>" in one
+        three = next(line for line in lines if line.startswith("• `THREE`"))
+        assert three.endswith("set outside the bot") and "updated in Auth0 " in three
+        assert "value-" not in listed["text"] and "unfinished" not in listed["text"]
