@@ -10,8 +10,9 @@ from typing import TextIO
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.auth0.actions import list_actions
 from bot.auth0.client import Auth0Client
-from bot.auth0.errors import Auth0Error
+from bot.auth0.errors import Auth0Error, InsufficientScope
 from bot.logs import SECRETS
 from bot.policy import Principals
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
@@ -20,6 +21,7 @@ from bot.store import Store
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2).
 NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+ACTION_SCOPES = ("read:actions", "update:actions", "create:actions")
 GRANT_PLACE = "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
 
 
@@ -74,7 +76,9 @@ def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Ch
             if ids:
                 _run(results, label, _people_probe(slack, team_id, ids))
     _run(results, "auth0 token", lambda: _scopes(auth0))
-    _run(results, "auth0 GET /api/v2/hooks", lambda: _hooks(auth0))
+    hooks = _run(results, "auth0 GET /api/v2/hooks", lambda: _hooks(auth0))
+    actions = _run(results, "auth0 GET /api/v2/actions/actions", lambda: _actions(auth0))
+    _run(results, "auth0 targets", lambda: _targets(hooks, actions))
     _run(results, "database", lambda: _database(settings.database_url))
     return results
 
@@ -165,6 +169,33 @@ def _scopes(auth0: Auth0Client) -> str:
 def _hooks(auth0: Auth0Client) -> str:
     hooks = auth0.list_hooks()
     return f"{len(hooks)} hooks readable"
+
+
+def _actions(auth0: Auth0Client) -> str:
+    scopes = auth0.token_scopes()
+    missing = [s for s in ACTION_SCOPES if scopes is not None and s not in scopes]
+    grant = f"grant {'them' if len(missing) > 1 else 'it'} in {GRANT_PLACE}"
+    try:
+        found = list_actions(auth0)
+    except InsufficientScope:
+        raise CheckFailed(
+            f"the Auth0 application lacks {', '.join(missing) or 'read:actions'}: {grant}"
+        ) from None
+    if missing:
+        raise CheckFailed(
+            f"{len(found)} actions readable, but the Auth0 application lacks "
+            f"{', '.join(missing)} (changing needs update:actions, deploying create:actions): "
+            f"{grant}"
+        )
+    return f"{len(found)} actions readable, and the token may change and deploy them"
+
+
+def _targets(hooks: str | None, actions: str | None) -> str:
+    """Which kinds of target the request form will offer, from the two probes above."""
+    offered = [kind for kind, probe in (("actions", actions), ("hooks", hooks)) if probe]
+    if not offered:
+        raise CheckFailed("the tenant offers neither actions nor hooks to this application")
+    return "the request form offers " + " and ".join(offered)
 
 
 def _database(url: str) -> str:
