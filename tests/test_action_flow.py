@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import ids
+from bot import answers, ids
 from bot.blocks import hook_option
-from bot.models import State
+from bot.models import SecretRequest, State
 from bot.targets import TargetKind
 from standins.auth0 import FULL_SCOPES, RecordedRequest
 from tests.harness import (
@@ -242,3 +242,68 @@ def test_list_shows_an_actions_names_stamps_provenance_cap_and_undeployed_edits(
         three = next(line for line in lines if line.startswith("• `THREE`"))
         assert three.endswith("set outside the bot") and "updated in Auth0 " in three
         assert "value-" not in listed["text"] and "unfinished" not in listed["text"]
+
+
+def _failed(s: Scene, message: dict[str, Any]) -> SecretRequest:
+    """Approve and return the request's row once the apply has ended."""
+    assert s.bot.decide(message).status == 200
+    s.bot.drain()
+    row = s.bot.store.get(request_id_of(message))
+    assert row is not None and row.state == State.FAILED and row.value_ciphertext is None
+    return row
+
+
+def test_without_create_actions_nothing_is_patched_and_the_scope_is_named(
+    sqlite_url: str,
+) -> None:
+    """update:actions alone cannot publish: the bot stops before the PATCH (which would leave
+    an undeployed draft) and says that deploying needs create:actions."""
+    with scene(sqlite_url) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        s.bot.auth0.set_scopes("read:hooks", "read:actions", "update:actions")
+        s.bot.auth0.revoke_tokens()
+        row = _failed(s, message)
+        assert row.failure_reason == "insufficient_scope"
+        assert s.calls("PATCH", "") == [] and s.calls("POST", "/deploy") == []
+        told = s.bot.slack.wait_for_ephemeral(REQUESTER, mentioning("failed"))
+        assert "create:actions" in told["text"]
+
+
+def test_a_deleted_action_fails_action_not_found(sqlite_url: str) -> None:
+    """The action was deleted after the request: `action_not_found`, nothing sent."""
+    with scene(sqlite_url) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        s.bot.auth0.fail_next(1, 404, method="GET")
+        row = _failed(s, message)
+        assert row.failure_reason == "action_not_found"
+        assert s.calls("PATCH", "") == []
+        assert s.bot.audit()[-1]["outcome"] == "action_not_found"
+
+
+def test_a_full_action_is_refused_in_the_form_and_at_apply(sqlite_url: str) -> None:
+    """30 secrets: the form refuses an add (`action_full`); filled up after the request, the
+    apply fails `action_full` without a PATCH."""
+    with scene(sqlite_url) as s:
+        message = s.request("add", "LATE_KEY")
+        s.bot.auth0.actions.edit(s.action_id, {f"F_{n}": "x" for n in range(27)})
+        s.bot.auth0.actions.deploy_draft(s.action_id)
+        row = _failed(s, message)
+        assert row.failure_reason == "action_full" and s.calls("PATCH", "") == []
+        view = s.bot.open_form()
+        ack = s.bot.submit(view, name="ONE_MORE", hook=s.option())
+        assert ack.json()["errors"] == {ids.BLOCK_HOOK: answers.ACTION_FULL}
+        refused = s.bot.audit()[-1]
+        assert refused["event"] == "request.refused" and refused["outcome"] == "action_full"
+
+
+def test_a_tenant_without_hooks_offers_actions_and_says_why(sqlite_url: str) -> None:
+    """Hooks switched off: the picker still offers the action; the Hooks group says why."""
+    with scene(sqlite_url) as s:
+        s.bot.auth0.hooks_disabled = True
+        view = s.bot.open_form()
+        ack = s.bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+        assert ack.status == 200 and not ack.problems
+        actions, hooks = ack.json()["option_groups"]
+        assert [o["value"] for o in actions["options"]] == [f"action:{s.action_id}"]
+        (why,) = hooks["options"]
+        assert why["value"] == "!unavailable" and "disabled" in why["text"]["text"]

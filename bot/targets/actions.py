@@ -112,11 +112,19 @@ class ActionTarget:
         first = self.read(change.target_id)
         if progress.phase is None:  # refuse an unfinished draft before waiting for the lock
             api.plan_secret_change(first, ChangeKind(change.kind), change.name, change.value)
+            self._can_deploy()
         with self.locks.hold(f"{TargetRef(self.kind, change.target_id).tenant}:{change.target_id}"):
             resumed = progress.phase == PATCHED
             if progress.phase in (None, PLANNED):
                 self._patch(change, progress, first)
             return Applied(self._deploy(change.target_id, progress, resumed))
+
+    def _can_deploy(self) -> None:
+        """A PATCH the bot could not deploy would leave an undeployed draft that blocks every
+        later change: without ``create:actions`` (when the token lists its scopes), stop here."""
+        scopes = self.auth0.token_scopes()
+        if scopes is not None and "create:actions" not in scopes:
+            raise InsufficientScope("create:actions", api.DEPLOY_SCOPE)
 
     def _patch(self, change: Change, progress: Progress, first: Action) -> None:
         """Read again under the lock, PATCH the whole list once, check the answer."""
