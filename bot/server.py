@@ -99,7 +99,8 @@ class BotServer(WSGIServer):
         self.runtime = build_runtime(self.settings)
         self.runtime.start_sweeper()
         log.info("serving Slack over HTTP", port=self.port, threads=self.threads)
-        return self.runtime.wsgi()
+        secret = self.settings.slack_signing_secret
+        return self.runtime.wsgi(secret.get_secret_value() if secret else "")
 
     def on_exit(self) -> None:
         if self.runtime is not None:
