@@ -15,7 +15,7 @@ from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
 
-from bot import slack_body
+from bot import outage, slack_body
 from bot.logs import get_logger
 from bot.metrics import Metrics
 from bot.store import Store
@@ -29,12 +29,16 @@ MAX_BODY = 1 << 20
 # /healthz answers within this many seconds even when the database hangs (a load balancer's
 # probe usually gives up after a few seconds and should see a 503, not a timeout).
 HEALTH_DEADLINE = 2.0
+# Requests that record something: while the database is down they are answered "nothing was
+# recorded" at once, judged by a database check at most this many seconds old.
+RECORDING = ("view_submission", "block_actions")
+RECENT = 1.0
 
 
 def wsgi_app(app: App, store: Store, metrics: Metrics, *, signing_secret: str) -> WSGIApp:
     """Route ``/slack/events`` to Bolt, ``/healthz`` to the database check, ``/metrics``."""
-    slack = SlackEvents(app, SignatureVerifier(signing_secret), metrics)
-    health = Health(store.ping)
+    health = Health(store.writable)
+    slack = SlackEvents(app, SignatureVerifier(signing_secret), metrics, health)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -64,10 +68,13 @@ def wsgi_app(app: App, store: Store, metrics: Metrics, *, signing_secret: str) -
 class SlackEvents:
     """``POST /slack/events``: bounded, verified, parsed as Slack sends it, then Bolt's."""
 
-    def __init__(self, app: App, verifier: SignatureVerifier, metrics: Metrics) -> None:
+    def __init__(
+        self, app: App, verifier: SignatureVerifier, metrics: Metrics, health: Health
+    ) -> None:
         self._app = app
         self._verifier = verifier
         self._metrics = metrics
+        self._health = health
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -95,6 +102,10 @@ class SlackEvents:
             # Signed, yet not what Slack sends: answered like bad input, nothing runs.
             log.warning("malformed Slack request", problem=why)  # where, never what
             return kind, _plain(400, "Malformed Slack request; nothing was done.")
+        if kind in RECORDING and not self._health.recent():
+            # Said before any listener runs: an ack followed by a failure in the background
+            # would leave the person with silence.
+            return kind, outage.answer(body)
         request = slack_body.ParsedRequest(
             raw.decode("utf-8"), body, environ.get("QUERY_STRING", ""), headers
         )
@@ -141,6 +152,15 @@ class Health:
         self._deadline = deadline
         self._lock = threading.Lock()
         self._inflight: Future[bool] | None = None
+        self._last: tuple[float, bool] | None = None
+
+    def recent(self, max_age: float = RECENT) -> bool:
+        """The answer of a check at most ``max_age`` seconds old, else ``ok()``."""
+        with self._lock:
+            last = self._last
+        if last is not None and time.monotonic() - last[0] <= max_age:
+            return last[1]
+        return self.ok()
 
     def ok(self) -> bool:
         """Whether the database answered, waiting at most the deadline."""
@@ -159,9 +179,12 @@ class Health:
 
     def _run(self, future: Future[bool]) -> None:
         try:
-            future.set_result(bool(self._ping()))
+            healthy = bool(self._ping())
         except Exception:  # any failure means "not healthy"
-            future.set_result(False)
+            healthy = False
+        with self._lock:
+            self._last = (time.monotonic(), healthy)
+        future.set_result(healthy)
 
 
 def _header(headers: dict[str, str | Sequence[str]], name: str) -> str:
