@@ -132,7 +132,7 @@ class ParsedRequest(BoltRequest):
         self,
         raw: str,
         body: dict[str, Any],
-        query: str,
+        query: str | dict[str, Sequence[str]],
         headers: dict[str, str | Sequence[str]],
         context: dict[str, Any] | None = None,
     ) -> None:
@@ -149,7 +149,7 @@ class ParsedRequest(BoltRequest):
         return ParsedRequest(
             self.raw_body,
             copy.deepcopy(self.body),
-            "",
+            self.query,
             dict(self.headers),
             self.context.to_copyable(),
         )

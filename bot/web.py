@@ -91,6 +91,7 @@ class SlackEvents:
             return "unknown", _plain(413, "Slack never sends a body this large.")
         headers = WsgiHttpRequest(environ).get_headers()
         body: dict[str, Any] | None = None
+        why = ""
         try:
             body = slack_body.parse(raw, environ.get("CONTENT_TYPE"))
         except slack_body.Malformed as problem:
@@ -110,7 +111,6 @@ class SlackEvents:
             raw.decode("utf-8"), body, environ.get("QUERY_STRING", ""), headers
         )
         return kind, self._app.dispatch(request)
-
 
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
         timestamp = _header(headers, "x-slack-request-timestamp")

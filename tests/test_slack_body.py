@@ -305,3 +305,13 @@ def test_a_malformed_field_is_named_by_where_it_is_never_by_its_value() -> None:
         slack_body.parse(body, FORM)
     assert "view.type" in str(refused.value) and "view.private_metadata" in str(refused.value)
     assert "s3cr3t" not in str(refused.value)
+
+
+def test_a_copied_request_keeps_the_parsed_body_and_stays_verifiable() -> None:
+    """Bolt's copies (for lazy listeners) keep our parse and the raw bytes Bolt verifies."""
+    raw = urlencode({"command": "/hook-secret", "team_id": "T", "user_id": "U", "text": "payload"})
+    body = slack_body.parse(raw.encode(), FORM)
+    request = slack_body.ParsedRequest(raw, body, "a=1", {"content-type": FORM})
+    copied = request.to_copyable()
+    assert (copied.body, copied.raw_body, copied.mode) == (body, raw, "http")
+    assert copied.query == {"a": ["1"]} and copied.context.team_id == "T"
