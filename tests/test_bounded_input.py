@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.deadlines import Deadlines
 from bot.sandbox.auth0 import Auth0Sandbox
 from bot.sandbox.slack import SlackDriver, SlackStandIn
 from bot.server import BODY_TIMEOUT, HEADER_TIMEOUT
@@ -197,3 +198,23 @@ def test_trickled_headers_and_bodies_lose_their_connection_not_a_thread(served: 
     assert max(waits) < limit
     served.still_serves()
     assert httpx.get(f"{served.bot.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_guarded_socket_is_shut_at_its_deadline_unless_released() -> None:
+    """The deadline wakes a blocked read with end-of-file; a released socket is left alone,
+    and extending moves the deadline."""
+    deadlines = Deadlines()
+    cut, cut_peer = socket.socketpair()
+    kept, kept_peer = socket.socketpair()
+    started = time.monotonic()
+    deadlines.guard(cut, 0.3)
+    deadlines.extend(0.6)
+    assert cut.recv(1) == b""  # woken by the shutdown, not by the peer
+    assert 0.5 < time.monotonic() - started < 5.0
+    deadlines.guard(kept, 0.2)
+    deadlines.release()
+    kept.settimeout(0.6)
+    with pytest.raises(TimeoutError):
+        kept.recv(1)
+    for sock in (cut, cut_peer, kept, kept_peer):
+        sock.close()
