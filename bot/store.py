@@ -85,7 +85,8 @@ class Store:
         try:
             with self._write_lock, self.engine.connect() as connection:
                 transaction = connection.begin()
-                connection.execute(text("SELECT 1 FROM secret_requests LIMIT 1"))
+                for table in ("secret_requests", "audit_log"):  # a request writes both
+                    connection.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))  # noqa: S608 - fixed names
                 if connection.dialect.name == "postgresql":
                     read_only = connection.execute(text("SHOW transaction_read_only")).scalar()
                     if read_only != "off":

@@ -37,6 +37,7 @@ from tests.bot_process import (
     workspace,
 )
 from tests.conftest import PG_URL, _schema_sql, private_schema_url
+from tests.harness import running_bot
 
 
 def _health(bot: BotProcess) -> int:
@@ -308,3 +309,20 @@ def test_a_submission_is_answered_under_its_first_field_and_a_command_in_text() 
     assert notice["response_action"] == "update"
     assert NOT_RECORDED in json.dumps(notice["view"])
     assert NOT_RECORDED in answer({"command": "/hook-secret", "text": "add"}).body
+
+
+def test_a_database_lost_mid_request_is_answered_like_an_outage(sqlite_url: str) -> None:
+    """The file vanishing right after the bot last saw it healthy: the submission that
+    fails inside the listener is still told nothing was recorded, and nothing is stored."""
+    with running_bot(sqlite_url) as bot:
+        assert bot.submit(bot.open_form(), name="FIRST_KEY").status == 200
+        view = bot.open_form()
+        database = Path(bot.store.url.removeprefix("sqlite:///"))
+        database.rename(database.with_suffix(".moved"))
+        ack = bot.submit(view, name="LOST_KEY")
+        assert ack.status == 200 and not ack.problems
+        assert list(ack.json()["errors"].values()) == [NOT_RECORDED]
+        assert not database.exists()
+        database.with_suffix(".moved").rename(database)
+        bot.drain()
+        assert "LOST_KEY" not in {r.get("secret_name") for r in bot.audit()}
