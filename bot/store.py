@@ -337,6 +337,19 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
             max_overflow=10,
             connect_args={"connect_timeout": CONNECT_TIMEOUT},
         )
+    engine = _sqlite_engine(url, path)
+    if writer:
+        # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
+        # so that concurrent writers (other processes too) serialise instead of forking the
+        # audit chain.
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _sqlite_engine(url: str, path: Path | None) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
@@ -362,14 +375,6 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
         def _checkout(_: Any, record: Any, __: Any) -> None:
             if _identity(path) != record.info.get("file"):
                 raise exc.DisconnectionError(f"the SQLite database {path} is gone or replaced")
-
-    if writer:
-        # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
-        # so that concurrent writers (other processes too) serialise instead of forking the
-        # audit chain.
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
