@@ -183,7 +183,13 @@ class Health:
         except Exception:  # any failure means "not healthy"
             healthy = False
         with self._lock:
+            was = self._last[1] if self._last else True
             self._last = (time.monotonic(), healthy)
+        if was != healthy:  # one line per change, not one per probe
+            if healthy:
+                log.info("the database records requests again")
+            else:
+                log.warning("the database can't record requests: /healthz answers 503")
         future.set_result(healthy)
 
 
