@@ -87,7 +87,8 @@ def _run(_: argparse.Namespace) -> int:
 
 def _check(_: argparse.Namespace) -> int:
     settings = load_app_settings(Mode.CHECK)
-    configure_logging("WARNING", settings.log_format, sys.stderr)
+    # check's output is its lines alone: a failure it finds is on its line, not in a log line.
+    configure_logging("CRITICAL", settings.log_format, sys.stderr)
     from bot.check import run_checks
 
     return run_checks(settings)
