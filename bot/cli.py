@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -257,9 +256,12 @@ def _verify_trail(session: Session) -> int:
 def _export(args: argparse.Namespace) -> int:
     settings = _store_settings()
 
+    # The sink that prints the live lines: an exported line is byte for byte the one `run` printed.
+    sink = audit.AuditSink(sys.stdout)
+
     def write(session: Session) -> int:
         for record in audit.export(session, args.since):
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.emit(record)
         return 0
 
     return _read_trail(settings, write)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -304,6 +305,19 @@ def test_approvals_off_from_dotenv_is_a_working_self_service_bot(tmp_path: Path)
         events = [r["event"] for r in bot.audit() if r.get("secret_name") == "SELF_KEY"]
         assert events == ["request.submitted", "request.approved", "secret.added"]
         assert value not in bot.output()
+    # `audit export`, with the same .env, prints exactly the audit lines `run` printed.
+    printed = [line for line in bot.stdout.read_text().splitlines() if '"audit":true' in line]
+    exported = _child([sys.executable, "-m", "bot", "audit", "export"], _clean_env(), workdir)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.splitlines() == printed and len(printed) == 3
+    # Every field those lines carry is in the README's table of audit fields.
+    assert {key for record in bot.audit() for key in record} - _audit_fields() == set()
+
+
+def _audit_fields() -> set[str]:
+    """The names the README's audit field table documents."""
+    table = README.split("| field | meaning |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", table))
 
 
 def _self_service_add(
