@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -13,7 +14,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.gthread import ThreadWorker
 
 from bot.deadlines import Deadlines
-from bot.logs import get_logger
+from bot.logs import SECRETS, get_logger
 from bot.runtime import Runtime, StartupError, build_runtime, preflight
 from bot.settings import Settings
 from bot.web import StartResponse, WSGIApp
@@ -182,5 +183,7 @@ def _preflight_or_exit(settings: Settings) -> None:
     try:
         preflight(settings)
     except StartupError as error:
+        # A plain line first, for the person at a terminal; then the log line, for collectors.
+        print(f"cannot start: {SECRETS.scrub(str(error))}", file=sys.stderr, flush=True)
         log.error("cannot start", problem=str(error))
         raise SystemExit(EXIT_STARTUP) from None
