@@ -60,17 +60,7 @@ def run_demo(out: TextIO | None = None) -> int:
             story.play_action(services.targets[TargetKind.ACTION].find(action_id))
             story.driver.close()
         store.close()
-        story.say(
-            f"the hook {HOOK} in Auth0 now holds",
-            f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
-            "bot's database kept only ciphertext, erased once applied)",
-        )
-        story.say(
-            f"the action {ACTION} in Auth0 now runs",
-            f"version {auth0.actions.deployed_number(action_id)} with secrets "
-            f"{', '.join(sorted(auth0.actions.deployed_secrets(action_id)))} (CRM_KEY kept its "
-            "value: the bot sent it by name only)",
-        )
+        _tenant_now(story, auth0, hook_id, action_id)
         story.trail(audit_lines.getvalue())
         _kept(out, settings)
         places = {
@@ -82,6 +72,21 @@ def run_demo(out: TextIO | None = None) -> int:
         deployed = auth0.actions.deployed_secrets(action_id)
         applied = "VENDOR_API_KEY" in auth0.secrets(hook_id)
         return _verdict(out, places, applied and deployed["PARTNER_TOKEN"] == DEMO_ACTION_VALUE)
+
+
+def _tenant_now(story: Story, auth0: Auth0Sandbox, hook_id: str, action_id: str) -> None:
+    """What the hook and the action hold in Auth0 after the story (names only)."""
+    story.say(
+        f"the hook {HOOK} in Auth0 now holds",
+        f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
+        "bot's database kept only ciphertext, erased once applied)",
+    )
+    story.say(
+        f"the action {ACTION} in Auth0 now runs",
+        f"version {auth0.actions.deployed_number(action_id)} with secrets "
+        f"{', '.join(sorted(auth0.actions.deployed_secrets(action_id)))} (CRM_KEY kept its "
+        "value: the bot sent it by name only)",
+    )
 
 
 def _settings(slack: SlackStandIn, auth0: Auth0Sandbox, database_url: str) -> Settings:
