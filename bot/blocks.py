@@ -229,7 +229,7 @@ def _request_inputs(
 
 def _summary(request: SecretRequest) -> str:
     lines = [
-        f"*{_noun(request).capitalize()}:* {esc(request.hook_name)} (`{request.hook_id}`)",
+        f"*{target_noun(request).capitalize()}:* {esc(request.hook_name)} (`{request.hook_id}`)",
         f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
         f"*Requested by:* <@{request.requester}>",
     ]
@@ -248,7 +248,7 @@ def approval_message(
     head = f"{mention} " if mention else ""
     text = (
         f"{head}<@{request.requester}> asks to {VERB[Kind(request.kind)]} secret "
-        f"`{esc(request.secret_name)}` on {_noun(request)} {esc(request.hook_name)}"
+        f"`{esc(request.secret_name)}` on {target_noun(request)} {esc(request.hook_name)}"
     )
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
@@ -282,7 +282,7 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         if request.decided_by and request.decided_by != request.requester
         else "self-confirmed (no approval required)"
     )
-    noun = _noun(request)
+    noun = target_noun(request)
     deployed = (
         f" and deployed as version {request.target_version}"
         if noun == TargetKind.ACTION and request.target_version is not None
@@ -333,9 +333,18 @@ def info_modal(title: str, text: str) -> dict[str, Any]:
     return view.to_dict()
 
 
-def _noun(request: SecretRequest) -> str:
+def target_noun(request: SecretRequest) -> str:
     """What the request changes, as people read it: "hook" or "action"."""
     return str(TargetKind(request.target_kind or TargetKind.HOOK))
+
+
+def failure_effect(request: SecretRequest, unknown: bool) -> str:
+    """What a failed apply left behind, as people are told it."""
+    if unknown:  # a timeout or a lost answer: don't promise nothing changed
+        return ""
+    if request.target_kind == TargetKind.ACTION and request.apply_phase not in (None, "planned"):
+        return " Nothing was deployed; the action's draft in Auth0 holds the change."
+    return " Nothing was changed by it."
 
 
 def _message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:

@@ -153,7 +153,8 @@ def test_an_undeployed_draft_is_refused_without_a_patch(sqlite_url: str) -> None
         failed = s.bot.audit()[-1]
         assert failed["event"] == "request.failed" and failed["outcome"] == "draft_not_deployed"
         told = s.bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
-        assert request_id_of(message) in told["text"]
+        assert request_id_of(message) in told["text"] and f"on action {ACTION}" in told["text"]
+        assert "Nothing was changed by it." in told["text"]
         assert s.bot.auth0.actions.deployed_secrets(s.action_id) == OTHERS
 
 
@@ -170,6 +171,8 @@ def test_a_failed_build_is_reported_without_a_deploy(sqlite_url: str) -> None:
         assert len(s.calls("PATCH", "")) == 1 and s.calls("POST", "/deploy") == []
         assert s.bot.auth0.actions.deployed_secrets(s.action_id) == OTHERS
         assert s.bot.audit()[-1]["outcome"] == "build_failed"
+        told = s.bot.slack.wait_for_ephemeral(REQUESTER, mentioning("failed"))
+        assert "Nothing was deployed" in told["text"] and "Nothing was changed" not in told["text"]
 
 
 def test_an_edit_between_the_read_and_the_patch_is_detected_and_nothing_is_lost(
