@@ -12,7 +12,7 @@ from typing import Any
 from bot import answers, ids
 from bot.blocks import hook_option
 from bot.models import SecretRequest, State
-from bot.targets import TargetKind
+from bot.targets import ActionTarget, TargetKind
 from standins.auth0 import FULL_SCOPES, RecordedRequest
 from tests.harness import (
     APPROVALS,
@@ -281,6 +281,8 @@ def test_a_deleted_action_fails_action_not_found(sqlite_url: str) -> None:
         assert row.failure_reason == "action_not_found"
         assert s.calls("PATCH", "") == []
         assert s.bot.audit()[-1]["outcome"] == "action_not_found"
+        target = s.bot.services.targets[TargetKind.ACTION]
+        assert isinstance(target, ActionTarget) and target.catalog.cached(s.action_id) is None
 
 
 def test_a_full_action_is_refused_in_the_form_and_at_apply(sqlite_url: str) -> None:
