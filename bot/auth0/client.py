@@ -587,9 +587,10 @@ def _parse_token(data: Any, now: float) -> _Token:
         raise Auth0Unavailable(_UNREADABLE)
     lifetime = float(data.get("expires_in", 86400))
     scope = data.get("scope")
-    # Teach the log redactor the token for as long as the process lives (it is valid for a
-    # day, longer than the registry remembers ordinary values), so no log line prints it.
-    SECRETS.pin(data["access_token"])
+    # Teach the log redactor the token while it is in use (it is valid for a day, longer than
+    # the registry remembers ordinary values); its renewal takes its slot, keeping the
+    # registry bounded (any older token still matches the JWT shape).
+    SECRETS.pin(data["access_token"], slot="auth0-access-token")
     return _Token(
         value=SecretStr(data["access_token"]),
         renew_at=now + max(lifetime - _TOKEN_EARLY_RENEWAL, lifetime / 2),
