@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -182,8 +183,7 @@ def open_modal(
     client: WebClient, respond: Respond, trigger_id: str, view: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Open a modal and return it; when Slack refuses (rate limit, stale trigger), say so."""
-    # One try with a short timeout: a retry that sleeps out a rate limit outlives the trigger.
-    once = WebClient(token=client.token, base_url=client.base_url, timeout=TRIGGER_SECONDS)
+    once = _one_try(client.token, client.base_url)
     try:
         opened: dict[str, Any] = once.views_open(trigger_id=trigger_id, view=view)["view"]
     except (SlackApiError, SlackClientError, OSError) as error:
@@ -196,6 +196,13 @@ def open_modal(
         )
         return None
     return opened
+
+
+@functools.lru_cache(maxsize=8)
+def _one_try(token: str | None, base_url: str) -> WebClient:
+    """A client that tries once, with a short timeout: a retry that sleeps out a rate limit
+    outlives the trigger. Built once per token, not per modal (WebClient is thread-safe)."""
+    return WebClient(token=token, base_url=base_url, timeout=TRIGGER_SECONDS)
 
 
 def describe_state(request: SecretRequest) -> str:
