@@ -24,7 +24,7 @@ import httpx
 from benchmarks.common import Stack, machine, memory_mib, stack
 from bot import ids
 from bot.sandbox.slack import ApiCall, SlackDriver
-from tests.bot_process import APPROVALS, APPROVER, ORIGIN, REQUESTER
+from tests.bot_process import APPROVALS, APPROVER, CLIENT_SECRET, ORIGIN, REQUESTER
 
 SETTLE = 3.0
 WAIT = 60.0
@@ -44,16 +44,32 @@ def _settle(url: str) -> None:
     httpx.get(url + "/healthz", timeout=10)
 
 
-def _posted(env: Stack, mark: int, channel: str, name: str) -> ApiCall:
+def _posted(env: Stack, mark: int, channel: str, *words: str) -> ApiCall:
     return env.slack.wait_for(
         "chat.postMessage",
-        lambda c: c.ok and c.args.get("channel") == channel and f"`{name}`" in c.args["text"],
+        lambda c: (
+            c.ok and c.args.get("channel") == channel and all(w in c.args["text"] for w in words)
+        ),
         timeout=WAIT,
         after=mark,
     )
 
 
-def _flow(env: Stack, driver: SlackDriver, person: Person, name: str) -> None:
+def _admin(env: Stack) -> httpx.Client:
+    """A Management API client of Auth0 itself (the sandbox), as an administrator uses it."""
+    token = httpx.post(
+        env.auth0.url + "/oauth/token",
+        json={
+            "grant_type": "client_credentials",
+            "client_id": env.auth0.client_id,
+            "client_secret": CLIENT_SECRET,
+            "audience": env.auth0.audience,
+        },
+    ).json()["access_token"]
+    return httpx.Client(base_url=env.auth0.url, headers={"Authorization": f"Bearer {token}"})
+
+
+def _flow(env: Stack, driver: SlackDriver, admin: httpx.Client, person: Person, name: str) -> None:
     """One request from ``/hook-secret add`` to the confirmation that it was applied."""
     mark = env.slack.mark()
     fields = driver.slash_command_fields(REQUESTER, "add", channel_id=ORIGIN)
@@ -72,7 +88,7 @@ def _flow(env: Stack, driver: SlackDriver, person: Person, name: str) -> None:
     }
     submitted = driver.view_submission(REQUESTER, opened.response["view"], values)
     assert submitted.status == 200 and not submitted.body, submitted.body
-    message = _posted(env, mark, APPROVALS, name).response["message"]
+    message = _posted(env, mark, APPROVALS, f"`{name}`").response["message"]
     request_id = next(
         e["value"]
         for b in message["blocks"]
@@ -90,8 +106,10 @@ def _flow(env: Stack, driver: SlackDriver, person: Person, name: str) -> None:
     )
     decided = driver.view_submission(APPROVER, modal.response["view"], {ids.BLOCK_COMMENT: None})
     assert decided.status == 200, decided.body
-    _posted(env, click, ORIGIN, name)
-    env.auth0.set_secrets(person.hook_id, {})
+    _posted(env, click, ORIGIN, f"`{name}`", APPROVER)  # the confirmation names the approver
+    # Another administrator deletes it in Auth0, so that the hook never fills up.
+    removed = admin.request("DELETE", f"/api/v2/hooks/{person.hook_id}/secrets", json=[name])
+    removed.raise_for_status()
 
 
 def _people(env: Stack, url: str, n: int) -> list[Person]:
@@ -109,9 +127,9 @@ def _people(env: Stack, url: str, n: int) -> list[Person]:
 
 def _round(env: Stack, url: str, people: list[Person], first: int, count: int) -> None:
     def worker(index: int) -> None:
-        with env.driver(url + "/slack/events") as driver:
+        with env.driver(url + "/slack/events") as driver, _admin(env) as admin:
             for n in range(first + index, first + count, len(people)):
-                _flow(env, driver, people[index], f"MEM_{n:06d}")
+                _flow(env, driver, admin, people[index], f"MEM_{n:06d}")
 
     with ThreadPoolExecutor(len(people)) as pool:
         for future in [pool.submit(worker, i) for i in range(len(people))]:
