@@ -19,9 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.common import Stack, machine, run_load, stack, worker_pid
+
+RATE = 500  # samples per second
 
 
 def _bodies(env: Stack, bot_url: str, kind: str, n: int, tag: str) -> list[str]:
@@ -37,20 +40,36 @@ def _frame(raw: str) -> str:
     return f"{name} {where.rstrip(')').rsplit('/', 1)[-1]}"
 
 
-def _top(collapsed: Path, count: int) -> tuple[int, list[tuple[str, int, int]]]:
-    """Samples in all, and the ``count`` frames with the most own samples (own, total)."""
-    own: collections.Counter[str] = collections.Counter()
-    total: collections.Counter[str] = collections.Counter()
-    samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack_text, _, weight = line.rpartition(" ")
-        frames = [_frame(f) for f in stack_text.split(";")]
-        n = int(weight)
-        samples += n
-        own[frames[-1]] += n
-        for frame in set(frames):
-            total[frame] += n
-    return samples, [(frame, n, total[frame]) for frame, n in own.most_common(count)]
+@dataclass
+class Profile:
+    """Samples per frame: on the CPU themselves (own) and with their callees (total)."""
+
+    samples: int = 0
+    own: collections.Counter[str] = field(default_factory=collections.Counter)
+    total: collections.Counter[str] = field(default_factory=collections.Counter)
+    ours: set[str] = field(default_factory=set)  # frames of the bot's own modules
+
+    @classmethod
+    def read(cls, collapsed: Path) -> Profile:
+        profile = cls()
+        for line in collapsed.read_text().splitlines():
+            stack_text, _, weight = line.rpartition(" ")
+            raw = stack_text.split(";")
+            frames = [_frame(f) for f in raw]
+            n = int(weight)
+            profile.samples += n
+            profile.own[frames[-1]] += n
+            for frame in set(frames):
+                profile.total[frame] += n
+            profile.ours.update(f for f, r in zip(frames, raw, strict=True) if "/bot/" in r)
+        return profile
+
+    def table(self, frames: list[str]) -> str:
+        rows = ["| own % | total % | function |", "|---|---|---|"]
+        for frame in frames:
+            own, total = (100 * c[frame] / self.samples for c in (self.own, self.total))
+            rows.append(f"| {own:.1f} | {total:.1f} | `{frame}` |")
+        return "\n".join(rows)
 
 
 def main() -> None:
@@ -72,7 +91,15 @@ def main() -> None:
             bodies = _bodies(env, bot.url, args.kind, args.requests, "p")
             out = env.workdir / "profile.txt"
             pid = str(worker_pid(bot.proc.pid))
-            options = ["--format", "raw", "--gil", "--function", "--rate", "500", "--nonblocking"]
+            options = [
+                "--format",
+                "raw",
+                "--gil",
+                "--function",
+                "--rate",
+                str(RATE),
+                "--nonblocking",
+            ]
             sampler = subprocess.Popen(
                 [spy, "record", "--pid", pid, *options, "--output", str(out)],
                 stdout=subprocess.DEVNULL,
@@ -85,12 +112,16 @@ def main() -> None:
             sampler.wait(30)
         finally:
             bot.stop()
-        samples, top = _top(out, args.top)
+        profile = Profile.read(out)
     print(f"Machine: {machine()}")
-    print(f"{args.kind}: {len(result['latencies'])} requests, {samples} samples of active threads")
-    print("| own % | total % | function |\n|---|---|---|")
-    for frame, n, with_callees in top:
-        print(f"| {100 * n / samples:.1f} | {100 * with_callees / samples:.1f} | `{frame}` |")
+    per_request = profile.samples / RATE / len(result["latencies"]) * 1000
+    print(
+        f"{args.kind}: {len(result['latencies'])} requests, {profile.samples} samples holding "
+        f"the GIL (about {per_request:.1f} ms of the worker's CPU per request)\n"
+    )
+    print(profile.table([frame for frame, _ in profile.own.most_common(args.top)]))
+    ours = sorted(profile.ours, key=lambda f: -profile.total[f])[: args.top]
+    print("\nThe bot's own functions, by total:\n\n" + profile.table(ours))
 
 
 if __name__ == "__main__":
