@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
+from bot.commits import GroupCommit
 from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,14 +41,13 @@ class Store:
         self.url = url
         self.engine = _make_engine(url, writer=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite: reads need no write lock (WAL lets them run beside the writer), and writers
-        # queue on a lock in this process instead of in SQLite's sleeping busy handler.
+        # SQLite: reads need no write lock (WAL lets them run beside the writer).
         sqlite = url.startswith("sqlite")
         self._read_engine = _make_engine(url, writer=False) if sqlite else self.engine
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if sqlite else nullcontext()
-        )
+        # Writers queue in this process (not in SQLite's sleeping busy handler, nor on the
+        # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
+        self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
 
     def migrate(self) -> None:
@@ -81,7 +80,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; its audit records are printed only once it commits."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             tx = Tx(session)
             yield tx
         for record in tx.audited:
@@ -130,7 +129,7 @@ class Store:
     def claim_post(self, request_id: str) -> bool:
         """Take the right to post a request's approval message: one replica posts it."""
         now = datetime.now(UTC)
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             result = session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id, _postable(now - POST_LEASE))
@@ -140,7 +139,7 @@ class Store:
 
     def release_post(self, request_id: str) -> None:
         """Give the claim back after a failed post, so that a later sweep tries again."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id, SecretRequest.approval_ts.like("posting:%"))
@@ -168,7 +167,7 @@ class Store:
 
     def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
         """Remember where the approval request was posted, to update it once decided."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id)
