@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 from benchmarks.common import Stack, machine, run_load, stack, worker_pid
 
 RATE = 500  # samples per second
+OURS = re.compile(r"[(/]bot/(?!sandbox/)")  # a frame in the bot's package, not its stand-ins
 
 
 def _bodies(env: Stack, bot_url: str, kind: str, n: int, tag: str) -> list[str]:
@@ -61,7 +63,7 @@ class Profile:
             profile.own[frames[-1]] += n
             for frame in set(frames):
                 profile.total[frame] += n
-            profile.ours.update(f for f, r in zip(frames, raw, strict=True) if "/bot/" in r)
+            profile.ours.update(f for f, r in zip(frames, raw, strict=True) if OURS.search(r))
         return profile
 
     def table(self, frames: list[str]) -> str:
