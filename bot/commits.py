@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
+
+from bot.logs import get_logger
+
+log = get_logger(__name__)
 
 # A batch's first member waits for the others' work (a few ms each) and one commit: 16 shares
 # an fsync widely and keeps that wait within tens of milliseconds.
@@ -20,6 +24,7 @@ class _Batch:
 
     session: Session
     members: int = 0
+    committed: list[Callable[[], None]] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -45,8 +50,10 @@ class GroupCommit:
         self._batch: _Batch | None = None
 
     @contextmanager
-    def member(self) -> Iterator[Session]:
-        """A session inside the shared transaction; returns once the work is committed."""
+    def member(self, on_commit: Callable[[], None] | None = None) -> Iterator[Session]:
+        """A session inside the shared transaction; returns once the work is committed.
+        ``on_commit`` runs after the commit, in the order members wrote, before any later
+        batch commits (audit lines print in chain order)."""
         with self._count:
             self._waiting += 1
         self._turn.acquire()
@@ -56,6 +63,8 @@ class GroupCommit:
         try:
             with batch.session.begin_nested():
                 yield batch.session
+            if on_commit is not None:
+                batch.committed.append(on_commit)
         finally:
             self._leave(batch)
         batch.done.wait()
@@ -92,6 +101,16 @@ class GroupCommit:
                     batch.error = error  # close() below rolls back what is left
                 finally:
                     batch.session.close()
-                    batch.done.set()
+                if batch.error is None:
+                    _run_all(batch.committed)
+                batch.done.set()
         finally:
             self._turn.release()
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the rows are committed: one failed print must not hide the others
+            log.exception("after-commit step failed")

@@ -80,11 +80,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; its audit records are printed only once it commits."""
-        with self._writes.member() as session:
+
+        def printed() -> None:
+            for record in tx.audited:
+                self.sink.emit(record)
+
+        with self._writes.member(printed) as session:
             tx = Tx(session)
             yield tx
-        for record in tx.audited:
-            self.sink.emit(record)
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Record an event that changes no request (a refusal, a denial)."""
