@@ -66,7 +66,9 @@ def _admin(env: Stack) -> httpx.Client:
             "audience": env.auth0.audience,
         },
     ).json()["access_token"]
-    return httpx.Client(base_url=env.auth0.url, headers={"Authorization": f"Bearer {token}"})
+    # A connection per call: the sandbox closes idle keep-alive connections between flows.
+    headers = {"Authorization": f"Bearer {token}", "Connection": "close"}
+    return httpx.Client(base_url=env.auth0.url, headers=headers)
 
 
 def _flow(env: Stack, driver: SlackDriver, admin: httpx.Client, person: Person, name: str) -> None:
