@@ -3,6 +3,9 @@ the deploy, and two replicas changing one action at the same moment."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -144,7 +147,7 @@ def test_sigkill_between_patch_and_deploy_resumes_with_one_deploy_and_no_second_
                 request_id = request_id_of(message)
                 approve(t, driver, message)
                 wait_row(store, request_id, lambda r: r.apply_phase == "patched")
-                first.proc.kill()
+                kill_tree(first.proc.pid)
                 first.proc.wait(10)
             assert t.calls("PATCH") == 1 and t.calls("POST", "/deploy") == 0
             _lease_passed(store, request_id)
@@ -161,6 +164,19 @@ def test_sigkill_between_patch_and_deploy_resumes_with_one_deploy_and_no_second_
             assert audit_verify(env, tmp_path / "verify") == 0
         finally:
             store.close()
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process under it, as a crashed host takes them all (the
+    gunicorn worker applying the change would otherwise outlive its master)."""
+    victims = [pid]
+    for parent in victims:  # grows while walking: children, then theirs
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = (task / "children").read_text().split()
+            victims.extend(int(child) for child in children)
+    for victim in reversed(victims):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
 
 
 def _settled(row: SecretRequest) -> bool:
