@@ -1,6 +1,6 @@
 """End to end under Auth0's free-tier rate limit: submit → approve → applied, none lost.
 
-    python -m benchmarks.end_to_end [--requests N] [--people K]
+    python -m benchmarks.end_to_end [--requests N] [--people K] [--action [--build-seconds S]]
 
 The Auth0 sandbox enforces the free tier's limit (2 requests burst, 2 per second) on the
 Management API. K requester/approver pairs work at once, each through the real flow over HTTP:
@@ -8,6 +8,10 @@ Management API. K requester/approver pairs work at once, each through the real f
 when every confirmation has been posted (or after a deadline). It reports throughput, the
 submit→confirmation latency, how often Auth0 answered 429, and checks that no request was
 lost, none applied twice, and no rate-limit error reached anyone in Slack.
+
+With ``--action`` every request adds a secret to one Auth0 Action instead (whole-list PATCH,
+build, deploy; at most 30 secrets per action, so N ≤ 27): it reports the Auth0 calls per
+action change and the submit→deployed (confirmation) time.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import httpx
 
 from benchmarks.common import Stack, machine, percentile, stack
 from bot import ids
-from standins.auth0 import RateLimit
+from standins.auth0 import FULL_SCOPES, RateLimit
 from standins.slack import SlackDriver
 from tests.bot_process import APPROVALS, ORIGIN
 
@@ -42,7 +46,9 @@ def _pick(driver: SlackDriver, requester: str, view: dict[str, Any], hook: str) 
     (the bot answers options loads within 2 s from its cache, empty before the first load)."""
     for _ in range(30):
         ack = driver.block_suggestion(requester, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
-        options = [o for o in ack.payload().get("options", []) if o["value"] == hook]
+        groups = ack.payload().get("option_groups") or [ack.payload()]
+        offered = [o for g in groups for o in g.get("options", [])]
+        options = [o for o in offered if o["value"] == hook]
         if options:
             return options[0]
         time.sleep(1)
@@ -114,6 +120,7 @@ def _drive(
     names: list[str],
     pairs: list[tuple[str, str]],
     hooks: list[str],
+    per_target: int = SECRETS_PER_HOOK,
 ) -> tuple[dict[str, Any], dict[str, float], float]:
     """Run every request through the flow; what each got, when each was confirmed, how long."""
     started = time.monotonic()
@@ -132,9 +139,7 @@ def _drive(
     watcher.start()
     with ThreadPoolExecutor(len(pairs)) as pool:
         futures = [
-            pool.submit(
-                _one, env, events_url, *pairs[i % len(pairs)], hooks[i // SECRETS_PER_HOOK], name
-            )
+            pool.submit(_one, env, events_url, *pairs[i % len(pairs)], hooks[i // per_target], name)
             for i, name in enumerate(names)
         ]
         results = dict(zip(names, (f.result() for f in futures), strict=True))
@@ -149,7 +154,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--people", type=int, default=5)
+    parser.add_argument("--action", action="store_true", help="change one Auth0 Action")
+    parser.add_argument("--build-seconds", type=float, default=2.0, help="sandbox build time")
     args = parser.parse_args()
+    if args.action:
+        _actions(args)
+        return
     requesters, approvers = _people(args.people)
     with stack(rate_limit=RateLimit.FREE) as env:
         for person in requesters + approvers:
@@ -233,6 +243,72 @@ def _report(
     ]
     print(f"submissions or decisions not accepted at once: {refused or 'none'}")
     ok = not lost and not failed and not surfaced and not refused and len(posts) == len(names)
+    print("RESULT:", "ok" if ok else "PROBLEM")
+
+
+def _actions(args: argparse.Namespace) -> None:
+    """Every request adds one secret to one action that already holds three."""
+    requesters, approvers = _people(args.people)
+    with stack(rate_limit=RateLimit.FREE) as env:
+        env.auth0.set_scopes(*FULL_SCOPES)
+        env.auth0.actions.build_seconds = args.build_seconds
+        action_id = env.auth0.actions.add("Bench action", {f"OLD_{n}": "x" for n in range(3)})
+        for person in requesters + approvers:
+            env.slack.add_user(person, person.lower())
+        bot = env.start_bot(
+            HOOK_SECRET_REQUESTERS=",".join(requesters),
+            HOOK_SECRET_APPROVERS=",".join(approvers),
+        )
+        names = [f"ACT_{i:03d}" for i in range(args.requests)]
+        pairs = list(zip(requesters, approvers, strict=True))
+        key = f"action:{action_id}"
+        try:
+            results, seen, elapsed = _drive(env, bot.events_url, names, pairs, [key], 10**6)
+        finally:
+            bot.stop()
+        _report_actions(env, bot.audit(), action_id, names, results, seen, elapsed)
+
+
+def _report_actions(
+    env: Stack,
+    audit: list[dict[str, Any]],
+    action_id: str,
+    names: list[str],
+    results: dict[str, Any],
+    seen: dict[str, float],
+    elapsed: float,
+) -> None:
+    path = f"/api/v2/actions/actions/{action_id}"
+    calls = [r for r in env.auth0.requests if r.path.startswith(path)]
+    by_kind: dict[str, int] = {}
+    for r in calls:
+        kind = f"{r.method} {r.path.removeprefix(path) or '/'}"
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    applied = [r for r in audit if r["event"] == "secret.added"]
+    failed = [r for r in audit if r["event"] == "request.failed"]
+    deployed = env.auth0.actions.deployed_secrets(action_id)
+    lost = [n for n in names if deployed.get(n) != f"value-of-{n}"]
+    kept = all(deployed.get(f"OLD_{n}") == "x" for n in range(3))
+    latency = [seen[n] - results[n][0] for n in names if n in seen]
+    throttled = sum(1 for r in env.auth0.requests if r.status == 429)
+    print(f"Machine: {machine()}")
+    print(f"action changes: {len(names)}; confirmed: {len(seen)} in {elapsed:.1f} s")
+    per = {k: round(v / max(len(names), 1), 2) for k, v in sorted(by_kind.items())}
+    print(
+        f"Auth0 calls on the action: {len(calls)} = {len(calls) / max(len(names), 1):.2f} "
+        f"per change {per}; answered 429 (any path): {throttled}"
+    )
+    if latency:
+        print(
+            f"submit → deployed (confirmation): p50 {percentile(latency, 50):.1f} s, "
+            f"p99 {percentile(latency, 99):.1f} s, max {max(latency):.1f} s"
+        )
+    print(f"audit: {len(applied)} secret.added, {len(failed)} request.failed")
+    print(
+        f"deployed version: {env.auth0.actions.deployed_number(action_id)}; "
+        f"other secrets kept: {kept}; lost: {lost or 'none'}"
+    )
+    ok = not lost and not failed and kept and len(seen) == len(names)
     print("RESULT:", "ok" if ok else "PROBLEM")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import blocks, ids
+from bot.auth0.actions import MAX_SECRETS_PER_ACTION
 from bot.domain import MAX_SECRETS_PER_HOOK
 from bot.workflow import Outcome, Result
 
@@ -19,6 +20,23 @@ NAME_EXISTS = (
 )
 HOOK_FULL = f"This hook already has {MAX_SECRETS_PER_HOOK} secrets, Auth0's maximum."
 NAME_MISSING = "This hook has no secret with that name. Use `/hook-secret add` to create it."
+ACTION_GONE = "That action no longer exists in Auth0. Pick another."
+ACTION_FULL = f"This action already has {MAX_SECRETS_PER_ACTION} secrets, Auth0's maximum."
+
+
+def name_exists(kind: str) -> str:
+    """A name already on the target."""
+    return NAME_EXISTS.replace("This hook", f"This {kind}")
+
+
+def name_missing(kind: str) -> str:
+    """A name the target lacks."""
+    return NAME_MISSING.replace("This hook", f"This {kind}")
+
+
+def full(kind: str) -> str:
+    """The target holds as many secrets as Auth0 allows."""
+    return ACTION_FULL if kind == "action" else HOOK_FULL
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
 from bot import ids, outage
+from bot.auth0.actions import Waits
 from bot.auth0.client import Auth0Client
 from bot.background import Background
 from bot.catalog import HookCatalog
@@ -26,7 +27,7 @@ from bot.policy import Directory, Policy, Principals
 from bot.settings import Settings
 from bot.slack_ui import Modals
 from bot.store import Store
-from bot.targets import HookTarget, Targets
+from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
 from bot.workflow import Workflow
 
 log = get_logger(__name__)
@@ -45,6 +46,8 @@ class Deps:
     vault: Vault
     team_id: str
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # How an action's build and deploy are polled (tests and the demo wait less).
+    action_waits: Waits | None = None
 
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
@@ -73,7 +76,8 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
 
 def _services(settings: Settings, deps: Deps) -> Services:
     catalog = HookCatalog(deps.auth0)
-    targets = Targets(HookTarget(deps.auth0, catalog))
+    actions = ActionTarget(deps.auth0, TargetLocks(deps.store.engine), deps.action_waits)
+    targets = Targets(HookTarget(deps.auth0, catalog), actions)
     workflow = Workflow(
         deps.store,
         deps.vault,

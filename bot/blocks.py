@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     SectionBlock,
     StaticSelectElement,
@@ -24,6 +25,7 @@ from bot import ids
 from bot.auth0.client import Hook
 from bot.domain import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
 from bot.models import Kind, SecretRequest, State
+from bot.targets import Described, Offer, TargetKind
 
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
@@ -58,17 +60,40 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def hook_label(hook: Hook) -> str:
-    """Option text for a hook: its name and trigger, within Slack's 75 characters."""
+def hook_label(hook: Hook | Described) -> str:
+    """Option text for a hook or action: its name and trigger, within Slack's 75 characters."""
     label = f"{hook.name} ({hook.trigger_id})"
     if not hook.enabled:
         label += " [disabled]"
     return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
 
 
-def hook_option(hook: Hook) -> Option:
-    """A select option whose value is the Auth0 hook id."""
-    return Option(text=hook_label(hook), value=hook.id)
+def hook_option(hook: Hook | Described) -> Option:
+    """A select option whose value is the Auth0 hook id, or ``action:`` and the action id."""
+    value = hook.ref.key if isinstance(hook, Described) else hook.id
+    return Option(text=hook_label(hook), value=value)
+
+
+GROUP_LABELS = {TargetKind.ACTION: "Actions", TargetKind.HOOK: "Hooks"}
+
+
+def target_options(offers: list[Offer]) -> dict[str, Any]:
+    """The picker's options load: groups ``Actions`` and ``Hooks`` when the tenant offers
+    actions (a kind it lacks says why in its group); a plain hook list when it offers none."""
+    actions = next((o for o in offers if o.kind is TargetKind.ACTION), None)
+    hooks = next((o for o in offers if o.kind is TargetKind.HOOK), None)
+    if actions is None or not actions.targets:
+        shown = hooks.targets if hooks else []
+        return {"options": [hook_option(h).to_dict() for h in shown[:MAX_OPTIONS]]}
+    groups = []
+    for offer in (actions, hooks):
+        if offer is None:
+            continue
+        options = [hook_option(t) for t in offer.targets[:MAX_OPTIONS]]
+        if not options:
+            options = [unavailable_option(f"no hooks: {offer.missing or 'none'}")]
+        groups.append(OptionGroup(label=GROUP_LABELS[offer.kind], options=options).to_dict())
+    return {"option_groups": groups}
 
 
 def unavailable_option(reason: str) -> Option:
@@ -77,10 +102,10 @@ def unavailable_option(reason: str) -> Option:
     return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value=ids.OPTION_UNAVAILABLE)
 
 
-def hook_picker(hooks: list[Hook]) -> list[dict[str, Any]]:
+def hook_picker(hooks: list[Hook] | list[Described]) -> list[dict[str, Any]]:
     """The list command's picker: which hook's secrets to show."""
     picker = SectionBlock(
-        text=MarkdownTextObject(text="Which hook's secrets?"),
+        text=MarkdownTextObject(text="Which hook's or action's secrets?"),
         accessory=StaticSelectElement(
             action_id=ids.LIST_PICKER,
             placeholder="Choose a hook",
@@ -90,20 +115,33 @@ def hook_picker(hooks: list[Hook]) -> list[dict[str, Any]]:
     return [picker.to_dict()]
 
 
-def secret_list(hook: Hook, names: list[str], origin: dict[str, Provenance]) -> str:
-    """One line per secret name with who last set it through the bot, never a value."""
-    lines = [f"*{esc(hook.name)}* (`{hook.id}`): {len(names)} of {MAX_SECRETS_PER_HOOK} secrets"]
+def secret_list(
+    hook: Hook | Described,
+    names: list[str],
+    origin: dict[str, Provenance],
+    *,
+    cap: int = MAX_SECRETS_PER_HOOK,
+    stamps: dict[str, str] | None = None,
+    undeployed: bool = False,
+) -> str:
+    """One line per secret name with who last set it through the bot, never a value; for an
+    action also when Auth0 last changed each, and whether its draft holds undeployed changes."""
+    lines = [f"*{esc(hook.name)}* (`{hook.id}`): {len(names)} of {cap} secrets"]
+    if undeployed:
+        lines.append(":warning: The action has changes that are not deployed yet.")
     for name in sorted(names):
         record = origin.get(name)
+        stamp = f" (updated in Auth0 {stamps[name]})" if stamps and name in stamps else ""
         if record is None:
-            lines.append(f"• `{esc(name)}`: set outside the bot")
+            lines.append(f"• `{esc(name)}`{stamp}: set outside the bot")
             continue
         verb = "added" if record.added else "rotated"
         approver = (
             f", approved by <@{record.approver}>" if record.approver != record.requester else ""
         )
         lines.append(
-            f"• `{esc(name)}`: {verb} by <@{record.requester}>{approver} at {record.timestamp}"
+            f"• `{esc(name)}`{stamp}: {verb} by <@{record.requester}>{approver} "
+            f"at {record.timestamp}"
         )
     if not names:
         lines.append("_No secrets._")
@@ -128,7 +166,7 @@ def request_modal(
     *,
     private_metadata: str,
     require_reason: bool,
-    hook: Hook | None = None,
+    hook: Hook | Described | None = None,
     secret_name: str | None = None,
     notice: str | None = None,
 ) -> dict[str, Any]:
@@ -149,7 +187,7 @@ def request_modal(
 
 
 def _request_inputs(
-    kind: Kind, require_reason: bool, hook: Hook | None, secret_name: str | None
+    kind: Kind, require_reason: bool, hook: Hook | Described | None, secret_name: str | None
 ) -> list[Block]:
     """The request form's input blocks, each block id equal to its element's action id."""
     value = InputBlock(
@@ -161,10 +199,10 @@ def _request_inputs(
     return [
         InputBlock(
             block_id=ids.BLOCK_HOOK,
-            label="Hook",
+            label="Hook or action",
             element=ExternalDataSelectElement(
                 action_id=ids.BLOCK_HOOK,
-                placeholder="Search hooks by name",
+                placeholder="Search actions and hooks by name",
                 min_query_length=0,
                 initial_option=hook_option(hook) if hook else None,
             ),
@@ -191,7 +229,7 @@ def _request_inputs(
 
 def _summary(request: SecretRequest) -> str:
     lines = [
-        f"*Hook:* {esc(request.hook_name)} (`{request.hook_id}`)",
+        f"*{target_noun(request).capitalize()}:* {esc(request.hook_name)} (`{request.hook_id}`)",
         f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
         f"*Requested by:* <@{request.requester}>",
     ]
@@ -210,7 +248,7 @@ def approval_message(
     head = f"{mention} " if mention else ""
     text = (
         f"{head}<@{request.requester}> asks to {VERB[Kind(request.kind)]} secret "
-        f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)}"
+        f"`{esc(request.secret_name)}` on {target_noun(request)} {esc(request.hook_name)}"
     )
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
@@ -244,11 +282,17 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         if request.decided_by and request.decided_by != request.requester
         else "self-confirmed (no approval required)"
     )
-    text = (
-        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on hook {esc(request.hook_name)} "
-        f"by <@{request.requester}>, {approver}."
+    noun = target_noun(request)
+    deployed = (
+        f" and deployed as version {request.target_version}"
+        if noun == TargetKind.ACTION and request.target_version is not None
+        else ""
     )
-    note = f"Request `{request.id}` · hook id `{request.hook_id}` · the value is never shown"
+    text = (
+        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on {noun} {esc(request.hook_name)}"
+        f"{deployed} by <@{request.requester}>, {approver}."
+    )
+    note = f"Request `{request.id}` · {noun} id `{request.hook_id}` · the value is never shown"
     return _message(text, [_section(f":white_check_mark: {text}"), _note(note)])
 
 
@@ -287,6 +331,20 @@ def info_modal(title: str, text: str) -> dict[str, Any]:
         blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
     )
     return view.to_dict()
+
+
+def target_noun(request: SecretRequest) -> str:
+    """What the request changes, as people read it: "hook" or "action"."""
+    return str(TargetKind(request.target_kind or TargetKind.HOOK))
+
+
+def failure_effect(request: SecretRequest, unknown: bool) -> str:
+    """What a failed apply left behind, as people are told it."""
+    if unknown:  # a timeout or a lost answer: don't promise nothing changed
+        return ""
+    if request.target_kind == TargetKind.ACTION and request.apply_phase not in (None, "planned"):
+        return " Nothing was deployed; the action's draft in Auth0 holds the change."
+    return " Nothing was changed by it."
 
 
 def _message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:

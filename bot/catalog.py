@@ -1,4 +1,4 @@
-"""The tenant's hooks, cached briefly so that option loads answer inside Slack's 3 seconds."""
+"""The tenant's targets, cached briefly so that option loads answer inside Slack's 3 seconds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from typing import Generic, Protocol, TypeVar
 
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error
@@ -14,48 +15,61 @@ from bot.logs import get_logger
 log = get_logger(__name__)
 
 
-class HookCatalog:
-    """Hook list with a TTL; a stale copy is served while Auth0 is slow."""
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Named)
+
+
+class Catalog(Generic[T]):
+    """A list of one kind of target with a TTL; a stale copy is served while Auth0 is slow."""
 
     def __init__(
         self,
-        auth0: Auth0Client,
+        load: Callable[[], list[T]],
         ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        name: str = "targets",
     ) -> None:
-        self._auth0 = auth0
+        self._load = load
         # Its own thread, never the listeners' pool: a listener task waiting on a refresh
         # queued behind itself would deadlock a saturated pool.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hooks")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._hooks: list[Hook] | None = None
+        self._items: list[T] | None = None
         self._fetched_at = 0.0
-        self._inflight: Future[list[Hook]] | None = None
+        self._inflight: Future[list[T]] | None = None
 
-    def hooks(self, deadline: float | None = None) -> list[Hook]:
-        """All hooks; past ``deadline`` seconds, a stale or empty list instead of waiting."""
+    def items(self, deadline: float | None = None) -> list[T]:
+        """Every target; past ``deadline`` seconds, a stale or empty list instead of waiting."""
         with self._lock:
-            fresh = self._hooks is not None and self._clock() - self._fetched_at < self._ttl
-            cached = self._hooks
+            fresh = self._items is not None and self._clock() - self._fetched_at < self._ttl
+            cached = self._items
         if fresh and cached is not None:
             return cached
         future = self._refresh_once()
         try:
             return future.result(timeout=deadline)
         except TimeoutError:
-            log.warning("hook list slow; answering from cache", cached=cached is not None)
+            log.warning("target list slow; answering from cache", cached=cached is not None)
             return cached or []
 
-    def cached(self, hook_id: str) -> Hook | None:
-        """The hook from a fresh cached list, without asking Auth0; None when not cached."""
+    def cached(self, target_id: str) -> T | None:
+        """The target from a fresh cached list, without asking Auth0; None when not cached."""
         with self._lock:
-            if self._hooks is None or self._clock() - self._fetched_at >= self._ttl:
+            if self._items is None or self._clock() - self._fetched_at >= self._ttl:
                 return None
-            return next((h for h in self._hooks if h.id == hook_id), None)
+            return next((h for h in self._items if h.id == target_id), None)
 
-    def _refresh_once(self) -> Future[list[Hook]]:
+    def _refresh_once(self) -> Future[list[T]]:
         """The refresh under way, or a new one: a burst of stale loads costs one list call."""
         with self._lock:
             if self._inflight is None or self._inflight.done():
@@ -66,31 +80,41 @@ class HookCatalog:
         """Stop the refresh thread."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _refresh(self) -> list[Hook]:
-        hooks = self._auth0.list_hooks()
+    def _refresh(self) -> list[T]:
+        items = self._load()
         with self._lock:
-            self._hooks, self._fetched_at = hooks, self._clock()
-        return hooks
+            self._items, self._fetched_at = items, self._clock()
+        return items
 
-    def find(self, key: str, deadline: float | None = None) -> Hook | None:
-        """The hook whose id or name (case-insensitive) is ``key``."""
+    def find(self, key: str, deadline: float | None = None) -> T | None:
+        """The target whose id or name (case-insensitive) is ``key``."""
         try:
-            hooks = self.hooks(deadline)
+            items = self.items(deadline)
         except Auth0Error:
             return None
         lowered = key.lower()
-        for hook in hooks:
-            if hook.id == key or hook.name.lower() == lowered:
-                return hook
-        return None
+        return next((t for t in items if t.id == key or t.name.lower() == lowered), None)
 
-    def search(self, query: str, deadline: float) -> list[Hook]:
-        """Hooks whose name or id contains ``query``, sorted by name."""
+    def search(self, query: str, deadline: float) -> list[T]:
+        """Targets whose name or id contains ``query``, sorted by name."""
         lowered = query.strip().lower()
-        hooks = [h for h in self.hooks(deadline) if lowered in h.name.lower() or lowered in h.id]
-        return sorted(hooks, key=lambda h: h.name.lower())
+        found = [t for t in self.items(deadline) if lowered in t.name.lower() or lowered in t.id]
+        return sorted(found, key=lambda t: t.name.lower())
 
     def invalidate(self) -> None:
-        """Forget the cached list (after Auth0 said a hook is gone)."""
+        """Forget the cached list (after Auth0 said a target is gone)."""
         with self._lock:
-            self._hooks = None
+            self._items = None
+
+
+class HookCatalog(Catalog[Hook]):
+    """The tenant's hooks."""
+
+    def __init__(
+        self, auth0: Auth0Client, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(auth0.list_hooks, ttl, clock, name="hooks")
+
+    def hooks(self, deadline: float | None = None) -> list[Hook]:
+        """All hooks; past ``deadline`` seconds, a stale or empty list instead of waiting."""
+        return self.items(deadline)

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.auth0.actions import list_actions
 from bot.auth0.client import Auth0Client
-from bot.auth0.errors import Auth0Error, Auth0Unavailable
+from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope
 from bot.logs import SECRETS
 from bot.policy import Principals
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
@@ -25,6 +26,7 @@ from bot.store import Store, sqlite_path
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2).
 NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+ACTION_SCOPES = ("read:actions", "update:actions", "create:actions")
 GRANT_PLACE = "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
 # How long a reachability probe may take: check is run by a person waiting at a terminal.
 PROBE_TIMEOUT = 5.0
@@ -82,7 +84,15 @@ def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Ch
             if ids:
                 _run(results, label, _people_probe(slack, team_id, ids))
     _run(results, "auth0 token", _reaching_auth0(settings, lambda: _scopes(auth0)))
-    _run(results, "auth0 GET /api/v2/hooks", _reaching_auth0(settings, lambda: _hooks(auth0)))
+    hooks = _run(
+        results, "auth0 GET /api/v2/hooks", _reaching_auth0(settings, lambda: _hooks(auth0))
+    )
+    actions = _run(
+        results,
+        "auth0 GET /api/v2/actions/actions",
+        _reaching_auth0(settings, lambda: _actions(auth0)),
+    )
+    _run(results, "auth0 targets", lambda: _targets(hooks, actions))
     _run(results, "database", lambda: _database(settings.database_url))
     return results
 
@@ -232,6 +242,33 @@ def _hooks(auth0: Auth0Client) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _actions(auth0: Auth0Client) -> str:
+    scopes = auth0.token_scopes()
+    missing = [s for s in ACTION_SCOPES if scopes is not None and s not in scopes]
+    grant = f"grant {'them' if len(missing) > 1 else 'it'} in {GRANT_PLACE}"
+    try:
+        found = list_actions(auth0)
+    except InsufficientScope:
+        raise CheckFailed(
+            f"the Auth0 application lacks {', '.join(missing) or 'read:actions'}: {grant}"
+        ) from None
+    if missing:
+        raise CheckFailed(
+            f"{_count(len(found), 'action')} readable, but the Auth0 application lacks "
+            f"{', '.join(missing)} (changing needs update:actions, deploying create:actions): "
+            f"{grant}"
+        )
+    return f"{_count(len(found), 'action')} readable, and the token may change and deploy them"
+
+
+def _targets(hooks: str | None, actions: str | None) -> str:
+    """Which kinds of target the request form will offer, from the two probes above."""
+    offered = [kind for kind, probe in (("actions", actions), ("hooks", hooks)) if probe]
+    if not offered:
+        raise CheckFailed("the tenant offers neither actions nor hooks to this application")
+    return "the request form offers " + " and ".join(offered)
 
 
 def _database(url: str) -> str:

@@ -8,16 +8,15 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from bot import answers, ids
-from bot.auth0.client import Hook
-from bot.auth0.errors import Auth0Error, HookNotFound
+from bot.auth0.errors import ActionNotFound, Auth0Error, HookNotFound
 from bot.background import Background
 from bot.catalog import HookCatalog
-from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
+from bot.domain import Provenance
 from bot.followups import Followups
 from bot.models import Kind, SecretRequest
 from bot.policy import Policy
 from bot.slack_ui import Modals
-from bot.targets import Targets
+from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.validation import RequestForm
 from bot.workflow import Draft, Result, Workflow
 
@@ -28,9 +27,9 @@ ACK_DEADLINE = 1.5
 
 @dataclass(frozen=True)
 class RemoteCheck:
-    """What Auth0 said about the chosen hook, or that it did not answer in time."""
+    """What Auth0 said about the chosen target, or that it did not answer in time."""
 
-    hook: Hook | None
+    hook: Described | None
     names: list[str] | None
     error: Auth0Error | None = None
 
@@ -41,8 +40,19 @@ class Checked:
     Auth0 describes it (when it answered in time), and the audit outcome of a refusal."""
 
     errors: dict[str, str]
-    hook: Hook | None
+    hook: Described | None
     outcome: str
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A target's secrets as ``list`` shows them, never values."""
+
+    names: list[str]
+    origin: dict[str, Provenance]
+    cap: int
+    stamps: dict[str, str]
+    undeployed: bool
 
 
 @dataclass
@@ -75,26 +85,40 @@ class Services:
         """Requesters and approvers may see names and provenance."""
         return self.policy.may_request(user, team) or self.policy.may_approve(user, team)
 
+    def offers(self, query: str, deadline: float) -> list[Offer]:
+        """What each kind of target offers for ``query`` (a kind that can't say is left out;
+        when none can, the hooks' error is raised)."""
+        found: list[Offer] = []
+        for target in self.targets:
+            offer = target.offer(deadline)
+            lowered = query.strip().lower()
+            matching = [t for t in offer.targets if lowered in t.name.lower() or lowered in t.id]
+            matching.sort(key=lambda t: t.name.lower())
+            found.append(Offer(offer.kind, matching, offer.missing))
+        return found
+
     def check_submission(self, form: RequestForm, kind: Kind) -> Checked:
         """Checks that need Auth0, within the ack deadline (past it they run again on apply)."""
-        hook_id = form.hook_id or ""
-        remote = self.check_remote(hook_id)
-        if isinstance(remote.error, HookNotFound):
-            self.targets.hooks.forget()
-            return Checked({ids.BLOCK_HOOK: answers.HOOK_GONE}, None, "unknown_hook")
+        ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
+        target = self.targets[ref.kind]
+        remote = self.check_remote(ref)
+        if isinstance(remote.error, HookNotFound | ActionNotFound):
+            target.forget()
+            gone = answers.ACTION_GONE if ref.kind is TargetKind.ACTION else answers.HOOK_GONE
+            return Checked({ids.BLOCK_HOOK: gone}, None, f"unknown_{ref.kind}")
         if remote.error is not None:
-            message = f"Auth0 refused to read this hook: {remote.error.message}"
+            message = f"Auth0 refused to read this {ref.kind}: {remote.error.message}"
             return Checked({ids.BLOCK_HOOK: message}, None, remote.error.reason)
-        errors, outcome = _name_errors(form.secret_name, kind, remote.names)
-        pending = self.workflow.open_request(hook_id, form.secret_name)
+        errors, outcome = _name_errors(form.secret_name, kind, remote.names, target)
+        pending = self.workflow.open_request(ref.id, form.secret_name)
         if pending is not None:
             errors[ids.BLOCK_SECRET_NAME] = answers.still_open(pending.id)
             outcome = "request_open"
         return Checked(errors, remote.hook, outcome)
 
-    def check_remote(self, hook_id: str) -> RemoteCheck:
-        """The hook and its secret names, if Auth0 answers within the ack deadline."""
-        future = self.background.lookup(self._read_hook, hook_id)
+    def check_remote(self, ref: TargetRef) -> RemoteCheck:
+        """The target and its secret names, if Auth0 answers within the ack deadline."""
+        future = self.background.lookup(self._read_target, ref)
         try:
             hook, names = future.result(timeout=ACK_DEADLINE)
         except TimeoutError:
@@ -103,12 +127,12 @@ class Services:
             return RemoteCheck(None, None, error)
         return RemoteCheck(hook, names)
 
-    def _read_hook(self, hook_id: str) -> tuple[Hook, list[str]]:
-        # The names call answers 404 for a deleted hook; the hook itself usually comes from
-        # the list the picker just loaded, saving a call against Auth0's rate limit.
-        target = self.targets.hooks
-        names = target.secret_names(hook_id)
-        return target.describe(hook_id), names
+    def _read_target(self, ref: TargetRef) -> tuple[Described, list[str]]:
+        # The names call answers 404 for a deleted target; the target itself usually comes
+        # from the list the picker just loaded, saving a call against Auth0's rate limit.
+        target = self.targets[ref.kind]
+        names = target.secret_names(ref.id)
+        return target.describe(ref.id), names
 
     def submit(self, draft: Draft) -> SecretRequest:
         """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
@@ -133,9 +157,16 @@ class Services:
             self.followups.expired(request)
         return request
 
-    def secrets(self, hook_id: str) -> tuple[list[str], dict[str, Provenance]]:
-        """A hook's secret names (from Auth0) and who set each through the bot."""
-        return self.targets.hooks.secret_names(hook_id), self.workflow.provenance(hook_id)
+    def shown_secrets(self, target: Described) -> Shown:
+        """What ``list`` shows of a target: Auth0's inventory and the audit trail's provenance."""
+        found = self.targets[target.kind].inventory(target.id)
+        return Shown(
+            found.names,
+            self.workflow.provenance(target.id),
+            self.targets[target.kind].max_secrets,
+            found.stamps,
+            found.undeployed,
+        )
 
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
@@ -149,18 +180,21 @@ class Services:
         """Let queued work finish (within ``timeout``), then stop; False if cut off."""
         finished = self.background.shutdown(timeout)
         self.catalog.close()
+        self.targets.close()
         return finished
 
 
-def _name_errors(name: str, kind: Kind, names: list[str] | None) -> tuple[dict[str, str], str]:
-    """What the hook's current names say about the request (nothing when Auth0 was slow)."""
+def _name_errors(
+    name: str, kind: Kind, names: list[str] | None, target: Target
+) -> tuple[dict[str, str], str]:
+    """What the target's current names say about the request (nothing when Auth0 was slow)."""
     if names is None:
         return {}, "invalid_input"
     exists = name in names
     if kind is Kind.ADD and exists:
-        return {ids.BLOCK_SECRET_NAME: answers.NAME_EXISTS}, "name_exists"
-    if kind is Kind.ADD and len(names) >= MAX_SECRETS_PER_HOOK:
-        return {ids.BLOCK_HOOK: answers.HOOK_FULL}, "hook_full"
+        return {ids.BLOCK_SECRET_NAME: answers.name_exists(target.kind)}, "name_exists"
+    if kind is Kind.ADD and len(names) >= target.max_secrets:
+        return {ids.BLOCK_HOOK: answers.full(target.kind)}, f"{target.kind}_full"
     if kind is not Kind.ADD and not exists:
-        return {ids.BLOCK_SECRET_NAME: answers.NAME_MISSING}, "name_missing"
+        return {ids.BLOCK_SECRET_NAME: answers.name_missing(target.kind)}, "name_missing"
     return {}, "invalid_input"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from bot.auth0.errors import HookNotFound
+from bot.auth0.errors import ActionNotFound, HookNotFound
 from bot.background import Background
 from bot.logs import get_logger
 from bot.models import SecretRequest, State
@@ -69,7 +69,7 @@ class Followups:
         if result.outcome is Outcome.APPLIED:
             self.notifier.applied(result.request)
         elif result.outcome is Outcome.FAILED:
-            if isinstance(result.error, HookNotFound):
+            if isinstance(result.error, HookNotFound | ActionNotFound):
                 self.targets[result.request.target_kind].forget()
             self.notifier.failed(result.request, result.error)
 

@@ -63,6 +63,8 @@ class SecretRequest(Base):
     kind: Mapped[str] = mapped_column(String(16))
     # Which implementation of ``bot.targets.Target`` applies it ("hook" for every older row).
     target_kind: Mapped[str] = mapped_column(String(16), default="hook", server_default="hook")
+    # Which tenant the target lives in (one default tenant today).
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     state: Mapped[str] = mapped_column(String(16), index=True)
     team_id: Mapped[str] = mapped_column(String(32))
     requester: Mapped[str] = mapped_column(String(32))
@@ -84,6 +86,12 @@ class SecretRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     apply_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The last phase of a multi-step apply (actions) and what it noted (JSON, never a value),
+    # so that a resumed apply goes on from there.
+    apply_phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    apply_progress: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The version the change was deployed in (actions), for the confirmation.
+    target_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
 

@@ -68,7 +68,8 @@ class Notifier:
             request.requester,
             request.origin_channel,
             f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
-            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)} is waiting for "
+            f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
+            f"{esc(request.hook_name)} is waiting for "
             f"approval in {where}. It expires if nobody decides in time.",
         )
 
@@ -120,10 +121,11 @@ class Notifier:
         """Tell the requester and the approval channel why applying failed."""
         reason = error.message if error else "unknown error"
         # Timeouts and lost answers leave Auth0's state unknown: don't promise nothing changed.
-        changed = "" if isinstance(error, Auth0Unavailable) else " Nothing was changed by it."
+        changed = blocks.failure_effect(request, isinstance(error, Auth0Unavailable))
         text = (
             f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
-            f"`{esc(request.secret_name)}` on hook {esc(request.hook_name)}) failed: "
+            f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
+            f"{esc(request.hook_name)}) failed: "
             f"{esc(reason)}.{changed} The value was erased."
         )
         self.decided(request, text)
@@ -138,7 +140,8 @@ class Notifier:
         self.tell(
             request.requester,
             request.origin_channel,
-            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on hook "
+            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
+            f"{blocks.target_noun(request)} "
             f"{esc(request.hook_name)} was rejected by <@{request.decided_by}>.{comment}",
         )
 
@@ -148,7 +151,8 @@ class Notifier:
         self.tell(
             request.requester,
             request.origin_channel,
-            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on hook "
+            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
+            f"{blocks.target_noun(request)} "
             f"{esc(request.hook_name)} expired; its value was erased. Submit it again "
             "if it is still needed.",
         )

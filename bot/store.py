@@ -212,7 +212,13 @@ class Store:
         events = ("secret.added", "secret.updated", "secret.removed")
         query = (
             select(AuditRecord)
-            .where(AuditRecord.hook_id == hook_id, AuditRecord.event.in_(events))
+            # By the requests' target id: an action's records leave ``hook_id`` null.
+            .where(
+                AuditRecord.request_id.in_(
+                    select(SecretRequest.id).where(SecretRequest.hook_id == hook_id)
+                ),
+                AuditRecord.event.in_(events),
+            )
             .order_by(AuditRecord.seq)
         )
         latest: dict[str, Provenance] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import ids
-from bot.domain import HOOK_ID, NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
+from bot.domain import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
+from bot.targets.base import ACTION_PREFIX, TargetRef
 
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
@@ -35,6 +37,9 @@ class Command:
     name: str | None = None
 
 
+ACTION_KEY = re.compile(rf"^{ACTION_PREFIX}[A-Za-z0-9-]{{1,64}}$")
+
+
 def parse_command(text: str) -> Command:
     """Split the command text; anything that may carry a value is refused, never echoed."""
     if len(text) > COMMAND_TEXT_MAX:
@@ -48,7 +53,10 @@ def parse_command(text: str) -> Command:
         return Command("help")
     sub, args = words[0].lower(), words[1:]
     # Checked before the subcommand: a value may follow a typo or stand alone (`/hook-secret K=v`).
-    looks_like_value = any("=" in w or ":" in w for w in words)
+    # `action:{id}` names a target; any other ":" may be `NAME:value`.
+    looks_like_value = any(
+        "=" in w or (":" in w and not (n == 1 and ACTION_KEY.match(w))) for n, w in enumerate(words)
+    )
     limit = 1 if sub == "list" else 2
     if looks_like_value or len(args) > limit:
         return Command("value_refused")
@@ -98,7 +106,7 @@ def parse_form(view: dict[str, Any]) -> RequestForm:
 def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str, str]:
     """Problems found without asking Auth0, keyed by block id."""
     errors: dict[str, str] = {}
-    if not form.hook_id or not HOOK_ID.match(form.hook_id):
+    if not form.hook_id or TargetRef.parse(form.hook_id) is None:
         errors[ids.BLOCK_HOOK] = "Choose a hook from the list."
     name = form.secret_name
     if not name:

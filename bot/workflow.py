@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,7 +18,7 @@ from bot.domain import Provenance
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
 from bot.store import Store, Tx, new_request_id
-from bot.targets import Change, TargetKind, Targets
+from bot.targets import DEFAULT_TENANT, Applied, Change, TargetKind, Targets
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -74,6 +75,7 @@ class Draft:
     value: SecretStr | None
     reason: str
     target_kind: TargetKind = TargetKind.HOOK
+    tenant: str = DEFAULT_TENANT
 
 
 class AlreadyOpen(Exception):
@@ -156,6 +158,7 @@ class Workflow:
             id=new_request_id(),
             kind=draft.kind,
             target_kind=draft.target_kind,
+            tenant=draft.tenant,
             state=State.PENDING,
             team_id=draft.team_id,
             requester=draft.requester,
@@ -231,7 +234,7 @@ class Workflow:
         if claimed is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         try:
-            self._send(claimed, reconciling)
+            applied = self._send(claimed, reconciling)
         except Auth0Error as error:
             return self._finish(claimed, error)
         except VaultError:
@@ -239,23 +242,46 @@ class Workflow:
         except Exception:
             log.exception("applying failed unexpectedly", request_id=request_id)
             return self._finish(claimed, ApplyError("internal_error", INTERNAL))
-        return self._finish(claimed, None)
+        return self._finish(claimed, None, applied)
 
-    def _send(self, request: SecretRequest, reconciling: bool) -> None:
+    def _send(self, request: SecretRequest, reconciling: bool) -> Applied:
         target = self.targets[request.target_kind]
         change = Change(Kind(request.kind), request.hook_id, request.secret_name, None)
         # After a crash the earlier attempt may have reached Auth0: read back before resending.
         if reconciling and target.landed(change):
-            return
+            return Applied()
         if change.kind is not Kind.REMOVE:
             if request.value_ciphertext is None:
                 raise RuntimeError(f"request {request.id} has no value to apply")
             change = replace(change, value=self.vault.decrypt(request.value_ciphertext))
-        target.apply(change)
+        return target.apply(change, Phases(self, request))
 
-    def _finish(self, request: SecretRequest, error: Auth0Error | ApplyError | None) -> Result:
+    def record_phase(self, request: SecretRequest, phase: str, progress: Mapping[str, Any]) -> None:
+        """Keep an apply's phase in the request's row, in one transaction with its audit
+        record; raises ``ApplyError`` when the request is no longer this apply's."""
+        with self.store.transaction() as tx:
+            kept = tx.transition(
+                request.id,
+                [State.APPROVED],
+                State.APPROVED,
+                claimed_at=request.apply_started_at,
+                apply_phase=phase,
+                apply_progress=json.dumps(dict(progress), separators=(",", ":")),
+            )
+            if kept is None:
+                raise ApplyError("lost_apply", "another apply took this request over")
+            visible = {k: v for k, v in progress.items() if k != "expectation"}
+            tx.audit(self._event("apply.phase", kept, request.decided_by, phase, **visible))
+
+    def _finish(
+        self,
+        request: SecretRequest,
+        error: Auth0Error | ApplyError | None,
+        applied: Applied | None = None,
+    ) -> Result:
         now = self.now()
         state = State.FAILED if error else State.APPLIED
+        version = applied.version if applied else None
         with self.store.transaction() as tx:
             done = tx.transition(
                 request.id,
@@ -265,28 +291,31 @@ class Workflow:
                 value_ciphertext=None,
                 finished_at=now,
                 failure_reason=error.reason if error else None,
+                target_version=version,
             )
             if done is not None:
-                if error is None:
-                    event = APPLIED_EVENT[Kind(request.kind)]
-                    tx.audit(
-                        self._event(
-                            event, done, request.decided_by, "applied", requester=request.requester
-                        )
-                    )
-                else:
-                    tx.audit(
-                        self._event(
-                            "request.failed",
-                            done,
-                            request.decided_by,
-                            error.reason,
-                            message=error.message,
-                        )
-                    )
+                tx.audit(self._outcome_event(done, request, error, version))
         if done is None:
             return Result(Outcome.LOST_RACE, self.store.get(request.id))
         return Result(Outcome.FAILED if error else Outcome.APPLIED, done, error)
+
+    def _outcome_event(
+        self,
+        done: SecretRequest,
+        request: SecretRequest,
+        error: Auth0Error | ApplyError | None,
+        version: int | None,
+    ) -> AuditEvent:
+        """``secret.*`` (with the deployed version for an action) or ``request.failed``."""
+        if error is not None:
+            return self._event(
+                "request.failed", done, request.decided_by, error.reason, message=error.message
+            )
+        extra: dict[str, object] = {"requester": request.requester}
+        if request.target_kind == TargetKind.ACTION:
+            extra["action_version"] = version
+        event = APPLIED_EVENT[Kind(request.kind)]
+        return self._event(event, done, request.decided_by, "applied", **extra)
 
     def expire(self, request_id: str) -> SecretRequest | None:
         """Expire one pending request whose time is up, erasing its value."""
@@ -360,18 +389,38 @@ class Workflow:
     def _event(
         event: str, request: SecretRequest, actor: str | None, outcome: str, **detail: object
     ) -> AuditEvent:
+        # An action's id is ``action_id``; ``hook_id`` stays null (CONTRACT §5).
+        action = request.target_kind == TargetKind.ACTION
+        where: dict[str, object] = {"action_id": request.hook_id} if action else {}
         return AuditEvent(
             event=event,
             actor=actor,
             team_id=request.team_id,
             request_id=request.id,
-            hook_id=request.hook_id,
+            hook_id=None if action else request.hook_id,
             secret_name=request.secret_name,
             outcome=outcome,
             detail={
                 "kind": request.kind,
                 "target": request.target_kind,
                 "hook_name": request.hook_name,
+                **where,
                 **detail,
             },
         )
+
+
+class Phases:
+    """An apply's phases as the request's row keeps them (``bot.targets.Progress``)."""
+
+    def __init__(self, workflow: Workflow, request: SecretRequest) -> None:
+        self._workflow = workflow
+        self._request = request
+        self.phase: str | None = request.apply_phase
+        self.data: dict[str, Any] = json.loads(request.apply_progress or "{}")
+
+    def record(self, phase: str, **data: Any) -> None:
+        """Record ``phase`` and what it noted, with its audit record."""
+        merged = {**self.data, **data}
+        self._workflow.record_phase(self._request, phase, merged)
+        self.phase, self.data = phase, merged

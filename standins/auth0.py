@@ -4,21 +4,41 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from os import urandom
 from secrets import token_urlsafe
 from types import TracebackType
-from typing import Any, ClassVar, Final
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from typing import Any, Final
+from urllib.parse import parse_qs, parse_qsl
 
-from standins.auth0_actions import ACTION_SCOPES, ActionsTenant, error_envelope
+from standins.auth0_actions import ACTION_SCOPES, ActionsTenant
+from standins.auth0_wire import (
+    GENEROUS,
+    Answer,
+    Bucket,
+    Handler,
+    Incoming,
+    RateLimit,
+    RecordedRequest,
+    Refusal,
+    Server,
+    error,
+    invalid_body,
+    json_answer,
+    json_payload,
+    json_type,
+    not_found,
+    oauth_error,
+    too_many_requests,
+    with_headers,
+)
+
+__all__ = ["DEFAULT_SCOPES", "FULL_SCOPES", "Auth0Sandbox", "RateLimit", "RecordedRequest"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,72 +82,6 @@ _SCRIPT: Final = (
 )
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    """A token bucket: ``burst`` requests at once, refilled at ``per_second``."""
-
-    burst: int
-    per_second: float
-
-    FREE: ClassVar[RateLimit]
-    ESSENTIALS: ClassVar[RateLimit]
-    ENTERPRISE: ClassVar[RateLimit]
-
-
-# Auth0's published Management API buckets.
-RateLimit.FREE = RateLimit(burst=2, per_second=2.0)
-RateLimit.ESSENTIALS = RateLimit(burst=10, per_second=150 / 60)
-RateLimit.ENTERPRISE = RateLimit(burst=50, per_second=16.0)
-# Without a preset the sandbox still sends the headers, from a bucket tests never empty.
-_GENEROUS: Final = RateLimit(burst=1000, per_second=1000.0)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the sandbox received, and what it answered (``status`` None: dropped)."""
-
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str] = field(repr=False)  # lower-cased names
-    body: bytes = field(repr=False)
-    received_at: float
-    status: int | None
-    response_headers: dict[str, str] = field(repr=False)
-    response_body: bytes = field(repr=False)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def params(self) -> dict[str, str]:
-        return dict(parse_qsl(self.query, keep_blank_values=True))
-
-
-@dataclass(frozen=True)
-class _Incoming:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class _Refusal(Exception):
-    """Stops handling a request with the error answer Auth0 would give."""
-
-    def __init__(self, answer: _Answer) -> None:
-        self.answer = answer
-        super().__init__(answer.status)
-
-
 @dataclass
 class _StoredHook:
     id: str
@@ -153,33 +107,6 @@ class _IssuedToken:
     scopes: frozenset[str]
 
 
-class _Bucket:
-    """Auth0-style rate limiting; the caller holds the sandbox lock."""
-
-    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
-        self._limit = limit
-        self._clock = clock
-        self._level = float(limit.burst)
-        self._updated = clock()
-
-    def take(self) -> tuple[bool, dict[str, str]]:
-        """Spend one request if the bucket allows it; the x-ratelimit-* headers either way."""
-        now = self._clock()
-        refill = (now - self._updated) * self._limit.per_second
-        self._level = min(float(self._limit.burst), self._level + refill)
-        self._updated = now
-        allowed = self._level >= 1.0
-        if allowed:
-            self._level -= 1.0
-        full_at = now + (self._limit.burst - self._level) / self._limit.per_second
-        headers = {
-            "x-ratelimit-limit": str(self._limit.burst),
-            "x-ratelimit-remaining": str(math.floor(self._level)),
-            "x-ratelimit-reset": str(math.ceil(full_at)),
-        }
-        return allowed, headers
-
-
 class Auth0Sandbox:
     """A fake tenant on 127.0.0.1 with faults to inject; tests read what it stored and saw."""
 
@@ -200,14 +127,14 @@ class Auth0Sandbox:
         self._token_ttl = token_ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._api_bucket = _Bucket(rate_limit or _GENEROUS, clock)
-        self._token_bucket = _Bucket(_GENEROUS, clock)
+        self._api_bucket = Bucket(rate_limit or GENEROUS, clock)
+        self._token_bucket = Bucket(GENEROUS, clock)
         self._hooks: dict[str, _StoredHook] = {}
         self._tokens: dict[str, _IssuedToken] = {}
         self._requests: list[RecordedRequest] = []
         self._failures: list[tuple[int, str | None]] = []
         self._drops = 0
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self.latency = 0.0
         self.hooks_disabled = False
@@ -218,8 +145,8 @@ class Auth0Sandbox:
     # Lifecycle ----------------------------------------------------------------------
 
     def start(self) -> str:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.sandbox = self
+        server = Server(("127.0.0.1", 0), Handler)
+        server.answer = self._answer
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -331,7 +258,7 @@ class Auth0Sandbox:
 
     # Serving ------------------------------------------------------------------------
 
-    def _answer(self, incoming: _Incoming) -> _Answer | None:
+    def _answer(self, incoming: Incoming) -> Answer | None:
         """Answer one request (None: drop the connection) and record it."""
         received_at = self._clock()
         if self.latency > 0:
@@ -362,31 +289,29 @@ class Auth0Sandbox:
         )
         return answer
 
-    def _route(self, incoming: _Incoming) -> _Answer | None:
+    def _route(self, incoming: Incoming) -> Answer | None:
         if incoming.path == "/oauth/token":
             # The token endpoint has its own, separate limits on Auth0.
             _, headers = self._token_bucket.take()
-            token = self._token(incoming) if incoming.method == "POST" else _not_found()
-            return _with_headers(token, headers)
+            token = self._token(incoming) if incoming.method == "POST" else not_found()
+            return with_headers(token, headers)
         allowed, headers = self._api_bucket.take()
         if not allowed:
-            return _with_headers(_too_many_requests(), headers)
+            return with_headers(too_many_requests(), headers)
         answer = self._api(incoming)
-        return None if answer is None else _with_headers(answer, headers)
+        return None if answer is None else with_headers(answer, headers)
 
-    def _token(self, incoming: _Incoming) -> _Answer:
+    def _token(self, incoming: Incoming) -> Answer:
         form = _token_form(incoming)
         if form.get("grant_type") != "client_credentials":
-            return _oauth_error(
-                403, "unauthorized_client", "Grant type not allowed for the client."
-            )
+            return oauth_error(403, "unauthorized_client", "Grant type not allowed for the client.")
         if (
             form.get("client_id") != self.client_id
             or form.get("client_secret") != self._client_secret
         ):
-            return _oauth_error(401, "invalid_client", "Unauthorized")
+            return oauth_error(401, "invalid_client", "Unauthorized")
         if form.get("audience") != self.audience:
-            return _oauth_error(403, "access_denied", f"Service not found: {form.get('audience')}")
+            return oauth_error(403, "access_denied", f"Service not found: {form.get('audience')}")
         token = token_urlsafe(24)
         self._tokens[token] = _IssuedToken(self._clock() + self._token_ttl, frozenset(self._scopes))
         body: dict[str, Any] = {
@@ -396,14 +321,14 @@ class Auth0Sandbox:
         }
         if self._scopes:
             body["scope"] = " ".join(self._scopes)
-        return _json(200, body)
+        return json_answer(200, body)
 
-    def _api(self, incoming: _Incoming) -> _Answer | None:
+    def _api(self, incoming: Incoming) -> Answer | None:
         try:
             self._take_failure(incoming.method)
             granted = self._bearer_scopes(incoming)
             answer = self._dispatch(incoming, granted)
-        except _Refusal as refusal:
+        except Refusal as refusal:
             return refusal.answer
         if incoming.method in _WRITES and self._drops > 0:
             self._drops -= 1
@@ -414,47 +339,47 @@ class Auth0Sandbox:
         for index, (status, only) in enumerate(self._failures):
             if only is None or only == method:
                 del self._failures[index]
-                raise _Refusal(_error(status, HTTPStatus(status).phrase))
+                raise Refusal(error(status, HTTPStatus(status).phrase))
 
-    def _bearer_scopes(self, incoming: _Incoming) -> frozenset[str]:
+    def _bearer_scopes(self, incoming: Incoming) -> frozenset[str]:
         scheme, _, token = incoming.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise _Refusal(_error(401, "Missing authentication"))
+            raise Refusal(error(401, "Missing authentication"))
         issued = self._tokens.get(token)
         if issued is None:
-            raise _Refusal(_error(401, "Invalid token"))
+            raise Refusal(error(401, "Invalid token"))
         if self._clock() >= issued.expires_at:
-            raise _Refusal(_error(401, "Expired token received for JSON Web Token validation"))
+            raise Refusal(error(401, "Expired token received for JSON Web Token validation"))
         return issued.scopes
 
-    def _dispatch(self, incoming: _Incoming, granted: frozenset[str]) -> _Answer:
+    def _dispatch(self, incoming: Incoming, granted: frozenset[str]) -> Answer:
         if incoming.path.startswith("/api/v2/actions/"):
-            body = _json_payload(incoming.body) if incoming.body else None
+            body = json_payload(incoming.body) if incoming.body else None
             status, data = self.actions.handle(
                 incoming.method, incoming.path, incoming.query, body, granted
             )
-            return _json(status, data)
+            return json_answer(status, data)
         match = _HOOKS_PATH.fullmatch(incoming.path)
         if match is None:
-            raise _Refusal(_not_found())
+            raise Refusal(not_found())
         if self.hooks_disabled:
-            raise _Refusal(_error(403, "This endpoint is disabled for your tenant."))
+            raise Refusal(error(403, "This endpoint is disabled for your tenant."))
         if self.hooks_deprecated:
-            raise _Refusal(_error(403, "You are trying to access a deprecated feature."))
+            raise Refusal(error(403, "You are trying to access a deprecated feature."))
         hook_id = match["id"] or ""
         resource = "secrets" if match["secrets"] else "hook" if hook_id else "hooks"
         scope = _SCOPES.get((resource, incoming.method))
         if scope is None:
-            raise _Refusal(_not_found())
+            raise Refusal(not_found())
         if scope not in granted:
             message = f"Insufficient scope, expected any of: {scope}"
-            raise _Refusal(_error(403, message, "insufficient_scope"))
+            raise Refusal(error(403, message, "insufficient_scope"))
         if not _HOOK_ID.fullmatch(hook_id):
             message = "Path validation error: 'String does not match pattern' on property id."
-            raise _Refusal(_error(400, message, "invalid_uri"))
+            raise Refusal(error(400, message, "invalid_uri"))
         return self._endpoint(resource, hook_id, incoming)
 
-    def _endpoint(self, resource: str, hook_id: str, incoming: _Incoming) -> _Answer:
+    def _endpoint(self, resource: str, hook_id: str, incoming: Incoming) -> Answer:
         if resource == "hooks":
             return self._list_hooks(incoming.query)
         if resource == "hook":
@@ -469,7 +394,7 @@ class Auth0Sandbox:
 
     # Endpoints ----------------------------------------------------------------------
 
-    def _list_hooks(self, query: str) -> _Answer:
+    def _list_hooks(self, query: str) -> Answer:
         params = _list_params(query)
         hooks = [
             hook.as_json()
@@ -487,140 +412,55 @@ class Auth0Sandbox:
             wanted = params["fields"].split(",")
             hooks = [{key: hook[key] for key in wanted} for hook in hooks]
         if params.get("include_totals") == "true":
-            return _json(200, {"total": total, "start": start, "limit": limit, "hooks": hooks})
-        return _json(200, hooks)
+            return json_answer(
+                200, {"total": total, "start": start, "limit": limit, "hooks": hooks}
+            )
+        return json_answer(200, hooks)
 
     def _hook(self, hook_id: str) -> _StoredHook:
         hook = self._hooks.get(hook_id)
         if hook is None:
-            raise _Refusal(_error(404, "Error: Hook does not exist", "HookDoesNotExist"))
+            raise Refusal(error(404, "Error: Hook does not exist", "HookDoesNotExist"))
         return hook
 
-    def _get_hook(self, hook_id: str) -> _Answer:
-        return _json(200, self._hook(hook_id).as_json())
+    def _get_hook(self, hook_id: str) -> Answer:
+        return json_answer(200, self._hook(hook_id).as_json())
 
-    def _get_secrets(self, hook_id: str) -> _Answer:
-        return _json(200, dict.fromkeys(self._hook(hook_id).secrets, VALUE_PLACEHOLDER))
+    def _get_secrets(self, hook_id: str) -> Answer:
+        return json_answer(200, dict.fromkeys(self._hook(hook_id).secrets, VALUE_PLACEHOLDER))
 
-    def _add_secrets(self, hook_id: str, body: bytes) -> _Answer:
+    def _add_secrets(self, hook_id: str, body: bytes) -> Answer:
         secrets = _secrets_payload(body)
         hook = self._hook(hook_id)
         if any(name in hook.secrets for name in secrets):
-            raise _Refusal(_error(409, "Secret with the same name already exists."))
+            raise Refusal(error(409, "Secret with the same name already exists."))
         if len(hook.secrets) + len(secrets) > MAX_SECRETS_PER_HOOK:
             # Auth0's wording for this case is unknown; this one names the cap as it might.
-            raise _Refusal(_error(400, "A hook can have at most 20 secrets.", "invalid_body"))
+            raise Refusal(error(400, "A hook can have at most 20 secrets.", "invalid_body"))
         hook.secrets.update(secrets)
-        return _json(201, {})
+        return json_answer(201, {})
 
-    def _update_secrets(self, hook_id: str, body: bytes) -> _Answer:
+    def _update_secrets(self, hook_id: str, body: bytes) -> Answer:
         secrets = _secrets_payload(body)
         hook = self._hook(hook_id)
         unknown = sorted(set(secrets) - set(hook.secrets))
         if unknown:
-            raise _Refusal(_error(404, f"Secret does not exist: {', '.join(unknown)}"))
+            raise Refusal(error(404, f"Secret does not exist: {', '.join(unknown)}"))
         hook.secrets.update(secrets)
-        return _json(201, {})
+        return json_answer(201, {})
 
-    def _delete_secrets(self, hook_id: str, body: bytes) -> _Answer:
+    def _delete_secrets(self, hook_id: str, body: bytes) -> Answer:
         names = _names_payload(body)
         hook = self._hook(hook_id)
         for name in names:
             hook.secrets.pop(name, None)
-        return _Answer(204)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The default backlog of 5 drops simultaneous connects, which then wait a second for SYN retry.
-    request_queue_size = 128
-    sandbox: Auth0Sandbox
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; Nagle plus delayed ACK would add 40 ms each.
-    disable_nagle_algorithm = True
-    # Idle keep-alive connections end on their own rather than pinning threads forever.
-    timeout = 5
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the stderr access log; ``Auth0Sandbox._answer`` logs without bodies."""
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        parts = urlsplit(self.path)
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        answer = self.server.sandbox._answer(
-            _Incoming(self.command, parts.path, parts.query, headers, body)
-        )
-        if answer is None:
-            # Like a load balancer losing the reply: the write is stored, no answer is sent.
-            self.close_connection = True
-            return
-        self.send_response(answer.status)
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        if answer.status != 204:
-            self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        if answer.status != 204:
-            self.wfile.write(answer.body)
-
-
-# Answers ----------------------------------------------------------------------------
-
-
-def _json(status: int, data: Any) -> _Answer:
-    body = json.dumps(data).encode()
-    return _Answer(status, body, {"Content-Type": "application/json; charset=utf-8"})
-
-
-def _error(status: int, message: str, error_code: str | None = None) -> _Answer:
-    return _json(status, error_envelope(status, message, error_code))
-
-
-def _oauth_error(status: int, error: str, description: str) -> _Answer:
-    return _json(status, {"error": error, "error_description": description})
-
-
-def _not_found() -> _Answer:
-    return _error(404, "Not Found")
-
-
-def _too_many_requests() -> _Answer:
-    return _error(429, "Global limit has been reached", "too_many_requests")
-
-
-def _with_headers(answer: _Answer, headers: dict[str, str]) -> _Answer:
-    return _Answer(answer.status, answer.body, {**answer.headers, **headers})
-
-
-def _invalid_body(reason: str) -> _Refusal:
-    return _Refusal(_error(400, f"Payload validation error: '{reason}'.", "invalid_body"))
+        return Answer(204)
 
 
 # Request parsing --------------------------------------------------------------------
 
 
-def _token_form(incoming: _Incoming) -> dict[str, str]:
+def _token_form(incoming: Incoming) -> dict[str, str]:
     """The token request's fields, sent as JSON or as a form."""
     if incoming.headers.get("content-type", "").startswith("application/json"):
         try:
@@ -637,8 +477,8 @@ def _list_params(query: str) -> dict[str, str]:
     params = {name: values[-1] for name, values in parse_qs(query, keep_blank_values=True).items()}
     for name, value in params.items():
         if name not in _LIST_PARAMS or not _valid_list_param(name, value):
-            raise _Refusal(
-                _error(
+            raise Refusal(
+                error(
                     400,
                     f"Query validation error: 'Invalid value' on property {name}.",
                     "invalid_query_string",
@@ -660,42 +500,28 @@ def _valid_list_param(name: str, value: str) -> bool:
 
 
 def _secrets_payload(body: bytes) -> dict[str, str]:
-    data = _json_payload(body)
+    data = json_payload(body)
     if not isinstance(data, dict):
-        raise _invalid_body(f"Expected type object but found type {_json_type(data)}")
+        raise invalid_body(f"Expected type object but found type {json_type(data)}")
     if not data:
-        raise _invalid_body("Too few properties defined (0), minimum 1")
+        raise invalid_body("Too few properties defined (0), minimum 1")
     if len(data) > MAX_SECRETS_PER_HOOK:
-        raise _invalid_body(f"Too many properties defined ({len(data)}), maximum 20")
+        raise invalid_body(f"Too many properties defined ({len(data)}), maximum 20")
     for name, value in data.items():
         if not isinstance(value, str):
-            raise _invalid_body(
-                f"Expected type string but found type {_json_type(value)} on {name}"
-            )
+            raise invalid_body(f"Expected type string but found type {json_type(value)} on {name}")
     return data
 
 
 def _names_payload(body: bytes) -> list[str]:
-    data = _json_payload(body)
+    data = json_payload(body)
     if not isinstance(data, list):
-        raise _invalid_body(f"Expected type array but found type {_json_type(data)}")
+        raise invalid_body(f"Expected type array but found type {json_type(data)}")
     if not data:
-        raise _invalid_body("Array is too short (0), minimum 1")
+        raise invalid_body("Array is too short (0), minimum 1")
     if not all(isinstance(name, str) for name in data):
-        raise _invalid_body("Expected type string in array")
+        raise invalid_body("Expected type string in array")
     return data
-
-
-def _json_payload(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise _Refusal(_error(400, "Invalid request payload JSON format", "invalid_body")) from None
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
 
 
 def _new_hook_id(now: float) -> str:

@@ -183,6 +183,13 @@ class ActionsTenant:
             action.secrets = kept
             self._draft_changed(action, stamp, content=True)
 
+    def deploy_draft(self, action_id: str) -> None:
+        """Deploy the draft at once, as someone clicking Deploy in the Dashboard would."""
+        with self._lock:
+            action = self._actions[action_id]
+            self._new_version(action, live_at=self._clock())
+            self._refresh(action)
+
     def fail_next_builds(self, n: int = 1) -> None:
         """The next ``n`` builds end ``failed`` (through ``retrying``) instead of ``built``."""
         with self._lock:

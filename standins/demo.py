@@ -19,7 +19,8 @@ from bot.crypto import generate_key
 from bot.logs import configure_logging
 from bot.settings import Mode, Settings, load_app_settings
 from bot.store import Store
-from standins.auth0 import Auth0Sandbox
+from bot.targets import TargetKind
+from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot
 from standins.mrkdwn import Renderer
 from standins.slack import SlackDriver, SlackStandIn
@@ -27,7 +28,9 @@ from standins.slack import SlackDriver, SlackStandIn
 REQUESTER, APPROVER = "U0RITA", "U0ALEX"
 ORIGIN, APPROVALS = "C0PLATFORM", "C0APPROVALS"
 HOOK = "Client Credentials Exchange"
+ACTION = "Enrich ID tokens"
 DEMO_VALUE = "demo-value-never-shown"
+DEMO_ACTION_VALUE = "demo-action-value-never-shown"
 COMMENT = "checked with the vendor"
 # The stand-ins' fixed, made-up credentials: nothing real is ever used by the demo.
 DEMO_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - fake, for the local stand-in
@@ -41,9 +44,10 @@ def run_demo(out: TextIO | None = None) -> int:
     logs = io.StringIO()
     configure_logging("WARNING", "console", logs)  # keep the story readable
     database = Path(tempfile.mkdtemp(prefix="hook-secret-bot-demo-")) / "demo.db"
-    with SlackStandIn() as slack, Auth0Sandbox() as auth0:
+    with SlackStandIn() as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
         _people(slack)
         hook_id = auth0.add_hook(HOOK, secrets={"LEGACY_KEY": "x" * 8})
+        action_id = auth0.actions.add(ACTION, {"PARTNER_TOKEN": "old", "CRM_KEY": "kept"})
         settings = _settings(slack, auth0, f"sqlite:///{database}")
         audit_lines = io.StringIO()
         store = Store(settings.database_url, AuditSink(audit_lines))
@@ -53,13 +57,10 @@ def run_demo(out: TextIO | None = None) -> int:
             story.driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
             story.idle = services.wait_idle
             story.play(next(h for h in services.catalog.hooks() if h.id == hook_id))
+            story.play_action(services.targets[TargetKind.ACTION].find(action_id))
             story.driver.close()
         store.close()
-        story.say(
-            f"the hook {HOOK} in Auth0 now holds",
-            f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
-            "bot's database kept only ciphertext, erased once applied)",
-        )
+        _tenant_now(story, auth0, hook_id, action_id)
         story.trail(audit_lines.getvalue())
         _kept(out, settings)
         places = {
@@ -68,7 +69,24 @@ def run_demo(out: TextIO | None = None) -> int:
             "the logs": logs.getvalue(),
             "the database file": database.read_bytes().decode("latin-1"),
         }
-        return _verdict(out, places, "VENDOR_API_KEY" in auth0.secrets(hook_id))
+        deployed = auth0.actions.deployed_secrets(action_id)
+        applied = "VENDOR_API_KEY" in auth0.secrets(hook_id)
+        return _verdict(out, places, applied and deployed["PARTNER_TOKEN"] == DEMO_ACTION_VALUE)
+
+
+def _tenant_now(story: Story, auth0: Auth0Sandbox, hook_id: str, action_id: str) -> None:
+    """What the hook and the action hold in Auth0 after the story (names only)."""
+    story.say(
+        f"the hook {HOOK} in Auth0 now holds",
+        f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
+        "bot's database kept only ciphertext, erased once applied)",
+    )
+    story.say(
+        f"the action {ACTION} in Auth0 now runs",
+        f"version {auth0.actions.deployed_number(action_id)} with secrets "
+        f"{', '.join(sorted(auth0.actions.deployed_secrets(action_id)))} (CRM_KEY kept its "
+        "value: the bot sent it by name only)",
+    )
 
 
 def _settings(slack: SlackStandIn, auth0: Auth0Sandbox, database_url: str) -> Settings:
@@ -130,6 +148,41 @@ class Story:
         self.say("only @rita sees", self.latest_ephemeral(REQUESTER))
         self._approve(approval)
 
+    def play_action(self, action: Any) -> None:
+        """Rita rotates a secret of an Auth0 Action; Alex approves; it is deployed."""
+        self.out.write("\n== The same for an Auth0 Action (the successor of Hooks) ==\n")
+        command = f'/hook-secret update "{ACTION}" PARTNER_TOKEN'
+        self.say("@rita types in #platform", command)
+        self.driver.slash_command(REQUESTER, command.split(" ", 1)[1], channel_id=ORIGIN)
+        self.idle()
+        view = self.slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_UPDATE)
+        values = {
+            ids.BLOCK_HOOK: {"selected_option": hook_option(action).to_dict()},
+            ids.BLOCK_SECRET_NAME: "PARTNER_TOKEN",
+            ids.BLOCK_SECRET_VALUE: DEMO_ACTION_VALUE,
+            ids.BLOCK_REASON: "partner rotated the token",
+        }
+        self.say("she picks the action under “Actions”, fills in the form and submits", "")
+        self.driver.view_submission(REQUESTER, view, values)
+        self.idle()
+        approval = self.slack.wait_for_message(
+            APPROVALS, lambda m: "PARTNER_TOKEN" in m.get("text", "") and bool(m.get("blocks"))
+        )
+        self.say("the bot posts in #secret-approvals", self.blocks(approval))
+        self.driver.block_action(
+            APPROVER, ids.ACTION_APPROVE, message=approval, channel_id=APPROVALS
+        )
+        self.idle()
+        modal = self.slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
+        self.say("@alex clicks [Approve] and submits the approval form", "")
+        self.driver.view_submission(APPROVER, modal, {ids.BLOCK_COMMENT: None})
+        self.idle()
+        done = self.slack.wait_for_message(ORIGIN, lambda m: "PARTNER_TOKEN" in m.get("text", ""))
+        self.say(
+            "the bot PATCHes, waits for the build, deploys, and posts in #platform",
+            self.md.render(done.get("text", "")),
+        )
+
     def _request(self, hook: Any) -> None:
         command = f'/hook-secret add "{HOOK}" VENDOR_API_KEY'
         self.say("@rita types in #platform", command)
@@ -145,9 +198,13 @@ class Story:
             ids.BLOCK_HOOK: HOOK,
             ids.BLOCK_SECRET_VALUE: f"(a value of {len(DEMO_VALUE)} characters, hidden here)",
         }
-        self.say(f"a form “{view['title']['text']}” opens for @rita; she fills it in", "\n".join(
-            f"{label}: {typed.get(block, values.get(block, ''))}" for block, label in _inputs(view)
-        ))
+        self.say(
+            f"a form “{view['title']['text']}” opens for @rita; she fills it in",
+            "\n".join(
+                f"{label}: {typed.get(block, values.get(block, ''))}"
+                for block, label in _inputs(view)
+            ),
+        )
         self.driver.view_submission(REQUESTER, view, values)
         self.idle()
 
@@ -191,6 +248,8 @@ class Story:
             record = json.loads(line)
             when = datetime.fromisoformat(record["timestamp"]).astimezone(self.md.tz)
             comment = f'  comment: "{record["comment"]}"' if record.get("comment") else ""
+            if record.get("action_version") is not None:
+                comment += f"  deployed as version {record['action_version']}"
             self.out.write(
                 f"  #{record['id']} {when:%H:%M:%S}  "
                 f"{record['event']:<18} by @{self.slack.user_name(record['actor'])}  "
@@ -204,9 +263,7 @@ class Story:
 
 
 def _inputs(view: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (b["block_id"], b["label"]["text"]) for b in view["blocks"] if b.get("type") == "input"
-    ]
+    return [(b["block_id"], b["label"]["text"]) for b in view["blocks"] if b.get("type") == "input"]
 
 
 def _kept(out: TextIO, settings: Settings) -> None:
@@ -220,7 +277,8 @@ def _kept(out: TextIO, settings: Settings) -> None:
 
 
 def _verdict(out: TextIO, places: dict[str, str], applied: bool) -> int:
-    leaked = [where for where, text in places.items() if DEMO_VALUE in text]
+    values = (DEMO_VALUE, DEMO_ACTION_VALUE)
+    leaked = [where for where, text in places.items() if any(v in text for v in values)]
     if leaked or not applied:
         out.write(
             "\nNOT proven: "

@@ -14,7 +14,7 @@ import pytest
 
 from bot.check import run_checks
 from bot.settings import Mode, load_app_settings
-from standins.auth0 import Auth0Sandbox
+from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackStandIn
 from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
 
@@ -28,6 +28,8 @@ CHECKS = [
     "approvers",
     "auth0 token",
     "auth0 GET /api/v2/hooks",
+    "auth0 GET /api/v2/actions/actions",
+    "auth0 targets",
     "database",
 ]
 
@@ -71,13 +73,15 @@ def _line(printed: str, name: str) -> str:
 @pytest.fixture
 def tenant(sqlite_url: str) -> Iterator[Tenant]:
     """A workspace with the bot in the approval channel and populated groups, and a tenant."""
-    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+    # The grant CONTRACT §2 asks for: hooks and actions.
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
         slack.add_user("U0REQ", "rita")
         slack.add_user("U0APP", "alex")
         slack.add_channel(APPROVALS, "secret-approvals")
         slack.add_usergroup("S0REQS", "requesters", ["U0GUS"])
         slack.add_usergroup("S0APPS", "approvers", ["U0BEA", "U0APP"])
         auth0.add_hook("Client Credentials Exchange")
+        auth0.actions.add("Enrich tokens", {"API_KEY": "x"})
         yield Tenant(slack, auth0, sqlite_url)
 
 
@@ -105,6 +109,8 @@ def test_all_checks_pass_with_one_ok_line_each(tmp_path: Path, tenant: Tenant) -
     assert all(line.startswith("ok   ") for line in lines)
     assert "2 people from 1 group" in _line(done.stdout, "approvers")
     assert "1 hook readable" in _line(done.stdout, "auth0 GET /api/v2/hooks")
+    assert "1 action readable" in _line(done.stdout, "auth0 GET /api/v2/actions/actions")
+    assert "offers actions and hooks" in _line(done.stdout, "auth0 targets")
     for secret in (BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, env["HOOK_SECRET_ENCRYPTION_KEY"]):
         assert secret not in done.stdout + done.stderr
 
@@ -190,7 +196,7 @@ def test_socket_mode_checks_the_app_level_token(sqlite_url: str) -> None:
     app_token = "xapp-1-A0APP-check-token-0123456789"
     with (
         SlackStandIn(bot_token=BOT_TOKEN, app_token=app_token) as slack,
-        Auth0Sandbox() as auth0,
+        Auth0Sandbox(scopes=FULL_SCOPES) as auth0,
     ):
         slack.add_channel(APPROVALS, "secret-approvals")
         tenant = Tenant(slack, auth0, sqlite_url)
@@ -310,3 +316,28 @@ def test_counts_read_as_english(tenant: Tenant) -> None:
     assert status == 0, printed
     assert _line(printed, "requesters").endswith(": 1 person")
     assert _line(printed, "auth0 GET /api/v2/hooks").endswith(": 1 hook readable")
+
+
+def test_missing_action_scopes_are_named_and_hooks_are_still_offered(tenant: Tenant) -> None:
+    """A hooks-only grant: the actions check names every missing action scope, and the form
+    offers hooks only."""
+    tenant.auth0.set_scopes("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+    status, printed = tenant.check()
+    assert status == 1
+    line = _line(printed, "auth0 GET /api/v2/actions/actions")
+    assert line.startswith("FAIL") and "Management API" in line
+    assert all(s in line for s in ("read:actions", "update:actions", "create:actions"))
+    assert _line(printed, "auth0 targets") == "ok   auth0 targets: the request form offers hooks"
+
+
+def test_an_application_that_cannot_deploy_is_told_it_needs_create_actions(
+    tenant: Tenant,
+) -> None:
+    """read and update without create: actions are readable but could never be deployed."""
+    hooks = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
+    tenant.auth0.set_scopes(*hooks, "read:actions", "update:actions")
+    status, printed = tenant.check()
+    assert status == 1
+    line = _line(printed, "auth0 GET /api/v2/actions/actions")
+    assert line.startswith("FAIL") and "create:actions" in line and "1 action readable" in line
+    assert "read:actions," not in line

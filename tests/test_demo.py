@@ -46,12 +46,17 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
     for raw in ("<@", "<#", "<!date", ":white_check_mark:", ":no_entry:", "*Hook:*", "`"):
         assert raw not in out
     assert "demo-value-never-shown" not in out
+    # The action part: picked under Actions, deployed, and the version shown.
+    assert '/hook-secret update "Enrich ID tokens" PARTNER_TOKEN' in out
+    assert "on action Enrich ID tokens and deployed as version 2" in out
+    assert "secret.updated     by @alex  PARTNER_TOKEN  applied  deployed as version 2" in out
+    assert "demo-action-value-never-shown" not in out
     assert out.rstrip().splitlines()[-1].startswith("Proven: the value typed into the form")
     verify = next(line.split() for line in out.splitlines() if line.endswith("audit verify"))
     url = shlex.split(verify[0])[0].removeprefix("DATABASE_URL=")
     assert Path(url.removeprefix("sqlite:///")).is_relative_to(tmp_path)
     checked = _run([str(SCRIPT), "audit", "verify"], tmp_path, _env(tmp_path, DATABASE_URL=url))
-    assert (checked.returncode, checked.stdout) == (0, "audit trail intact: 4 records\n")
+    assert (checked.returncode, checked.stdout) == (0, "audit trail intact: 11 records\n")
     exported = _run([str(SCRIPT), "audit", "export"], tmp_path, _env(tmp_path, DATABASE_URL=url))
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r["event"] for r in records] == [
@@ -59,7 +64,12 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
         "approval.denied",
         "request.approved",
         "secret.added",
+        "request.submitted",
+        "request.approved",
+        *["apply.phase"] * 4,
+        "secret.updated",
     ]
+    assert records[-1]["target"] == "action" and records[-1]["action_version"] == 2
     assert records[2]["comment"] == "checked with the vendor"
 
 

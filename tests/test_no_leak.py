@@ -24,10 +24,12 @@ import structlog
 from sqlalchemy import MetaData, create_engine, select
 
 from bot import ids
+from bot.blocks import hook_option
 from bot.crypto import generate_key
 from bot.logs import configure_logging
+from bot.targets import TargetKind
 from bot.workflow import Result
-from standins.auth0 import DEFAULT_SCOPES, Auth0Sandbox
+from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.harness import (
     APPROVALS,
@@ -647,3 +649,64 @@ def test_socket_mode_process_at_debug_prints_no_canary(tmp_path: Path) -> None:
 
 def _audit_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith('{"audit":true')]
+
+
+def _approval_for(name: str) -> Any:
+    """A predicate: the approval message (with buttons) of the request for ``name``."""
+    return lambda m: f"`{name}`" in m.get("text", "") and _has_buttons(m)
+
+
+def _action_paths(bot: Bot, action_id: str) -> None:
+    """Add (applied), then a rotation refused because someone left undeployed edits in the
+    Dashboard, then list: each value a canary."""
+    option = bot.services.targets[TargetKind.ACTION].find(action_id)
+    assert option is not None
+    picked = {"selected_option": hook_option(option).to_dict()}
+    for text, name, label in (("add", "ACT_NEW", "action-applied"), ("update", "ACT_ONE", "")):
+        view = bot.open_form(text=text)
+        value = canary(label or "action-draft")
+        ack = bot.submit(view, name=name, value=value, hook=picked)
+        assert ack.status == 200 and not ack.body, ack.body
+        message = bot.slack.wait_for_message(APPROVALS, _approval_for(name))
+        if not label:  # someone edits ACT_TWO in the Dashboard and does not deploy
+            bot.auth0.actions.edit(action_id, {"ACT_TWO": "dashboard"})
+        _approve(bot, message)
+    ack = bot.driver.slash_command(REQUESTER, f"list action:{action_id}", channel_id=ORIGIN)
+    assert ack.status == 200
+    bot.drain()
+
+
+def test_action_canaries_surface_only_in_the_patch_that_carries_them(
+    db_url: str, tmp_path: Path, captured_logs: io.StringIO
+) -> None:
+    """Action paths with canary values: each value reaches Auth0 only in its one whole-list
+    PATCH, and appears nowhere the bot wrote (audit, Slack, acks, logs, database, errors)."""
+    recorder = Recorder()
+    with running_bot(db_url) as bot:
+        bot.auth0.set_scopes(*FULL_SCOPES)
+        bot.auth0.revoke_tokens()
+        action_id = bot.auth0.actions.add("Enrich", {"ACT_ONE": "one", "ACT_TWO": "two"})
+        recorder.attach(bot)
+        _action_paths(bot, action_id)
+        ends = ("secret.", "request.failed")
+        outcomes = [(r["event"], r["outcome"]) for r in bot.audit() if r["event"].startswith(ends)]
+        assert outcomes == [("secret.added", "applied"), ("request.failed", "draft_not_deployed")]
+        seen = _observe(bot, recorder, ("action-applied", "action-draft"))
+        path = f"/api/v2/actions/actions/{action_id}"
+        carriers = [
+            (r.method, r.path)
+            for r in bot.auth0.requests
+            if any(s.found_in(_blob(r.body)) for s in seen.secrets if s.label == "canary")
+        ]
+        assert carriers == [("PATCH", path)]
+        assert seen.applied == [("PATCH", 200)]
+        # Where it belongs: the body of that one PATCH (the hooks' rule knows only /secrets).
+        (at,) = [n for n, r in enumerate(bot.auth0.requests) if r.method == "PATCH"]
+        allowed = f"canary in auth0 request {at} PATCH {path} body"
+        assert [leak for leak in seen.auth0_leaks if leak != allowed] == []
+    haystacks = [
+        *seen.haystacks,
+        ("logs", captured_logs.getvalue()),
+        *_database_haystacks(db_url, tmp_path),
+    ]
+    assert _hits(seen.secrets, haystacks) == []

@@ -11,7 +11,7 @@ from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
 from bot.catalog import HookCatalog
 from bot.models import Kind
-from bot.targets import Change, HookTarget, TargetKind, Targets
+from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
 from standins.auth0 import Auth0Sandbox
 
 VALUE = "s3cr3t-target-value"
@@ -60,12 +60,12 @@ def test_targets_are_found_by_kind(target: HookTarget) -> None:
 def test_hook_target_adds_rotates_and_removes(sandbox: Auth0Sandbox, target: HookTarget) -> None:
     """Each kind of change reaches the hook's secrets in Auth0."""
     hook_id = sandbox.add_hook("Target hook")
-    target.apply(change(Kind.ADD, hook_id))
+    target.apply(change(Kind.ADD, hook_id), NoProgress())
     assert sandbox.secrets(hook_id) == {"API_KEY": VALUE}
-    target.apply(change(Kind.UPDATE, hook_id, value="rotated-value"))
+    target.apply(change(Kind.UPDATE, hook_id, value="rotated-value"), NoProgress())
     assert sandbox.secrets(hook_id) == {"API_KEY": "rotated-value"}
     assert target.secret_names(hook_id) == ["API_KEY"]
-    target.apply(change(Kind.REMOVE, hook_id, value=None))
+    target.apply(change(Kind.REMOVE, hook_id, value=None), NoProgress())
     assert sandbox.secrets(hook_id) == {}
 
 
@@ -76,7 +76,7 @@ def test_a_change_without_a_value_is_refused_before_auth0(
     hook_id = sandbox.add_hook("Target hook")
     before = len(sandbox.requests)
     with pytest.raises(ValueError, match="needs a value"):
-        target.apply(change(Kind.ADD, hook_id, value=None))
+        target.apply(change(Kind.ADD, hook_id, value=None), NoProgress())
     assert len(sandbox.requests) == before
 
 
@@ -108,7 +108,7 @@ def test_unknown_hooks_and_names_raise_domain_errors(
     """A deleted hook is HookNotFound; rotating a name the hook lacks is SecretNotFound."""
     hook_id = sandbox.add_hook("Target hook")
     with pytest.raises(SecretNotFound):
-        target.apply(change(Kind.UPDATE, hook_id, "NOPE"))
+        target.apply(change(Kind.UPDATE, hook_id, "NOPE"), NoProgress())
     with pytest.raises(HookNotFound):
         target.secret_names("01HZZZZZZZZZZZZZZZZZZZZZZZ")
 

@@ -55,7 +55,7 @@ _NOT_BUILT: Final = "must be in the 'built' state"
 _FULL: Final = re.compile(r"(maximum|at most|limit|more than)\D{0,40}\b30\b", re.IGNORECASE)
 _DEPLOY_ATTEMPTS: Final = 5
 _UNREADABLE: Final = "Auth0 sent an answer the bot could not read"
-_DEPLOY_SCOPE: Final = (
+DEPLOY_SCOPE: Final = (
     "the Auth0 application lacks the `create:actions` scope, which deploying an action needs "
     "(`update:actions` alone cannot publish): grant it in Auth0 Dashboard → Applications → APIs"
 )
@@ -435,7 +435,7 @@ def _error_for(response: httpx.Response, scope: str) -> Auth0Error:
         return AuthenticationFailed("Auth0 refused the bot's access token even after renewing it")
     if status == 403:
         if scope == "create:actions":
-            return InsufficientScope(scope, _DEPLOY_SCOPE)
+            return InsufficientScope(scope, DEPLOY_SCOPE)
         return InsufficientScope.from_auth0_message(message, scope)
     if status == 404:
         return ActionNotFound()

@@ -85,8 +85,8 @@ def _not_a_requester(
 def _prefill_hook(
     services: Services, opened: dict[str, Any], kind: Kind, metadata: str, parsed: Command
 ) -> None:
-    """Select the hook named in the command, once the modal is already open."""
-    hook = services.targets.hooks.find(parsed.hook or "")
+    """Select the hook or action named in the command, once the modal is already open."""
+    hook = services.targets.find(parsed.hook or "")
     notice = None if hook else f":warning: No hook named `{esc(parsed.hook or '')}`: pick one."
     view = blocks.request_modal(
         kind,

@@ -1,4 +1,4 @@
-"""``/hook-secret list``: a hook's secret names with who last set them, never values."""
+"""``/hook-secret list``: a hook's or action's secret names with who last set them, never values."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from slack_bolt import Ack, App, Respond
 from bot import blocks, ids
 from bot.auth0.errors import Auth0Error
 from bot.flow import Services
+from bot.targets import Described
 
 PICKER_DEADLINE = 2.0
 
 
 def register(app: App) -> None:
-    """Attach the hook picker of the list command."""
+    """Attach the target picker of the list command."""
     app.action(ids.LIST_PICKER)(on_pick)
 
 
 def on_pick(
     ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond, services: Services
 ) -> None:
-    """List the secrets of the hook just picked."""
+    """List the secrets of the hook or action just picked."""
     ack()
     user, team = body["user"]["id"], body["team"]["id"]
     hook_id = (action.get("selected_option") or {}).get("value", "")
@@ -31,7 +32,7 @@ def on_pick(
 def show_list(
     services: Services, respond: Respond, user: str, team: str, hook_key: str | None
 ) -> None:
-    """Answer ephemerally with the hook's secrets, or a picker when no hook was named."""
+    """Answer ephemerally with the target's secrets, or a picker when none was named."""
     if not services.may_list(user, team):
         respond(
             text=":no_entry: Only requesters and approvers may list hook secrets.",
@@ -42,26 +43,43 @@ def show_list(
     if not hook_key:
         respond(**_picker(services), response_type="ephemeral")
         return
-    hook = services.targets.hooks.find(hook_key)
-    if hook is None:
-        respond(text=f"No hook named `{blocks.esc(hook_key)}`.", response_type="ephemeral")
+    target = services.targets.find(hook_key)
+    if target is None:
+        respond(
+            text=f"No hook or action named `{blocks.esc(hook_key)}`.", response_type="ephemeral"
+        )
         return
     try:
-        names, origin = services.secrets(hook.id)
+        text = _secret_list(services, target)
     except Auth0Error as error:
         respond(
             text=f"Auth0 could not list the secrets: {error.message}", response_type="ephemeral"
         )
         return
-    text = blocks.secret_list(hook, names, origin)
     respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def _secret_list(services: Services, target: Described) -> str:
+    """Names and provenance; for an action also Auth0's stamps, the cap and undeployed edits."""
+    shown = services.shown_secrets(target)
+    return blocks.secret_list(
+        target,
+        shown.names,
+        shown.origin,
+        cap=shown.cap,
+        stamps=shown.stamps,
+        undeployed=shown.undeployed,
+    )
 
 
 def _picker(services: Services) -> dict[str, Any]:
     try:
-        hooks = services.targets.hooks.listing(deadline=PICKER_DEADLINE)
+        found = [t for target in services.targets for t in target.offer(PICKER_DEADLINE).targets]
     except Auth0Error as error:
         return {"text": f"Auth0 could not list hooks: {error.message}"}
-    if not hooks:
+    if not found:
         return {"text": "No hooks found in the tenant."}
-    return {"text": "Pick a hook to list its secrets.", "blocks": blocks.hook_picker(hooks)}
+    return {
+        "text": "Pick a hook or an action to list its secrets.",
+        "blocks": blocks.hook_picker(found),
+    }

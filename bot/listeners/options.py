@@ -1,4 +1,4 @@
-"""Options loads for the hook picker, answered from the cached hook list."""
+"""Options loads for the target picker, answered from the cached hook and action lists."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ def register(app: App) -> None:
 
 
 def on_hook_options(ack: Ack, payload: dict[str, Any], services: Services) -> None:
-    """Hooks matching what the user typed; one unusable option when Auth0 can't answer."""
+    """Actions and hooks matching what the user typed; one unusable option when Auth0 can't
+    answer."""
     try:
-        hooks = services.targets.hooks.search(payload.get("value") or "", OPTIONS_DEADLINE)
+        offers = services.offers(payload.get("value") or "", OPTIONS_DEADLINE)
     except Auth0Error as error:
         ack(options=[blocks.unavailable_option(error.reason).to_dict()])
         return
-    ack(options=[blocks.hook_option(h).to_dict() for h in hooks[: blocks.MAX_OPTIONS]])
+    ack(**blocks.target_options(offers))

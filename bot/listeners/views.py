@@ -8,10 +8,10 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import answers, ids
-from bot.auth0.client import Hook
-from bot.domain import COMMENT_MAX, HOOK_ID, valid_name
+from bot.domain import COMMENT_MAX, valid_name
 from bot.flow import Services
 from bot.models import Kind
+from bot.targets import Described, TargetKind, TargetRef
 from bot.validation import RequestForm, comment_problem, form_errors, parse_form
 from bot.workflow import AlreadyOpen, Draft
 
@@ -83,14 +83,22 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
 
 
 def _draft(
-    kind: Kind, team: str, user: str, view: dict[str, Any], form: RequestForm, hook: Hook | None
+    kind: Kind,
+    team: str,
+    user: str,
+    view: dict[str, Any],
+    form: RequestForm,
+    hook: Described | None,
 ) -> Draft:
+    ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
     return Draft(
         kind=kind,
         team_id=team,
         requester=user,
         origin_channel=_origin_channel(view, user),
-        hook_id=form.hook_id or "",
+        hook_id=ref.id,
+        target_kind=ref.kind,
+        tenant=ref.tenant,
         # Auth0's name for the id; the option label is client-supplied.
         hook_name=hook.name if hook else _hook_name(form),
         secret_name=form.secret_name,
@@ -113,14 +121,10 @@ def _refuse_input(
     # A name that failed its checks may be anything, a pasted value included: not recorded.
     name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
     name = form.secret_name if name_checked and valid_name(form.secret_name) else None
+    ref = TargetRef.parse(form.hook_id or "")
+    where = {f"{ref.kind}_id": ref.id} if ref else {}
     services.refuse_later(
-        "request.refused",
-        user,
-        team,
-        outcome,
-        hook_id=form.hook_id if form.hook_id and HOOK_ID.match(form.hook_id) else None,
-        secret_name=name,
-        fields=sorted(errors),
+        "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
     )
 
 

@@ -13,12 +13,21 @@ import pytest
 from pydantic import SecretStr
 
 from bot.audit import AuditSink
-from bot.auth0.client import Hook
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.crypto import Vault, generate_key
 from bot.models import Kind, State
 from bot.store import Store
-from bot.targets import Change, TargetKind, Targets
+from bot.targets import (
+    Applied,
+    Change,
+    Described,
+    Inventory,
+    Offer,
+    Progress,
+    TargetKind,
+    TargetRef,
+    Targets,
+)
 from bot.workflow import APPLY_LEASE, UNCLAIMED_GRACE, AlreadyOpen, Draft, Outcome, Workflow
 
 VALUE = "s3cr3t-value-never-stored"
@@ -34,22 +43,30 @@ class MemoryTarget:
     fail_with: Exception | None = None
     forgotten: int = 0
 
-    def listing(self, deadline: float | None = None) -> list[Hook]:
-        return [Hook(h, h, "t", True) for h in self.secrets]
+    max_secrets: int = 20
 
-    def find(self, key: str) -> Hook | None:
+    def offer(self, deadline: float | None = None) -> Offer:
+        return Offer(self.kind, self.listing())
+
+    def listing(self, deadline: float | None = None) -> list[Described]:
+        return [self.describe(h) for h in self.secrets]
+
+    def find(self, key: str) -> Described | None:
         return next((h for h in self.listing() if h.id == key), None)
 
-    def search(self, query: str, deadline: float) -> list[Hook]:
+    def search(self, query: str, deadline: float) -> list[Described]:
         return [h for h in self.listing() if query in h.id]
 
-    def describe(self, target_id: str) -> Hook:
-        return Hook(target_id, target_id, "t", True)
+    def describe(self, target_id: str) -> Described:
+        return Described(TargetRef(self.kind, target_id), target_id, "t")
 
     def secret_names(self, target_id: str) -> list[str]:
         return list(self.secrets[target_id])
 
-    def apply(self, change: Change) -> None:
+    def inventory(self, target_id: str) -> Inventory:
+        return Inventory(self.secret_names(target_id))
+
+    def apply(self, change: Change, progress: Progress) -> Applied:
         self.sent.append(change)
         if self.fail_with is not None:
             raise self.fail_with
@@ -59,6 +76,7 @@ class MemoryTarget:
         else:
             assert change.value is not None
             held[change.name] = change.value.get_secret_value()
+        return Applied()
 
     def landed(self, change: Change) -> bool:
         present = change.name in self.secrets[change.target_id]
