@@ -159,14 +159,14 @@ def serve_http(settings: Settings) -> None:
     # gunicorn's master only forks and watches the worker. Started afresh in this process
     # (same pid: signals still reach it) it never imports the app, and holds ~25 MiB instead
     # of ~85 MiB; the worker reads the same environment and builds everything after the fork.
-    command = [sys.executable, "-m", "bot.server", str(settings.port), settings.log_level]
+    command = [sys.executable, "-m", "bot.master", str(settings.port), settings.log_level]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [*command, settings.log_format or ""])  # noqa: S606 - this interpreter, our module
 
 
 def main() -> None:
-    """``python -m bot.server PORT LOG_LEVEL LOG_FORMAT``: the master ``serve_http`` starts."""
+    """The gunicorn master ``serve_http`` execs into (``python -m bot.master``)."""
     port, log_level, log_format = sys.argv[1:4]
     configure_logging(log_level, log_format or None)
     BotServer(int(port), log_level).run()
@@ -211,6 +211,3 @@ def _preflight_or_exit(settings: Settings) -> None:
         log.error("cannot start", problem=str(error))
         raise SystemExit(EXIT_STARTUP) from None
 
-
-if __name__ == "__main__":
-    main()
