@@ -162,6 +162,8 @@ def _request_inputs(
         InputBlock(
             block_id=ids.BLOCK_HOOK,
             label="Hook",
+            # A pick is sent at once (block_actions), so the hook's names are read before submit.
+            dispatch_action=True,
             element=ExternalDataSelectElement(
                 action_id=ids.BLOCK_HOOK,
                 placeholder="Search hooks by name",
