@@ -93,13 +93,19 @@ class Prefetch(Generic[D]):
                 entry.watchers.pop(viewer, None)
 
     def fresh(self, kind: TargetKind, target_id: str) -> Snapshot[D] | None:
-        """The names read within ``fresh_for`` seconds, or None (never asks Auth0)."""
+        """The names read within ``fresh_for`` seconds, or None; never waits for Auth0. Names
+        older than ``refresh_every`` are read again in the background (refresh-ahead), so a
+        target in steady use never falls back to a live read."""
         with self._lock:
             entry = self._entries.get((kind, target_id))
             if entry is None or not self._within(entry, self.fresh_for):
                 return None
             self._entries.move_to_end((kind, target_id))
-            return entry.snapshot
+            snapshot = entry.snapshot
+            ahead = not (self._reading(entry) or self._within(entry, self.refresh_every))
+        if ahead:
+            self.read(kind, target_id)
+        return snapshot
 
     def read(self, kind: TargetKind, target_id: str) -> Future[Snapshot[D]]:
         """The read of this target under way, or a new one; its result is cached."""

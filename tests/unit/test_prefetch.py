@@ -73,6 +73,27 @@ def test_a_watched_target_is_read_once_and_trusted_while_fresh(pool: ThreadPoolE
     prefetch.close()
 
 
+def test_names_in_use_are_read_again_ahead_of_going_stale(pool: ThreadPoolExecutor) -> None:
+    """A submission using names older than ``refresh_every`` gets them at once and starts a
+    background read, so steady use of a target never waits for Auth0."""
+    tenant, clock = Tenant(), Clock()
+    prefetch = Prefetch(
+        tenant.read, pool, clock=clock, refresh_in_background=False, fresh_for=60, refresh_every=20
+    )
+    prefetch.read(HOOK, "h1").result(5)
+    clock.now += 10
+    assert prefetch.fresh(HOOK, "h1") is not None and prefetch.wait_idle(5)
+    assert tenant.reads == ["h1"]
+    tenant.names["h1"] = ["A", "NEW"]
+    clock.now += 15
+    old = prefetch.fresh(HOOK, "h1")
+    assert old is not None and old.names == ("A",)
+    assert prefetch.wait_idle(5) and tenant.reads == ["h1", "h1"]
+    clock.now += 50  # 65 s after the first read, 50 after the second
+    new = prefetch.fresh(HOOK, "h1")
+    assert new is not None and new.names == ("A", "NEW")
+
+
 def test_reads_of_one_target_at_once_cost_one_call(pool: ThreadPoolExecutor) -> None:
     """A submission's live read joins the read a pick started, instead of asking again."""
     tenant, clock = Tenant(), Clock()
