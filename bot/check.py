@@ -16,7 +16,7 @@ from bot.logs import SECRETS
 from bot.policy import Principals
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Store, sqlite_path
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2).
 NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
@@ -168,6 +168,10 @@ def _hooks(auth0: Auth0Client) -> str:
 
 
 def _database(url: str) -> str:
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        # Opening it would not create it (only `run` does): a fresh install has none yet.
+        return f"no file yet at {path} (`run` creates it on start)"
     store = Store(url)
     try:
         if not store.ping(schema=False):

@@ -102,9 +102,9 @@ class Runtime:
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
 
-    def wsgi(self) -> WSGIApp:
+    def wsgi(self, signing_secret: str) -> WSGIApp:
         """The WSGI application of HTTP mode."""
-        return wsgi_app(self.app, self.store, self.metrics)
+        return wsgi_app(self.app, self.store, self.metrics, signing_secret=signing_secret)
 
     def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
         """Expire and reconcile now, then every ``interval`` seconds."""
