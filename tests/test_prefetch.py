@@ -198,3 +198,31 @@ def test_an_old_modal_with_nothing_read_ahead_is_checked_live(sqlite_url: str) -
             ("GET", f"/api/v2/hooks/{bot.hook_id}/secrets")
         ]
         assert 0.3 <= ack.elapsed < 3.0
+
+
+def test_a_crafted_pick_is_acked_and_reads_nothing(sqlite_url: str) -> None:
+    """Picks whose option is not a hook id (the "Auth0 unavailable" option, a path, a value
+    of the wrong type) or that name no view are acked and make no Auth0 call."""
+    with running_bot(sqlite_url) as bot:
+        view, real = bot.open_form(), bot.hook_option()
+        bot.drain()
+        before = len(bot.auth0.requests)
+        for option in (ids.OPTION_UNAVAILABLE, "../../clients", "", None, 7):
+            ack = bot.driver.view_action(
+                REQUESTER, view, ids.BLOCK_HOOK, {"selected_option": {"value": option}}
+            )
+            assert (ack.status, ack.body) == (200, b"")
+        assert bot.driver.view_action(REQUESTER, view, ids.BLOCK_HOOK, real).status == 200
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "team": {"id": bot.slack.team_id},
+            "user": {"id": REQUESTER, "team_id": bot.slack.team_id},
+            "api_app_id": bot.slack.app_id,
+            "actions": [{"action_id": ids.BLOCK_HOOK, "selected_option": "not-an-object"}],
+            "view": {"type": "modal", "callback_id": ids.CALLBACK_ADD},  # no id
+        }
+        assert bot.driver.send("interactive", payload).status == 200
+        bot.drain()
+        reads = [r.path for r in bot.auth0.requests[before:] if r.path.startswith("/api/")]
+        assert reads == [f"/api/v2/hooks/{bot.hook_id}/secrets"]  # the one real pick
+        assert bot.audit() == []

@@ -21,7 +21,13 @@ def on_target_picked(
     """Ack at once; the target's secret names are read in the background, and kept fresh
     while this modal stays open, so that submitting it never waits for Auth0."""
     ack()
-    value = (action.get("selected_option") or {}).get("value")
-    viewer = (body.get("view") or {}).get("id")
-    if isinstance(value, str) and isinstance(viewer, str):
+    value, viewer = _field(action, "selected_option", "value"), _field(body, "view", "id")
+    if value and viewer:
         services.watch_target(value, viewer)
+
+
+def _field(payload: dict[str, Any], outer: str, inner: str) -> str | None:
+    """``payload[outer][inner]`` when it is a string (a crafted payload may hold anything)."""
+    holder = payload.get(outer)
+    value = holder.get(inner) if isinstance(holder, dict) else None
+    return value if isinstance(value, str) else None
