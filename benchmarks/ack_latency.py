@@ -1,62 +1,94 @@
-"""Ack latency and throughput: the bot against two bare Bolt apps, on the same server stack.
+"""Ack latency, CPU per request and idle memory: the bot beside a bare Bolt app, in one run.
 
-    python -m benchmarks.ack_latency [--quick] [--database-url postgresql+psycopg://…]
+    python -m benchmarks.ack_latency [--quick] [--auth0-latency 0,300] [--database-url URL]
+                                     [--readme README.md]
 
-For 1, 10 and 50 concurrent connections sending signed requests back to back, measures the
-time to Slack's answer of a slash command (``/hook-secret add``: ack, then the modal opens in
-the background) and of a request-form view submission (the bot checks the hook in Auth0 and
-stores the encrypted request before it acks) for:
+For each Auth0 latency (milliseconds the Auth0 sandbox waits before it answers) and for 1, 10
+and 50 concurrent connections sending signed requests back to back, measures the time to
+Slack's answer of a slash command (``/hook-secret add``: ack, then the modal opens in the
+background) and of a request-form view submission (the bot checks the form and stores the
+encrypted request before it acks) for:
 
-- the bot (``hook-secret-bot run``: gunicorn, one gthread worker, SQLite);
-- a bare Bolt app that only acks, in Bolt's default mode;
-- a bare Bolt app that only acks in the request path (``process_before_response=True``).
+- the bot (``hook-secret-bot run``: gunicorn, one gthread worker, SQLite unless given a URL);
+- a bare Bolt app that only acks in the request path (``process_before_response=True``), on
+  the same gunicorn configuration.
 
-All three get the same request bodies. The stand-ins run in this process, the load generator
-in its own. Loopback only; each run is bounded by the request counts below.
+Both get the same request bodies; the load generator runs in its own process, the stand-ins
+in this one. It also reports each app's CPU milliseconds per request (its processes' user +
+system time over the run, background work included) and the idle PSS of everything each
+started (gunicorn master + worker). ``--readme`` rewrites the table between the benchmark
+markers of that file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Stack, machine, percentile, run_load, stack
+from benchmarks.common import (
+    Stack,
+    cpu_seconds,
+    machine,
+    memory_mib,
+    percentile,
+    run_load,
+    stack,
+)
 from tests.bot_process import APPROVALS
 
 LEVELS = (1, 10, 50)
 REQUESTS = {1: 200, 10: 500, 50: 1000}
 QUICK = {1: 50, 10: 200, 50: 400}
 WARMUP = 50
-APPS = ("bot", "bare default", "bare request-path")
+APPS = ("bot", "bare")
+KINDS = ("slash command", "view submission")
+BEGIN, END = "<!-- benchmark:ack_latency -->", "<!-- /benchmark:ack_latency -->"
 
 
-def _row(app: str, kind: str, level: int, result: dict[str, Any]) -> dict[str, Any]:
-    latencies = result["latencies"]
-    return {
-        "app": app,
-        "kind": kind,
-        "concurrency": level,
-        "requests": len(latencies),
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "rps": len(latencies) / result["wall"],
-        "statuses": result["statuses"],
-        "answered_with_body": result["non_empty"],
-    }
+class Run:
+    """One benchmark run: the processes under test and the rows measured."""
 
+    def __init__(self, env: Stack, urls: dict[str, str], pids: dict[str, int]) -> None:
+        self.env = env
+        self.urls = urls
+        self.pids = pids
+        self.rows: list[dict[str, Any]] = []
+        self._form: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self._serial = 0
 
-_FORMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    def bodies(self, kind: str, n: int) -> list[str]:
+        """Fresh bodies: new trigger ids, or submissions with names never used."""
+        if kind == "slash command":
+            return self.env.slash_bodies(n)
+        if self._form is None:
+            self._form = self.env.request_form(self.urls["bot"])
+        self._serial += 1
+        names = [f"BENCH_{self._serial}_{i}" for i in range(n)]
+        return self.env.submission_bodies(*self._form, names)
 
-
-def _bodies(env: Stack, bot_url: str, kind: str, n: int, tag: str) -> list[str]:
-    if kind == "slash command":
-        return env.slash_bodies(n)
-    if bot_url not in _FORMS:
-        _FORMS[bot_url] = env.request_form(bot_url)
-    view, hook = _FORMS[bot_url]
-    return env.submission_bodies(view, hook, [f"BENCH_{tag}_{i}" for i in range(n)])
+    def measure(self, app: str, kind: str, level: int, n: int, latency: int) -> dict[str, Any]:
+        """Send ``n`` requests with ``level`` connections; the latencies and the CPU used."""
+        bodies = self.bodies(kind, n)
+        before, cpu = _background_done(self.env, kind), cpu_seconds(self.pids[app])
+        result = run_load(self.urls[app], bodies, level)
+        row: dict[str, Any] = {"app": app, "kind": kind, "clients": level, "auth0_ms": latency}
+        if app == "bot":
+            row["background_done"] = _wait_background(self.env, kind, before, n)
+        latencies = result["latencies"]
+        row.update(
+            requests=len(latencies),
+            p50_ms=percentile(latencies, 50) * 1000,
+            p99_ms=percentile(latencies, 99) * 1000,
+            rps=len(latencies) / result["wall"],
+            cpu_ms=(cpu_seconds(self.pids[app]) - cpu) / n * 1000,
+            statuses=result["statuses"],
+        )
+        self.rows.append(row)
+        return row
 
 
 def _background_done(env: Stack, kind: str) -> int:
@@ -66,7 +98,7 @@ def _background_done(env: Stack, kind: str) -> int:
     return len(env.slack.messages(APPROVALS))
 
 
-def _wait_background(env: Stack, kind: str, before: int, sent: int, patience: float = 30) -> str:
+def _wait_background(env: Stack, kind: str, before: int, sent: int, patience: float = 60) -> str:
     """How much of the background work the acked requests queued got done (waits a while)."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline and _background_done(env, kind) - before < sent:
@@ -74,68 +106,88 @@ def _wait_background(env: Stack, kind: str, before: int, sent: int, patience: fl
     return f"{_background_done(env, kind) - before}/{sent}"
 
 
+def _idle_pss(pid: int) -> float:
+    time.sleep(3.0)  # startup work (the first sweep, the hook list) has finished
+    return sum(pss for _, pss in memory_mib(pid).values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    parser.add_argument(
-        "--database-url", help="the bot's DATABASE_URL (a scratch database); default SQLite"
-    )
+    parser.add_argument("--auth0-latency", default="0,300", help="milliseconds, comma-separated")
+    parser.add_argument("--database-url", help="the bot's DATABASE_URL (a scratch database)")
+    parser.add_argument("--readme", type=Path, help="rewrite the table in this file")
     args = parser.parse_args()
     counts = QUICK if args.quick else REQUESTS
-    rows: list[dict[str, Any]] = []
+    latencies = [int(ms) for ms in args.auth0_latency.split(",")]
     started = time.monotonic()
     with stack() as env:
         bot = env.start_bot(**({"DATABASE_URL": args.database_url} if args.database_url else {}))
-        bare = {"bare default": env.start_bare("default")}
-        bare["bare request-path"] = env.start_bare("request-path")
-        urls = {"bot": bot.url, **{name: b.url for name, b in bare.items()}}
-        try:
-            for kind in ("slash command", "view submission"):
-                for app in APPS:
-                    run_load(urls[app], _bodies(env, bot.url, kind, WARMUP, f"w{app[-4:]}"), 1)
-                for level in LEVELS:
-                    for app in APPS:
-                        tag = f"{app[-4:]}_{level}"
-                        bodies = _bodies(env, bot.url, kind, counts[level], tag)
-                        before = _background_done(env, kind)
-                        row = _row(app, kind, level, run_load(urls[app], bodies, level))
-                        if app == "bot":
-                            done = _wait_background(env, kind, before, len(bodies))
-                            row["background_done"] = done
-                        rows.append(row)
-                        print(
-                            f"{kind:<16} c={level:<3} {app:<18} p50 {row['p50_ms']:7.2f} ms  "
-                            f"p99 {row['p99_ms']:7.2f} ms  {row['rps']:7.0f} req/s  "
-                            f"{row['statuses']} {row.get('background_done', '')}",
-                            flush=True,
-                        )
-        finally:
-            for process in bare.values():
-                process.stop()
-            bot.stop()
-    _report(rows, time.monotonic() - started)
-
-
-def _report(rows: list[dict[str, Any]], seconds: float) -> None:
-    print(f"\nMachine: {machine()}; run took {seconds:.0f} s\n")
-    print("| kind | clients | app | p50 ms | p99 ms | req/s | bot p99 ÷ request-path p99 |")
-    print("|---|---|---|---|---|---|---|")
-    for row in rows:
-        ratio = ""
-        if row["app"] == "bot":
-            base = next(
-                r
-                for r in rows
-                if r["app"] == "bare request-path"
-                and r["kind"] == row["kind"]
-                and r["concurrency"] == row["concurrency"]
-            )
-            ratio = f"{row['p99_ms'] / base['p99_ms']:.1f}×"
-        print(
-            f"| {row['kind']} | {row['concurrency']} | {row['app']} | {row['p50_ms']:.2f} | "
-            f"{row['p99_ms']:.2f} | {row['rps']:.0f} | {ratio} |"
+        bare = env.start_bare("request-path")
+        idle = {"bot": _idle_pss(bot.proc.pid), "bare": _idle_pss(bare.proc.pid)}
+        run = Run(
+            env, {"bot": bot.url, "bare": bare.url}, {"bot": bot.proc.pid, "bare": bare.proc.pid}
         )
-    print("\n" + json.dumps(rows))
+        try:
+            for latency in latencies:
+                env.auth0.latency = latency / 1000
+                for kind in KINDS:
+                    for app in APPS:
+                        run_load(run.urls[app], run.bodies(kind, WARMUP), 1)
+                    for level in LEVELS:
+                        for app in APPS:
+                            _print(run.measure(app, kind, level, counts[level], latency))
+        finally:
+            bare.stop()
+            bot.stop()
+    table = _table(run.rows, idle, time.monotonic() - started, args)
+    print("\n" + table + "\n\n" + json.dumps({"idle_pss_mib": idle, "rows": run.rows}))
+    if args.readme:
+        _rewrite(args.readme, table)
+
+
+def _print(row: dict[str, Any]) -> None:
+    print(
+        f"Auth0 {row['auth0_ms']:>3} ms {row['kind']:<16} c={row['clients']:<3} {row['app']:<5} "
+        f"p50 {row['p50_ms']:8.2f} ms  p99 {row['p99_ms']:8.2f} ms  {row['rps']:6.0f} req/s  "
+        f"{row['cpu_ms']:6.2f} CPU ms/req  {row['statuses']} {row.get('background_done', '')}",
+        flush=True,
+    )
+
+
+def _table(rows: list[dict[str, Any]], idle: dict[str, float], seconds: float, args: Any) -> str:
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    lines = [
+        f"Machine: {machine()}; {database}; run took {seconds:.0f} s; "
+        f"`python -m benchmarks.ack_latency{' --quick' if args.quick else ''}`.",
+        f"Idle PSS (gunicorn master + worker): bot {idle['bot']:.1f} MiB, "
+        f"bare {idle['bare']:.1f} MiB.",
+        "",
+        "| Auth0 | kind | clients | bot p50 / p99 ms | bare p50 / p99 ms | p99 ratio "
+        "| bot req/s | CPU ms/req bot / bare |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in (r for r in rows if r["app"] == "bot"):
+        base = next(
+            r
+            for r in rows
+            if r["app"] == "bare" and all(r[k] == row[k] for k in ("kind", "clients", "auth0_ms"))
+        )
+        lines.append(
+            f"| {row['auth0_ms']} ms | {row['kind']} | {row['clients']} "
+            f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {base['p50_ms']:.1f} / "
+            f"{base['p99_ms']:.1f} | {row['p99_ms'] / base['p99_ms']:.1f}× | {row['rps']:.0f} "
+            f"| {row['cpu_ms']:.2f} / {base['cpu_ms']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _rewrite(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme} has no {BEGIN} … {END} markers")
+    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
 
 
 if __name__ == "__main__":

@@ -237,6 +237,28 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def worker_pid(master: int, timeout: float = 30.0) -> int:
+    """The pid of the gunicorn worker under ``master`` (the bot runs one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = _children(master)
+        if children:
+            return children[0]
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn started no worker")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process and its children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in [pid, *_children(pid)]:
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def memory_mib(pid: int) -> dict[str, tuple[float, float]]:
     """(RSS, PSS) in MiB of a process and each of its children (Linux /proc).
 

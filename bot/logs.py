@@ -7,8 +7,9 @@ import logging
 import re
 import sys
 import threading
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
 
@@ -37,51 +38,70 @@ COMMAND_TEXT_QUOTED = re.compile(r"""(["']text["']\s*:\s*)(["'])(?:\\.|(?!\2).)*
 
 
 class SecretRegistry:
-    """Values this process has handled and must never print, in every encoding they travel in."""
+    """Values this process has handled and must never print, in every encoding they travel in.
+
+    Compiling one pattern of every value costs about 0.1 ms per value, and ``re`` caches up to
+    512 compiled patterns: recompiling on each new value made a submission spend most of its
+    CPU there and the process grow by tens of MiB. So new values wait in a small list checked
+    with ``in``, and every ``CHUNK`` of them is compiled once into a pattern of its own; the
+    oldest pattern goes when more than ``recent`` values are held. Pinned credentials have one
+    pattern, rebuilt only when one is pinned.
+    """
+
+    CHUNK = 16
 
     def __init__(self, recent: int = 256) -> None:
         self._lock = threading.Lock()
-        # Values seen recently, oldest first: a long-running bot must not scan an ever-growing
-        # list, and a value is only in memory (so only loggable) around the time it's handled.
-        self._recent: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-        self._limit = recent
-        self._pinned: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._chunks = max(1, recent // self.CHUNK)
+        # Credentials, by slot (a credential that replaces its predecessor) or by value.
+        self._pinned: dict[str, str] = {}
+        self._sealed: deque[re.Pattern[str]] = deque()
+        self._fresh: dict[str, None] = {}  # insertion-ordered set of new values
+        self._state = _Needles((), ())
 
-    def pin(self, *values: str | None) -> None:
-        """Register credentials the process holds for its whole life: never forgotten."""
+    def pin(self, *values: str | None, slot: str | None = None) -> None:
+        """Register credentials the process holds for its whole life: never forgotten. A value
+        pinned in a ``slot`` (a renewed access token) replaces the one pinned there before."""
+        kept = [v for v in values if v and len(v) >= 4]
         with self._lock:
-            self._pinned.update(v for v in values if v and len(v) >= 4)
-        self.register(*values)
+            for value in kept:
+                self._pinned[slot or value] = value
+            if kept:
+                self._publish()
 
     def register(self, *values: str | None) -> None:
         """Remember values (and their JSON and URL encodings) to scrub from every log line."""
-        added = False
         with self._lock:
+            changed = False
             for value in values:
                 if not value or len(value) < 4:
                     continue  # too short to scrub without mangling ordinary words
-                if value in self._recent:
-                    self._recent.move_to_end(value)
-                    continue
-                self._recent[value] = tuple(set(_encodings(value)))
-                added = True
-                for old in list(self._recent):
-                    if len(self._recent) <= self._limit:
-                        break
-                    if old not in self._pinned:
-                        del self._recent[old]
-            if added:
-                needles = {n for forms in self._recent.values() for n in forms}
-                ordered = sorted(needles, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(n) for n in ordered))
+                # A value handled again (decrypted to apply) starts a new life among the fresh.
+                if value not in self._fresh:
+                    self._fresh[value] = None
+                    changed = True
+                if len(self._fresh) >= self.CHUNK:
+                    self._sealed.append(_pattern(self._fresh))
+                    self._fresh = {}
+                    while len(self._sealed) > self._chunks:
+                        self._sealed.popleft()
+            if changed:
+                self._publish()
+
+    def _publish(self) -> None:
+        # Scrubbing reads one immutable snapshot, without the lock.
+        pinned = (_pattern(self._pinned.values()),) if self._pinned else ()
+        fresh = sorted({n for v in self._fresh for n in _encodings(v)}, key=len, reverse=True)
+        self._state = _Needles((*pinned, *self._sealed), tuple(fresh))
+
+    def size(self) -> int:
+        """How many handled values (not pinned credentials) are remembered."""
+        return len(self._sealed) * self.CHUNK + len(self._fresh)
 
     def scrub(self, text: str, *, drop_payloads: bool = True) -> str:
         """Replace every registered value and token shape in ``text``; with ``drop_payloads``,
         replace all of a text that names the value field (a logged Slack payload)."""
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(REDACTED, text)
+        text = self._state.redact(text)
         text = TOKEN_SHAPES.sub(REDACTED, text)
         if "command=" in text:
             text = COMMAND_TEXT.sub(f"text={REDACTED}", text)
@@ -94,9 +114,43 @@ class SecretRegistry:
     def clear(self) -> None:
         """Forget every registered value (tests only)."""
         with self._lock:
-            self._recent.clear()
             self._pinned.clear()
-            self._pattern = None
+            self._sealed.clear()
+            self._fresh = {}
+            self._state = _Needles((), ())
+
+
+@dataclass(frozen=True)
+class _Needles:
+    """What to redact: compiled patterns and fresh literal strings (longest first)."""
+
+    patterns: tuple[re.Pattern[str], ...]
+    literals: tuple[str, ...]
+
+    def redact(self, text: str) -> str:
+        """``text`` with the union of every match replaced, so that a value overlapping
+        another (one inside the other, in different chunks) is never half printed."""
+        spans = [m.span() for p in self.patterns for m in p.finditer(text)]
+        for needle in self.literals:
+            at = text.find(needle)
+            while at >= 0:
+                spans.append((at, at + len(needle)))
+                at = text.find(needle, at + 1)
+        if not spans:
+            return text
+        pieces: list[str] = []
+        end = 0
+        for start, stop in sorted(spans):
+            if start > end or not pieces:
+                pieces.append(text[end:start])
+                pieces.append(REDACTED)
+            end = max(end, stop)
+        return "".join(pieces) + text[end:]
+
+
+def _pattern(values: Iterable[str]) -> re.Pattern[str]:
+    needles = sorted({n for v in values for n in _encodings(v)}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(n) for n in needles))
 
 
 def _encodings(value: str) -> Iterable[str]:
@@ -127,6 +181,27 @@ def _redact_value(key: str, value: Any) -> Any:
     if isinstance(value, int | float | bool) or value is None:
         return value
     return SECRETS.scrub(repr(value))
+
+
+# Libraries whose INFO lines (alembic's plugin set-up and migration context, gunicorn's boot and
+# signal notes) would drown the bot's own at start-up: below DEBUG only their warnings pass.
+THIRD_PARTY = ("alembic", "gunicorn", "slack_bolt", "slack_sdk", "httpx", "httpcore", "sqlalchemy")
+# Bolt reads SLACK_BOT_TOKEN from the environment by itself and warns that it goes unused
+# next to the client the bot hands it: expected, and nothing an operator should act on.
+BOLT_UNUSED_CLIENT_NOTE = "As you gave `client` as well, `token` will be unused."
+
+
+class _QuietLibraries(logging.Filter):
+    """Drops third-party records below WARNING (and Bolt's token note) unless at DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.level <= logging.DEBUG or record.name.split(".")[0] not in THIRD_PARTY:
+            return True
+        return record.levelno >= logging.WARNING and record.getMessage() != BOLT_UNUSED_CLIENT_NOTE
 
 
 def shared_processors() -> list[Processor]:
@@ -166,6 +241,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # On the handler, not the loggers: gunicorn sets its own loggers' levels when it starts.
+    handler.addFilter(_QuietLibraries(root.level))
     structlog.configure(
         processors=[
             *shared_processors(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from bot.web import WSGIApp, wsgi_app
 
 log = get_logger(__name__)
 SWEEP_INTERVAL = 30.0
+# The preflight's Slack client logs nothing: its failure becomes one `cannot start` line.
+_QUIET = logging.getLogger("bot.runtime.preflight")
+_QUIET.disabled = True
 
 
 def register_settings_secrets(settings: StoreSettings) -> None:
@@ -57,12 +61,13 @@ def open_vault(settings: StoreSettings) -> Vault:
     return Vault(keys)
 
 
-def slack_client(settings: Settings) -> WebClient:
+def slack_client(settings: Settings, logger: logging.Logger | None = None) -> WebClient:
     """The Web API client, retrying rate limits and dropped connections."""
     return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
+        logger=logger,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=1),
             RateLimitErrorRetryHandler(max_retry_count=2),
@@ -151,7 +156,7 @@ def preflight(settings: Settings) -> str:
         ) from error
     store.close()
     try:
-        response = slack_client(settings).auth_test()
+        response = slack_client(settings, _QUIET).auth_test()
     except SlackApiError as error:
         raise StartupError(
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
+from bot.commits import GroupCommit
 from bot.domain import Provenance
 from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
 
@@ -45,14 +45,13 @@ class Store:
         self.url = url
         self.engine = _make_engine(url, writer=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite: reads need no write lock (WAL lets them run beside the writer), and writers
-        # queue on a lock in this process instead of in SQLite's sleeping busy handler.
+        # SQLite: reads need no write lock (WAL lets them run beside the writer).
         sqlite = url.startswith("sqlite")
         self._read_engine = _make_engine(url, writer=False) if sqlite else self.engine
         self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if sqlite else nullcontext()
-        )
+        # Writers queue in this process (not in SQLite's sleeping busy handler, nor on the
+        # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
+        self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
 
     def migrate(self) -> None:
@@ -82,18 +81,16 @@ class Store:
         return True
 
     def writable(self) -> bool:
-        """Whether a request could be recorded now: the schema answers in a write transaction
-        (SQLite: BEGIN IMMEDIATE takes the write lock; PostgreSQL: not a read-only server)."""
+        """Whether a request could be recorded now: the schema answers inside the writers'
+        transaction (SQLite: the write lock is held; PostgreSQL: not a read-only server)."""
         try:
-            with self._write_lock, self.engine.connect() as connection:
-                transaction = connection.begin()
+            with self._writes.member() as session:
                 for table in ("secret_requests", "audit_log"):  # a request writes both
-                    connection.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))  # noqa: S608 - fixed names
-                if connection.dialect.name == "postgresql":
-                    read_only = connection.execute(text("SHOW transaction_read_only")).scalar()
+                    session.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))  # noqa: S608 - fixed names
+                if session.get_bind().dialect.name == "postgresql":
+                    read_only = session.execute(text("SHOW transaction_read_only")).scalar()
                     if read_only != "off":
                         return False
-                transaction.rollback()
         except Exception:  # any failure means "requests can't be recorded"
             return False
         return True
@@ -106,11 +103,14 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; its audit records are printed only once it commits."""
-        with self._write_lock, self._sessions() as session, session.begin():
+
+        def printed() -> None:
+            for record in tx.audited:
+                self.sink.emit(record)
+
+        with self._writes.member(printed) as session:
             tx = Tx(session)
             yield tx
-        for record in tx.audited:
-            self.sink.emit(record)
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Record an event that changes no request (a refusal, a denial)."""
@@ -154,7 +154,7 @@ class Store:
 
     def claim_post(self, request_id: str, now: datetime) -> bool:
         """Take the right to post a request's approval message: one replica posts it."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             result = session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id, _postable(now - POST_LEASE))
@@ -164,7 +164,7 @@ class Store:
 
     def release_post(self, request_id: str) -> None:
         """Give the claim back after a failed post, so that a later sweep tries again."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id, SecretRequest.approval_ts.like("posting:%"))
@@ -200,7 +200,7 @@ class Store:
 
     def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
         """Remember where the approval request was posted, to update it once decided."""
-        with self._write_lock, self._sessions() as session, session.begin():
+        with self._writes.member() as session:
             session.execute(
                 update(SecretRequest)
                 .where(SecretRequest.id == request_id)

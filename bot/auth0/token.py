@@ -83,7 +83,7 @@ def parse_token(data: Any, now: float, unreadable: Callable[[], Exception]) -> T
     scope = data.get("scope")
     # Teach the log redactor the token for as long as the process lives (it is valid for a
     # day, longer than the registry remembers ordinary values), so no log line prints it.
-    SECRETS.pin(data["access_token"])
+    SECRETS.pin(data["access_token"], slot="auth0-access-token")
     return Token(
         value=SecretStr(data["access_token"]),
         renew_at=now + max(lifetime - EARLY_RENEWAL, lifetime / 2),
