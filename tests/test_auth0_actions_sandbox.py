@@ -22,14 +22,8 @@ SECRET = "sandbox-client-secret"
 VALUE = "action-s3cr3t-that-must-not-leak"
 UNKNOWN_ACTION = "00000000-0000-4000-8000-000000000000"
 NOT_BUILT = "A draft must be in the 'built' state before it can be deployed."
-# CI clones the repo next to a copy of shared/, so the spec sits at ../shared from the root.
-SPEC = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "reference"
-    / "auth0"
-    / "management-api.actions.openapi.json"
-)
+# Auth0's OpenAPI subset for Actions, kept under tests/reference with its source.
+SPEC = Path(__file__).parent / "reference" / "auth0" / "management-api.actions.openapi.json"
 
 
 class Clock:
@@ -45,9 +39,8 @@ class Clock:
 # OpenAPI conformance -------------------------------------------------------------------
 
 
-def load_actions_spec() -> OpenAPI | None:
-    if not SPEC.exists():
-        return None
+def load_actions_spec() -> OpenAPI:
+    """The Actions OpenAPI subset every sandbox exchange is checked against."""
     return OpenAPI.from_dict(json.loads(SPEC.read_text()))
 
 
@@ -102,7 +95,7 @@ def _answer_errors(spec: OpenAPI, request: MockRequest, recorded: RecordedReques
 
 
 @pytest.fixture(scope="module")
-def optional_spec() -> OpenAPI | None:
+def spec() -> OpenAPI:
     return load_actions_spec()
 
 
@@ -112,12 +105,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def sandbox(optional_spec: OpenAPI | None, clock: Clock) -> Iterator[Auth0Sandbox]:
+def sandbox(spec: OpenAPI, clock: Clock) -> Iterator[Auth0Sandbox]:
     """A running sandbox; afterwards every Actions exchange it saw is checked against the spec."""
     with Auth0Sandbox(scopes=FULL_SCOPES, clock=clock) as running:
         yield running
-        if optional_spec is not None:
-            assert actions_spec_violations(optional_spec, running) == []
+        assert actions_spec_violations(spec, running) == []
 
 
 @contextmanager
@@ -159,8 +151,6 @@ def stamps(body: dict[str, Any]) -> dict[str, str]:
 def test_spec_check_catches_requests_the_spec_forbids() -> None:
     """The check flags an unknown PATCH key and a non-integer per_page; the sandbox 400s both."""
     spec = load_actions_spec()
-    if spec is None:
-        pytest.skip(f"Auth0 OpenAPI subset not found at {SPEC}")
     with Auth0Sandbox(scopes=FULL_SCOPES) as sandbox, authorized(sandbox) as http:
         action_id = sandbox.actions.add("login", {"A": "1"})
         patched = http.patch(path(action_id), json={"secrets": [{"name": "A"}], "etag": "x"})
