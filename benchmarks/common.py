@@ -141,7 +141,9 @@ class Stack:
             driver.slash_command(REQUESTER, "add", channel_id=ORIGIN)
             view = self.slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_ADD)
             ack = driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
-        option = next(o for o in ack.payload()["options"] if o["value"] == self.hook_id)
+            option = next(o for o in ack.payload()["options"] if o["value"] == self.hook_id)
+            # Choosing it sends the pick, as Slack does for the form's dispatching hook input.
+            driver.view_action(REQUESTER, view, ids.BLOCK_HOOK, {"selected_option": option})
         return view, {"selected_option": option}
 
 

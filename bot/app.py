@@ -18,12 +18,13 @@ from bot.auth0.client import Auth0Client
 from bot.background import Background
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
-from bot.flow import Services
+from bot.flow import Services, target_reader
 from bot.followups import Followups
 from bot.listeners import register_all
 from bot.logs import get_logger
 from bot.notify import Notifier
 from bot.policy import Directory, Policy, Principals
+from bot.prefetch import Prefetch
 from bot.settings import Settings
 from bot.slack_ui import Modals
 from bot.store import Store
@@ -97,12 +98,15 @@ def _services(settings: Settings, deps: Deps) -> Services:
     channel = settings.hook_secret_approval_channel
     notifier = Notifier(deps.slack, deps.store, channel, mention, deps.now)
     background = Background()
+    # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
+    prefetch = Prefetch(target_reader(targets), background.lookups)
     return Services(
         workflow=workflow,
         policy=policy,
-        followups=Followups(workflow, notifier, targets, background),
+        followups=Followups(workflow, notifier, targets, background, prefetch),
         targets=targets,
         catalog=catalog,
+        prefetch=prefetch,
         background=background,
         modals=Modals(deps.slack),
         team_id=deps.team_id,

@@ -200,6 +200,8 @@ def _request_inputs(
         InputBlock(
             block_id=ids.BLOCK_HOOK,
             label="Hook or action",
+            # A pick is sent at once (block_actions), so the target's names are read before submit.
+            dispatch_action=True,
             element=ExternalDataSelectElement(
                 action_id=ids.BLOCK_HOOK,
                 placeholder="Search actions and hooks by name",

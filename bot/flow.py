@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from bot.domain import Provenance
 from bot.followups import Followups
 from bot.models import Kind, SecretRequest
 from bot.policy import Policy
+from bot.prefetch import Prefetch
 from bot.slack_ui import Modals
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.validation import RequestForm
@@ -64,6 +66,7 @@ class Services:
     followups: Followups
     targets: Targets
     catalog: HookCatalog
+    prefetch: Prefetch[Described]
     background: Background
     modals: Modals
     team_id: str
@@ -97,8 +100,9 @@ class Services:
             found.append(Offer(offer.kind, matching, offer.missing))
         return found
 
-    def check_submission(self, form: RequestForm, kind: Kind) -> Checked:
-        """Checks that need Auth0, within the ack deadline (past it they run again on apply)."""
+    def check_submission(self, form: RequestForm, kind: Kind, viewer: str = "") -> Checked:
+        """Checks that need Auth0, against names read ahead when fresh, else within the ack
+        deadline (either way they run again on apply)."""
         ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
         target = self.targets[ref.kind]
         remote = self.check_remote(ref)
@@ -114,29 +118,35 @@ class Services:
         if pending is not None:
             errors[ids.BLOCK_SECRET_NAME] = answers.still_open(pending.id)
             outcome = "request_open"
+        if errors and viewer:  # the modal stays open: keep what it shows fresh
+            self.prefetch.watch(ref.kind, ref.id, viewer)
         return Checked(errors, remote.hook, outcome)
 
     def check_remote(self, ref: TargetRef) -> RemoteCheck:
-        """The target and its secret names, if Auth0 answers within the ack deadline."""
-        future = self.background.lookup(self._read_target, ref)
-        try:
-            hook, names = future.result(timeout=ACK_DEADLINE)
-        except TimeoutError:
-            return RemoteCheck(None, None)
-        except Auth0Error as error:
-            return RemoteCheck(None, None, error)
-        return RemoteCheck(hook, names)
+        """The target and its secret names: read ahead when fresh, else if Auth0 answers within
+        the ack deadline (an old modal, or one whose target was never read)."""
+        snapshot = self.prefetch.fresh(ref.kind, ref.id)
+        if snapshot is None:
+            try:
+                snapshot = self.prefetch.read(ref.kind, ref.id).result(ACK_DEADLINE)
+            except TimeoutError:
+                return RemoteCheck(None, None)
+            except Auth0Error as error:
+                return RemoteCheck(None, None, error)
+        return RemoteCheck(snapshot.described, list(snapshot.names))
 
-    def _read_target(self, ref: TargetRef) -> tuple[Described, list[str]]:
-        # The names call answers 404 for a deleted target; the target itself usually comes
-        # from the list the picker just loaded, saving a call against Auth0's rate limit.
-        target = self.targets[ref.kind]
-        names = target.secret_names(ref.id)
-        return target.describe(ref.id), names
+    def watch_target(self, option_value: str, viewer: str) -> None:
+        """Modal ``viewer`` shows the target an option names: read ahead what its submission's
+        checks need (option values not naming a target are ignored)."""
+        ref = TargetRef.parse(option_value)
+        if ref is not None:
+            self.prefetch.watch(ref.kind, ref.id, viewer)
 
-    def submit(self, draft: Draft) -> SecretRequest:
+    def submit(self, draft: Draft, viewer: str = "") -> SecretRequest:
         """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
-        return self.workflow.submit(draft)
+        request = self.workflow.submit(draft)
+        self.prefetch.unwatch(viewer)  # the modal closes with this ack
+        return request
 
     def submitted(self, request: SecretRequest) -> None:
         """Start what follows a submission, after the ack."""
@@ -174,14 +184,30 @@ class Services:
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until background work, including work it queued in turn, has finished."""
-        return self.background.wait_idle(timeout)
+        started = time.monotonic()
+        idle = self.background.wait_idle(timeout)
+        return self.prefetch.wait_idle(max(0.0, timeout - (time.monotonic() - started))) and idle
 
     def shutdown(self, timeout: float = 30.0) -> bool:
         """Let queued work finish (within ``timeout``), then stop; False if cut off."""
+        self.prefetch.close()
         finished = self.background.shutdown(timeout)
         self.catalog.close()
         self.targets.close()
         return finished
+
+
+def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
+    """How the prefetch reads a target: its secret names, then its description."""
+
+    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
+        # The names call answers 404 for a deleted target; the target itself usually comes
+        # from the list the picker just loaded, saving a call against Auth0's rate limit.
+        target = targets[kind]
+        names = target.secret_names(target_id)
+        return target.describe(target_id), names
+
+    return read
 
 
 def _name_errors(

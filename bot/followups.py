@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.auth0.errors import ActionNotFound, HookNotFound
 from bot.background import Background
 from bot.logs import get_logger
 from bot.models import SecretRequest, State
 from bot.notify import Notifier
-from bot.targets import Targets
+from bot.prefetch import Prefetch
+from bot.targets import TargetKind, Targets
 from bot.workflow import Outcome, Result, Workflow
 
 log = get_logger(__name__)
@@ -24,12 +25,18 @@ class Followups:
     """The one place that turns a transition into Slack messages and further work."""
 
     def __init__(
-        self, workflow: Workflow, notifier: Notifier, targets: Targets, background: Background
+        self,
+        workflow: Workflow,
+        notifier: Notifier,
+        targets: Targets,
+        background: Background,
+        prefetch: Prefetch[Any],
     ) -> None:
         self.workflow = workflow
         self.notifier = notifier
         self.targets = targets
         self.background = background
+        self.prefetch = prefetch
 
     def submitted(self, request: SecretRequest) -> None:
         """Ask for approval, or apply at once when the policy needs none."""
@@ -66,6 +73,8 @@ class Followups:
         """Tell people what an apply did."""
         if result.request is None:
             return
+        # Whatever the outcome, Auth0 now knows better than names read before the apply.
+        self.prefetch.forget(TargetKind(result.request.target_kind), result.request.hook_id)
         if result.outcome is Outcome.APPLIED:
             self.notifier.applied(result.request)
         elif result.outcome is Outcome.FAILED:

@@ -459,6 +459,11 @@ def _bare_app(standin: SlackStandIn, seen: dict[str, Any], **kwargs: Any) -> App
         else:
             ack()
 
+    @app.action("hook")
+    def picked(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        seen["pick"] = body
+
     @app.action("approve_request")
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
@@ -575,6 +580,37 @@ def test_view_submission_errors_keep_the_modal_open(
     assert ack.payload() == {"response_action": "errors", "errors": {"secret_name": "Invalid name"}}
     assert ack.problems == ()
     assert view["id"] in standin.open_views
+
+
+def test_a_pick_in_a_dispatching_input_sends_block_actions_from_the_view(
+    http_app: tuple[SlackDriver, dict[str, Any]], client: WebClient, standin: SlackStandIn
+) -> None:
+    """A select in an input block with `dispatch_action: true` sends block_actions when an
+    option is chosen, with the view (its state holding the pick); without the flag, Slack
+    sends nothing and the driver raises."""
+    driver, seen = http_app
+    quiet = client.views_open(trigger_id=standin.issue_trigger_id("U0ALICE"), view=_modal())
+    with pytest.raises(LookupError, match="dispatch_action"):
+        driver.view_action("U0ALICE", quiet["view"], "hook", "01H2")
+    dispatching = _modal()
+    dispatching["blocks"][0]["dispatch_action"] = True
+    view = client.views_open(trigger_id=standin.issue_trigger_id("U0ALICE"), view=dispatching)
+    ack = driver.view_action("U0ALICE", view["view"], "hook", "01H2")
+    assert (ack.status, ack.problems) == (200, ())
+    pick = seen["pick"]
+    assert pick["type"] == "block_actions" and "trigger_id" in pick
+    assert pick["container"] == {"type": "view", "view_id": view["view"]["id"]}
+    (action,) = pick["actions"]
+    assert (action["action_id"], action["block_id"], action["type"]) == (
+        "hook",
+        "hook",
+        "static_select",
+    )
+    assert action["selected_option"]["value"] == "01H2"
+    assert pick["view"]["id"] == view["view"]["id"]
+    state = pick["view"]["state"]["values"]
+    assert state["hook"]["hook"]["selected_option"]["value"] == "01H2"
+    assert state["secret_name"]["secret_name"]["value"] is None
 
 
 def test_driver_refuses_what_the_slack_client_would_not_submit(standin: SlackStandIn) -> None:

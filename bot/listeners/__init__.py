@@ -5,10 +5,10 @@ context (see ``bot.app``), so each can be called alone in a test."""
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, listing, options, views
+from bot.listeners import actions, commands, listing, options, picks, views
 
 
 def register_all(app: App) -> None:
     """Attach every listener to ``app``."""
-    for module in (commands, views, actions, options, listing):
+    for module in (commands, views, actions, options, listing, picks):
         module.register(app)

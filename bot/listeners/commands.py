@@ -87,6 +87,8 @@ def _prefill_hook(
 ) -> None:
     """Select the hook or action named in the command, once the modal is already open."""
     hook = services.targets.find(parsed.hook or "")
+    if hook is not None:  # read ahead while the modal updates and the user types
+        services.watch_target(hook.ref.key, str(opened.get("id", "")))
     notice = None if hook else f":warning: No hook named `{esc(parsed.hook or '')}`: pick one."
     view = blocks.request_modal(
         kind,

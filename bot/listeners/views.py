@@ -43,13 +43,13 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
     errors, hook = form_errors(form, kind, services.require_reason), None
     outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
     if not errors:
-        checked = services.check_submission(form, kind)
+        checked = services.check_submission(form, kind, viewer=view.get("id") or "")
         errors, hook, outcome = checked.errors, checked.hook, checked.outcome
     if errors:
         _refuse_input(services, ack, user, team, form, errors, outcome)
         return
     try:
-        request = services.submit(_draft(kind, team, user, view, form, hook))
+        request = services.submit(_draft(kind, team, user, view, form, hook), view.get("id") or "")
     except AlreadyOpen as clash:  # submitted at the same moment as another one
         errors = {ids.BLOCK_SECRET_NAME: answers.still_open(clash.request_id)}
         _refuse_input(services, ack, user, team, form, errors, "request_open")

@@ -324,6 +324,41 @@ class SlackDriver:
             }
         return self.send("interactive", payload)
 
+    def view_action(
+        self,
+        user_id: str,
+        view: JSON,
+        action_id: str,
+        value: Any,
+        *,
+        team_id: str | None = None,
+    ) -> Ack:
+        """The user picks ``value`` in the element ``action_id`` of an open modal. Slack sends
+        this only for elements outside input blocks, or in one with ``dispatch_action: true``;
+        otherwise nothing reaches the app, and this raises ``LookupError``."""
+        current = self.standin.open_views.get(view.get("id", ""), view)
+        block, element = _find_element(current.get("blocks", []), action_id)
+        if block.get("type") == "input" and block.get("dispatch_action") is not True:
+            raise LookupError(f"{action_id}: an input without dispatch_action sends no action")
+        action: JSON = {
+            "action_id": action_id,
+            "block_id": block.get("block_id"),
+            "action_ts": f"{time.time():.6f}",
+            **_element_state(element, value, validate=True),
+        }
+        # The view as Slack sends it along: its inputs' state, the pick included.
+        picked = {str(block["block_id"]): value} if block.get("type") == "input" else {}
+        shown = copy.deepcopy(current)
+        shown["state"] = {"values": build_state_values(current, picked, validate=False)}
+        payload = self._common(user_id, team_id, "block_actions")
+        payload.update(
+            container={"type": "view", "view_id": current.get("id")},
+            trigger_id=self.standin.issue_trigger_id(user_id),
+            view=shown,
+            actions=[action],
+        )
+        return self.send("interactive", payload)
+
     def block_suggestion(
         self,
         user_id: str,
