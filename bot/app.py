@@ -17,6 +17,7 @@ from bot.auth0.client import Auth0Client
 from bot.background import Background
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
+from bot.delivery import Delivery
 from bot.flow import Services
 from bot.followups import Followups
 from bot.listeners import register_all
@@ -45,6 +46,8 @@ class Deps:
     vault: Vault
     team_id: str
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Told of each Slack message that could not be delivered (method, Slack's error): metrics.
+    on_undelivered: Callable[[str, str], None] | None = None
 
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
@@ -91,12 +94,14 @@ def _services(settings: Settings, deps: Deps) -> Services:
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
     channel = settings.hook_secret_approval_channel
-    notifier = Notifier(deps.slack, deps.store, channel, mention, deps.now)
+    workflow.messages = Notifier(channel, mention)
+    delivery = Delivery(deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered)
+    delivery.start()
     background = Background()
     return Services(
         workflow=workflow,
         policy=policy,
-        followups=Followups(workflow, notifier, targets, background),
+        followups=Followups(workflow, delivery, targets, background),
         targets=targets,
         catalog=catalog,
         background=background,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError
 from dataclasses import dataclass
@@ -127,11 +128,8 @@ class Services:
         self.later(self.followups.decided, result)
 
     def pending(self, request_id: str) -> SecretRequest | None:
-        """The request, expired first (and people told) when its time is up."""
-        request, expired_now = self.workflow.touch(request_id)
-        if request is not None and expired_now:
-            self.followups.expired(request)
-        return request
+        """The request, expired first (people are told by the expiry's outbox messages)."""
+        return self.workflow.touch(request_id)[0]
 
     def secrets(self, hook_id: str) -> tuple[list[str], dict[str, Provenance]]:
         """A hook's secret names (from Auth0) and who set each through the bot."""
@@ -142,12 +140,24 @@ class Services:
         self.followups.sweep()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until background work, including work it queued in turn, has finished."""
-        return self.background.wait_idle(timeout)
+        """Wait until background work, and the messages due now, have finished (including
+        work and messages they queued in turn)."""
+        deadline = time.monotonic() + timeout
+        delivery = self.followups.delivery
+        while time.monotonic() < deadline:
+            if not self.background.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if delivery.idle() and self.background.idle():
+                return True
+            time.sleep(0.01)
+        return False
 
     def shutdown(self, timeout: float = 30.0) -> bool:
-        """Let queued work finish (within ``timeout``), then stop; False if cut off."""
-        finished = self.background.shutdown(timeout)
+        """Let queued work and due messages finish (within ``timeout``), then stop; False if
+        cut off (undelivered messages stay queued for the next start)."""
+        finished = self.wait_idle(timeout)
+        self.background.shutdown(timeout if finished else 0)
+        self.followups.delivery.stop()
         self.catalog.close()
         return finished
 

@@ -180,7 +180,14 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
     auth0 = auth0_client(settings, metrics)
     app, services = create_app(
         settings,
-        Deps(slack=slack, auth0=auth0, store=store, vault=open_vault(settings), team_id=team_id),
+        Deps(
+            slack=slack,
+            auth0=auth0,
+            store=store,
+            vault=open_vault(settings),
+            team_id=team_id,
+            on_undelivered=metrics.observe_undelivered,
+        ),
     )
     return Runtime(
         app=app,

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
@@ -16,6 +16,7 @@ from bot.crypto import Vault, VaultError
 from bot.domain import Provenance
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
+from bot.outbox import Message
 from bot.store import Store, Tx, new_request_id
 from bot.targets import Change, TargetKind, Targets
 
@@ -107,8 +108,30 @@ class Result:
     error: Auth0Error | ApplyError | None = None
 
 
+class Messages(Protocol):
+    """The Slack messages each transition implies (``bot.notify.Notifier``), queued with it."""
+
+    def submitted(self, request: SecretRequest) -> list[Message]:
+        """A request waits for approval."""
+
+    def rejected(self, request: SecretRequest) -> list[Message]:
+        """An approver rejected it."""
+
+    def expired(self, request: SecretRequest) -> list[Message]:
+        """Nobody decided in time."""
+
+    def applied(self, request: SecretRequest) -> list[Message]:
+        """Auth0 has the change."""
+
+    def failed(
+        self, request: SecretRequest, error: Auth0Error | ApplyError | None
+    ) -> list[Message]:
+        """Applying failed."""
+
+
 class Workflow:
-    """Moves requests through their states; every transition is a CAS with its audit record."""
+    """Moves requests through their states; every transition is a CAS with its audit record and
+    the messages it implies (an outbox in the same transaction)."""
 
     def __init__(
         self,
@@ -119,7 +142,9 @@ class Workflow:
         ttl: timedelta,
         required_approvals: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        messages: Messages | None = None,
     ) -> None:
+        self.messages = messages
         self.store = store
         self.vault = vault
         self.targets = targets
@@ -148,7 +173,14 @@ class Workflow:
             )
             if self.required_approvals == 0:
                 request = self._self_confirm(tx, request)
+            else:
+                self._tell(tx, "submitted", request)
         return request
+
+    def _tell(self, tx: Tx, transition: str, request: SecretRequest, *args: Any) -> None:
+        """Queue the messages ``transition`` implies, in the transaction that makes it."""
+        if self.messages is not None:
+            tx.enqueue(getattr(self.messages, transition)(request, *args), self.now())
 
     def _new_request(self, draft: Draft) -> SecretRequest:
         now = self.now()
@@ -210,6 +242,8 @@ class Workflow:
             decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
+                if not approve:
+                    self._tell(tx, "rejected", decided)
                 tx.audit(
                     self._event(
                         event,
@@ -267,6 +301,7 @@ class Workflow:
                 failure_reason=error.reason if error else None,
             )
             if done is not None:
+                self._tell(tx, "failed" if error else "applied", done, *([error] if error else []))
                 if error is None:
                     event = APPLIED_EVENT[Kind(request.kind)]
                     tx.audit(
@@ -296,6 +331,7 @@ class Workflow:
                 request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
             )
             if expired is not None:
+                self._tell(tx, "expired", expired)
                 tx.audit(self._event("request.expired", expired, None, "expired"))
         return expired
 
@@ -308,11 +344,6 @@ class Workflow:
         now = self.now()
         stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
-
-    def unposted(self, min_age: timedelta) -> Sequence[SecretRequest]:
-        """Pending requests at least ``min_age`` old whose approval message was never posted."""
-        now = self.now()
-        return self.store.unposted(now - min_age, now)
 
     def open_request(self, hook_id: str, secret_name: str) -> SecretRequest | None:
         """The pending or approved request for this hook secret, if any."""

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from bot.audit import AuditSink
 from bot.auth0.client import Hook
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.crypto import Vault, generate_key
-from bot.models import Kind, State
+from bot.models import Kind, OutboxMessage, State
+from bot.notify import Notifier
+from bot.outbox import Method
 from bot.store import Store
 from bot.targets import Change, TargetKind, Targets
 from bot.workflow import APPLY_LEASE, UNCLAIMED_GRACE, AlreadyOpen, Draft, Outcome, Workflow
@@ -260,11 +263,24 @@ def test_without_approvals_the_requester_confirms_at_once(sqlite_url: str) -> No
         assert approved["event"] == "request.approved" and approved["self_confirmed"] is True
 
 
-def test_unposted_lists_old_pending_requests_without_a_message(w: World) -> None:
-    """Requests whose approval message was never posted come back once old enough."""
+def test_each_transition_queues_its_messages_in_its_own_transaction(w: World) -> None:
+    """The approval post is queued with the submission, the update and the requester's notice
+    with the rejection; a submission refused as already open queues nothing."""
+    w.workflow.messages = Notifier("C0APPROVE", None)
     request = w.workflow.submit(draft())
-    assert w.workflow.unposted(timedelta(minutes=1)) == []
-    w.clock.advance(minutes=2)
-    assert [r.id for r in w.workflow.unposted(timedelta(minutes=1))] == [request.id]
-    assert w.store.claim_post(request.id, w.clock())
-    assert w.workflow.unposted(timedelta(minutes=1)) == []
+    assert _outbox(w.store) == [(request.id, Method.POST_APPROVAL)]
+    with pytest.raises(AlreadyOpen):
+        w.workflow.submit(draft())
+    assert len(_outbox(w.store)) == 1
+    w.workflow.decide(request.id, "U0APP", approve=False, comment="no")
+    assert _outbox(w.store)[1:] == [
+        (request.id, Method.UPDATE_APPROVAL),
+        (request.id, Method.TELL),
+    ]
+    assert w.store.outbox_backlog(w.clock()) == 3
+
+
+def _outbox(store: Store) -> list[tuple[str, str]]:
+    with store.session() as session:
+        rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+        return [(row.request_id, row.method) for row in rows]

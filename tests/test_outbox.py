@@ -1,0 +1,93 @@
+"""The outbox end to end: Slack failing for seconds around each notification loses nothing."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.delivery import Backoff
+from bot.models import State
+from standins.slack import SlackStandIn
+from tests.harness import (
+    APPROVALS,
+    ORIGIN,
+    REQUESTER,
+    Clock,
+    request_id_of,
+    serve,
+    workspace,
+)
+
+OUTAGE = 10.0
+BACKOFF = Backoff(base=0.25, cap=2.0)
+
+
+class WallClock(Clock):
+    """Real time: retries fall due while the test waits."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def _outage(slack: SlackStandIn, status: int, *methods: str) -> float:
+    """Make ``methods`` fail with ``status`` for OUTAGE seconds; when it ends (epoch)."""
+    for method in methods:
+        slack.fail_for(method, OUTAGE, status)
+    return time.time() + OUTAGE
+
+
+def _delivered(slack: SlackStandIn, method: str, **args: Any) -> list[float]:
+    """When Slack accepted calls of ``method`` whose arguments include ``args``."""
+    return [
+        c.time
+        for c in slack.calls_to(method)
+        if c.ok and all(c.args.get(k) == v for k, v in args.items())
+    ]
+
+
+def test_every_message_is_delivered_once_after_slack_fails_500_then_429(sqlite_url: str) -> None:
+    """Slack answers 500 for 10 s while the approval is posted, then 429 past the SDK's retries
+    for 10 s while the outcome is told: afterwards each message was delivered exactly once,
+    within one backoff step of Slack recovering."""
+    with (
+        workspace(sqlite_url) as ws,
+        serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=WallClock()) as bot,
+    ):
+        bot.services.followups.delivery.backoff = BACKOFF
+        view = bot.open_form()
+        back = _outage(ws.slack, 500, "chat.postMessage", "chat.postEphemeral")
+        assert bot.submit(view).status == 200
+        message = ws.slack.wait_for_message(
+            APPROVALS, lambda m: bool(m.get("blocks")), timeout=OUTAGE + 10
+        )
+        told = ws.slack.wait_for_ephemeral(REQUESTER, lambda m: "waiting" in m["text"], 10)
+        assert f"<#{APPROVALS}>" in told["text"]
+        (posted,) = _delivered(ws.slack, "chat.postMessage", channel=APPROVALS)
+        assert back <= posted <= back + BACKOFF.cap + 1.5
+        assert not [
+            c
+            for c in ws.slack.calls_to("chat.postMessage")
+            if c.ok and c.args["channel"] != APPROVALS
+        ]
+
+        back = _outage(ws.slack, 429, "chat.postMessage", "chat.update")
+        bot.decide(message)
+        confirmation = ws.slack.wait_for_message(
+            ORIGIN, lambda m: "API_KEY" in m["text"], timeout=OUTAGE + 10
+        )
+        assert "added" in confirmation["text"]
+        bot.drain()
+        (updated_at,) = _delivered(ws.slack, "chat.update")
+        (confirmed_at,) = _delivered(ws.slack, "chat.postMessage", channel=ORIGIN)
+        for moment in (updated_at, confirmed_at):
+            assert back <= moment <= back + BACKOFF.cap + 1.5
+        (approval,) = ws.slack.messages(APPROVALS)
+        assert not any(b.get("type") == "actions" for b in approval["blocks"])
+        assert len(ws.slack.messages(ORIGIN)) == 1
+        assert len([e for e in ws.slack.ephemerals(REQUESTER) if "waiting" in e["text"]]) == 1
+        assert ws.slack.messages(REQUESTER) == []  # nothing fell back to a DM
+        row = bot.store.get(request_id_of(message))
+        assert row is not None and row.state == State.APPLIED
+        assert bot.events()[-1] == "secret.added"
+        assert ws.auth0.secrets(ws.hook_id)["API_KEY"] == "s3cr3t-value"
