@@ -84,6 +84,8 @@ class SecretRequest(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     apply_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Set when Auth0 left an apply's outcome unknown: the sweep reads back until it is settled.
+    unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
 

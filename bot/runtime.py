@@ -27,7 +27,8 @@ from bot.store import Store
 from bot.web import WSGIApp, wsgi_app
 
 log = get_logger(__name__)
-SWEEP_INTERVAL = 30.0
+# With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
+SWEEP_INTERVAL = 10.0
 
 
 def register_settings_secrets(settings: StoreSettings) -> None:

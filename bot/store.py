@@ -341,6 +341,21 @@ class Tx:
         row = self.session.get(SecretRequest, request_id, populate_existing=True)
         return row
 
+    def renew(self, request_id: str, claimed_at: datetime, now: datetime) -> bool:
+        """Move a running apply's claim to ``now``, if it is still the one taken at
+        ``claimed_at`` (False: the lease lapsed and another process took it over)."""
+        result = self.session.execute(
+            update(SecretRequest)
+            .where(
+                SecretRequest.id == request_id,
+                SecretRequest.state == State.APPROVED,
+                SecretRequest.apply_started_at == claimed_at,
+            )
+            .values(apply_started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # UPDATE's CursorResult
+
     def claim(self, request_id: str, now: datetime, stale_before: datetime) -> SecretRequest | None:
         """Take the right to apply an approved request; only one caller at a time gets it."""
         result = self.session.execute(

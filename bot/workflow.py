@@ -11,9 +11,10 @@ from typing import Any, Protocol, TypeVar
 from pydantic import SecretStr
 
 from bot.audit import AuditEvent
-from bot.auth0.errors import Auth0Error
+from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.crypto import Vault, VaultError
 from bot.domain import Provenance
+from bot.lease import Heartbeat
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
 from bot.outbox import Message
@@ -28,10 +29,16 @@ APPLIED_EVENT = {
     Kind.UPDATE: "secret.updated",
     Kind.REMOVE: "secret.removed",
 }
-# An apply that has not finished after this long is taken to have died with its process.
-APPLY_LEASE = timedelta(minutes=5)
+# A running apply renews its claim every HEARTBEAT; one not renewed for APPLY_LEASE died with
+# its process (with a sweep every 10 s, a crashed apply is taken over within 30 s).
+APPLY_LEASE = timedelta(seconds=20)
+HEARTBEAT = timedelta(seconds=5)
 # The winner of an approval claims the apply within milliseconds; unclaimed after this, it died.
-UNCLAIMED_GRACE = timedelta(seconds=30)
+UNCLAIMED_GRACE = timedelta(seconds=15)
+# The requester hears that an apply is still going once it has run this long.
+SLOW_APPLY = timedelta(seconds=30)
+# An outcome Auth0 left unknown is read back for this long before it is recorded as failed.
+SETTLE_WITHIN = timedelta(hours=1)
 
 
 UNDECRYPTABLE = (
@@ -93,6 +100,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     APPLIED = "applied"
     FAILED = "failed"
+    CHECKING = "checking"  # Auth0 left the outcome unknown: the sweep reads it back
     LOST_RACE = "lost_race"  # somebody else decided or applied first
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
@@ -128,6 +136,21 @@ class Messages(Protocol):
     ) -> list[Message]:
         """Applying failed."""
 
+    def checking(self, request: SecretRequest) -> list[Message]:
+        """Auth0 left the outcome unknown; it is being read back."""
+
+    def still_applying(self, request: SecretRequest) -> list[Message]:
+        """The apply has been running for a while."""
+
+
+@dataclass
+class Timing:
+    """How often a running apply renews its claim and when it counts as slow (tests shorten
+    them; the defaults are the product's)."""
+
+    heartbeat: timedelta = HEARTBEAT
+    slow_apply: timedelta = SLOW_APPLY
+
 
 class Workflow:
     """Moves requests through their states; every transition is a CAS with its audit record and
@@ -145,6 +168,7 @@ class Workflow:
         messages: Messages | None = None,
     ) -> None:
         self.messages = messages
+        self.timing = Timing()
         self.store = store
         self.vault = vault
         self.targets = targets
@@ -264,16 +288,63 @@ class Workflow:
             claimed = tx.claim(request_id, now, stale_before=now - APPLY_LEASE)
         if claimed is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
+        claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
         try:
-            self._send(claimed, reconciling)
+            with self._heartbeat(claimed, claim):
+                self._send(claimed, reconciling or claimed.unknown_since is not None)
+        except Auth0Unavailable as error:
+            return self._unknown(claimed, claim[0], error)
         except Auth0Error as error:
-            return self._finish(claimed, error)
+            return self._finish(claimed, claim[0], error)
         except VaultError:
-            return self._finish(claimed, ApplyError("undecryptable", UNDECRYPTABLE))
+            return self._finish(claimed, claim[0], ApplyError("undecryptable", UNDECRYPTABLE))
         except Exception:
             log.exception("applying failed unexpectedly", request_id=request_id)
-            return self._finish(claimed, ApplyError("internal_error", INTERNAL))
-        return self._finish(claimed, None)
+            return self._finish(claimed, claim[0], ApplyError("internal_error", INTERNAL))
+        return self._finish(claimed, claim[0], None)
+
+    def _heartbeat(self, request: SecretRequest, claim: list[datetime]) -> Heartbeat:
+        """Renew the claim while the apply runs; tell the requester when it is slow."""
+
+        def renew() -> None:
+            now = self.now()
+            with self.store.transaction() as tx:
+                if tx.renew(request.id, claim[0], now):
+                    claim[0] = now
+
+        def slow() -> None:
+            with self.store.transaction() as tx:
+                self._tell(tx, "still_applying", request)
+
+        return Heartbeat(
+            renew,
+            slow,
+            every=self.timing.heartbeat.total_seconds(),
+            slow_after=self.timing.slow_apply.total_seconds(),
+        )
+
+    def _unknown(
+        self, request: SecretRequest, claimed_at: datetime, error: Auth0Unavailable
+    ) -> Result:
+        """Auth0 left the outcome unknown: keep the request open (and its value, to re-send),
+        say it is being checked, and let the sweep read Auth0 back."""
+        now = self.now()
+        since = request.unknown_since or now
+        if now - since > SETTLE_WITHIN:
+            return self._finish(request, claimed_at, error)
+        with self.store.transaction() as tx:
+            held = tx.transition(
+                request.id,
+                [State.APPROVED],
+                State.APPROVED,
+                claimed_at=claimed_at,
+                apply_started_at=None,
+                unknown_since=since,
+            )
+            if held is not None and request.unknown_since is None:
+                self._tell(tx, "checking", held)
+        log.warning("auth0 left the outcome unknown: reading back", request_id=request.id)
+        return Result(Outcome.CHECKING, held or self.store.get(request.id), error)
 
     def _send(self, request: SecretRequest, reconciling: bool) -> None:
         target = self.targets[request.target_kind]
@@ -287,7 +358,12 @@ class Workflow:
             change = replace(change, value=self.vault.decrypt(request.value_ciphertext))
         target.apply(change)
 
-    def _finish(self, request: SecretRequest, error: Auth0Error | ApplyError | None) -> Result:
+    def _finish(
+        self,
+        request: SecretRequest,
+        claimed_at: datetime,
+        error: Auth0Error | ApplyError | None,
+    ) -> Result:
         now = self.now()
         state = State.FAILED if error else State.APPLIED
         with self.store.transaction() as tx:
@@ -295,7 +371,7 @@ class Workflow:
                 request.id,
                 [State.APPROVED],
                 state,
-                claimed_at=request.apply_started_at,
+                claimed_at=claimed_at,
                 value_ciphertext=None,
                 finished_at=now,
                 failure_reason=error.reason if error else None,

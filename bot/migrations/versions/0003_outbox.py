@@ -1,4 +1,5 @@
-"""The transactional outbox: Slack messages recorded with the change that implies them."""
+"""The outbox (Slack messages recorded with the change that implies them), and when a request's
+apply was left with an unknown outcome."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +11,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the outbox; rows are queued, then sent or dead."""
+    """Create the outbox (rows are queued, then sent or dead); mark unknown outcomes."""
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -26,8 +27,12 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_outbox_due", "outbox", ["state", "due_at"])
+    with op.batch_alter_table("secret_requests") as batch:
+        batch.add_column(sa.Column("unknown_since", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    """Drop the outbox."""
+    """Drop the outbox and the unknown-outcome mark."""
+    with op.batch_alter_table("secret_requests") as batch:
+        batch.drop_column("unknown_since")
     op.drop_table("outbox")
