@@ -87,7 +87,8 @@ class Delivery:
         self.now = now
         self.on_dead = on_dead
         self.backoff = Backoff()
-        self.lease = timedelta(seconds=60)
+        # Longer than a Slack call with the SDK's retries; a dead worker's rows wait this long.
+        self.lease = timedelta(seconds=30)
         self.poll = 1.0
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -26,6 +26,7 @@ from tests.bot_process import (
     open_approval,
     running,
     secret_posts,
+    submit_form,
     submit_request,
     workspace,
 )
@@ -119,4 +120,39 @@ def test_sigkill_during_an_apply_is_settled_after_restart(tmp_path: Path, fault:
             assert not any(b.get("type") == "actions" for b in posted["blocks"])
             events = [r["event"] for r in first.audit() + second.audit()]
             assert events.count("secret.added") == 1 and "request.failed" not in events
+        assert _audit_verify(env, tmp_path) == 0
+
+
+def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
+    tmp_path: Path,
+) -> None:
+    """Killed right after acknowledging a submission: the queued approval request is posted once
+    (by the next process, within the outbox lease), and the request then runs to the end."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        with running(env, tmp_path / "first") as first:
+            slack.fail_for("chat.postMessage", 2.0)  # the first process can't post before dying
+            with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
+                submit_form(slack, driver, hook_id, name="AFTER_SUBMIT", value=VALUE)
+            _kill(first)
+        env = {**env, "PORT": str(free_port())}
+        with (
+            running(env, tmp_path / "second") as second,
+            SlackDriver(slack, second.events_url, SIGNING_SECRET) as driver,
+        ):
+            posted = slack.wait_for_message(
+                APPROVALS, lambda m: "AFTER_SUBMIT" in m.get("text", ""), timeout=45
+            )
+            view = open_approval(slack, driver, posted)
+            ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
+            assert (ack.status, ack.body) == (200, b"")
+            _wait(lambda: bool(confirmations(slack, "AFTER_SUBMIT")), 15)
+            time.sleep(1)
+            (approval,) = slack.messages(APPROVALS)
+            assert not any(b.get("type") == "actions" for b in approval["blocks"])
+            assert len(confirmations(slack, "AFTER_SUBMIT")) == 1
+            events = [r["event"] for r in first.audit() + second.audit()]
+            assert events == ["request.submitted", "request.approved", "secret.added"]
         assert _audit_verify(env, tmp_path) == 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.delivery import Backoff
 from bot.models import State
+from bot.workflow import Timing
 from standins.slack import SlackStandIn
 from tests.harness import (
     APPROVALS,
@@ -15,6 +16,7 @@ from tests.harness import (
     REQUESTER,
     Clock,
     request_id_of,
+    running_bot,
     serve,
     workspace,
 )
@@ -91,3 +93,26 @@ def test_every_message_is_delivered_once_after_slack_fails_500_then_429(sqlite_u
         assert row is not None and row.state == State.APPLIED
         assert bot.events()[-1] == "secret.added"
         assert ws.auth0.secrets(ws.hook_id)["API_KEY"] == "s3cr3t-value"
+
+
+def test_a_slow_apply_tells_the_requester_it_is_still_going(sqlite_url: str) -> None:
+    """An apply still waiting for Auth0 past the slow mark tells the requester once that it is
+    still being applied; the confirmation follows when it lands."""
+    with running_bot(sqlite_url) as bot:
+        bot.services.workflow.timing = Timing(
+            heartbeat=timedelta(seconds=0.1), slow_apply=timedelta(seconds=0.5)
+        )
+        message = bot.request_approval()
+        bot.auth0.latency = 1.5
+        bot.decide(message)
+        still = bot.slack.wait_for_ephemeral(
+            REQUESTER, lambda m: "still being applied" in m["text"], timeout=10
+        )
+        assert request_id_of(message) in still["text"]
+        confirmation = bot.slack.wait_for_message(
+            ORIGIN, lambda m: "API_KEY" in m["text"], timeout=15
+        )
+        bot.drain()
+        notices = [e for e in bot.slack.ephemerals(REQUESTER) if "still" in e["text"]]
+        assert len(notices) == 1 and "added" in confirmation["text"]
+        assert bot.events()[-1] == "secret.added"
