@@ -12,7 +12,7 @@ import structlog
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
-from bot import ids
+from bot import ids, outage
 from bot.auth0.client import Auth0Client
 from bot.background import Background
 from bot.catalog import HookCatalog
@@ -182,6 +182,9 @@ def _body_teams(body: dict[str, Any]) -> set[str | None]:
 
 
 def _on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
+    if outage.is_outage(error):
+        log.error("the database is unavailable", error=type(error).__name__)
+        return outage.answer(body)
     log.error(
         "unhandled error in a listener",
         exc_info=error,

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
+from urllib.error import URLError
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.auth0.client import Auth0Client
-from bot.auth0.errors import Auth0Error
+from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.logs import SECRETS
 from bot.policy import Principals
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Store, sqlite_path
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2).
 NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
 GRANT_PLACE = "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
+# How long a reachability probe may take: check is run by a person waiting at a terminal.
+PROBE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,9 @@ def run_checks(
 
 def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Check]:
     results = [Check(True, "settings", "all variables valid")]
-    team_id = _run(results, "slack auth.test", lambda: _slack_auth(slack))
-    _run(results, "slack transport", lambda: _transport(settings))
+    auth_test = _reaching_slack(settings, lambda: _slack_auth(slack))
+    team_id = _run(results, "slack auth.test", auth_test)
+    _run(results, "slack transport", _reaching_slack(settings, lambda: _transport(settings)))
     if team_id and settings.hook_secret_approval_channel:
         channel = settings.hook_secret_approval_channel
         _run(results, "approval channel", lambda: _channel(slack, channel))
@@ -73,8 +81,8 @@ def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Ch
         ):
             if ids:
                 _run(results, label, _people_probe(slack, team_id, ids))
-    _run(results, "auth0 token", lambda: _scopes(auth0))
-    _run(results, "auth0 GET /api/v2/hooks", lambda: _hooks(auth0))
+    _run(results, "auth0 token", _reaching_auth0(settings, lambda: _scopes(auth0)))
+    _run(results, "auth0 GET /api/v2/hooks", _reaching_auth0(settings, lambda: _hooks(auth0)))
     _run(results, "database", lambda: _database(settings.database_url))
     return results
 
@@ -96,6 +104,61 @@ def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | Non
         return None
     results.append(Check(True, name, detail))
     return detail
+
+
+def _reaching_slack(settings: Settings, probe: Callable[[], str]) -> Callable[[], str]:
+    """``probe``, with a Slack that can't be reached named by its variable and the network."""
+
+    def reached() -> str:
+        try:
+            return probe()
+        except (URLError, OSError) as error:
+            why = getattr(error, "reason", None) or error
+            raise CheckFailed(
+                f"cannot reach Slack at {settings.slack_api_url} ({why}): check SLACK_API_URL "
+                "(leave it unset for https://slack.com/api/) and that this machine may reach "
+                "it (DNS, firewall, HTTPS_PROXY)"
+            ) from None
+
+    return reached
+
+
+def _reaching_auth0(settings: Settings, probe: Callable[[], str]) -> Callable[[], str]:
+    """``probe``, with an Auth0 that can't be reached named by the variable that points at it."""
+
+    def reached() -> str:
+        try:
+            return probe()
+        except Auth0Unavailable as error:
+            url, variable = (
+                (settings.auth0_base_url, "AUTH0_BASE_URL")
+                if settings.auth0_base_url
+                else (f"https://{settings.auth0_domain}", "AUTH0_DOMAIN")
+            )
+            why = _unreachable(url)
+            if why is None:  # it answers: a timeout or a 5xx, which the message says
+                raise
+            raise CheckFailed(f"cannot reach {url}: {why}: check {variable}") from error
+
+    return reached
+
+
+def _unreachable(url: str) -> str | None:
+    """Why nothing answers at ``url`` (the name, the port), or None when something does."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return f"the name {host} does not resolve"
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
+    except ConnectionRefusedError:
+        return f"{host} refuses connections on port {port}"
+    except OSError as error:
+        return f"{host}:{port} does not answer ({type(error).__name__})"
+    return None
 
 
 def _slack_auth(slack: WebClient) -> str:
@@ -143,8 +206,8 @@ def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[]
                     "to it in Slack or list user ids instead"
                 )
             people |= members
-        groups = f" from {len(principals.groups)} group(s)" if principals.groups else ""
-        return f"{len(people)} people{groups}"
+        groups = f" from {_count(len(principals.groups), 'group')}" if principals.groups else ""
+        return ("1 person" if len(people) == 1 else f"{len(people)} people") + groups
 
     return probe
 
@@ -164,10 +227,18 @@ def _scopes(auth0: Auth0Client) -> str:
 
 def _hooks(auth0: Auth0Client) -> str:
     hooks = auth0.list_hooks()
-    return f"{len(hooks)} hooks readable"
+    return f"{_count(len(hooks), 'hook')} readable"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _database(url: str) -> str:
+    sqlite_file = sqlite_path(url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        # Never create it here: an empty file would later read as an empty audit trail.
+        return _future_sqlite_file(sqlite_file)
     store = Store(url)
     try:
         if not store.ping(schema=False):
@@ -176,6 +247,18 @@ def _database(url: str) -> str:
     finally:
         store.close()
     return "answers" + ("" if migrated else " (empty: `run` creates the schema on start)")
+
+
+def _future_sqlite_file(path: Path) -> str:
+    """A SQLite file that does not exist yet is fine if `run` may create it."""
+    if not path.parent.is_dir():
+        raise CheckFailed(f"directory {path.parent} does not exist: create it or fix DATABASE_URL")
+    if not os.access(path.parent, os.W_OK):
+        raise CheckFailed(
+            f"directory {path.parent} is not writable: `run` could not create {path.name} there; "
+            "fix its permissions or DATABASE_URL"
+        )
+    return f"no database yet at {path}: `run` creates it on first start"
 
 
 def _slack_problem(error: SlackApiError) -> str:

@@ -129,6 +129,27 @@ def _redact_value(key: str, value: Any) -> Any:
     return SECRETS.scrub(repr(value))
 
 
+# Libraries whose INFO lines (alembic's plugin set-up and migration context, gunicorn's boot and
+# signal notes) would drown the bot's own at start-up: below DEBUG only their warnings pass.
+THIRD_PARTY = ("alembic", "gunicorn", "slack_bolt", "slack_sdk", "httpx", "httpcore", "sqlalchemy")
+# Bolt reads SLACK_BOT_TOKEN from the environment by itself and warns that it goes unused
+# next to the client the bot hands it: expected, and nothing an operator should act on.
+BOLT_UNUSED_CLIENT_NOTE = "As you gave `client` as well, `token` will be unused."
+
+
+class _QuietLibraries(logging.Filter):
+    """Drops third-party records below WARNING (and Bolt's token note) unless at DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.level <= logging.DEBUG or record.name.split(".")[0] not in THIRD_PARTY:
+            return True
+        return record.levelno >= logging.WARNING and record.getMessage() != BOLT_UNUSED_CLIENT_NOTE
+
+
 def shared_processors() -> list[Processor]:
     """The chain every record passes through, from structlog or from stdlib logging."""
     return [
@@ -166,6 +187,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # On the handler, not the loggers: gunicorn sets its own loggers' levels when it starts.
+    handler.addFilter(_QuietLibraries(root.level))
     structlog.configure(
         processors=[
             *shared_processors(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from bot.web import WSGIApp, wsgi_app
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
 SWEEP_INTERVAL = 10.0
+# The preflight's Slack client logs nothing: its failure becomes one `cannot start` line.
+_QUIET = logging.getLogger("bot.runtime.preflight")
+_QUIET.disabled = True
 
 
 def register_settings_secrets(settings: StoreSettings) -> None:
@@ -58,12 +62,13 @@ def open_vault(settings: StoreSettings) -> Vault:
     return Vault(keys)
 
 
-def slack_client(settings: Settings) -> WebClient:
+def slack_client(settings: Settings, logger: logging.Logger | None = None) -> WebClient:
     """The Web API client, retrying rate limits and dropped connections."""
     return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
+        logger=logger,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=1),
             RateLimitErrorRetryHandler(max_retry_count=2),
@@ -103,9 +108,9 @@ class Runtime:
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
 
-    def wsgi(self) -> WSGIApp:
+    def wsgi(self, signing_secret: str) -> WSGIApp:
         """The WSGI application of HTTP mode."""
-        return wsgi_app(self.app, self.store, self.metrics)
+        return wsgi_app(self.app, self.store, self.metrics, signing_secret=signing_secret)
 
     def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
         """Expire and reconcile now, then every ``interval`` seconds."""
@@ -152,7 +157,7 @@ def preflight(settings: Settings) -> str:
         ) from error
     store.close()
     try:
-        response = slack_client(settings).auth_test()
+        response = slack_client(settings, _QUIET).auth_test()
     except SlackApiError as error:
         raise StartupError(
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"

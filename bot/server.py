@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
+from gunicorn.workers.gthread import ThreadWorker
 
-from bot.logs import get_logger
+from bot.deadlines import Deadlines
+from bot.logs import SECRETS, get_logger
 from bot.runtime import Runtime, StartupError, build_runtime, preflight
 from bot.settings import Settings
-from bot.web import WSGIApp
+from bot.web import StartResponse, WSGIApp
 
 log = get_logger(__name__)
 # Seconds in-flight requests and background applies get to finish after SIGTERM: under the
@@ -26,6 +29,12 @@ THREADS = 16
 # Seconds a connection may stay idle between requests (Slack and load balancers reuse them).
 KEEPALIVE = 5
 EXIT_STARTUP = 1
+# Seconds a client has for its request line and headers once a worker thread takes the
+# connection (gunicorn waits up to 5 s of it for a first byte), then for its body until the
+# answer starts. Slack sends a whole request at once and gives up on the answer after 3 s.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 10.0
+DEADLINES = Deadlines()
 # The worker heartbeat file's directory; a disk-backed /tmp can stall it (gunicorn's FAQ).
 HEARTBEAT_DIR = "/dev/shm"  # noqa: S108 - gunicorn makes its file there with mkstemp, mode 0600
 
@@ -42,6 +51,33 @@ class _GunicornLogs(GunicornLogger):  # type: ignore[misc]  # gunicorn ships no 
 
     def access(self, *_: Any) -> None:
         """No access log: /metrics counts requests by kind and outcome instead."""
+
+
+class BoundedWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's threaded worker, with a deadline on each request's arrival: a client that
+    trickles its headers or body (slow loris) loses its connection instead of a thread."""
+
+    def handle(self, conn: Any) -> Any:
+        DEADLINES.guard(conn.sock, HEADER_TIMEOUT)
+        try:
+            return super().handle(conn)
+        finally:
+            DEADLINES.release()
+
+
+def bounded(app: WSGIApp) -> WSGIApp:
+    """``app`` reading its body within ``BODY_TIMEOUT``; no deadline once the answer starts."""
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> Any:
+        DEADLINES.extend(BODY_TIMEOUT)
+
+        def answering(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            DEADLINES.release()
+            return start_response(status, headers, *rest)
+
+        return app(environ, answering)
+
+    return application
 
 
 class WSGIServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -61,7 +97,7 @@ class WSGIServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no ty
         config: dict[str, Any] = {
             "bind": f"0.0.0.0:{self.port}",
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": BoundedWorker,
             "threads": self.threads,
             "keepalive": KEEPALIVE,
             "graceful_timeout": GRACEFUL_TIMEOUT,
@@ -70,6 +106,8 @@ class WSGIServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no ty
             "logger_class": _GunicornLogs,
             "worker_exit": lambda _arbiter, _worker: self.on_exit(),
             "proc_name": "hook-secret-bot",
+            # Header sizes stay gunicorn's (a 4 KiB request line, 100 fields of 8 KiB): room
+            # for what proxies in front add, and bounded; the deadlines bound the time.
         }
         if os.path.isdir(HEARTBEAT_DIR):
             config["worker_tmp_dir"] = HEARTBEAT_DIR
@@ -99,7 +137,8 @@ class BotServer(WSGIServer):
         self.runtime = build_runtime(self.settings)
         self.runtime.start_sweeper()
         log.info("serving Slack over HTTP", port=self.port, threads=self.threads)
-        return self.runtime.wsgi()
+        secret = self.settings.slack_signing_secret
+        return bounded(self.runtime.wsgi(secret.get_secret_value() if secret else ""))
 
     def on_exit(self) -> None:
         if self.runtime is not None:
@@ -144,5 +183,7 @@ def _preflight_or_exit(settings: Settings) -> None:
     try:
         preflight(settings)
     except StartupError as error:
+        # A plain line first, for the person at a terminal; then the log line, for collectors.
+        print(f"cannot start: {SECRETS.scrub(str(error))}", file=sys.stderr, flush=True)
         log.error("cannot start", problem=str(error))
         raise SystemExit(EXIT_STARTUP) from None

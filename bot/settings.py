@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -45,34 +45,58 @@ def _check_ids(ids: list[str]) -> list[str]:
 
 
 IdList = Annotated[list[str], NoDecode]
+CONFIG = SettingsConfigDict(
+    env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+)
+# The drivers a DATABASE_URL scheme may name: we ship psycopg 3 and the standard library's sqlite3.
+SHIPPED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+PSYCOPG_ALIASES = ("postgres", "postgresql")  # Heroku and libpq spellings of the same thing
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def _database_url(value: str) -> str:
+    scheme, separator, rest = value.strip().partition("://")
+    scheme = scheme.lower()
+    if scheme in PSYCOPG_ALIASES and separator:
+        # The bare scheme would make SQLAlchemy pick psycopg2, which is not installed.
+        return "postgresql+psycopg://" + rest
+    if scheme.startswith("postgresql+") and scheme not in SHIPPED_SCHEMES:
+        raise ValueError(
+            f"the {scheme.partition('+')[2]} driver is not installed: write the URL as "
+            "postgresql+psycopg://… (psycopg 3 ships with the bot)"
+        )
+    if scheme not in SHIPPED_SCHEMES or not separator:
+        raise ValueError("must be a sqlite:///FILE or postgresql+psycopg://… URL")
+    return value.strip()
 
 
 class StoreSettings(BaseSettings):
     """What every command needs: the database, encryption at rest and logging."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = CONFIG
 
     database_url: str = "sqlite:///hook-secret-bot.db"
     hook_secret_encryption_key: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, values: Any) -> Any:
+        """``NAME=`` (as in .env templates) means unset: the default, or ``required``."""
+        if not isinstance(values, dict):
+            return values
+        return {key: value for key, value in values.items() if not _blank(value)}
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
-        if value.startswith(("postgresql://", "postgres://")):
-            # psycopg 3 is the driver we ship; the bare scheme would pick psycopg2.
-            value = "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+    _db = field_validator("database_url")(_database_url)
 
     @field_validator("hook_secret_encryption_key")
     @classmethod
@@ -127,6 +151,18 @@ class Settings(StoreSettings):
         _split_ids
     )
 
+    @field_validator("hook_secret_required_approvals", mode="before")
+    @classmethod
+    def _approvals(cls, value: Any) -> Any:
+        # Settings arrive as strings, and pydantic does not coerce "0" into Literal[0, 1].
+        text = str(value).strip()
+        if text not in ("0", "1"):
+            raise ValueError(
+                "must be 1 (one approver other than the requester) or 0 (the requester's "
+                "own confirmation applies the change)"
+            )
+        return int(text)
+
     @field_validator("hook_secret_requesters")
     @classmethod
     def _requesters(cls, value: list[str]) -> list[str]:
@@ -180,21 +216,49 @@ class Settings(StoreSettings):
         """Socket Mode when an app-level token is set, HTTP mode otherwise."""
         return self.slack_app_token is not None
 
-    def cross_field_problems(self, mode: Mode) -> list[str]:
-        """Rules that involve several variables, one line per problem."""
-        problems = []
-        if mode is Mode.RUN and not self.socket_mode and self.slack_signing_secret is None:
-            problems.append("SLACK_SIGNING_SECRET: required in HTTP mode (no SLACK_APP_TOKEN)")
-        if self.hook_secret_required_approvals > 0:
-            if not self.hook_secret_approvers:
-                problems.append("HOOK_SECRET_APPROVERS: required when approvals are on")
-            if self.hook_secret_approval_channel is None:
-                problems.append("HOOK_SECRET_APPROVAL_CHANNEL: required when approvals are on")
-        if self.is_postgres and self.hook_secret_encryption_key is None:
-            problems.append(
-                "HOOK_SECRET_ENCRYPTION_KEY: required with PostgreSQL (replicas must share it)"
-            )
-        return problems
+
+class _RuleInputs(BaseSettings):
+    """The variables of the cross-variable rules as given, so that the rules are checked in the
+    same round as every other problem (the typed model stops at the first bad field)."""
+
+    model_config = CONFIG
+
+    slack_app_token: Any = None
+    slack_signing_secret: Any = None
+    hook_secret_required_approvals: Any = None
+    hook_secret_approvers: Any = None
+    hook_secret_approval_channel: Any = None
+    database_url: Any = None
+    hook_secret_encryption_key: Any = None
+
+
+def _given(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is not None and not _blank(value) and _split_ids(value) != []
+
+
+def _cross_field_problems(mode: Mode, overrides: dict[str, Any]) -> list[str]:
+    """Rules that involve several variables, one line per problem."""
+    raw = _RuleInputs(**overrides)
+    problems = []
+    http_mode = mode is Mode.RUN and not _given(raw.slack_app_token)
+    if http_mode and not _given(raw.slack_signing_secret):
+        problems.append("SLACK_SIGNING_SECRET: required in HTTP mode (no SLACK_APP_TOKEN)")
+    # Approvals are on unless explicitly 0: a malformed value is reported on its own line.
+    if not _given(raw.hook_secret_required_approvals) or (
+        str(raw.hook_secret_required_approvals).strip() != "0"
+    ):
+        if not _given(raw.hook_secret_approvers):
+            problems.append("HOOK_SECRET_APPROVERS: required when approvals are on")
+        if not _given(raw.hook_secret_approval_channel):
+            problems.append("HOOK_SECRET_APPROVAL_CHANNEL: required when approvals are on")
+    url = str(raw.database_url or "").strip().lower()
+    if url.startswith("postgres") and not _given(raw.hook_secret_encryption_key):
+        problems.append(
+            "HOOK_SECRET_ENCRYPTION_KEY: required with PostgreSQL (replicas must share it)"
+        )
+    return problems
 
 
 def _problem_lines(error: ValidationError) -> list[str]:
@@ -211,14 +275,18 @@ def _problem_lines(error: ValidationError) -> list[str]:
 def load_settings(mode: Mode = Mode.RUN, **overrides: Any) -> StoreSettings:
     """Read and validate the settings ``mode`` needs, or raise SettingsError."""
     cls: type[StoreSettings] = StoreSettings if mode is Mode.STORE else Settings
+    problems: list[str] = []
     try:
         settings = cls(**overrides)
     except ValidationError as error:
-        raise SettingsError(_problem_lines(error)) from None
-    if isinstance(settings, Settings):
-        problems = settings.cross_field_problems(mode)
-        if problems:
-            raise SettingsError(problems)
+        problems = _problem_lines(error)
+    if cls is Settings:
+        # Every problem in one round: a rule about a variable already named adds nothing.
+        named = {line.split(":", 1)[0] for line in problems}
+        rules = _cross_field_problems(mode, overrides)
+        problems += [line for line in rules if line.split(":", 1)[0] not in named]
+    if problems:
+        raise SettingsError(problems)
     return settings
 
 

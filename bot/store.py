@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -26,6 +26,8 @@ from bot.outbox import Message, Method
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any 64-bit number works: it only has to be the same in every replica.
 MIGRATE_LOCK = 0x486F6F6B4D696772
+# Seconds to reach PostgreSQL: past it the database counts as down (Slack waits 3 s for us).
+CONNECT_TIMEOUT = 2
 
 
 def new_request_id() -> str:
@@ -53,7 +55,11 @@ class Store:
         self.on_enqueue: Callable[[], None] = lambda: None
 
     def migrate(self) -> None:
-        """Create or upgrade the schema without losing rows; safe with replicas starting at once."""
+        """Create (the one place a database file is created) or upgrade the schema without
+        losing rows; safe with replicas starting at once."""
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            create_sqlite_file(path)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
@@ -71,6 +77,23 @@ class Store:
             with self._read_engine.connect() as connection:
                 connection.execute(text(probe))
         except Exception:  # any failure means "not healthy"
+            return False
+        return True
+
+    def writable(self) -> bool:
+        """Whether a request could be recorded now: the schema answers in a write transaction
+        (SQLite: BEGIN IMMEDIATE takes the write lock; PostgreSQL: not a read-only server)."""
+        try:
+            with self._write_lock, self.engine.connect() as connection:
+                transaction = connection.begin()
+                for table in ("secret_requests", "audit_log"):  # a request writes both
+                    connection.execute(text(f"SELECT 1 FROM {table} LIMIT 1"))  # noqa: S608 - fixed names
+                if connection.dialect.name == "postgresql":
+                    read_only = connection.execute(text("SHOW transaction_read_only")).scalar()
+                    if read_only != "off":
+                        return False
+                transaction.rollback()
+        except Exception:  # any failure means "requests can't be recorded"
             return False
         return True
 
@@ -390,32 +413,32 @@ def _deliverable(now: datetime) -> Any:
     )
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (``None`` for other databases and ``:memory:``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "").absolute()
+
+
+def create_sqlite_file(path: Path) -> None:
+    """Create an empty SQLite database file (``run`` does, on start, before migrating)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(path.as_uri() + "?mode=rwc", uri=True).close()
+
+
 def _make_engine(url: str, *, writer: bool) -> Engine:
+    path = sqlite_path(url)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=8,
-        max_overflow=24,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _: Any) -> None:
-        dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA busy_timeout=30000")
-        dbapi_connection.execute("PRAGMA secure_delete=ON")
-
-    path = make_url(url).database
-    if path and path != ":memory:":
-        # A pooled connection keeps working on a deleted file, and whatever it wrote would be
-        # lost with the inode: check the file is still there on every checkout.
-        @event.listens_for(engine, "checkout")
-        def _checkout(*_: Any) -> None:
-            if not os.path.exists(path):
-                raise exc.DisconnectionError(f"the SQLite database {path} is gone")
-
+        # Connections that fail fast when the server is unreachable: a click waits on them.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        )
+    engine = _sqlite_engine(url, path)
     if writer:
         # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN, and make it IMMEDIATE
         # so that concurrent writers (other processes too) serialise instead of forking the
@@ -425,3 +448,47 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_engine(url: str, path: Path | None) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=8,
+        max_overflow=24,
+        # mode=rw: a missing file is an outage to report, never a new empty audit trail.
+        **({"creator": lambda: _open_existing(path)} if path else {}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.execute("PRAGMA secure_delete=ON")
+        if path:
+            record.info["file"] = _identity(path)
+
+    if path:
+        # A pooled connection keeps working on a file renamed away or replaced, and whatever it
+        # wrote would be lost with that inode: check it is still the file at the path.
+        @event.listens_for(engine, "checkout")
+        def _checkout(_: Any, record: Any, __: Any) -> None:
+            if _identity(path) != record.info.get("file"):
+                raise exc.DisconnectionError(f"the SQLite database {path} is gone or replaced")
+
+    return engine
+
+
+def _open_existing(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(
+        path.as_uri() + "?mode=rw", uri=True, check_same_thread=False, timeout=30
+    )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

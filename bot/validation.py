@@ -19,6 +19,9 @@ VALUE_ECHOED = (
     "This contains the secret value, and this field is shown in Slack and kept in the audit "
     "trail: remove the value from it."
 )
+# A subcommand, a hook and a secret name fit in far less; shlex is quadratic on long words
+# (a 1 MB text took 45 s), so longer text is refused unparsed, as a possible pasted value.
+COMMAND_TEXT_MAX = 1000
 SUBCOMMANDS = {"add": Kind.ADD, "update": Kind.UPDATE, "rotate": Kind.UPDATE, "remove": Kind.REMOVE}
 
 
@@ -34,6 +37,8 @@ class Command:
 
 def parse_command(text: str) -> Command:
     """Split the command text; anything that may carry a value is refused, never echoed."""
+    if len(text) > COMMAND_TEXT_MAX:
+        return Command("value_refused")
     try:
         # Hook names may hold spaces: `add "Client Credentials Exchange" API_KEY`.
         words = shlex.split(text)

@@ -70,7 +70,9 @@ def local_bot(
         deps.now = now
     app, services = create_app(settings, deps)
     try:
-        with serve_wsgi(wsgi_app(app, store, Metrics())) as url:
+        secret = settings.slack_signing_secret
+        signing = secret.get_secret_value() if secret else ""
+        with serve_wsgi(wsgi_app(app, store, Metrics(), signing_secret=signing)) as url:
             yield url, services
     finally:
         services.shutdown()

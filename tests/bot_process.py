@@ -107,7 +107,7 @@ class BotProcess:
                     records.append(record)
         return records
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until /healthz answers 200."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip(f"{NO_PG}: PostgreSQL store tests skipped (CI sets it)")
-    # A schema of its own per test: concurrent runs on one database never meet.
+    with pg_schema(PG_URL) as url:
+        yield url
+
+
+@contextmanager
+def pg_schema(url: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped afterwards: concurrent runs on one database never
+    meet."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    _schema_sql(PG_URL, f"CREATE SCHEMA {schema}")
+    _schema_sql(url, f"CREATE SCHEMA {schema}")
     try:
-        yield private_schema_url(PG_URL, schema)
+        yield private_schema_url(url, schema)
     finally:
-        _schema_sql(PG_URL, f"DROP SCHEMA {schema} CASCADE")
+        _schema_sql(url, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

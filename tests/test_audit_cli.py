@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from bot import audit
+from tests.conftest import pg_schema
 from tests.harness import ORIGIN, OUTSIDER, running_bot
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,37 +58,29 @@ def _cli(trail: Trail, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _reset(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS audit_log, secret_requests, alembic_version"))
-    engine.dispose()
-
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def trail(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Trail]:
     """One real flow per database: an add approved and applied, a rejection, a denial."""
-    cwd = tmp_path_factory.mktemp("audit-cli")
-    if request.param == "sqlite":
-        url = f"sqlite:///{cwd / 'bot.db'}"
-    elif PG_URL:
-        url = PG_URL
-        _reset(url)
-    else:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL audit CLI tests skipped")
-    with running_bot(url) as bot:
-        bot.decide(bot.request_approval(name="API_KEY"), comment="ok")
-        bot.drain()
-        bot.decide(bot.request_approval(name="OTHER_KEY"), approve=False, comment="no")
-        bot.drain()
-        assert bot.driver.slash_command(OUTSIDER, "add", channel_id=ORIGIN).status == 200
-        bot.drain()
-        printed = bot.audit()
-    yield Trail(url, printed, cwd)
-    if request.param == "postgresql":
-        _reset(url)
+    with ExitStack() as stack:
+        cwd = tmp_path_factory.mktemp("audit-cli")
+        if request.param == "sqlite":
+            url = f"sqlite:///{cwd / 'bot.db'}"
+        elif PG_URL:
+            url = stack.enter_context(pg_schema(PG_URL))
+        else:
+            pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL audit CLI tests skipped")
+        with running_bot(url) as bot:
+            bot.decide(bot.request_approval(name="API_KEY"), comment="ok")
+            bot.drain()
+            bot.decide(bot.request_approval(name="OTHER_KEY"), approve=False, comment="no")
+            bot.drain()
+            assert bot.driver.slash_command(OUTSIDER, "add", channel_id=ORIGIN).status == 200
+            bot.drain()
+            printed = bot.audit()
+        yield Trail(url, printed, cwd)
 
 
 @pytest.fixture

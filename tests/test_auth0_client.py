@@ -18,7 +18,7 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from pydantic import SecretStr
 
-from bot.auth0.client import Auth0Client, Hook, _retry_at
+from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import (
     Auth0Error,
     Auth0Unavailable,
@@ -32,6 +32,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.auth0.responses import retry_at as _retry_at
 from standins.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
 
 CLIENT_SECRET = "sandbox-client-secret"

@@ -16,7 +16,7 @@ from bot.check import run_checks
 from bot.settings import Mode, load_app_settings
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackStandIn
-from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env
+from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
 
 APPROVALS = "C0APPROVE"
 CHECKS = [
@@ -103,8 +103,8 @@ def test_all_checks_pass_with_one_ok_line_each(tmp_path: Path, tenant: Tenant) -
     lines = done.stdout.splitlines()
     assert [line.split(":")[0][5:] for line in lines] == CHECKS
     assert all(line.startswith("ok   ") for line in lines)
-    assert "2 people from 1 group(s)" in _line(done.stdout, "approvers")
-    assert "1 hooks readable" in _line(done.stdout, "auth0 GET /api/v2/hooks")
+    assert "2 people from 1 group" in _line(done.stdout, "approvers")
+    assert "1 hook readable" in _line(done.stdout, "auth0 GET /api/v2/hooks")
     for secret in (BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, env["HOOK_SECRET_ENCRYPTION_KEY"]):
         assert secret not in done.stdout + done.stderr
 
@@ -208,3 +208,105 @@ def test_socket_mode_checks_the_app_level_token(sqlite_url: str) -> None:
         )
         assert status == 1 and wrong not in printed
         assert "invalid_auth" in _line(printed, "slack transport")
+
+
+def _check_process(env: dict[str, str], cwd: Path) -> tuple[int, list[str], str]:
+    """``hook-secret-bot check`` as a subprocess: status, its lines, and what went to stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    return done.returncode, done.stdout.splitlines(), done.stderr
+
+
+def _only_check_lines(lines: list[str], stderr: str) -> None:
+    """Nothing but check's own lines: no JSON log line, no traceback, on either stream."""
+    assert stderr == ""
+    assert lines and all(line.startswith(("ok   ", "FAIL ")) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("where", "variable", "why"),
+    [
+        ({"AUTH0_DOMAIN": "tenant.invalid", "AUTH0_BASE_URL": ""}, "AUTH0_DOMAIN", "resolve"),
+        ({"AUTH0_BASE_URL": "closed"}, "AUTH0_BASE_URL", "refuses connections"),
+    ],
+)
+def test_an_auth0_that_cannot_be_reached_names_its_variable(
+    tmp_path: Path, tenant: Tenant, where: dict[str, str], variable: str, why: str
+) -> None:
+    """A domain that does not resolve, or a base URL nothing listens on, fails the Auth0 lines
+    naming the variable to fix, with only check's lines in the output."""
+    if where.get("AUTH0_BASE_URL") == "closed":
+        where = {"AUTH0_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    env = bot_env(tenant.slack, tenant.auth0, tenant.db_url, **where)
+    status, lines, stderr = _check_process(env, tmp_path)
+    assert status == 1
+    _only_check_lines(lines, stderr)
+    for name in ("auth0 token", "auth0 GET /api/v2/hooks"):
+        line = _line("\n".join(lines), name)
+        assert line.startswith("FAIL") and variable in line and why in line, line
+    assert _line("\n".join(lines), "slack auth.test").startswith("ok")
+
+
+def test_a_slack_that_cannot_be_reached_names_slack_api_url(tmp_path: Path, tenant: Tenant) -> None:
+    """Nothing listening at SLACK_API_URL fails auth.test naming the variable and the network."""
+    env = bot_env(tenant.slack, tenant.auth0, tenant.db_url)
+    env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"
+    status, lines, stderr = _check_process(env, tmp_path)
+    assert status == 1
+    _only_check_lines(lines, stderr)
+    line = _line("\n".join(lines), "slack auth.test")
+    assert line.startswith("FAIL") and "SLACK_API_URL" in line and "reach" in line, line
+    assert "URLError" not in line
+
+
+def test_check_never_creates_the_database(tmp_path: Path, tenant: Tenant) -> None:
+    """A SQLite file that does not exist yet is reported, not created; audit verify then still
+    says there is no database rather than reading an empty one."""
+    database = tmp_path / "data" / "fresh.db"
+    database.parent.mkdir()
+    env = bot_env(
+        tenant.slack,
+        tenant.auth0,
+        f"sqlite:///{database}",
+        HOOK_SECRET_REQUESTERS="U0REQ,S0REQS",
+        HOOK_SECRET_APPROVERS="U0APP,S0APPS",
+    )
+    status, lines, stderr = _check_process(env, tmp_path)
+    assert status == 0, lines
+    _only_check_lines(lines, stderr)
+    line = _line("\n".join(lines), "database")
+    assert "no database yet" in line and "`run` creates it" in line
+    assert list(database.parent.iterdir()) == []
+    verify = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "verify"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 3 and "no database file" in verify.stderr
+
+
+def test_a_sqlite_file_in_a_missing_directory_fails_naming_database_url(tenant: Tenant) -> None:
+    """A DATABASE_URL whose directory does not exist fails the database line with the fix."""
+    status, printed = tenant.check(database_url="sqlite:////nonexistent-dir/x/bot.db")
+    assert status == 1
+    line = _line(printed, "database")
+    assert line.startswith("FAIL") and "DATABASE_URL" in line and "does not exist" in line
+
+
+def test_counts_read_as_english(tenant: Tenant) -> None:
+    """One person and one hook are counted in the singular."""
+    status, printed = tenant.check(hook_secret_requesters="U0REQ", hook_secret_approvers="U0APP")
+    assert status == 0, printed
+    assert _line(printed, "requesters").endswith(": 1 person")
+    assert _line(printed, "auth0 GET /api/v2/hooks").endswith(": 1 hook readable")

@@ -8,16 +8,17 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import create_engine, text
 
 from bot import ids
 from standins.slack import Ack, build_state_values
+from tests.conftest import pg_schema
 from tests.harness import (
     APPROVALS,
     APPROVER,
@@ -468,28 +469,20 @@ def hostile_bot(
 ) -> Iterator[Bot]:
     """One bot per database for the whole table: each case checks what it changed against a
     snapshot."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'bot.db'}"
-    elif PG_URL:
-        url = PG_URL
-        _reset(url)
-    else:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL hostile input tests skipped")
-    with running_bot(url) as bot:
-        bot.slack.add_user(GROUP_APPROVER, "gina")
-        # An approver who may also request, through both user groups.
-        bot.slack.set_group_members("S0APPS", [GROUP_APPROVER])
-        bot.slack.set_group_members("S0REQS", [GROUPIE, GROUP_APPROVER])
-        yield bot
-    if request.param == "postgresql":
-        _reset(url)
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'bot.db'}"
+        elif PG_URL:
+            url = stack.enter_context(pg_schema(PG_URL))
+        else:
+            pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL hostile input tests skipped")
+        with running_bot(url) as bot:
+            bot.slack.add_user(GROUP_APPROVER, "gina")
+            # An approver who may also request, through both user groups.
+            bot.slack.set_group_members("S0APPS", [GROUP_APPROVER])
+            bot.slack.set_group_members("S0REQS", [GROUPIE, GROUP_APPROVER])
+            yield bot
 
-
-def _reset(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS audit_log, secret_requests, alembic_version"))
-    engine.dispose()
 
 
 def _arena(bot: Bot, name: str, requester: str = REQUESTER) -> Arena:

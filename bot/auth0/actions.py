@@ -23,7 +23,7 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
-from bot.auth0.client import Auth0Client, _decode, _envelope
+from bot.auth0.client import Auth0Client
 from bot.auth0.errors import (
     ActionFull,
     ActionNotFound,
@@ -41,6 +41,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.auth0.responses import decode, envelope
 
 MAX_SECRETS_PER_ACTION: Final = 30
 MAX_NAME_LENGTH: Final = 128
@@ -282,7 +283,7 @@ def patch_secrets(client: Auth0Client, patch: SecretsPatch) -> Action:
     except Auth0Unavailable:
         raise OutcomeUnknown() from None
     if response.is_success:
-        return _parse_action(_decode(response))
+        return _parse_action(decode(response))
     error = _error_for(response, "update:actions")
     if isinstance(error, InvalidRequest):
         # A name-only entry for a secret deleted since the read may be refused: look again.
@@ -321,8 +322,8 @@ def deploy(client: Auth0Client, action_id: str, waits: Waits | None = None) -> A
                 "reads the action's versions before deploying again"
             ) from None
         if response.is_success:
-            return _parse_version(_decode(response))
-        if response.status_code == 400 and _NOT_BUILT in _envelope(response)[0]:
+            return _parse_version(decode(response))
+        if response.status_code == 400 and _NOT_BUILT in envelope(response)[0]:
             wait_until_built(client, action_id, waits)
             continue
         raise _error_for(response, "create:actions")
@@ -390,7 +391,7 @@ def _read(
     response = client.exchange(operation, "GET", path, params=params, idempotent=True)
     if not response.is_success:
         raise _error_for(response, scope)
-    return _decode(response)
+    return decode(response)
 
 
 def _name_problems(wanted: frozenset[str], names: list[str]) -> list[str]:
@@ -424,7 +425,7 @@ def _check_name_and_value(kind: ChangeKind, name: str, value: SecretStr | None) 
 def _error_for(response: httpx.Response, scope: str) -> Auth0Error:
     """Translate an error answer; Auth0's free text is read, never copied into the error."""
     status = response.status_code
-    message, code = _envelope(response)
+    message, code = envelope(response)
     if status == 400 and _FULL.search(message):
         return ActionFull()
     if status == 400:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Final
 
@@ -30,6 +28,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.auth0.responses import UNREADABLE, decode, envelope, json_body, retry_at, unreadable
 from bot.auth0.token import ManagementToken, Token, parse_token
 from bot.domain import MAX_SECRETS_PER_HOOK, VALUE_PLACEHOLDER
 from bot.logs import SECRETS, get_logger
@@ -44,8 +43,6 @@ _HOOK_ID: Final = re.compile(r"[A-Za-z0-9-]+")
 _HOOK_FULL: Final = re.compile(
     rf"(maximum|at most|limit|more than)\D{{0,40}}\b{MAX_SECRETS_PER_HOOK}\b", re.IGNORECASE
 )
-# A 429 with neither Retry-After nor x-ratelimit-reset: wait about one refill.
-_DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
 # Our clock may run ahead of Auth0's reset instant: never answer a 429 with an instant retry.
 _MIN_RATE_LIMIT_WAIT: Final = 0.1
 _MAX_BACKOFF: Final = 8.0
@@ -59,7 +56,6 @@ _PARTIAL: Final = (
     "Auth0 lost its answer and only part of the change is visible on the hook: look at "
     "the hook before trying again"
 )
-_UNREADABLE: Final = "Auth0 sent an answer the bot could not read"
 
 Observer = Callable[[str, int | str, float], None]
 
@@ -199,7 +195,7 @@ class Auth0Client:
         _check_values(secrets)
         budget = self._budget()
         _check_room(self._secret_names(hook_id, budget), list(secrets))
-        body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
+        body = json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         landed = functools.partial(self._added, hook_id, list(secrets), budget)
         self._write_confirmed(_POST_SECRETS, path, body, budget, landed, SecretConflict)
 
@@ -212,7 +208,7 @@ class Auth0Client:
         # What Auth0 does with a PATCH of an unknown name is undocumented (it might create it,
         # past the cap on secrets): find out first.
         self._require_names(hook_id, secrets, budget)
-        body = _json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
+        body = json_body({name: secret.get_secret_value() for name, secret in secrets.items()})
         # Sending the same values again leaves the same state, so lost answers may be retried.
         self._retrying(functools.partial(self._checked, _PATCH_SECRETS, path, budget, body=body))
 
@@ -226,7 +222,7 @@ class Auth0Client:
         self._require_names(hook_id, wanted, budget)
         landed = functools.partial(self._removed, hook_id, wanted, budget)
         self._write_confirmed(
-            _DELETE_SECRETS, path, _json_body(wanted), budget, landed, SecretNotFound
+            _DELETE_SECRETS, path, json_body(wanted), budget, landed, SecretNotFound
         )
 
     def _require_names(self, hook_id: str, names: Iterable[str], budget: _WaitBudget) -> None:
@@ -314,14 +310,14 @@ class Auth0Client:
     def _secret_names(self, hook_id: str, budget: _WaitBudget) -> list[str]:
         secrets = self._read(_GET_SECRETS, _secrets_path(hook_id), budget)
         if not isinstance(secrets, dict):
-            raise Auth0Unavailable(_UNREADABLE)
+            raise Auth0Unavailable(UNREADABLE)
         return list(secrets)
 
     def _read(
         self, op: _Op, path: str, budget: _WaitBudget, params: dict[str, Any] | None = None
     ) -> Any:
         response = self._retrying(functools.partial(self._checked, op, path, budget, params=params))
-        return _decode(response)
+        return decode(response)
 
     def _retrying(self, attempt: Callable[[], httpx.Response]) -> httpx.Response:
         """Repeat an idempotent attempt after lost answers, backing off exponentially."""
@@ -419,10 +415,10 @@ class Auth0Client:
 
     def _wait_out(self, response: httpx.Response, budget: _WaitBudget) -> None:
         now = self._clock()
-        retry_at = _retry_at(response.headers, now)
-        wait = max(retry_at - now, _MIN_RATE_LIMIT_WAIT)
+        again = retry_at(response.headers, now)
+        wait = max(again - now, _MIN_RATE_LIMIT_WAIT)
         if wait > budget.left:
-            raise RateLimited(retry_at=retry_at)
+            raise RateLimited(retry_at=again)
         budget.left -= wait
         log.warning("auth0 rate limited, waiting", wait_s=round(wait, 3))
         if self._on_rate_limit_wait is not None:
@@ -440,10 +436,10 @@ class Auth0Client:
         response = self._retrying(attempt)
         if response.status_code != 200:
             raise _token_refusal(response)
-        return parse_token(_decode(response), self._clock(), _unreadable)
+        return parse_token(decode(response), self._clock(), unreadable)
 
     def _token_request(self) -> httpx.Request:
-        body = _json_body(
+        body = json_body(
             {
                 "grant_type": "client_credentials",
                 "client_id": self._client_id,
@@ -499,35 +495,10 @@ def _landing_of(applied: int, wanted: int) -> _Landing:
     return _Landing.NONE if applied == 0 else _Landing.PARTIAL
 
 
-def _json_body(data: object) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _decode(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        pass
-    # Raised outside the except block: a decode error quotes the body, which may hold a token.
-    raise Auth0Unavailable(_UNREADABLE)
-
-
-def _envelope(response: httpx.Response) -> tuple[str, str | None]:
-    """Auth0's error ``message`` and ``errorCode`` (or OAuth ``error``), when readable."""
-    try:
-        data = response.json()
-    except ValueError:
-        return "", None
-    if not isinstance(data, dict):
-        return "", None
-    code = data.get("errorCode", data.get("error") if "statusCode" not in data else None)
-    return str(data.get("message", "")), None if code is None else str(code)
-
-
 def _error_for(op: _Op, response: httpx.Response) -> Auth0Error:
     """Translate an error answer; Auth0's free text is read, never copied into the error."""
     status = response.status_code
-    message, code = _envelope(response)
+    message, code = envelope(response)
     if status == 400:
         if _HOOK_FULL.search(message):
             return HookFull()
@@ -557,7 +528,7 @@ def _forbidden(op: _Op, message: str, code: str | None) -> Auth0Error:
 
 
 def _token_refusal(response: httpx.Response) -> AuthenticationFailed:
-    _, code = _envelope(response)
+    _, code = envelope(response)
     if code == "access_denied":
         return AuthenticationFailed(
             "the Auth0 application is not authorized for the Management API: authorize it in "
@@ -567,13 +538,9 @@ def _token_refusal(response: httpx.Response) -> AuthenticationFailed:
     return AuthenticationFailed(f"{AuthenticationFailed.default_message} (Auth0 said {said})")
 
 
-def _unreadable() -> Auth0Unavailable:
-    return Auth0Unavailable(_UNREADABLE)
-
-
 def _parse_hook(data: Any) -> Hook:
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-        raise Auth0Unavailable(_UNREADABLE)
+        raise Auth0Unavailable(UNREADABLE)
     return Hook(
         id=data["id"],
         name=str(data.get("name", "")),
@@ -590,28 +557,4 @@ def _parse_hook_page(data: Any) -> tuple[list[Hook], int | None]:
         total = data.get("total")
         hooks = [_parse_hook(item) for item in data["hooks"]]
         return hooks, int(total) if isinstance(total, int | float) else None
-    raise Auth0Unavailable(_UNREADABLE)
-
-
-def _retry_at(headers: httpx.Headers, now: float) -> float:
-    """When Auth0 says to try again: Retry-After if sent, else x-ratelimit-reset (epoch)."""
-    retry_after = _seconds_after(headers.get("retry-after"), now)
-    if retry_after is not None:
-        return now + retry_after
-    try:
-        return float(headers["x-ratelimit-reset"])
-    except (KeyError, ValueError):
-        return now + _DEFAULT_RATE_LIMIT_WAIT
-
-
-def _seconds_after(value: str | None, now: float) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError):
-        return None
+    raise Auth0Unavailable(UNREADABLE)

@@ -1,0 +1,74 @@
+"""``hook-secret-bot --help`` and each command's: what it does, what it reads, how it exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.bot_process import REPO
+from tests.test_settings_env import CASES
+
+CONTRACT_VARIABLES = sorted({variable for variable, _, _ in CASES} | {"PORT"})
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_top_level_help_lists_the_commands_in_plain_text() -> None:
+    """The top-level help names every command and carries no reST markup."""
+    done = _cli("--help")
+    assert done.returncode == 0
+    for command in ("run", "check", "demo", "keygen", "audit"):
+        assert f"    {command} " in done.stdout
+    assert "``" not in done.stdout and ":func:" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "codes"),
+    [
+        (["run"], ["0", "1", "2"]),
+        (["check"], ["0", "1", "2"]),
+        (["demo"], ["0", "1"]),
+        (["keygen"], ["0"]),
+        (["audit", "verify"], ["0", "1", "2", "3"]),
+        (["audit", "export"], ["0", "2", "3"]),
+    ],
+)
+def test_each_command_says_what_it_reads_and_how_it_exits(
+    command: list[str], codes: list[str]
+) -> None:
+    """Each subcommand's --help has a description, a ``reads:`` part and every exit status."""
+    done = _cli(*command, "--help")
+    assert done.returncode == 0
+    description, _, rest = done.stdout.partition("reads:")
+    assert len(description.splitlines()) > 3 and "exit status:" in rest
+    exits = rest.split("exit status:")[1].splitlines()
+    listed = [line.split()[0] for line in exits if line.strip()]
+    assert [code for code in listed if code.isdigit()] == codes
+
+
+def test_run_and_check_name_every_setting() -> None:
+    """``run --help`` names every variable of the settings table; ``audit`` only DATABASE_URL."""
+    run = _cli("run", "--help").stdout
+    assert [v for v in CONTRACT_VARIABLES if v not in run] == []
+    check = _cli("check", "--help").stdout
+    assert [v for v in CONTRACT_VARIABLES if v not in check and v != "PORT"] == []
+    reads = _cli("audit", "verify", "--help").stdout.split("reads:")[1].split("exit status:")[0]
+    assert "DATABASE_URL" in reads and "SLACK_" not in reads
+
+
+def test_audit_alone_lists_its_subcommands() -> None:
+    """``hook-secret-bot audit`` with no subcommand shows verify and export (exit 2)."""
+    done = _cli("audit")
+    assert done.returncode == 2
+    assert "verify" in done.stdout and "export" in done.stdout and "Traceback" not in done.stderr

@@ -1,0 +1,339 @@
+"""Settings as users give them: strings in the environment or a ``.env`` file, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import ids
+from bot.crypto import generate_key
+from standins.auth0 import Auth0Sandbox
+from standins.slack import SlackDriver, SlackStandIn
+from tests.bot_process import (
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    ORIGIN,
+    REPO,
+    REQUESTER,
+    SIGNING_SECRET,
+    free_port,
+    pick_hook,
+    start,
+    workspace,
+)
+from tests.conftest import PG_URL
+
+README = (REPO / "README.md").read_text()
+KEY = generate_key()
+# A complete HTTP-mode installation, with the README's example values (secrets excepted).
+BASE = {
+    "SLACK_BOT_TOKEN": "xoxb-1111-2222-settings-example",
+    "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
+    "AUTH0_DOMAIN": "acme.eu.auth0.com",
+    "AUTH0_CLIENT_ID": "Yf2ZnK3oX8cP1qR7sT4uV6wA9bD0eG5h",
+    "AUTH0_CLIENT_SECRET": "client-secret-settings-example",
+    "HOOK_SECRET_REQUESTERS": "U012ABCDEF,S0PLATFORM",
+    "HOOK_SECRET_APPROVERS": "S0SECURITY",
+    "HOOK_SECRET_APPROVAL_CHANNEL": "C0SECRETAPPROVALS",
+    "HOOK_SECRET_ENCRYPTION_KEY": KEY,
+}
+# What the child prints: the settings `run` would serve with, secrets unwrapped for comparison.
+LOAD = """
+import json, sys
+from pydantic import SecretStr
+from bot.settings import Mode, SettingsError, load_app_settings
+try:
+    settings = load_app_settings(Mode.RUN)
+except SettingsError as error:
+    sys.exit("\\n".join(error.problems))
+values = {name: getattr(settings, name) for name in type(settings).model_fields}
+print(json.dumps({k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                  for k, v in values.items()}))
+"""
+SECRET_VARIABLES = {
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "AUTH0_CLIENT_SECRET",
+    "HOOK_SECRET_ENCRYPTION_KEY",
+}
+# One case per variable of CONTRACT §2: the string as typed, and the value the bot then uses.
+CASES = [
+    ("SLACK_BOT_TOKEN", BASE["SLACK_BOT_TOKEN"], BASE["SLACK_BOT_TOKEN"]),
+    ("SLACK_SIGNING_SECRET", BASE["SLACK_SIGNING_SECRET"], BASE["SLACK_SIGNING_SECRET"]),
+    ("SLACK_APP_TOKEN", "xapp-1-A0APP-3333-example", "xapp-1-A0APP-3333-example"),
+    ("SLACK_API_URL", "https://slack.com/api/", "https://slack.com/api/"),
+    ("AUTH0_DOMAIN", "acme.eu.auth0.com", "acme.eu.auth0.com"),
+    ("AUTH0_CLIENT_ID", BASE["AUTH0_CLIENT_ID"], BASE["AUTH0_CLIENT_ID"]),
+    ("AUTH0_CLIENT_SECRET", BASE["AUTH0_CLIENT_SECRET"], BASE["AUTH0_CLIENT_SECRET"]),
+    ("AUTH0_BASE_URL", "https://auth0-proxy.example.com", "https://auth0-proxy.example.com"),
+    ("HOOK_SECRET_REQUESTERS", "U012ABCDEF,S0PLATFORM", ["U012ABCDEF", "S0PLATFORM"]),
+    ("HOOK_SECRET_APPROVERS", "S0SECURITY", ["S0SECURITY"]),
+    ("HOOK_SECRET_APPROVAL_CHANNEL", "C0SECRETAPPROVALS", "C0SECRETAPPROVALS"),
+    ("HOOK_SECRET_REQUIRED_APPROVALS", "0", 0),
+    ("HOOK_SECRET_REQUIRED_APPROVALS", "1", 1),
+    ("HOOK_SECRET_REQUEST_TTL", "3600", 3600),
+    ("HOOK_SECRET_ENCRYPTION_KEY", KEY, KEY),
+    ("DATABASE_URL", "sqlite:///hook-secret-bot.db", "sqlite:///hook-secret-bot.db"),
+    (
+        "DATABASE_URL",
+        "postgresql+psycopg://bot:pw@db/hooksecrets",
+        "postgresql+psycopg://bot:pw@db/hooksecrets",
+    ),
+    ("DATABASE_URL", "postgres://bot:pw@db/hooksecrets", "postgresql+psycopg://bot:pw@db/hooksecrets"),
+    (
+        "DATABASE_URL",
+        "postgresql://bot:pw@db/hooksecrets",
+        "postgresql+psycopg://bot:pw@db/hooksecrets",
+    ),
+    ("PORT", "3000", 3000),
+    ("LOG_LEVEL", "info", "INFO"),
+    ("LOG_FORMAT", "console", "console"),
+]
+OPTIONAL = [
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "AUTH0_BASE_URL",
+    "HOOK_SECRET_APPROVERS",
+    "HOOK_SECRET_APPROVAL_CHANNEL",
+    "HOOK_SECRET_REQUEST_TTL",
+    "HOOK_SECRET_ENCRYPTION_KEY",
+    "DATABASE_URL",
+    "PORT",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+]
+
+
+def _clean_env(**settings: str) -> dict[str, str]:
+    """The test's environment without any setting of the bot, plus ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "AUTH0_", "HOOK_SECRET_", "DATABASE_URL", "PORT", "LOG_"))
+    }
+    return {**env, "PYTHONPATH": str(REPO), **settings}
+
+
+def _write_dotenv(directory: Path, settings: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+
+
+def _load(settings: dict[str, str], where: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Load the settings in a child the way ``run`` does, from the environment or ``.env``."""
+    if where == ".env":
+        _write_dotenv(cwd, settings)
+        env = _clean_env()
+    else:
+        env = _clean_env(**settings)
+    return _child([sys.executable, "-c", LOAD], env, cwd)
+
+
+def _child(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _run_exits_2(env: dict[str, str], cwd: Path) -> list[str]:
+    """``hook-secret-bot run`` with bad settings: the problem lines (exit 2, no traceback)."""
+    done = _child([sys.executable, "-m", "bot", "run"], _clean_env(**env), cwd)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    return done.stderr.strip().splitlines()
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+@pytest.mark.parametrize(("variable", "text", "expected"), CASES)
+def test_every_variable_is_read_from_its_string(
+    tmp_path: Path, where: str, variable: str, text: str, expected: Any
+) -> None:
+    """Each variable of the contract, typed as in the README, gives the value the bot uses."""
+    if variable not in SECRET_VARIABLES:
+        rows = (line.strip() for line in README.splitlines())
+        row = next(line for line in rows if line.startswith(f"| `{variable}` |"))
+        assert f"`{text}`" in row, f"README's example for {variable} differs: {row}"
+    done = _load({**BASE, variable: text}, where, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[variable.lower()] == expected
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_empty_optional_variables_mean_unset(tmp_path: Path, where: str) -> None:
+    """``NAME=`` lines for every optional variable load as the documented defaults."""
+    settings = {**BASE, **dict.fromkeys(OPTIONAL, ""), "HOOK_SECRET_REQUIRED_APPROVALS": "0"}
+    done = _load(settings, where, tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert loaded["slack_app_token"] is None and loaded["hook_secret_approval_channel"] is None
+    assert loaded["hook_secret_approvers"] == [] and loaded["hook_secret_encryption_key"] is None
+    assert loaded["slack_api_url"] == "https://slack.com/api/"
+    assert loaded["database_url"] == "sqlite:///hook-secret-bot.db"
+    assert (loaded["port"], loaded["hook_secret_request_ttl"]) == (3000, 86400)
+    assert (loaded["log_level"], loaded["log_format"]) == ("INFO", None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN: required"),
+        ("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET: required in HTTP mode"),
+        ("AUTH0_DOMAIN", "AUTH0_DOMAIN: required"),
+        ("AUTH0_CLIENT_ID", "AUTH0_CLIENT_ID: required"),
+        ("AUTH0_CLIENT_SECRET", "AUTH0_CLIENT_SECRET: required"),
+        ("HOOK_SECRET_REQUESTERS", "HOOK_SECRET_REQUESTERS: required"),
+        ("HOOK_SECRET_APPROVERS", "HOOK_SECRET_APPROVERS: required when approvals are on"),
+        ("HOOK_SECRET_APPROVAL_CHANNEL", "HOOK_SECRET_APPROVAL_CHANNEL: required when approvals"),
+    ],
+)
+def test_an_empty_required_variable_is_required(
+    tmp_path: Path, variable: str, expected: str
+) -> None:
+    """``NAME=`` for a required or secret variable stops ``run`` with ``NAME: required``."""
+    _write_dotenv(tmp_path, {**BASE, variable: ""})
+    (line,) = _run_exits_2({}, tmp_path)
+    assert line.startswith(expected)
+    # The environment's empty value wins over the .env file, and means the same.
+    _write_dotenv(tmp_path, BASE)
+    assert _run_exits_2({variable: ""}, tmp_path) == [line]
+
+
+def test_every_problem_is_reported_in_one_round(tmp_path: Path) -> None:
+    """Missing, malformed and cross-variable problems all come at once, one line each."""
+    env = {
+        **BASE,
+        "SLACK_SIGNING_SECRET": "",
+        "AUTH0_DOMAIN": "",
+        "HOOK_SECRET_REQUESTERS": "bob",
+        "HOOK_SECRET_APPROVERS": "",
+        "HOOK_SECRET_APPROVAL_CHANNEL": "",
+        "HOOK_SECRET_ENCRYPTION_KEY": "",
+        "DATABASE_URL": "postgres://bot:pw@db/hooksecrets",
+        "PORT": "http",
+    }
+    lines = _run_exits_2(env, tmp_path)
+    assert sorted(line.split(":")[0] for line in lines) == sorted(
+        [
+            "AUTH0_DOMAIN",
+            "HOOK_SECRET_REQUESTERS",
+            "PORT",
+            "SLACK_SIGNING_SECRET",
+            "HOOK_SECRET_APPROVERS",
+            "HOOK_SECRET_APPROVAL_CHANNEL",
+            "HOOK_SECRET_ENCRYPTION_KEY",
+        ]
+    ), lines
+    assert "pw" not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+psycopg2://bot:pw@db/x", "use postgresql+psycopg://"),
+        ("mysql://bot:pw@db/x", "must be a sqlite:///FILE or postgresql+psycopg://"),
+        ("hook-secret-bot.db", "must be a sqlite:///FILE or postgresql+psycopg://"),
+    ],
+)
+def test_a_database_url_the_bot_cannot_use_says_what_to_write(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    """A driver we don't ship, or no URL at all, is one DATABASE_URL line saying what works."""
+    (line,) = _run_exits_2({**BASE, "DATABASE_URL": url}, tmp_path)
+    assert line.startswith("DATABASE_URL: ") and expected in line.replace("write the URL as", "use")
+    assert "pw" not in line
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set")
+def test_a_heroku_postgres_url_connects(tmp_path: Path) -> None:
+    """The ``postgres://`` spelling Heroku gives reaches the database with psycopg 3."""
+    assert PG_URL is not None
+    heroku = "postgres://" + PG_URL.split("://", 1)[1]
+    env = {**BASE, "DATABASE_URL": heroku}
+    probe = (
+        "from bot.settings import Mode, load_settings; from bot.store import Store;"
+        "print(Store(load_settings(Mode.STORE).database_url).ping(schema=False))"
+    )
+    done = _child([sys.executable, "-c", probe], _clean_env(**env), tmp_path)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+def test_approvals_off_from_dotenv_is_a_working_self_service_bot(tmp_path: Path) -> None:
+    """``HOOK_SECRET_REQUIRED_APPROVALS=0`` in ``.env``: `run` serves, a signed command and
+    form submission apply the secret in Auth0 and confirm it, with no approval step."""
+    value = "self-service-value-0123"
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        port = free_port()
+        dotenv = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "AUTH0_DOMAIN": auth0.domain,
+            "AUTH0_CLIENT_ID": auth0.client_id,
+            "AUTH0_CLIENT_SECRET": CLIENT_SECRET,
+            "AUTH0_BASE_URL": auth0.url,
+            "HOOK_SECRET_REQUESTERS": REQUESTER,
+            "HOOK_SECRET_APPROVERS": "",
+            "HOOK_SECRET_APPROVAL_CHANNEL": "",
+            "HOOK_SECRET_REQUIRED_APPROVALS": "0",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "PORT": str(port),
+            "LOG_FORMAT": "json",
+        }
+        workdir = tmp_path / "run"
+        _write_dotenv(workdir, dotenv)
+        bot = start(_clean_env(), workdir)  # every setting, PORT included, from .env only
+        bot.port = port
+        try:
+            bot.wait_ready()
+            with SlackDriver(slack, bot.events_url, SIGNING_SECRET) as driver:
+                confirmation = _self_service_add(slack, driver, hook_id, value)
+        finally:
+            assert bot.stop() == 0
+        assert auth0.secrets(hook_id) == {"SELF_KEY": value}
+        assert "self-confirmed" in confirmation["text"] and value not in str(slack.calls)
+        events = [r["event"] for r in bot.audit() if r.get("secret_name") == "SELF_KEY"]
+        assert events == ["request.submitted", "request.approved", "secret.added"]
+        assert value not in bot.output()
+    # `audit export`, with the same .env, prints exactly the audit lines `run` printed.
+    printed = [line for line in bot.stdout.read_text().splitlines() if '"audit":true' in line]
+    exported = _child([sys.executable, "-m", "bot", "audit", "export"], _clean_env(), workdir)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.splitlines() == printed and len(printed) == 3
+    # Every field those lines carry is in the README's table of audit fields.
+    assert {key for record in bot.audit() for key in record} - _audit_fields() == set()
+
+
+def _audit_fields() -> set[str]:
+    """The names the README's audit field table documents."""
+    table = README.split("| field | meaning |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"`([a-z_]+)`", table))
+
+
+def _self_service_add(
+    slack: SlackStandIn, driver: SlackDriver, hook_id: str, value: str
+) -> dict[str, Any]:
+    """``/hook-secret add``, the form filled and submitted; the confirmation in the channel."""
+    mark = slack.mark()
+    assert driver.slash_command(REQUESTER, "add", channel_id=ORIGIN).status == 200
+    slack.wait_for("views.open", after=mark)
+    view = slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_ADD)
+    values = {
+        ids.BLOCK_HOOK: pick_hook(driver, view, hook_id),
+        ids.BLOCK_SECRET_NAME: "SELF_KEY",
+        ids.BLOCK_SECRET_VALUE: value,
+        ids.BLOCK_REASON: None,
+    }
+    ack = driver.view_submission(REQUESTER, view, values)
+    assert (ack.status, ack.body) == (200, b"")
+    return slack.wait_for_message(ORIGIN, lambda m: "SELF_KEY" in m.get("text", ""))
