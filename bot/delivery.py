@@ -218,6 +218,15 @@ class Delivery:
         return Done(approval=(str(posted["channel"]), str(posted["ts"])), then=then)
 
     def _update_approval(self, message: Message) -> Done:
+        if message.channel and message.ts:  # a known copy: update it by its ts
+            self._call(
+                "chat_update",
+                channel=message.channel,
+                ts=message.ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+            return Done()
         request = self.store.get(message.request_id)
         if request is not None and request.approval_channel and request.approval_ts:
             self._call(

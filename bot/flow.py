@@ -131,6 +131,12 @@ class Services:
         """The request, expired first (people are told by the expiry's outbox messages)."""
         return self.workflow.touch(request_id)[0]
 
+    def stale_copy(self, request: SecretRequest, channel: str | None, ts: str | None) -> None:
+        """A decided request's approval message was clicked: if it is a duplicate the bot lost
+        track of (a post cut off by a crash), replace its buttons too."""
+        if channel and ts:
+            self.workflow.stale_copy(request, channel, ts)
+
     def secrets(self, hook_id: str) -> tuple[list[str], dict[str, Provenance]]:
         """A hook's secret names (from Auth0) and who set each through the bot."""
         return self.targets.hooks.secret_names(hook_id), self.workflow.provenance(hook_id)

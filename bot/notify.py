@@ -137,6 +137,17 @@ class Notifier:
         text, body = blocks.decided_message(request, outcome, comment)
         return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
 
+    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
+        """A duplicate approval message (posted before a crash, its ts never stored) that
+        someone clicked after the decision: replace its buttons with the request's state."""
+        outcome = f"This copy is out of date: the request was {blocks.describe_state(request)}."
+        text, body = blocks.decided_message(request, outcome)
+        return [
+            Message(
+                Method.UPDATE_APPROVAL, request.id, channel=channel, ts=ts, text=text, blocks=body
+            )
+        ]
+
     @staticmethod
     def tell(request: SecretRequest, text: str) -> Message:
         """An ephemeral message to the requester where they asked, or a DM."""

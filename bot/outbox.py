@@ -34,6 +34,8 @@ class Message:
     then: str | None = None
     unreachable: str | None = None
     origin: str | None = None
+    # UPDATE_APPROVAL of one particular copy (a stale duplicate someone clicked).
+    ts: str | None = None
 
     def payload(self) -> str:
         """Everything but the method and request id, as stored in the outbox row."""

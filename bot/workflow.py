@@ -142,6 +142,9 @@ class Messages(Protocol):
     def still_applying(self, request: SecretRequest) -> list[Message]:
         """The apply has been running for a while."""
 
+    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
+        """Someone clicked a duplicate approval message of a decided request."""
+
 
 @dataclass
 class Timing:
@@ -410,6 +413,16 @@ class Workflow:
                 self._tell(tx, "expired", expired)
                 tx.audit(self._event("request.expired", expired, None, "expired"))
         return expired
+
+    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> None:
+        """Queue the update of a duplicate approval message (not the one whose ts is stored)."""
+        if request.state == State.PENDING or (request.approval_channel, request.approval_ts) == (
+            channel,
+            ts,
+        ):
+            return
+        with self.store.transaction() as tx:
+            self._tell(tx, "stale_copy", request, channel, ts)
 
     def expire_due(self) -> list[SecretRequest]:
         """Expire every pending request past its TTL (one failure does not stop the rest)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,8 +40,22 @@ RECOVERY = 60.0
 
 
 def _kill(bot: BotProcess) -> None:
-    bot.proc.send_signal(signal.SIGKILL)
+    """SIGKILL the serving worker and the gunicorn master at once (a worker outliving its
+    master would shut down gracefully, which is not the crash under test)."""
+    for pid in [*_descendants(bot.proc.pid), bot.proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     bot.proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux's /proc children lists)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [*_descendants(int(child)), int(child)]
+    return found
 
 
 def _mid_apply(auth0: Auth0Sandbox, hook_id: str) -> Callable[[], bool]:
@@ -156,3 +173,52 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
             events = [r["event"] for r in first.audit() + second.audit()]
             assert events == ["request.submitted", "request.approved", "secret.added"]
         assert _audit_verify(env, tmp_path) == 0
+
+
+def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updated(
+    tmp_path: Path,
+) -> None:
+    """Killed while Slack was taking the approval post: Slack kept that copy, the bot never
+    learned its ts, so the next process posts the request again. The new copy is decided and
+    updated; a click on the stale copy answers with the request's state and replaces its
+    buttons too. One Auth0 write, one confirmation, and the audit trail verifies."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        with running(env, tmp_path / "first") as first:
+            slack.slow("chat.postMessage", 3.0)
+            with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
+                submit_form(slack, driver, hook_id, name="MID_POST", value=VALUE)
+            time.sleep(1.0)  # the post is in Slack's hands
+            _kill(first)
+        stale = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
+        slack.slow("chat.postMessage", 0.0)
+        env = {**env, "PORT": str(free_port())}
+        with (
+            running(env, tmp_path / "second") as second,
+            SlackDriver(slack, second.events_url, SIGNING_SECRET) as driver,
+        ):
+            _wait(lambda: len(slack.messages(APPROVALS)) == 2, 45)
+            live = next(m for m in slack.messages(APPROVALS) if m["ts"] != stale["ts"])
+            view = open_approval(slack, driver, live)
+            ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
+            assert (ack.status, ack.body) == (200, b"")
+            _wait(lambda: bool(confirmations(slack, "MID_POST")), 15)
+            click = driver.block_action(
+                APPROVER, ids.ACTION_APPROVE, message=stale, channel_id=APPROVALS
+            )
+            assert click.status == 200
+            said = slack.wait_for_response(APPROVER, lambda r: "already" in str(r.payload))
+            assert "already approved" in said.payload["text"]
+            _wait(lambda: not any(_has_buttons(m) for m in slack.messages(APPROVALS)), 10)
+            time.sleep(1)
+            assert len(slack.messages(APPROVALS)) == 2 and len(secret_posts(auth0)) == 1
+            assert len(confirmations(slack, "MID_POST")) == 1
+            events = [r["event"] for r in first.audit() + second.audit()]
+            assert events == ["request.submitted", "request.approved", "secret.added"]
+        assert _audit_verify(env, tmp_path) == 0
+
+
+def _has_buttons(message: dict[str, Any]) -> bool:
+    return any(b.get("type") == "actions" for b in message.get("blocks", []))

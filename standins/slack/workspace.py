@@ -82,6 +82,7 @@ class Workspace:
         self._ratelimits: dict[str, tuple[int, int]] = {}
         # method -> (until, HTTP status, Retry-After): an outage window per method.
         self._outages: dict[str, tuple[float, int, int]] = {}
+        self._delays: dict[str, float] = {}  # method -> seconds each call takes
         self._seq = itertools.count(1)
 
         self._base_url = ""  # set by the server once it listens
@@ -375,6 +376,18 @@ class Workspace:
         carries ``Retry-After``); the calls are recorded, nothing they asked for happens."""
         with self._cond:
             self._outages[method] = (time.monotonic() + seconds, status, retry_after)
+
+    def slow(self, method: str, seconds: float) -> None:
+        """Make each call to ``method`` take ``seconds`` before Slack acts on it (it still
+        acts if the caller has gone meanwhile, as Slack does); 0 makes it fast again."""
+        with self._cond:
+            self._delays[method] = seconds
+
+    def _delay(self, method: str) -> None:
+        with self._cond:
+            seconds = self._delays.get(method, 0.0)
+        if seconds > 0:
+            time.sleep(seconds)
 
     def _outage(self, method: str) -> tuple[int, dict[str, str]] | None:
         """The status and headers of an outage of ``method`` now, if there is one."""
