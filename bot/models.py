@@ -90,7 +90,7 @@ class SecretRequest(Base):
     __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
 
 
-class Delivery(StrEnum):
+class OutboxState(StrEnum):
     """Lifecycle of an outbox row: queued until Slack took it, or it could not be delivered."""
 
     QUEUED = "queued"
@@ -109,7 +109,7 @@ class OutboxMessage(Base):
     method: Mapped[str] = mapped_column(String(32))
     # Channel, user, text and blocks as JSON; user text only, never a secret value.
     payload: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16), default=Delivery.QUEUED)
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # A worker holds the row until then; past it, another replica may take it over.

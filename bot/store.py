@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
 from bot.domain import Provenance
-from bot.models import OPEN_STATES, AuditRecord, Delivery, OutboxMessage, SecretRequest, State
+from bot.models import OPEN_STATES, AuditRecord, OutboxMessage, OutboxState, SecretRequest, State
 from bot.outbox import Message, Method
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -219,7 +219,7 @@ class Store:
             if row is None:
                 return
             row.state, row.sent_at, row.leased_until, row.last_error = (
-                Delivery.SENT, now, None, note
+                OutboxState.SENT, now, None, note
             )
             if approval is not None:
                 tx.session.execute(
@@ -243,7 +243,7 @@ class Store:
 
     def outbox_dead(self, row_id: int, now: datetime, error: str, then: Sequence[Message]) -> None:
         """A permanent error: stop trying, and queue whatever tells a person about it."""
-        self._outbox_set(row_id, now, then, state=Delivery.DEAD, leased_until=None,
+        self._outbox_set(row_id, now, then, state=OutboxState.DEAD, leased_until=None,
                          last_error=error)
 
     def outbox_rewrite(self, row_id: int, message: Message, now: datetime) -> None:
@@ -267,7 +267,7 @@ class Store:
             query = select(OutboxMessage.id).where(
                 OutboxMessage.request_id == request_id,
                 OutboxMessage.method == Method.POST_APPROVAL,
-                OutboxMessage.state == Delivery.QUEUED,
+                OutboxMessage.state == OutboxState.QUEUED,
             )
             return session.execute(query.limit(1)).first() is not None
 
@@ -275,7 +275,7 @@ class Store:
         """Queued messages due now, held or not (retries due later don't count)."""
         with self._reads() as session:
             query = select(func.count()).where(
-                OutboxMessage.state == Delivery.QUEUED, OutboxMessage.due_at <= now
+                OutboxMessage.state == OutboxState.QUEUED, OutboxMessage.due_at <= now
             )
             return int(session.execute(query).scalar_one())
 
@@ -308,7 +308,7 @@ class Tx:
                     request_id=message.request_id,
                     method=message.method,
                     payload=message.payload(),
-                    state=Delivery.QUEUED,
+                    state=OutboxState.QUEUED,
                     attempts=0,
                     due_at=now,
                     created_at=now,
@@ -407,7 +407,7 @@ def _provenance(record: AuditRecord) -> Provenance:
 def _deliverable(now: datetime) -> Any:
     """Queued, due, and not held by a live worker."""
     return (
-        (OutboxMessage.state == Delivery.QUEUED)
+        (OutboxMessage.state == OutboxState.QUEUED)
         & (OutboxMessage.due_at <= now)
         & (OutboxMessage.leased_until.is_(None) | (OutboxMessage.leased_until <= now))
     )

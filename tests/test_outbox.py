@@ -6,8 +6,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.delivery import Backoff
-from bot.models import State
+from slack_sdk import WebClient
+
+from bot.delivery import Backoff, Delivery
+from bot.metrics import Metrics
+from bot.models import OutboxState, State
+from bot.outbox import Message, Method
+from bot.store import Store
 from bot.workflow import Timing
 from standins.slack import SlackStandIn
 from tests.harness import (
@@ -116,3 +121,48 @@ def test_a_slow_apply_tells_the_requester_it_is_still_going(sqlite_url: str) -> 
         notices = [e for e in bot.slack.ephemerals(REQUESTER) if "still" in e["text"]]
         assert len(notices) == 1 and "added" in confirmation["text"]
         assert bot.events()[-1] == "secret.added"
+
+
+def test_a_permanent_refusal_falls_back_to_a_dm_or_is_counted_as_undelivered(
+    sqlite_url: str,
+) -> None:
+    """An ephemeral notice the channel refuses becomes a DM; a DM Slack refuses for good is
+    given up once, marked dead and counted in /metrics by method and Slack's error."""
+    with SlackStandIn(bot_token="xoxb-outbox-test-token") as slack:
+        slack.add_user(REQUESTER, "rita")
+        slack.add_channel("C0PRIVATE", "side-project", bot_is_member=False)
+        store = Store(sqlite_url)
+        store.migrate()
+        metrics = Metrics()
+        client = WebClient(token="xoxb-outbox-test-token", base_url=slack.api_url)
+        delivery = Delivery(
+            client, store, lambda: datetime.now(UTC), on_dead=metrics.observe_undelivered
+        )
+        with store.transaction() as tx:
+            tx.enqueue(
+                [
+                    Message(Method.TELL, "hsr_1", channel="C0PRIVATE", user=REQUESTER, text="one"),
+                    Message(Method.DM, "hsr_2", user="U0GONE", text="two"),
+                ],
+                datetime.now(UTC),
+            )
+        delivery.deliver_due()
+        assert [m["text"] for m in slack.messages(REQUESTER)] == ["one"]
+        assert store.outbox_counts() == {OutboxState.SENT: 1, OutboxState.DEAD: 1}
+        delivery.deliver_due()  # nothing is retried after a permanent refusal
+        assert len(slack.calls_to("conversations.open")) == 2
+        scraped = _scrape(metrics)
+        assert (
+            'hook_secret_bot_slack_undelivered_total{error="user_not_found",method="dm"} 1.0'
+            in scraped
+        )
+        store.close()
+
+
+def _scrape(metrics: Metrics) -> str:
+    status: list[str] = []
+    body = metrics.serve(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "QUERY_STRING": ""},
+        lambda s, h: status.append(s),
+    )
+    return b"".join(body).decode()
