@@ -91,6 +91,8 @@ class Delivery:
         self.lease = timedelta(seconds=30)
         self.poll = 1.0
         self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         store.on_enqueue = self._wake.set
@@ -108,8 +110,12 @@ class Delivery:
             self._thread.join(timeout)
 
     def idle(self) -> bool:
-        """Whether nothing is due now (later retries don't count)."""
-        return self.store.outbox_backlog(self.now()) == 0
+        """Whether nothing is due now and nothing is in this process's hands (later retries,
+        and rows a dead process still holds until its lease lapses, don't count)."""
+        with self._lock:
+            if self._in_flight:
+                return False
+        return not self.store.outbox_ready(self.now(), 1)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -131,8 +137,14 @@ class Delivery:
                 return settled
 
     def _take(self, row_id: int, now: datetime) -> bool:
-        row = self.store.outbox_claim(row_id, now, now + self.lease)
-        return row is not None and self._attempt(row)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            row = self.store.outbox_claim(row_id, now, now + self.lease)
+            return row is not None and self._attempt(row)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _attempt(self, row: OutboxMessage) -> bool:
         """One delivery attempt; False when it must wait for its approval post (not settled)."""

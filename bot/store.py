@@ -271,14 +271,6 @@ class Store:
             )
             return session.execute(query.limit(1)).first() is not None
 
-    def outbox_backlog(self, now: datetime) -> int:
-        """Queued messages due now, held or not (retries due later don't count)."""
-        with self._reads() as session:
-            query = select(func.count()).where(
-                OutboxMessage.state == OutboxState.QUEUED, OutboxMessage.due_at <= now
-            )
-            return int(session.execute(query).scalar_one())
-
     def outbox_counts(self) -> dict[str, int]:
         """Outbox rows by state (for metrics: dead ones are messages nobody received)."""
         with self._reads() as session:
