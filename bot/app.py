@@ -18,6 +18,7 @@ from bot.auth0.client import Auth0Client
 from bot.background import Background
 from bot.catalog import HookCatalog
 from bot.crypto import Vault
+from bot.delivery import Delivery
 from bot.flow import Services, target_reader
 from bot.followups import Followups
 from bot.listeners import register_all
@@ -49,6 +50,8 @@ class Deps:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # How an action's build and deploy are polled (tests and the demo wait less).
     action_waits: Waits | None = None
+    # Told of each Slack message that could not be delivered (method, Slack's error): metrics.
+    on_undelivered: Callable[[str, str], None] | None = None
 
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
@@ -96,14 +99,16 @@ def _services(settings: Settings, deps: Deps) -> Services:
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
     channel = settings.hook_secret_approval_channel
-    notifier = Notifier(deps.slack, deps.store, channel, mention, deps.now)
+    workflow.messages = Notifier(channel, mention)
+    delivery = Delivery(deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered)
+    delivery.start()
     background = Background()
     # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
     prefetch = Prefetch(target_reader(targets), background.lookups)
     return Services(
         workflow=workflow,
         policy=policy,
-        followups=Followups(workflow, notifier, targets, background, prefetch),
+        followups=Followups(workflow, delivery, targets, background, prefetch),
         targets=targets,
         catalog=catalog,
         prefetch=prefetch,

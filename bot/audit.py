@@ -6,6 +6,7 @@ import hashlib
 import json
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,10 @@ def _hashed_body(row: AuditRecord) -> dict[str, Any]:
     return body
 
 
+# Format and control characters, line and paragraph separators (bidi overrides, zero widths).
+_HIDDEN = frozenset(("Cc", "Cf", "Zl", "Zp"))
+
+
 class AuditSink:
     """Writes committed audit records to stdout, one JSON object per line."""
 
@@ -76,11 +81,19 @@ class AuditSink:
 
     def emit(self, record: dict[str, Any]) -> None:
         """Print one record; values were never in it, tokens are scrubbed anyway."""
-        line = json.dumps(_scrubbed(record), ensure_ascii=False, separators=(",", ":"))
+        line = _visible(json.dumps(_scrubbed(record), ensure_ascii=False, separators=(",", ":")))
         stream = self._stream or sys.stdout
         with self._lock:
             stream.write(line + "\n")
             stream.flush()
+
+
+def _visible(line: str) -> str:
+    """The line with invisible and direction-changing characters as JSON escapes: it reads as
+    typed once parsed, but a terminal can't be made to show it reordered or hidden."""
+    return "".join(
+        json.dumps(ch)[1:-1] if unicodedata.category(ch) in _HIDDEN else ch for ch in line
+    )
 
 
 def _scrubbed(item: Any) -> Any:

@@ -49,6 +49,11 @@ class Background:
         """Start a read that an ack is waiting for; the caller waits on the future."""
         return self.lookups.submit(fn, *args, **kwargs)
 
+    def idle(self) -> bool:
+        """Whether no tracked work is queued or running right now."""
+        with self._lock:
+            return not self._pending
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until background work, including work it queued in turn, has finished."""
         deadline = time.monotonic() + timeout

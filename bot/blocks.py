@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
     Option,
     OptionGroup,
     PlainTextInputElement,
+    PlainTextObject,
     SectionBlock,
     StaticSelectElement,
 )
@@ -26,6 +27,7 @@ from bot.auth0.client import Hook
 from bot.domain import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
 from bot.models import Kind, SecretRequest, State
 from bot.targets import Described, Offer, TargetKind
+from bot.text import one_line
 
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
@@ -58,6 +60,11 @@ Quote a hook name that has spaces: `/hook-secret add "Client Credentials" API_KE
 def esc(text: str) -> str:
     """Neutralise mrkdwn control characters in user-supplied text (ampersand first)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shown(text: str) -> str:
+    """User-typed text inside mrkdwn: one line, invisible characters shown, mrkdwn escaped."""
+    return esc(one_line(text))
 
 
 def hook_label(hook: Hook | Described) -> str:
@@ -229,17 +236,30 @@ def _request_inputs(
     ]
 
 
-def _summary(request: SecretRequest) -> str:
+def _facts(request: SecretRequest) -> str:
+    """The request's facts as the bot states them (names escaped and kept on one line)."""
     lines = [
-        f"*{target_noun(request).capitalize()}:* {esc(request.hook_name)} (`{request.hook_id}`)",
+        f"*{target_noun(request).capitalize()}:* {shown(request.hook_name)} (`{request.hook_id}`)",
         f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
         f"*Requested by:* <@{request.requester}>",
     ]
     if request.fingerprint:
         lines.append(f"*Value fingerprint:* `{request.fingerprint}`")
-    if request.reason:
-        lines.append(f"*Reason:* {esc(request.reason)}")
     return "\n".join(lines)
+
+
+def _typed(label: str, text: str) -> SectionBlock:
+    """What a person typed, in a block of its own: plain text (no mrkdwn is live), one line
+    (no forged lines), invisible and direction-changing characters shown as code points."""
+    return SectionBlock(text=PlainTextObject(text=f"{label}: {shown(text)}", emoji=False))
+
+
+def _summary(request: SecretRequest, head: str = "") -> list[Block]:
+    """The facts, then the requester's reason as typed."""
+    blocks: list[Block] = [_section(head + _facts(request))]
+    if request.reason:
+        blocks.append(_typed("Reason", request.reason))
+    return blocks
 
 
 def approval_message(
@@ -250,10 +270,10 @@ def approval_message(
     head = f"{mention} " if mention else ""
     text = (
         f"{head}<@{request.requester}> asks to {VERB[Kind(request.kind)]} secret "
-        f"`{esc(request.secret_name)}` on {target_noun(request)} {esc(request.hook_name)}"
+        f"`{esc(request.secret_name)}` on {target_noun(request)} {shown(request.hook_name)}"
     )
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f"{head}*Approval needed*\n{_summary(request)}")),
+        *_summary(request, f"{head}*Approval needed*\n"),
         _note(f"Request `{request.id}` expires {expires}. The requester cannot approve it."),
         ActionsBlock(
             block_id=ids.BLOCK_DECISION,
@@ -270,10 +290,14 @@ def approval_message(
     return _message(text, blocks)
 
 
-def decided_message(request: SecretRequest, outcome: str) -> tuple[str, list[dict[str, Any]]]:
-    """The approval message once decided: the outcome, and no buttons."""
+def decided_message(
+    request: SecretRequest, outcome: str, comment: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The approval message once decided: the outcome (and the decider's comment as typed),
+    and no buttons."""
     text = f"Request `{request.id}`: {outcome}"
-    return _message(text, [_section(_summary(request)), _note(outcome)])
+    said = [_typed("Comment", comment)] if comment else []
+    return _message(text, [*_summary(request), _note(outcome), *said])
 
 
 def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -291,7 +315,7 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         else ""
     )
     text = (
-        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on {noun} {esc(request.hook_name)}"
+        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on {noun} {shown(request.hook_name)}"
         f"{deployed} by <@{request.requester}>, {approver}."
     )
     note = f"Request `{request.id}` · {noun} id `{request.hook_id}` · the value is never shown"
@@ -302,7 +326,7 @@ def decision_modal(request: SecretRequest, approve: bool) -> dict[str, Any]:
     """The approval (or rejection) modal; private_metadata carries the request id."""
     verb = "Approve" if approve else "Reject"
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=_summary(request))),
+        *_summary(request),
         InputBlock(
             block_id=ids.BLOCK_COMMENT,
             label="Comment",

@@ -161,11 +161,14 @@ class Services:
         self.later(self.followups.decided, result)
 
     def pending(self, request_id: str) -> SecretRequest | None:
-        """The request, expired first (and people told) when its time is up."""
-        request, expired_now = self.workflow.touch(request_id)
-        if request is not None and expired_now:
-            self.followups.expired(request)
-        return request
+        """The request, expired first (people are told by the expiry's outbox messages)."""
+        return self.workflow.touch(request_id)[0]
+
+    def stale_copy(self, request: SecretRequest, channel: str | None, ts: str | None) -> None:
+        """A decided request's approval message was clicked: if it is a duplicate the bot lost
+        track of (a post cut off by a crash), replace its buttons too."""
+        if channel and ts:
+            self.workflow.stale_copy(request, channel, ts)
 
     def shown_secrets(self, target: Described) -> Shown:
         """What ``list`` shows of a target: Auth0's inventory and the audit trail's provenance."""
@@ -183,15 +186,27 @@ class Services:
         self.followups.sweep()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until background work, including work it queued in turn, has finished."""
-        started = time.monotonic()
-        idle = self.background.wait_idle(timeout)
-        return self.prefetch.wait_idle(max(0.0, timeout - (time.monotonic() - started))) and idle
+        """Wait until background work, prefetch reads and the messages due now have finished
+        (including work and messages they queued in turn)."""
+        deadline = time.monotonic() + timeout
+        delivery = self.followups.delivery
+        while time.monotonic() < deadline:
+            if not self.background.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if not self.prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if delivery.idle() and self.background.idle():
+                return True
+            time.sleep(0.01)
+        return False
 
     def shutdown(self, timeout: float = 30.0) -> bool:
-        """Let queued work finish (within ``timeout``), then stop; False if cut off."""
+        """Let queued work and due messages finish (within ``timeout``), then stop; False if
+        cut off (undelivered messages stay queued for the next start)."""
+        finished = self.wait_idle(timeout)
         self.prefetch.close()
-        finished = self.background.shutdown(timeout)
+        self.background.shutdown(timeout if finished else 0)
+        self.followups.delivery.stop()
         self.catalog.close()
         self.targets.close()
         return finished

@@ -35,6 +35,12 @@ class Metrics:
             registry=self.registry,
         )
         self._auth0_collectors()
+        self.undelivered = Counter(
+            "hook_secret_bot_slack_undelivered",
+            "Slack messages given up after a permanent error, by outbox method and Slack error",
+            ["method", "error"],
+            registry=self.registry,
+        )
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:
@@ -78,6 +84,10 @@ class Metrics:
         """Record one Auth0 HTTP exchange (the client's observer hook)."""
         self.auth0_calls.labels(operation, str(status)).inc()
         self.auth0_latency.labels(operation).observe(seconds)
+
+    def observe_undelivered(self, method: str, error: str) -> None:
+        """Count one outbox message Slack refused for good."""
+        self.undelivered.labels(method, error).inc()
 
     def observe_wait(self, seconds: float) -> None:
         """Record one wait on Auth0's rate limit."""

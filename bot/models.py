@@ -92,8 +92,41 @@ class SecretRequest(Base):
     apply_progress: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The version the change was deployed in (actions), for the confirmation.
     target_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set when Auth0 left an apply's outcome unknown: the sweep reads back until it is settled.
+    unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
+
+
+class OutboxState(StrEnum):
+    """Lifecycle of an outbox row: queued until Slack took it, or it could not be delivered."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DEAD = "dead"  # a permanent error: logged, counted and shown to someone
+
+
+class OutboxMessage(Base):
+    """One Slack message a state change promised, written in that change's transaction."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(32), index=True)
+    # What to do: post_approval, update_approval, tell, dm or confirm (bot.outbox.Method).
+    method: Mapped[str] = mapped_column(String(32))
+    # Channel, user, text and blocks as JSON; user text only, never a secret value.
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A worker holds the row until then; past it, another replica may take it over.
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_outbox_due", "state", "due_at"),)
 
 
 class AuditRecord(Base):

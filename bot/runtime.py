@@ -28,7 +28,8 @@ from bot.store import Store
 from bot.web import WSGIApp, wsgi_app
 
 log = get_logger(__name__)
-SWEEP_INTERVAL = 30.0
+# With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
+SWEEP_INTERVAL = 10.0
 # The preflight's Slack client logs nothing: its failure becomes one `cannot start` line.
 _QUIET = logging.getLogger("bot.runtime.preflight")
 _QUIET.disabled = True
@@ -185,7 +186,14 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
     auth0 = auth0_client(settings, metrics)
     app, services = create_app(
         settings,
-        Deps(slack=slack, auth0=auth0, store=store, vault=open_vault(settings), team_id=team_id),
+        Deps(
+            slack=slack,
+            auth0=auth0,
+            store=store,
+            vault=open_vault(settings),
+            team_id=team_id,
+            on_undelivered=metrics.observe_undelivered,
+        ),
     )
     return Runtime(
         app=app,

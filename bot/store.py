@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +15,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, exc, func, make_url, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
 from bot.commits import GroupCommit
 from bot.domain import Provenance
-from bot.models import OPEN_STATES, AuditRecord, SecretRequest, State
+from bot.models import OPEN_STATES, AuditRecord, OutboxMessage, OutboxState, SecretRequest, State
+from bot.outbox import Message, Method
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# approval_ts holds this marker and a time while a replica posts the approval message.
-POSTING = "posting:"
-POST_LEASE = timedelta(minutes=2)
 # Any 64-bit number works: it only has to be the same in every replica.
 MIGRATE_LOCK = 0x486F6F6B4D696772
 # Seconds to reach PostgreSQL: past it the database counts as down (Slack waits 3 s for us).
@@ -53,6 +50,8 @@ class Store:
         # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
         self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
+        # Called after a commit that queued outbox messages (the delivery worker's wake-up).
+        self.on_enqueue: Callable[[], None] = lambda: None
 
     def migrate(self) -> None:
         """Create (the one place a database file is created) or upgrade the schema without
@@ -107,6 +106,8 @@ class Store:
         def printed() -> None:
             for record in tx.audited:
                 self.sink.emit(record)
+            if tx.enqueued:
+                self.on_enqueue()
 
         with self._writes.member(printed) as session:
             tx = Tx(session)
@@ -140,37 +141,6 @@ class Store:
             )
             return list(session.execute(query).scalars())
 
-    def unposted(self, created_before: datetime, now: datetime) -> Sequence[SecretRequest]:
-        """Pending requests awaiting approval whose approval message was never posted (or whose
-        poster died before saying where)."""
-        with self._reads() as session:
-            query = select(SecretRequest).where(
-                SecretRequest.state == State.PENDING,
-                SecretRequest.required_approvals > 0,
-                _postable(now - POST_LEASE),
-                SecretRequest.created_at <= created_before,
-            )
-            return list(session.execute(query).scalars())
-
-    def claim_post(self, request_id: str, now: datetime) -> bool:
-        """Take the right to post a request's approval message: one replica posts it."""
-        with self._writes.member() as session:
-            result = session.execute(
-                update(SecretRequest)
-                .where(SecretRequest.id == request_id, _postable(now - POST_LEASE))
-                .values(approval_ts=_posting(now))
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # UPDATE's CursorResult
-
-    def release_post(self, request_id: str) -> None:
-        """Give the claim back after a failed post, so that a later sweep tries again."""
-        with self._writes.member() as session:
-            session.execute(
-                update(SecretRequest)
-                .where(SecretRequest.id == request_id, SecretRequest.approval_ts.like("posting:%"))
-                .values(approval_ts=None)
-            )
-
     def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
         """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
         with self._reads() as session:
@@ -189,23 +159,6 @@ class Store:
         with self._reads() as session:
             query = select(func.count()).where(SecretRequest.state == State.PENDING)
             return int(session.execute(query).scalar_one())
-
-    @staticmethod
-    def approval_message(request: SecretRequest) -> tuple[str, str] | None:
-        """Where the request's approval message was posted, or None (never, or still posting)."""
-        channel, ts = request.approval_channel, request.approval_ts
-        if not channel or not ts or ts.startswith(POSTING):
-            return None
-        return channel, ts
-
-    def set_approval_message(self, request_id: str, channel: str, ts: str) -> None:
-        """Remember where the approval request was posted, to update it once decided."""
-        with self._writes.member() as session:
-            session.execute(
-                update(SecretRequest)
-                .where(SecretRequest.id == request_id)
-                .values(approval_channel=channel, approval_ts=ts)
-            )
 
     def provenance(self, hook_id: str) -> dict[str, Provenance]:
         """For each secret name on a hook, who last added or rotated it, and when."""
@@ -237,18 +190,129 @@ class Store:
         return self._reads()
 
 
+    # -- the outbox: rows are claimed with a compare-and-set lease, so any replica may send them
+
+    def outbox_ready(self, now: datetime, limit: int) -> Sequence[int]:
+        """Ids of queued messages due now that nobody (alive) holds, oldest first."""
+        with self._reads() as session:
+            query = select(OutboxMessage.id).where(_deliverable(now)).order_by(OutboxMessage.id)
+            return list(session.execute(query.limit(limit)).scalars())
+
+    def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> OutboxMessage | None:
+        """Take one message until ``until``; None when another worker has it or it is done."""
+        with self._writes.member() as session:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, _deliverable(now))
+                .values(leased_until=until, attempts=OutboxMessage.attempts + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+                return None
+            return session.get(OutboxMessage, row_id, populate_existing=True)
+
+    def outbox_done(
+        self,
+        row_id: int,
+        now: datetime,
+        then: Sequence[Message] = (),
+        approval: tuple[str, str] | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Slack took the message: mark it sent, remember where an approval post landed and
+        queue what follows it, all in one transaction."""
+        with self.transaction() as tx:
+            row = tx.session.get(OutboxMessage, row_id)
+            if row is None:
+                return
+            row.state, row.sent_at, row.leased_until, row.last_error = (
+                OutboxState.SENT, now, None, note
+            )
+            if approval is not None:
+                tx.session.execute(
+                    update(SecretRequest)
+                    .where(SecretRequest.id == row.request_id)
+                    .values(approval_channel=approval[0], approval_ts=approval[1])
+                )
+            tx.enqueue(then, now)
+
+    def outbox_retry(
+        self, row_id: int, now: datetime, due: datetime, error: str, then: Sequence[Message] = ()
+    ) -> None:
+        """Slack could not take it now: try again at ``due`` (what it implies is due now)."""
+        self._outbox_set(row_id, now, then, due_at=due, leased_until=None, last_error=error)
+
+    def outbox_release(self, row_id: int) -> None:
+        """Give the message back untried (its approval post is still on its way)."""
+        self._outbox_set(
+            row_id, None, (), leased_until=None, attempts=OutboxMessage.attempts - 1
+        )
+
+    def outbox_dead(self, row_id: int, now: datetime, error: str, then: Sequence[Message]) -> None:
+        """A permanent error: stop trying, and queue whatever tells a person about it."""
+        self._outbox_set(row_id, now, then, state=OutboxState.DEAD, leased_until=None,
+                         last_error=error)
+
+    def outbox_rewrite(self, row_id: int, message: Message, now: datetime) -> None:
+        """Deliver the row differently from now on (a DM instead of the channel)."""
+        self._outbox_set(row_id, now, (), method=message.method, payload=message.payload(),
+                         due_at=now, attempts=0, leased_until=None)
+
+    def _outbox_set(
+        self, row_id: int, now: datetime | None, then: Sequence[Message], **values: Any
+    ) -> None:
+        with self.transaction() as tx:
+            tx.session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
+            )
+            if then and now is not None:
+                tx.enqueue(then, now)
+
+    def outbox_posting(self, request_id: str) -> bool:
+        """Whether the request's approval post is still queued (an update must wait for it)."""
+        with self._reads() as session:
+            query = select(OutboxMessage.id).where(
+                OutboxMessage.request_id == request_id,
+                OutboxMessage.method == Method.POST_APPROVAL,
+                OutboxMessage.state == OutboxState.QUEUED,
+            )
+            return session.execute(query.limit(1)).first() is not None
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox rows by state (for metrics: dead ones are messages nobody received)."""
+        with self._reads() as session:
+            query = select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+            return {str(state): int(n) for state, n in session.execute(query)}
+
+
 class Tx:
     """One open transaction: request writes and the audit records that go with them."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.audited: list[dict[str, Any]] = []
+        self.enqueued = 0
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Append an event to the chain in this transaction."""
         record = audit.append(self.session, event)
         self.audited.append(record)
         return record
+
+    def enqueue(self, messages: Sequence[Message], now: datetime) -> None:
+        """Queue Slack messages in this transaction: they exist exactly if the change does."""
+        for message in messages:
+            self.session.add(
+                OutboxMessage(
+                    request_id=message.request_id,
+                    method=message.method,
+                    payload=message.payload(),
+                    state=OutboxState.QUEUED,
+                    attempts=0,
+                    due_at=now,
+                    created_at=now,
+                )
+            )
+        self.enqueued += len(messages)
 
     def add(self, request: SecretRequest) -> None:
         """Insert a new request."""
@@ -298,6 +362,21 @@ class Tx:
         row = self.session.get(SecretRequest, request_id, populate_existing=True)
         return row
 
+    def renew(self, request_id: str, claimed_at: datetime, now: datetime) -> bool:
+        """Move a running apply's claim to ``now``, if it is still the one taken at
+        ``claimed_at`` (False: the lease lapsed and another process took it over)."""
+        result = self.session.execute(
+            update(SecretRequest)
+            .where(
+                SecretRequest.id == request_id,
+                SecretRequest.state == State.APPROVED,
+                SecretRequest.apply_started_at == claimed_at,
+            )
+            .values(apply_started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # UPDATE's CursorResult
+
     def claim(self, request_id: str, now: datetime, stale_before: datetime) -> SecretRequest | None:
         """Take the right to apply an approved request; only one caller at a time gets it."""
         result = self.session.execute(
@@ -323,15 +402,13 @@ def _provenance(record: AuditRecord) -> Provenance:
     return Provenance(record.event == "secret.added", requester, record.actor, record.timestamp)
 
 
-def _posting(moment: datetime) -> str:
-    # Fixed-width epoch seconds compare as text, and fit the 32-character column.
-    return f"{POSTING}{moment.timestamp():017.6f}"
-
-
-def _postable(stale_before: datetime) -> ColumnElement[bool]:
-    """No approval message yet, and nobody (alive) posting one."""
-    marker = SecretRequest.approval_ts
-    return marker.is_(None) | (marker.like("posting:%") & (marker < _posting(stale_before)))
+def _deliverable(now: datetime) -> Any:
+    """Queued, due, and not held by a live worker."""
+    return (
+        (OutboxMessage.state == OutboxState.QUEUED)
+        & (OutboxMessage.due_at <= now)
+        & (OutboxMessage.leased_until.is_(None) | (OutboxMessage.leased_until <= now))
+    )
 
 
 def sqlite_path(url: str) -> Path | None:

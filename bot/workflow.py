@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
 from bot.audit import AuditEvent
-from bot.auth0.errors import Auth0Error
+from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.crypto import Vault, VaultError
 from bot.domain import Provenance
+from bot.lease import Heartbeat
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
+from bot.outbox import Message
 from bot.store import Store, Tx, new_request_id
 from bot.targets import DEFAULT_TENANT, Applied, Change, TargetKind, Targets
 
@@ -28,10 +31,16 @@ APPLIED_EVENT = {
     Kind.UPDATE: "secret.updated",
     Kind.REMOVE: "secret.removed",
 }
-# An apply that has not finished after this long is taken to have died with its process.
-APPLY_LEASE = timedelta(minutes=5)
+# A running apply renews its claim every HEARTBEAT; one not renewed for APPLY_LEASE died with
+# its process (with a sweep every 10 s, a crashed apply is taken over within 30 s).
+APPLY_LEASE = timedelta(seconds=20)
+HEARTBEAT = timedelta(seconds=5)
 # The winner of an approval claims the apply within milliseconds; unclaimed after this, it died.
-UNCLAIMED_GRACE = timedelta(seconds=30)
+UNCLAIMED_GRACE = timedelta(seconds=15)
+# The requester hears that an apply is still going once it has run this long.
+SLOW_APPLY = timedelta(seconds=30)
+# An outcome Auth0 left unknown is read back for this long before it is recorded as failed.
+SETTLE_WITHIN = timedelta(hours=1)
 
 
 UNDECRYPTABLE = (
@@ -94,6 +103,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     APPLIED = "applied"
     FAILED = "failed"
+    CHECKING = "checking"  # Auth0 left the outcome unknown: the sweep reads it back
     LOST_RACE = "lost_race"  # somebody else decided or applied first
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
@@ -109,8 +119,48 @@ class Result:
     error: Auth0Error | ApplyError | None = None
 
 
+class Messages(Protocol):
+    """The Slack messages each transition implies (``bot.notify.Notifier``), queued with it."""
+
+    def submitted(self, request: SecretRequest) -> list[Message]:
+        """A request waits for approval."""
+
+    def rejected(self, request: SecretRequest) -> list[Message]:
+        """An approver rejected it."""
+
+    def expired(self, request: SecretRequest) -> list[Message]:
+        """Nobody decided in time."""
+
+    def applied(self, request: SecretRequest) -> list[Message]:
+        """Auth0 has the change."""
+
+    def failed(
+        self, request: SecretRequest, error: Auth0Error | ApplyError | None
+    ) -> list[Message]:
+        """Applying failed."""
+
+    def checking(self, request: SecretRequest) -> list[Message]:
+        """Auth0 left the outcome unknown; it is being read back."""
+
+    def still_applying(self, request: SecretRequest) -> list[Message]:
+        """The apply has been running for a while."""
+
+    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
+        """Someone clicked a duplicate approval message of a decided request."""
+
+
+@dataclass
+class Timing:
+    """How often a running apply renews its claim and when it counts as slow (tests shorten
+    them; the defaults are the product's)."""
+
+    heartbeat: timedelta = HEARTBEAT
+    slow_apply: timedelta = SLOW_APPLY
+
+
 class Workflow:
-    """Moves requests through their states; every transition is a CAS with its audit record."""
+    """Moves requests through their states; every transition is a CAS with its audit record and
+    the messages it implies (an outbox in the same transaction)."""
 
     def __init__(
         self,
@@ -121,7 +171,12 @@ class Workflow:
         ttl: timedelta,
         required_approvals: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        messages: Messages | None = None,
     ) -> None:
+        self.messages = messages
+        self.timing = Timing()
+        # Serialises moving an apply's claim (heartbeat) with recording its phases.
+        self._claims = threading.Lock()
         self.store = store
         self.vault = vault
         self.targets = targets
@@ -150,7 +205,14 @@ class Workflow:
             )
             if self.required_approvals == 0:
                 request = self._self_confirm(tx, request)
+            else:
+                self._tell(tx, "submitted", request)
         return request
+
+    def _tell(self, tx: Tx, transition: str, request: SecretRequest, *args: Any) -> None:
+        """Queue the messages ``transition`` implies, in the transaction that makes it."""
+        if self.messages is not None:
+            tx.enqueue(getattr(self.messages, transition)(request, *args), self.now())
 
     def _new_request(self, draft: Draft) -> SecretRequest:
         now = self.now()
@@ -213,6 +275,8 @@ class Workflow:
             decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
+                if not approve:
+                    self._tell(tx, "rejected", decided)
                 tx.audit(
                     self._event(
                         event,
@@ -233,18 +297,66 @@ class Workflow:
             claimed = tx.claim(request_id, now, stale_before=now - APPLY_LEASE)
         if claimed is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
+        claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
         try:
-            applied = self._send(claimed, reconciling)
+            recheck = reconciling or claimed.unknown_since is not None
+            with self._heartbeat(claimed, claim):
+                applied = self._send(claimed, recheck, claim)
+        except Auth0Unavailable as error:
+            return self._unknown(claimed, claim[0], error)
         except Auth0Error as error:
-            return self._finish(claimed, error)
+            return self._finish(claimed, claim[0], error)
         except VaultError:
-            return self._finish(claimed, ApplyError("undecryptable", UNDECRYPTABLE))
+            return self._finish(claimed, claim[0], ApplyError("undecryptable", UNDECRYPTABLE))
         except Exception:
             log.exception("applying failed unexpectedly", request_id=request_id)
-            return self._finish(claimed, ApplyError("internal_error", INTERNAL))
-        return self._finish(claimed, None, applied)
+            return self._finish(claimed, claim[0], ApplyError("internal_error", INTERNAL))
+        return self._finish(claimed, claim[0], None, applied)
 
-    def _send(self, request: SecretRequest, reconciling: bool) -> Applied:
+    def _heartbeat(self, request: SecretRequest, claim: list[datetime]) -> Heartbeat:
+        """Renew the claim while the apply runs; tell the requester when it is slow."""
+
+        def renew() -> None:
+            now = self.now()
+            with self._claims, self.store.transaction() as tx:
+                if tx.renew(request.id, claim[0], now):
+                    claim[0] = now
+
+        def slow() -> None:
+            with self.store.transaction() as tx:
+                self._tell(tx, "still_applying", request)
+
+        return Heartbeat(
+            renew,
+            slow,
+            every=self.timing.heartbeat.total_seconds(),
+            slow_after=self.timing.slow_apply.total_seconds(),
+        )
+
+    def _unknown(
+        self, request: SecretRequest, claimed_at: datetime, error: Auth0Unavailable
+    ) -> Result:
+        """Auth0 left the outcome unknown: keep the request open (and its value, to re-send),
+        say it is being checked, and let the sweep read Auth0 back."""
+        now = self.now()
+        since = request.unknown_since or now
+        if now - since > SETTLE_WITHIN:
+            return self._finish(request, claimed_at, error)
+        with self.store.transaction() as tx:
+            held = tx.transition(
+                request.id,
+                [State.APPROVED],
+                State.APPROVED,
+                claimed_at=claimed_at,
+                apply_started_at=None,
+                unknown_since=since,
+            )
+            if held is not None and request.unknown_since is None:
+                self._tell(tx, "checking", held)
+        log.warning("auth0 left the outcome unknown: reading back", request_id=request.id)
+        return Result(Outcome.CHECKING, held or self.store.get(request.id), error)
+
+    def _send(self, request: SecretRequest, reconciling: bool, claim: list[datetime]) -> Applied:
         target = self.targets[request.target_kind]
         change = Change(Kind(request.kind), request.hook_id, request.secret_name, None)
         # After a crash the earlier attempt may have reached Auth0: read back before resending.
@@ -254,17 +366,24 @@ class Workflow:
             if request.value_ciphertext is None:
                 raise RuntimeError(f"request {request.id} has no value to apply")
             change = replace(change, value=self.vault.decrypt(request.value_ciphertext))
-        return target.apply(change, Phases(self, request))
+        return target.apply(change, Phases(self, request, claim))
 
-    def record_phase(self, request: SecretRequest, phase: str, progress: Mapping[str, Any]) -> None:
+    def record_phase(
+        self,
+        request: SecretRequest,
+        phase: str,
+        progress: Mapping[str, Any],
+        claim: list[datetime],
+    ) -> None:
         """Keep an apply's phase in the request's row, in one transaction with its audit
         record; raises ``ApplyError`` when the request is no longer this apply's."""
-        with self.store.transaction() as tx:
+        # Under the claims lock: the heartbeat may be moving the claim at the same moment.
+        with self._claims, self.store.transaction() as tx:
             kept = tx.transition(
                 request.id,
                 [State.APPROVED],
                 State.APPROVED,
-                claimed_at=request.apply_started_at,
+                claimed_at=claim[0],
                 apply_phase=phase,
                 apply_progress=json.dumps(dict(progress), separators=(",", ":")),
             )
@@ -276,6 +395,7 @@ class Workflow:
     def _finish(
         self,
         request: SecretRequest,
+        claimed_at: datetime,
         error: Auth0Error | ApplyError | None,
         applied: Applied | None = None,
     ) -> Result:
@@ -287,13 +407,14 @@ class Workflow:
                 request.id,
                 [State.APPROVED],
                 state,
-                claimed_at=request.apply_started_at,
+                claimed_at=claimed_at,
                 value_ciphertext=None,
                 finished_at=now,
                 failure_reason=error.reason if error else None,
                 target_version=version,
             )
             if done is not None:
+                self._tell(tx, "failed" if error else "applied", done, *([error] if error else []))
                 tx.audit(self._outcome_event(done, request, error, version))
         if done is None:
             return Result(Outcome.LOST_RACE, self.store.get(request.id))
@@ -325,8 +446,19 @@ class Workflow:
                 request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
             )
             if expired is not None:
+                self._tell(tx, "expired", expired)
                 tx.audit(self._event("request.expired", expired, None, "expired"))
         return expired
+
+    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> None:
+        """Queue the update of a duplicate approval message (not the one whose ts is stored)."""
+        if request.state == State.PENDING or (request.approval_channel, request.approval_ts) == (
+            channel,
+            ts,
+        ):
+            return
+        with self.store.transaction() as tx:
+            self._tell(tx, "stale_copy", request, channel, ts)
 
     def expire_due(self) -> list[SecretRequest]:
         """Expire every pending request past its TTL (one failure does not stop the rest)."""
@@ -337,11 +469,6 @@ class Workflow:
         now = self.now()
         stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
-
-    def unposted(self, min_age: timedelta) -> Sequence[SecretRequest]:
-        """Pending requests at least ``min_age`` old whose approval message was never posted."""
-        now = self.now()
-        return self.store.unposted(now - min_age, now)
 
     def open_request(self, hook_id: str, secret_name: str) -> SecretRequest | None:
         """The pending or approved request for this hook secret, if any."""
@@ -413,14 +540,15 @@ class Workflow:
 class Phases:
     """An apply's phases as the request's row keeps them (``bot.targets.Progress``)."""
 
-    def __init__(self, workflow: Workflow, request: SecretRequest) -> None:
+    def __init__(self, workflow: Workflow, request: SecretRequest, claim: list[datetime]) -> None:
         self._workflow = workflow
         self._request = request
+        self._claim = claim  # the apply's claim, as the heartbeat renews it
         self.phase: str | None = request.apply_phase
         self.data: dict[str, Any] = json.loads(request.apply_progress or "{}")
 
     def record(self, phase: str, **data: Any) -> None:
         """Record ``phase`` and what it noted, with its audit record."""
         merged = {**self.data, **data}
-        self._workflow.record_phase(self._request, phase, merged)
+        self._workflow.record_phase(self._request, phase, merged, self._claim)
         self.phase, self.data = phase, merged

@@ -198,6 +198,20 @@ def submit_request(
     value: str = "s3cr3t-value-0123",
 ) -> dict[str, Any]:
     """``/hook-secret add`` in the origin channel, fill the form, submit; the approval message."""
+    submit_form(slack, driver, hook_id, name=name, value=value)
+    return slack.wait_for_message(
+        APPROVALS,
+        lambda m: (
+            name in m.get("text", "")
+            and any(b.get("type") == "actions" for b in m.get("blocks", []))
+        ),
+    )
+
+
+def submit_form(
+    slack: SlackStandIn, driver: SlackDriver, hook_id: str, *, name: str, value: str
+) -> None:
+    """``/hook-secret add`` in the origin channel, fill the form, submit (acknowledged empty)."""
     mark = slack.mark()
     ack = driver.slash_command(REQUESTER, "add", channel_id=ORIGIN)
     assert ack.status == 200, (ack.status, ack.body)
@@ -211,13 +225,6 @@ def submit_request(
     }
     submitted = driver.view_submission(REQUESTER, view, values)
     assert submitted.status == 200 and not submitted.body, (submitted.status, submitted.body)
-    return slack.wait_for_message(
-        APPROVALS,
-        lambda m: (
-            name in m.get("text", "")
-            and any(b.get("type") == "actions" for b in m.get("blocks", []))
-        ),
-    )
 
 
 def open_approval(

@@ -261,13 +261,18 @@ def all_requests(store: Store) -> list[SecretRequest]:
 
 
 def shown_texts(slack: SlackStandIn) -> list[str]:
-    """Every mrkdwn string the bot showed in Slack: message texts, mrkdwn objects, responses."""
+    """Every mrkdwn string the bot showed in Slack (message texts, mrkdwn objects, responses),
+    and the plain_text sections in which it shows what people typed."""
     found: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
                 found.append(node["text"])
+            text = node.get("text")
+            # The plain_text sections are where the bot shows what people typed.
+            if node.get("type") == "section" and isinstance(text, dict):
+                found.extend([str(text.get("text"))] if text.get("type") == "plain_text" else [])
             for key, value in node.items():
                 if key != "text" or not isinstance(value, str):
                     walk(value)

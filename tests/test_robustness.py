@@ -200,6 +200,7 @@ def test_only_one_of_two_sweeps_posts_an_unposted_approval_request(db_url: str) 
                 thread.start()
             for thread in threads:
                 thread.join()
+            bot.drain()  # the outbox worker of this process may have taken the row first
             posted = [m for m in ws.slack.messages(APPROVALS) if m.get("blocks")]
             assert len(posted) == 1
 

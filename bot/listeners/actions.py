@@ -8,7 +8,7 @@ from slack_bolt import Ack, App, Respond
 
 from bot import blocks, ids
 from bot.flow import Services
-from bot.models import State
+from bot.models import SecretRequest, State
 
 
 def register(app: App) -> None:
@@ -49,10 +49,19 @@ def open_decision(
         )
         return
     if request.state != State.PENDING:
-        _say(respond, f"Request `{request.id}` was {blocks.describe_state(request)}.")
+        _decided_already(services, respond, body, request)
         return
     approve = action["action_id"] == ids.ACTION_APPROVE
     services.modals.open(respond, body["trigger_id"], blocks.decision_modal(request, approve))
+
+
+def _decided_already(
+    services: Services, respond: Respond, body: dict[str, Any], request: SecretRequest
+) -> None:
+    """Say how the request ended; a stale copy of its message loses its buttons too."""
+    _say(respond, f"Request `{request.id}` was {blocks.describe_state(request)}.")
+    clicked = body.get("container") or {}
+    services.stale_copy(request, clicked.get("channel_id"), clicked.get("message_ts"))
 
 
 def _say(respond: Respond, text: str) -> None:

@@ -200,6 +200,11 @@ class SlackStandIn(ResponseUrls):
                     self._ratelimits[method] = (remaining - 1, retry_after)
                     status, extra = 429, {"Retry-After": str(retry_after)}
                     raise ApiError("ratelimited")
+            self._delay(method)
+            outage = self._outage(method)
+            if outage is not None:
+                status, extra = outage
+                raise ApiError("ratelimited" if status == 429 else "internal_error")
             response = {"ok": True, **handler(args, self._token_kind(method, token))}
         except ApiError as exc:
             response = exc.body

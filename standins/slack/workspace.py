@@ -80,6 +80,9 @@ class Workspace:
         self._home_views: dict[str, str] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._ratelimits: dict[str, tuple[int, int]] = {}
+        # method -> (until, HTTP status, Retry-After): an outage window per method.
+        self._outages: dict[str, tuple[float, int, int]] = {}
+        self._delays: dict[str, float] = {}  # method -> seconds each call takes
         self._seq = itertools.count(1)
 
         self._base_url = ""  # set by the server once it listens
@@ -365,6 +368,34 @@ class Workspace:
         """Answer the next ``n`` calls to ``method`` with HTTP 429 and ``Retry-After``."""
         with self._cond:
             self._ratelimits[method] = (n, retry_after)
+
+    def fail_for(
+        self, method: str, seconds: float, status: int = 500, retry_after: int = 1
+    ) -> None:
+        """Answer every call to ``method`` for the next ``seconds`` with ``status`` (a 429
+        carries ``Retry-After``); the calls are recorded, nothing they asked for happens."""
+        with self._cond:
+            self._outages[method] = (time.monotonic() + seconds, status, retry_after)
+
+    def slow(self, method: str, seconds: float) -> None:
+        """Make each call to ``method`` take ``seconds`` before Slack acts on it (it still
+        acts if the caller has gone meanwhile, as Slack does); 0 makes it fast again."""
+        with self._cond:
+            self._delays[method] = seconds
+
+    def _delay(self, method: str) -> None:
+        with self._cond:
+            seconds = self._delays.get(method, 0.0)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def _outage(self, method: str) -> tuple[int, dict[str, str]] | None:
+        """The status and headers of an outage of ``method`` now, if there is one."""
+        with self._cond:
+            until, status, retry_after = self._outages.get(method, (0.0, 0, 0))
+        if time.monotonic() >= until:
+            return None
+        return status, ({"Retry-After": str(retry_after)} if status == 429 else {})
 
     def issue_trigger_id(self, user_id: str, *, ttl: float | None = None) -> str:
         """A fresh trigger id for a user's click or command (valid ``trigger_ttl`` s, once)."""

@@ -107,7 +107,9 @@ def test_decided_message_has_no_buttons() -> None:
     text, body = blocks.decided_message(request(), "Rejected by <@U0APP>.")
     assert validate_message_blocks(body) == []
     assert text == "Request `hsr_0123456789abcdef`: Rejected by <@U0APP>."
-    assert [b["type"] for b in body] == ["section", "context"]
+    # The facts, the reason as typed (a plain_text block of its own), the outcome.
+    assert [b["type"] for b in body] == ["section", "section", "context"]
+    assert body[1]["text"]["type"] == "plain_text"
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,32 @@ def test_confirmation_names_people_never_the_value(decided_by: str, who: str) ->
     assert "the value is never shown" in texts(body)
 
 
+FORGERIES = {
+    "newline and mrkdwn": ("fine\n*Secret:* `OTHER`", "fine ⏎ *Secret:* `OTHER`"),
+    "bidi override": ("abc\u202edcba", "abc[U+202E]dcba"),
+    "zero width": ("a\u200bb", "a[U+200B]b"),
+    "mention": ("<!channel>", "&lt;!channel&gt;"),
+}
+
+
+@pytest.mark.parametrize(("typed", "safe"), FORGERIES.values(), ids=FORGERIES.keys())
+def test_user_text_cannot_forge_lines_or_structure(typed: str, safe: str) -> None:
+    """A reason or comment reaches the approval and decided messages and the decision modal as
+    one plain_text line, invisible characters shown; never as mrkdwn the bot's lines use."""
+    forged = request(reason=typed, decision_comment=typed)
+    bodies = [
+        blocks.approval_message(forged, None)[1],
+        blocks.decided_message(forged, "Rejected.", typed)[1],
+        blocks.decision_modal(forged, approve=True)["blocks"],
+    ]
+    for body in bodies:
+        typed_blocks = [b for b in body if b.get("text", {}).get("type") == "plain_text"]
+        assert {b["text"]["text"] for b in typed_blocks} <= {f"Reason: {safe}", f"Comment: {safe}"}
+        assert typed_blocks and all("\n" not in b["text"]["text"] for b in typed_blocks)
+        rest = json.dumps([b for b in body if b not in typed_blocks], ensure_ascii=False)
+        assert "OTHER" not in rest and typed not in rest and "[U+" not in rest
+
+
 @pytest.mark.parametrize("approve", [True, False])
 def test_decision_modal_carries_the_request_id(approve: bool) -> None:
     """Approve/Reject modal: its callback id, the id in private_metadata, an optional comment."""
@@ -130,7 +158,7 @@ def test_decision_modal_carries_the_request_id(approve: bool) -> None:
     assert view["callback_id"] == (ids.CALLBACK_APPROVE if approve else ids.CALLBACK_REJECT)
     assert view["private_metadata"] == "hsr_0123456789abcdef"
     assert input_ids(view) == [ids.BLOCK_COMMENT]
-    assert view["blocks"][1]["optional"] is True
+    assert view["blocks"][-1]["optional"] is True
 
 
 def test_info_modal_cuts_its_title_to_slacks_limit() -> None:

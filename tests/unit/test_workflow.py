@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from bot.audit import AuditSink
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.crypto import Vault, generate_key
-from bot.models import Kind, State
+from bot.models import Kind, OutboxMessage, State
+from bot.notify import Notifier
+from bot.outbox import Method
 from bot.store import Store
 from bot.targets import (
     Applied,
@@ -28,7 +32,16 @@ from bot.targets import (
     TargetRef,
     Targets,
 )
-from bot.workflow import APPLY_LEASE, UNCLAIMED_GRACE, AlreadyOpen, Draft, Outcome, Workflow
+from bot.workflow import (
+    APPLY_LEASE,
+    SETTLE_WITHIN,
+    UNCLAIMED_GRACE,
+    AlreadyOpen,
+    Draft,
+    Outcome,
+    Timing,
+    Workflow,
+)
 
 VALUE = "s3cr3t-value-never-stored"
 
@@ -42,6 +55,7 @@ class MemoryTarget:
     sent: list[Change] = field(default_factory=list)
     fail_with: Exception | None = None
     forgotten: int = 0
+    on_apply: Callable[[Change], None] | None = None  # runs instead of the change (slow ones)
 
     max_secrets: int = 20
 
@@ -70,6 +84,9 @@ class MemoryTarget:
         self.sent.append(change)
         if self.fail_with is not None:
             raise self.fail_with
+        if self.on_apply is not None:
+            self.on_apply(change)
+            return Applied()
         held = self.secrets[change.target_id]
         if change.kind is Kind.REMOVE:
             del held[change.name]
@@ -259,14 +276,62 @@ def test_reconcile_resends_what_did_not_land_once_the_lease_is_over(w: World) ->
     assert [c.kind for c in w.target.sent] == [Kind.REMOVE]
 
 
-def test_unknown_outcome_fails_without_promising_nothing_changed(w: World) -> None:
-    """Auth0 not answering fails the apply with auth0_unavailable."""
+def test_unknown_outcome_stays_open_until_read_back_settles_it(w: World) -> None:
+    """Auth0 not answering leaves the request approved, its value kept and marked unknown; the
+    reconcile reads back and, once the change is visible, records secret.added."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
     w.target.fail_with = Auth0Unavailable()
     result = w.workflow.apply(request.id)
+    assert result.outcome is Outcome.CHECKING and result.request is not None
+    row = result.request
+    assert row.state == State.APPROVED and row.value_ciphertext is not None
+    assert row.unknown_since == w.clock() and row.apply_started_at is None
+    assert "request.failed" not in w.events()
+    w.target.fail_with = None
+    w.target.secrets["h1"]["API_KEY"] = VALUE  # the lost write had landed
+    w.clock.advance(seconds=UNCLAIMED_GRACE.total_seconds() + 1)
+    [settled] = w.workflow.reconcile()
+    assert settled.outcome is Outcome.APPLIED
+    assert len(w.target.sent) == 1  # the lost attempt only: what landed is not sent again
+    assert w.events()[-1] == "secret.added"
+
+
+def test_unknown_outcome_fails_once_it_could_not_be_settled_in_time(w: World) -> None:
+    """Auth0 still not answering after SETTLE_WITHIN fails the apply with auth0_unavailable."""
+    request = w.workflow.submit(draft())
+    w.workflow.decide(request.id, "U0APP", True, None)
+    w.target.fail_with = Auth0Unavailable()
+    assert w.workflow.apply(request.id).outcome is Outcome.CHECKING
+    w.clock.advance(seconds=SETTLE_WITHIN.total_seconds() + 1)
+    [result] = w.workflow.reconcile()
     assert result.outcome is Outcome.FAILED and result.request is not None
     assert result.request.failure_reason == "auth0_unavailable"
+    assert result.request.value_ciphertext is None
+
+
+def test_a_running_apply_renews_its_claim_and_says_when_it_is_slow(w: World) -> None:
+    """While the target is slow the heartbeat moves the claim forward, so no sweep takes it
+    over, and queues one still-applying notice for the requester."""
+    w.workflow.messages = Notifier("C0APPROVE", None)
+    w.workflow.timing = Timing(heartbeat=timedelta(seconds=0.05), slow_apply=timedelta(0))
+    request = w.workflow.submit(draft())
+    w.workflow.decide(request.id, "U0APP", True, None)
+    seen: list[datetime | None] = []
+
+    def slow_apply(change: Change) -> None:
+        for _ in range(3):
+            w.clock.advance(seconds=APPLY_LEASE.total_seconds() - 1)
+            time.sleep(0.2)
+            row = w.store.get(request.id)
+            seen.append(row.apply_started_at if row else None)
+            assert w.workflow.reconcile() == []  # renewed: nobody else takes it over
+        w.target.secrets["h1"][change.name] = "x"
+
+    w.target.on_apply = slow_apply
+    assert w.workflow.apply(request.id).outcome is Outcome.APPLIED
+    assert len(set(seen)) == 3
+    assert [m for m in _outbox(w.store) if m[1] == Method.TELL] == [(request.id, Method.TELL)]
 
 
 def test_without_approvals_the_requester_confirms_at_once(sqlite_url: str) -> None:
@@ -278,11 +343,24 @@ def test_without_approvals_the_requester_confirms_at_once(sqlite_url: str) -> No
         assert approved["event"] == "request.approved" and approved["self_confirmed"] is True
 
 
-def test_unposted_lists_old_pending_requests_without_a_message(w: World) -> None:
-    """Requests whose approval message was never posted come back once old enough."""
+def test_each_transition_queues_its_messages_in_its_own_transaction(w: World) -> None:
+    """The approval post is queued with the submission, the update and the requester's notice
+    with the rejection; a submission refused as already open queues nothing."""
+    w.workflow.messages = Notifier("C0APPROVE", None)
     request = w.workflow.submit(draft())
-    assert w.workflow.unposted(timedelta(minutes=1)) == []
-    w.clock.advance(minutes=2)
-    assert [r.id for r in w.workflow.unposted(timedelta(minutes=1))] == [request.id]
-    assert w.store.claim_post(request.id, w.clock())
-    assert w.workflow.unposted(timedelta(minutes=1)) == []
+    assert _outbox(w.store) == [(request.id, Method.POST_APPROVAL)]
+    with pytest.raises(AlreadyOpen):
+        w.workflow.submit(draft())
+    assert len(_outbox(w.store)) == 1
+    w.workflow.decide(request.id, "U0APP", approve=False, comment="no")
+    assert _outbox(w.store)[1:] == [
+        (request.id, Method.UPDATE_APPROVAL),
+        (request.id, Method.TELL),
+    ]
+    assert len(w.store.outbox_ready(w.clock(), 10)) == 3
+
+
+def _outbox(store: Store) -> list[tuple[str, str]]:
+    with store.session() as session:
+        rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
+        return [(row.request_id, row.method) for row in rows]

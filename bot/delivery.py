@@ -1,0 +1,289 @@
+"""The outbox's delivery worker: sends queued Slack messages until Slack takes each one."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.logs import get_logger
+from bot.models import OutboxMessage, State
+from bot.outbox import Message, Method
+from bot.store import Store
+
+log = get_logger(__name__)
+# Channels the bot can't use until someone invites it: the approval post waits for that.
+UNREACHABLE = {"not_in_channel", "channel_not_found", "is_archived", "restricted_action"}
+# Slack's own words for "try again later" when it answers 200 with ok=false.
+TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
+# An approval channel the bot is not in yet is tried again this often (as the old sweep did).
+REPOST_EVERY = 60.0
+
+
+class Retry(Exception):
+    """Slack could not take the message now (5xx, 429, timeout): send it again later."""
+
+    def __init__(self, code: str, after: float | None = None) -> None:
+        super().__init__(code)
+        self.code, self.after = code, after
+
+
+class Refused(Exception):
+    """Slack answered that this message can never be delivered as it is."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Done:
+    """A delivered message: where an approval post landed and what to send next."""
+
+    approval: tuple[str, str] | None = None
+    then: list[Message] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: base · 2^(attempt-1), at most ``cap`` seconds."""
+
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Seconds before the next attempt; Slack's Retry-After wins when it says more."""
+        wait = min(self.cap, self.base * 2.0 ** max(0, attempts - 1))
+        wait *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        return max(wait, retry_after or 0.0)
+
+
+class Delivery:
+    """Claims due outbox rows with a compare-and-set lease (any replica may) and sends them."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        store: Store,
+        now: Callable[[], datetime],
+        *,
+        on_dead: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.now = now
+        self.on_dead = on_dead
+        self.backoff = Backoff()
+        # Longer than a Slack call with the SDK's retries; a dead worker's rows wait this long.
+        self.lease = timedelta(seconds=30)
+        self.poll = 1.0
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.on_enqueue = self._wake.set
+
+    def start(self) -> None:
+        """Deliver in a thread of this process, woken by every commit that queued a message."""
+        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread once it finished the message in hand."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def idle(self) -> bool:
+        """Whether nothing is due now and nothing is in this process's hands (later retries,
+        and rows a dead process still holds until its lease lapses, don't count)."""
+        with self._lock:
+            if self._in_flight:
+                return False
+        return not self.store.outbox_ready(self.now(), 1)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("outbox delivery failed")
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    def deliver_due(self, batch: int = 50) -> int:
+        """Send every message due now; how many were settled (sent, retried later or dead)."""
+        settled = 0
+        while True:
+            now = self.now()
+            done = sum(self._take(row_id, now) for row_id in self.store.outbox_ready(now, batch))
+            settled += done
+            if not done:
+                return settled
+
+    def _take(self, row_id: int, now: datetime) -> bool:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            row = self.store.outbox_claim(row_id, now, now + self.lease)
+            return row is not None and self._attempt(row)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _attempt(self, row: OutboxMessage) -> bool:
+        """One delivery attempt; False when it must wait for its approval post (not settled)."""
+        message = Message.load(row.method, row.request_id, row.payload)
+        try:
+            done = self._send(message, row.attempts)
+        except Retry as retry:
+            if retry.code == "waiting_for_post":
+                self.store.outbox_release(row.id)
+                return False
+            return self._retry(row, message, retry)
+        except Refused as refused:
+            return self._refused(row, message, refused.code)
+        self.store.outbox_done(row.id, self.now(), done.then, done.approval, done.note)
+        return True
+
+    def _retry(self, row: OutboxMessage, message: Message, retry: Retry) -> bool:
+        now = self.now()
+        due = now + timedelta(seconds=self.backoff.delay(row.attempts, retry.after))
+        log.info("slack message will be retried", method=row.method, error=retry.code)
+        then: list[Message] = []
+        if retry.code in UNREACHABLE and row.attempts == 1 and message.unreachable:
+            then = [_tell(message, message.unreachable)]
+        self.store.outbox_retry(row.id, now, due, retry.code, then)
+        return True
+
+    def _refused(self, row: OutboxMessage, message: Message, code: str) -> bool:
+        """A permanent error: fall back to a DM where there is one, else give up visibly."""
+        if message.method is Method.TELL:
+            return self._rewrite(row, replace(message, method=Method.DM), code)
+        if message.method is Method.CONFIRM:
+            dm = Message(
+                Method.DM, message.request_id, user=message.user, text=message.fallback or ""
+            )
+            return self._rewrite(row, dm, code)
+        then: list[Message] = []
+        if message.method is Method.POST_APPROVAL and message.user:
+            then = [
+                _tell(
+                    message,
+                    f"The approval request `{message.request_id}` could not be "
+                    f"posted: Slack answered `{code}`. Ask an administrator to check the bot.",
+                )
+            ]
+        log.error("slack message could not be delivered", method=row.method, error=code)
+        if self.on_dead is not None:
+            self.on_dead(row.method, code)
+        self.store.outbox_dead(row.id, self.now(), code, then)
+        return True
+
+    def _rewrite(self, row: OutboxMessage, message: Message, code: str) -> bool:
+        log.info("slack message falls back to a DM", method=row.method, error=code)
+        self.store.outbox_rewrite(row.id, message, self.now())
+        return True
+
+    def _send(self, message: Message, attempts: int) -> Done:
+        if message.method is Method.POST_APPROVAL:
+            return self._post_approval(message, attempts)
+        if message.method is Method.UPDATE_APPROVAL:
+            return self._update_approval(message)
+        if message.method is Method.TELL:
+            self._call(
+                "chat_postEphemeral", channel=message.channel, user=message.user, text=message.text
+            )
+        elif message.method is Method.DM:
+            opened = self._call("conversations_open", users=message.user)
+            self._call("chat_postMessage", channel=opened["channel"]["id"], text=message.text)
+        else:
+            self._post(message)
+        return Done()
+
+    def _post_approval(self, message: Message, attempts: int) -> Done:
+        request = self.store.get(message.request_id)
+        if request is None or request.state != State.PENDING:
+            return Done(note="decided_before_posted")  # nobody needs buttons any more
+        try:
+            posted = self._post(message)
+        except Refused as refused:
+            if refused.code not in UNREACHABLE:
+                raise
+            raise Retry(refused.code, REPOST_EVERY) from None
+        then = [_tell(message, message.then)] if message.then else []
+        return Done(approval=(str(posted["channel"]), str(posted["ts"])), then=then)
+
+    def _update_approval(self, message: Message) -> Done:
+        if message.channel and message.ts:  # a known copy: update it by its ts
+            self._call(
+                "chat_update",
+                channel=message.channel,
+                ts=message.ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+            return Done()
+        request = self.store.get(message.request_id)
+        if request is not None and request.approval_channel and request.approval_ts:
+            self._call(
+                "chat_update",
+                channel=request.approval_channel,
+                ts=request.approval_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+            return Done()
+        if self.store.outbox_posting(message.request_id):
+            raise Retry("waiting_for_post")  # an update enqueued before its post landed
+        return Done(note="never_posted")
+
+    def _post(self, message: Message) -> Any:
+        return self._call(
+            "chat_postMessage",
+            channel=message.channel,
+            text=message.text,
+            blocks=message.blocks or None,
+            unfurl_links=False,
+        )
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except SlackApiError as error:
+            raise _classified(error) from None
+        except Exception as error:  # timeouts, refused connections: Slack may be back soon
+            raise Retry(type(error).__name__) from None
+
+
+def _classified(error: SlackApiError) -> Retry | Refused:
+    status = error.response.status_code
+    code = str(error.response.get("error") or f"http_{status}")
+    if status == 429:
+        headers = {k.lower(): v for k, v in (error.response.headers or {}).items()}
+        after = headers.get("retry-after")
+        return Retry(code, float(after) if after and str(after).isdigit() else None)
+    if status >= 500 or code in TRANSIENT:
+        return Retry(code)
+    return Refused(code)
+
+
+def _tell(message: Message, text: str) -> Message:
+    return Message(
+        Method.TELL, message.request_id, channel=message.origin, user=message.user, text=text
+    )

@@ -1,0 +1,49 @@
+"""Outbox messages as data: what a state change promises to tell someone in Slack."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Method(StrEnum):
+    """How a message is delivered (each maps to one or two Slack Web API calls)."""
+
+    POST_APPROVAL = "post_approval"  # chat.postMessage to the approval channel; its ts is kept
+    UPDATE_APPROVAL = "update_approval"  # chat.update of that message by its ts
+    TELL = "tell"  # chat.postEphemeral, falling back to a DM
+    DM = "dm"  # conversations.open, then chat.postMessage
+    CONFIRM = "confirm"  # chat.postMessage to the origin channel, falling back to a DM
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to deliver; ``then``/``unreachable`` tell the requester how a post went."""
+
+    method: Method
+    request_id: str
+    channel: str | None = None
+    user: str | None = None
+    text: str = ""
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    # CONFIRM: the DM text when the origin channel can't be used.
+    fallback: str | None = None
+    # POST_APPROVAL: told to ``user`` in ``origin`` once posted, or when the channel refused it.
+    then: str | None = None
+    unreachable: str | None = None
+    origin: str | None = None
+    # UPDATE_APPROVAL of one particular copy (a stale duplicate someone clicked).
+    ts: str | None = None
+
+    def payload(self) -> str:
+        """Everything but the method and request id, as stored in the outbox row."""
+        data = asdict(self)
+        del data["method"], data["request_id"]
+        return json.dumps({k: v for k, v in data.items() if v not in (None, [], "")})
+
+    @classmethod
+    def load(cls, method: str, request_id: str, payload: str) -> Message:
+        """The message an outbox row holds."""
+        return cls(Method(method), request_id, **json.loads(payload))
