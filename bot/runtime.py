@@ -76,9 +76,7 @@ def slack_client(settings: Settings, logger: logging.Logger | None = None) -> We
     )
 
 
-def auth0_client(
-    settings: Settings, metrics: Metrics | None = None, **options: Any
-) -> Auth0Client:
+def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: Any) -> Auth0Client:
     """The Management API client, pacing its calls to the tenant's rate limit; ``options``
     (tests) override the defaults."""
     # Waits are counted once, where the pacing holds a call back (after a 429 too).

@@ -210,4 +210,3 @@ def _preflight_or_exit(settings: Settings) -> None:
         print(f"cannot start: {SECRETS.scrub(str(error))}", file=sys.stderr, flush=True)
         log.error("cannot start", problem=str(error))
         raise SystemExit(EXIT_STARTUP) from None
-

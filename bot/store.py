@@ -189,7 +189,6 @@ class Store:
         """A plain session for read-only work (audit verify and export)."""
         return self._reads()
 
-
     # -- the outbox: rows are claimed with a compare-and-set lease, so any replica may send them
 
     def outbox_ready(self, now: datetime, limit: int) -> Sequence[int]:
@@ -225,7 +224,10 @@ class Store:
             if row is None:
                 return
             row.state, row.sent_at, row.leased_until, row.last_error = (
-                OutboxState.SENT, now, None, note
+                OutboxState.SENT,
+                now,
+                None,
+                note,
             )
             if approval is not None:
                 tx.session.execute(
@@ -243,19 +245,26 @@ class Store:
 
     def outbox_release(self, row_id: int) -> None:
         """Give the message back untried (its approval post is still on its way)."""
-        self._outbox_set(
-            row_id, None, (), leased_until=None, attempts=OutboxMessage.attempts - 1
-        )
+        self._outbox_set(row_id, None, (), leased_until=None, attempts=OutboxMessage.attempts - 1)
 
     def outbox_dead(self, row_id: int, now: datetime, error: str, then: Sequence[Message]) -> None:
         """A permanent error: stop trying, and queue whatever tells a person about it."""
-        self._outbox_set(row_id, now, then, state=OutboxState.DEAD, leased_until=None,
-                         last_error=error)
+        self._outbox_set(
+            row_id, now, then, state=OutboxState.DEAD, leased_until=None, last_error=error
+        )
 
     def outbox_rewrite(self, row_id: int, message: Message, now: datetime) -> None:
         """Deliver the row differently from now on (a DM instead of the channel)."""
-        self._outbox_set(row_id, now, (), method=message.method, payload=message.payload(),
-                         due_at=now, attempts=0, leased_until=None)
+        self._outbox_set(
+            row_id,
+            now,
+            (),
+            method=message.method,
+            payload=message.payload(),
+            due_at=now,
+            attempts=0,
+            leased_until=None,
+        )
 
     def _outbox_set(
         self, row_id: int, now: datetime | None, then: Sequence[Message], **values: Any

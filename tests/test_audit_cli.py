@@ -58,7 +58,6 @@ def _cli(trail: Trail, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def trail(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -308,9 +307,7 @@ def test_unreadable_database_exits_3_not_1(tmp_path: Path) -> None:
         assert "pa55word" not in result.stderr
 
 
-def test_a_database_without_a_trail_exits_3_and_is_not_created(
-    tmp_path: Path, db_url: str
-) -> None:
+def test_a_database_without_a_trail_exits_3_and_is_not_created(tmp_path: Path, db_url: str) -> None:
     """A mistyped DATABASE_URL reads as unreadable (3), never as an intact empty trail: a
     missing SQLite file, or a PostgreSQL schema without tables."""
     # SQLite: a file that does not exist; PostgreSQL: the fresh schema, no tables in it.

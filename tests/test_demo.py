@@ -87,8 +87,18 @@ def test_the_wheel_ships_the_bot_and_no_stand_in(tmp_path: Path) -> None:
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "dist"), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
         tmp_path,
         _env(tmp_path),
     )
@@ -114,6 +124,9 @@ def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point(tmp_path:
     assert users == ["bot/demo.py"]
     done = subprocess.run(
         [sys.executable, "-c", "import sys, bot.cli, bot.demo; print(sorted(sys.modules))"],
-        capture_output=True, text=True, check=True, env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_env(tmp_path),
     )
     assert "standins" not in done.stdout

@@ -484,7 +484,6 @@ def hostile_bot(
             yield bot
 
 
-
 def _arena(bot: Bot, name: str, requester: str = REQUESTER) -> Arena:
     """A fresh pending request by ``requester`` for secret ``name``."""
     view = bot.open_form(requester)

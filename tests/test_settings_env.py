@@ -87,7 +87,11 @@ CASES = [
         "postgresql+psycopg://bot:pw@db/hooksecrets",
         "postgresql+psycopg://bot:pw@db/hooksecrets",
     ),
-    ("DATABASE_URL", "postgres://bot:pw@db/hooksecrets", "postgresql+psycopg://bot:pw@db/hooksecrets"),
+    (
+        "DATABASE_URL",
+        "postgres://bot:pw@db/hooksecrets",
+        "postgresql+psycopg://bot:pw@db/hooksecrets",
+    ),
     (
         "DATABASE_URL",
         "postgresql://bot:pw@db/hooksecrets",

@@ -38,7 +38,6 @@ def truthy(value: object) -> bool:
     return bool(value)
 
 
-
 @dataclass(frozen=True)
 class ApiCall:
     """One Web API request the stand-in received and what it answered."""
@@ -176,7 +175,6 @@ def invalid(message: str, pointer: str = "/") -> ApiError:
 # The stand-in server
 
 
-
 @dataclass(frozen=True)
 class Ack:
     """The bot's answer to one request from Slack.
@@ -216,4 +214,3 @@ class Ack:
                 return {"text": self.text}
             return decoded if isinstance(decoded, dict) else {"text": self.text}
         return {"text": self.text}
-

@@ -73,8 +73,6 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: the stand-in records every call instead of logging it."""
 
 
-
-
 class SlackStandIn(ResponseUrls):
     """A workspace on Slack's side, served over HTTP on 127.0.0.1 for the bot to call."""
 

@@ -34,7 +34,6 @@ from standins.slack.records import (
 _T = TypeVar("_T")
 
 
-
 class Workspace:
     """A workspace on Slack's side and what happened in it; ``SlackStandIn`` serves it."""
 
@@ -529,7 +528,6 @@ class Workspace:
             if not candidate.is_im and candidate.name == name:
                 return candidate.id
         return None
-
 
     def _message_content(self, args: JSON) -> JSON:
         text, blocks, attachments = args.get("text"), args.get("blocks"), args.get("attachments")
