@@ -230,28 +230,26 @@ class Delivery:
         return Done(approval=(str(posted["channel"]), str(posted["ts"])), then=then)
 
     def _update_approval(self, message: Message) -> Done:
-        if message.channel and message.ts:  # a known copy: update it by its ts
+        where = self._approval_copy(message)
+        if where is not None:
+            channel, ts = where
             self._call(
-                "chat_update",
-                channel=message.channel,
-                ts=message.ts,
-                text=message.text,
-                blocks=message.blocks,
-            )
-            return Done()
-        request = self.store.get(message.request_id)
-        if request is not None and request.approval_channel and request.approval_ts:
-            self._call(
-                "chat_update",
-                channel=request.approval_channel,
-                ts=request.approval_ts,
-                text=message.text,
-                blocks=message.blocks,
+                "chat_update", channel=channel, ts=ts, text=message.text, blocks=message.blocks
             )
             return Done()
         if self.store.outbox_posting(message.request_id):
             raise Retry("waiting_for_post")  # an update enqueued before its post landed
         return Done(note="never_posted")
+
+    def _approval_copy(self, message: Message) -> tuple[str, str] | None:
+        """Which approval message to update: the copy the message names (a stale duplicate,
+        by its ts), else the one whose ts the request stored when its post landed."""
+        if message.channel and message.ts:
+            return message.channel, message.ts
+        request = self.store.get(message.request_id)
+        if request is not None and request.approval_channel and request.approval_ts:
+            return request.approval_channel, request.approval_ts
+        return None
 
     def _post(self, message: Message) -> Any:
         return self._call(
