@@ -84,6 +84,14 @@ class Services:
         """Audit a refusal or denial after the ack."""
         self.later(self.refuse, event, user, team, outcome, **detail)
 
+    def deny(self, request_id: str, user: str, team: str, outcome: str) -> None:
+        """Audit someone not allowed to decide ``request_id`` (an unknown id as given)."""
+        self.workflow.deny(request_id, user, team, outcome)
+
+    def deny_later(self, request_id: str, user: str, team: str, outcome: str) -> None:
+        """``deny``, after the ack."""
+        self.later(self.deny, request_id, user, team, outcome)
+
     def may_list(self, user: str, team: str) -> bool:
         """Requesters and approvers may see names and provenance."""
         return self.policy.may_request(user, team) or self.policy.may_approve(user, team)

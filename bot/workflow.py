@@ -47,6 +47,7 @@ UNDECRYPTABLE = (
     "no configured encryption key decrypts the stored value (was a key removed from "
     "HOOK_SECRET_ENCRYPTION_KEY?)"
 )
+LOST_APPLY = "lost_apply"
 INTERNAL = "an unexpected error inside the bot (its logs have the details)"
 
 
@@ -308,7 +309,9 @@ class Workflow:
             return self._finish(claimed, claim[0], error)
         except VaultError:
             return self._finish(claimed, claim[0], ApplyError("undecryptable", UNDECRYPTABLE))
-        except Exception:
+        except Exception as error:
+            if isinstance(error, ApplyError) and error.reason == LOST_APPLY:
+                return Result(Outcome.LOST_RACE, self.store.get(request_id))  # taken over
             log.exception("applying failed unexpectedly", request_id=request_id)
             return self._finish(claimed, claim[0], ApplyError("internal_error", INTERNAL))
         return self._finish(claimed, claim[0], None, applied)
@@ -318,8 +321,10 @@ class Workflow:
 
         def renew() -> None:
             now = self.now()
-            with self._claims, self.store.transaction() as tx:
-                if tx.renew(request.id, claim[0], now):
+            with self._claims:
+                with self.store.transaction() as tx:
+                    moved = tx.renew(request.id, claim[0], now)
+                if moved:  # only once committed: a failed commit leaves the claim where it was
                     claim[0] = now
 
         def slow() -> None:
@@ -388,7 +393,7 @@ class Workflow:
                 apply_progress=json.dumps(dict(progress), separators=(",", ":")),
             )
             if kept is None:
-                raise ApplyError("lost_apply", "another apply took this request over")
+                raise ApplyError(LOST_APPLY, "another apply took this request over")
             visible = {k: v for k, v in progress.items() if k != "expectation"}
             tx.audit(self._event("apply.phase", kept, request.decided_by, phase, **visible))
 
@@ -485,6 +490,15 @@ class Workflow:
             return request, False
         expired = self.expire(request_id)
         return (expired or self.store.get(request_id)), expired is not None
+
+    def deny(self, request_id: str, actor: str, team_id: str, outcome: str) -> None:
+        """Audit someone not allowed to decide a request (``approval.denied``), with the
+        request's target as every event about a request carries it."""
+        request = self.store.get(request_id) if request_id else None
+        if request is None:
+            self.refuse("approval.denied", actor, team_id, outcome, request_id=request_id or None)
+        else:
+            self.store.audit(self._event("approval.denied", request, actor, outcome))
 
     def refuse(
         self,

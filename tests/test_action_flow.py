@@ -312,3 +312,27 @@ def test_a_tenant_without_hooks_offers_actions_and_says_why(sqlite_url: str) -> 
         assert [o["value"] for o in actions["options"]] == [f"action:{s.action_id}"]
         (why,) = hooks["options"]
         assert why["value"] == "!unavailable" and "disabled" in why["text"]["text"]
+
+
+def test_denials_and_refusals_about_an_action_name_it_as_the_contract_says(
+    sqlite_url: str,
+) -> None:
+    """An audit event about an action request carries ``target`` = action and ``action_id``,
+    with ``hook_id`` null: the requester's own Approve click, and a refused form alike."""
+    with scene(sqlite_url) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        assert s.bot.click(message, user=REQUESTER).status == 200
+        s.bot.slack.wait_for_ephemeral(REQUESTER, mentioning("can't decide"))
+        s.bot.drain()
+        denied = s.bot.audit()[-1]
+        assert (denied["event"], denied["outcome"]) == ("approval.denied", "self_approval")
+        assert denied["target"] == "action" and denied["action_id"] == s.action_id
+        assert denied["hook_id"] is None and denied["request_id"] == request_id_of(message)
+        view = s.bot.open_form(text="update")  # ONE has a request open: refused in the form
+        ack = s.bot.submit(view, name="ONE", value=VALUE, hook=s.option())
+        assert ack.status == 200 and ids.BLOCK_SECRET_NAME in ack.payload()["errors"]
+        s.bot.drain()
+        refused = s.bot.audit()[-1]
+        assert (refused["event"], refused["outcome"]) == ("request.refused", "request_open")
+        assert refused["target"] == "action" and refused["action_id"] == s.action_id
+        assert refused["hook_id"] is None

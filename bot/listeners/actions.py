@@ -38,15 +38,7 @@ def open_decision(
         mine = user == request.requester
         why = "you requested it" if mine else "you are not in HOOK_SECRET_APPROVERS"
         _say(respond, f":no_entry: You can't decide request `{request.id}`: {why}.")
-        services.refuse(
-            "approval.denied",
-            user,
-            team,
-            "self_approval" if mine else "not_an_approver",
-            request_id=request.id,
-            hook_id=request.hook_id,
-            secret_name=request.secret_name,
-        )
+        services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
         return
     if request.state != State.PENDING:
         _decided_already(services, respond, body, request)

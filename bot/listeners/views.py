@@ -66,9 +66,7 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
     # Fresh membership: someone removed from the approver group since clicking can't decide.
     if not services.policy.may_approve(user, team, fresh=True):
         ack(**answers.errors(ids.BLOCK_COMMENT, answers.NOT_AN_APPROVER))
-        services.refuse_later(
-            "approval.denied", user, team, "not_an_approver", request_id=request_id[:32]
-        )
+        services.deny_later(request_id[:32], user, team, "not_an_approver")
         return
     problem = comment_problem(comment)
     if problem:
@@ -122,7 +120,7 @@ def _refuse_input(
     name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
     name = form.secret_name if name_checked and valid_name(form.secret_name) else None
     ref = TargetRef.parse(form.hook_id or "")
-    where = {f"{ref.kind}_id": ref.id} if ref else {}
+    where = {f"{ref.kind}_id": ref.id, "target": str(ref.kind)} if ref else {}
     services.refuse_later(
         "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
     )
