@@ -20,6 +20,7 @@ from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope
 from bot.logs import SECRETS
 from bot.policy import Principals
+from bot.readback import SCOPES as READ_BACK_SCOPES
 from bot.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
 from bot.store import Store, sqlite_path
@@ -73,6 +74,8 @@ def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Ch
     auth_test = _reaching_slack(settings, lambda: _slack_auth(slack))
     team_id = _run(results, "slack auth.test", auth_test)
     _run(results, "slack transport", _reaching_slack(settings, lambda: _transport(settings)))
+    if team_id:
+        _run(results, "slack read-back", lambda: _read_back(slack))
     if team_id and settings.hook_secret_approval_channel:
         channel = settings.hook_secret_approval_channel
         _run(results, "approval channel", lambda: _channel(slack, channel))
@@ -174,6 +177,22 @@ def _unreachable(url: str) -> str | None:
 def _slack_auth(slack: WebClient) -> str:
     response = slack.auth_test()
     return f"{response['team_id']} ({response.get('team')}, bot {response.get('user_id')})"
+
+
+def _read_back(slack: WebClient) -> str:
+    """Whether the optional history scopes were granted (Slack lists a token's scopes in the
+    ``x-oauth-scopes`` header of every answer)."""
+    headers = {k.lower(): v for k, v in (slack.auth_test().headers or {}).items()}
+    listed = headers.get("x-oauth-scopes")
+    if listed is None:
+        return "Slack did not list the token's scopes; see README, A post whose fate is unknown"
+    missing = [s for s in READ_BACK_SCOPES if s not in {x.strip() for x in str(listed).split(",")}]
+    if not missing:
+        return "on: a post a crash cut off is found in the channel, never posted twice"
+    return (
+        "off (optional): a post a crash cut off may show twice; grant "
+        f"{', '.join(missing)} to avoid it (README, A post whose fate is unknown)"
+    )
 
 
 def _transport(settings: Settings) -> str:

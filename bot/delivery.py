@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.logs import get_logger
 from bot.models import OutboxMessage, State
 from bot.outbox import Message, Method
+from bot.readback import CannotRead, earlier_copy, tag
 from bot.store import Store
 
 log = get_logger(__name__)
@@ -28,6 +29,9 @@ TRANSIENT = {
     "service_unavailable",
     "request_timeout",
 }
+# Failures that say Slack did not take a post: the next attempt needs no read-back. Anything
+# else (a lapsed lease, a timeout, a 5xx, ``fatal_error``) may have posted it.
+NOT_TAKEN = UNREACHABLE | {"ratelimited"}
 # An approval channel the bot is not in yet is tried again this often (as the old sweep did).
 REPOST_EVERY = 60.0
 
@@ -55,6 +59,22 @@ class Done:
     approval: tuple[str, str] | None = None
     then: list[Message] = field(default_factory=list)
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which outbox row is being sent, and whether an earlier attempt may already have
+    posted it (then the post looks for that copy first)."""
+
+    row_id: int
+    queued_at: datetime
+    unsure: bool
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> Attempt:
+        """The attempt a freshly claimed row is making."""
+        unsure = row.attempts > 1 and row.last_error not in NOT_TAKEN
+        return cls(row.id, row.created_at, unsure)
 
 
 @dataclass(frozen=True)
@@ -150,7 +170,7 @@ class Delivery:
         """One delivery attempt; False when it must wait for its approval post (not settled)."""
         message = Message.load(row.method, row.request_id, row.payload)
         try:
-            done = self._send(message, row.attempts)
+            done = self._send(message, Attempt.of(row))
         except Retry as retry:
             if retry.code == "waiting_for_post":
                 self.store.outbox_release(row.id)
@@ -200,9 +220,9 @@ class Delivery:
         self.store.outbox_rewrite(row.id, message, self.now())
         return True
 
-    def _send(self, message: Message, attempts: int) -> Done:
+    def _send(self, message: Message, attempt: Attempt) -> Done:
         if message.method is Method.POST_APPROVAL:
-            return self._post_approval(message, attempts)
+            return self._post_approval(message, attempt)
         if message.method is Method.UPDATE_APPROVAL:
             return self._update_approval(message)
         if message.method is Method.TELL:
@@ -211,17 +231,17 @@ class Delivery:
             )
         elif message.method is Method.DM:
             opened = self._call("conversations_open", users=message.user)
-            self._call("chat_postMessage", channel=opened["channel"]["id"], text=message.text)
+            self._post(message, attempt, str(opened["channel"]["id"]))
         else:
-            self._post(message)
+            self._post(message, attempt)
         return Done()
 
-    def _post_approval(self, message: Message, attempts: int) -> Done:
+    def _post_approval(self, message: Message, attempt: Attempt) -> Done:
         request = self.store.get(message.request_id)
         if request is None or request.state != State.PENDING:
             return Done(note="decided_before_posted")  # nobody needs buttons any more
         try:
-            posted = self._post(message)
+            posted = self._post(message, attempt)
         except Refused as refused:
             if refused.code not in UNREACHABLE:
                 raise
@@ -251,14 +271,42 @@ class Delivery:
             return request.approval_channel, request.approval_ts
         return None
 
-    def _post(self, message: Message) -> Any:
+    def _post(self, message: Message, attempt: Attempt, channel: str | None = None) -> Any:
+        """``chat.postMessage`` tagged with the row's metadata; when an earlier attempt may
+        have posted it, the copy found in the channel instead."""
+        channel = channel or message.channel or ""
+        if attempt.unsure:
+            ts = self._earlier_copy(channel, message, attempt)
+            if ts is not None:
+                log.info("found the copy an earlier attempt posted", method=message.method)
+                return {"channel": channel, "ts": ts}
         return self._call(
             "chat_postMessage",
-            channel=message.channel,
+            channel=channel,
             text=message.text,
             blocks=message.blocks or None,
             unfurl_links=False,
+            metadata=tag(message.request_id, attempt.row_id),
         )
+
+    def _earlier_copy(self, channel: str, message: Message, attempt: Attempt) -> str | None:
+        try:
+            return earlier_copy(
+                self._history, channel, message.request_id, attempt.row_id, attempt.queued_at
+            )
+        except CannotRead as cannot:
+            log.info(
+                "cannot look for an earlier copy, posting again",
+                method=message.method,
+                error=cannot.code,
+            )
+            return None
+
+    def _history(self, **kwargs: Any) -> Any:
+        try:
+            return self._call("conversations_history", **kwargs)
+        except Refused as refused:
+            raise CannotRead(refused.code) from None
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:

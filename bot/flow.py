@@ -8,12 +8,15 @@ from concurrent.futures import TimeoutError
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from bot import answers, ids
+from slack_bolt import Respond
+
+from bot import answers, ids, outage
 from bot.auth0.errors import ActionNotFound, Auth0Error, HookNotFound
 from bot.background import Background
 from bot.catalog import HookCatalog
 from bot.domain import Provenance
 from bot.followups import Followups
+from bot.logs import get_logger
 from bot.models import Kind, SecretRequest
 from bot.policy import Policy
 from bot.prefetch import Prefetch
@@ -23,6 +26,7 @@ from bot.validation import RequestForm
 from bot.workflow import Draft, Result, Workflow
 
 P = ParamSpec("P")
+log = get_logger(__name__)
 # Checks that need Auth0 before a view submission's ack must finish well inside Slack's 3 s.
 ACK_DEADLINE = 1.5
 
@@ -75,6 +79,28 @@ class Services:
     def later(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run slow work after the ack; failures are logged with their traceback."""
         self.background.run(fn, *args, **kwargs)
+
+    def later_for(
+        self, respond: Respond, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """``later``, for a person waiting on the answer: if the database is down by then
+        (it passed the check before the ack), they are told nothing was recorded, not left
+        in silence."""
+
+        def run() -> None:
+            try:
+                fn(*args, **kwargs)
+            except Exception as error:
+                if not outage.is_outage(error):
+                    raise
+                log.error("the database is unavailable", error=type(error).__name__)
+                respond(
+                    text=f":warning: {outage.NOT_RECORDED}",
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+
+        self.background.run(run)
 
     def refuse(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial that changes nothing."""

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# An outbox row's ``last_error`` once a worker's lease on it ran out mid-attempt.
+LAPSED = "lapsed"
+
 
 class Method(StrEnum):
     """How a message is delivered (each maps to one or two Slack Web API calls)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc, func, make_url, select, text, update
+from sqlalchemy import Engine, case, create_engine, event, exc, func, make_url, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import audit
@@ -21,7 +21,7 @@ from bot.audit import AuditEvent, AuditSink
 from bot.commits import GroupCommit
 from bot.domain import Provenance
 from bot.models import OPEN_STATES, AuditRecord, OutboxMessage, OutboxState, SecretRequest, State
-from bot.outbox import Message, Method
+from bot.outbox import LAPSED, Message, Method
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any 64-bit number works: it only has to be the same in every replica.
@@ -198,12 +198,19 @@ class Store:
             return list(session.execute(query.limit(limit)).scalars())
 
     def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> OutboxMessage | None:
-        """Take one message until ``until``; None when another worker has it or it is done."""
+        """Take one message until ``until``; None when another worker has it or it is done.
+
+        A lease still set on a deliverable row lapsed: the worker that held it died (or hung)
+        mid-attempt without settling it, so its ``last_error`` becomes ``LAPSED`` (every
+        settlement clears the lease): that attempt's fate is unknown."""
+        lapsed = case(
+            (OutboxMessage.leased_until.is_not(None), LAPSED), else_=OutboxMessage.last_error
+        )
         with self._writes.member() as session:
             result = session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id, _deliverable(now))
-                .values(leased_until=until, attempts=OutboxMessage.attempts + 1)
+                .values(leased_until=until, attempts=OutboxMessage.attempts + 1, last_error=lapsed)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
                 return None

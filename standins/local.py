@@ -22,6 +22,9 @@ from bot.web import WSGIApp, wsgi_app
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when 16 clients connect at once
+    # on a loaded machine; gunicorn's is 2048.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -23,6 +23,7 @@ CHECKS = [
     "settings",
     "slack auth.test",
     "slack transport",
+    "slack read-back",
     "approval channel",
     "requesters",
     "approvers",
@@ -113,6 +114,18 @@ def test_all_checks_pass_with_one_ok_line_each(tmp_path: Path, tenant: Tenant) -
     assert "offers actions and hooks" in _line(done.stdout, "auth0 targets")
     for secret in (BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, env["HOOK_SECRET_ENCRYPTION_KEY"]):
         assert secret not in done.stdout + done.stderr
+
+
+def test_the_optional_history_scopes_are_reported_on_or_off(tenant: Tenant) -> None:
+    """The read-back line says whether a post a crash cut off can be found (history scopes
+    granted) or may show twice, naming the scopes to grant; either way the check passes."""
+    status, printed = tenant.check()
+    line = _line(printed, "slack read-back")
+    assert status == 0 and line.startswith("ok") and "may show twice" in line
+    assert "channels:history, groups:history" in line
+    tenant.slack.grant("channels:history", "groups:history")
+    status, printed = tenant.check()
+    assert status == 0 and "never posted twice" in _line(printed, "slack read-back")
 
 
 def test_a_missing_auth0_scope_is_named(tenant: Tenant) -> None:

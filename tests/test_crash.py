@@ -222,3 +222,85 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
 
 def _has_buttons(message: dict[str, Any]) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks", []))
+
+
+# The scopes that let the bot read back a post whose fate a crash made unknown (README).
+HISTORY_SCOPES = ("channels:history", "groups:history")
+
+
+def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
+    tmp_path: Path,
+) -> None:
+    """Killed while Slack was taking the redacted confirmation: Slack kept it, the bot never
+    recorded it. With the history scopes granted the next process finds that copy by its
+    metadata once the dead worker's lease lapses, and does not post a second one."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        slack.grant(*HISTORY_SCOPES)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        with (
+            running(env, tmp_path / "first") as first,
+            SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver,
+        ):
+            message = submit_request(slack, driver, hook_id, name="MID_CONFIRM", value=VALUE)
+            view = open_approval(slack, driver, message)
+            slack.slow("chat.postMessage", 3.0)
+            ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
+            assert (ack.status, ack.body) == (200, b"")
+            _wait(lambda: bool(auth0.secrets(hook_id)), 10)
+            time.sleep(1.0)  # the confirmation is in Slack's hands
+            _kill(first)
+        _wait(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
+        slack.slow("chat.postMessage", 0.0)
+        env = {**env, "PORT": str(free_port())}
+        with running(env, tmp_path / "second") as second:
+            looked = _wait(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
+            assert looked <= 45  # the 30 s outbox lease, then the next poll
+            time.sleep(1.5)  # a second copy would have been posted by now
+            assert len(confirmations(slack, "MID_CONFIRM")) == 1
+            assert len(secret_posts(auth0)) == 1
+            (approval,) = slack.messages(APPROVALS)
+            assert not _has_buttons(approval)
+            events = [r["event"] for r in first.audit() + second.audit()]
+            assert events == ["request.submitted", "request.approved", "secret.added"]
+        assert _audit_verify(env, tmp_path) == 0
+
+
+def test_sigkill_mid_approval_post_leaves_one_message_when_history_is_readable(
+    tmp_path: Path,
+) -> None:
+    """Killed while Slack was taking the approval post, with the history scopes granted: the
+    next process finds that copy and stores its ts instead of posting another. The one message
+    is decided, its buttons replaced; one Auth0 write, one confirmation."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        slack.grant(*HISTORY_SCOPES)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        with running(env, tmp_path / "first") as first:
+            slack.slow("chat.postMessage", 3.0)
+            with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
+                submit_form(slack, driver, hook_id, name="MID_POST_READ", value=VALUE)
+            time.sleep(1.0)  # the post is in Slack's hands
+            _kill(first)
+        only = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
+        slack.slow("chat.postMessage", 0.0)
+        env = {**env, "PORT": str(free_port())}
+        with (
+            running(env, tmp_path / "second") as second,
+            SlackDriver(slack, second.events_url, SIGNING_SECRET) as driver,
+        ):
+            _wait(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
+            view = open_approval(slack, driver, only)
+            ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
+            assert (ack.status, ack.body) == (200, b"")
+            _wait(lambda: bool(confirmations(slack, "MID_POST_READ")), 15)
+            _wait(lambda: not _has_buttons(slack.messages(APPROVALS)[0]), 10)
+            time.sleep(1)
+            assert [m["ts"] for m in slack.messages(APPROVALS)] == [only["ts"]]
+            assert len(confirmations(slack, "MID_POST_READ")) == 1
+            assert len(secret_posts(auth0)) == 1
+            events = [r["event"] for r in first.audit() + second.audit()]
+            assert events == ["request.submitted", "request.approved", "secret.added"]
+        assert _audit_verify(env, tmp_path) == 0

@@ -326,3 +326,24 @@ def test_a_database_lost_mid_request_is_answered_like_an_outage(sqlite_url: str)
         database.with_suffix(".moved").rename(database)
         bot.drain()
         assert "LOST_KEY" not in {r.get("secret_name") for r in bot.audit()}
+
+
+def test_a_click_whose_background_work_finds_the_database_gone_is_told(
+    sqlite_url: str,
+) -> None:
+    """The file vanishing right after the HTTP layer last saw the database healthy: the click
+    passes that check and is acked, its background work then fails on the database, and the
+    approver is told ephemerally that nothing was recorded instead of hearing nothing."""
+    with running_bot(sqlite_url) as bot:
+        message = bot.request_approval(name="CLICK_KEY")
+        database = Path(bot.store.url.removeprefix("sqlite:///"))
+        assert bot.submit(bot.open_form(), name="WARM_KEY").status == 200  # health seen ok
+        database.rename(database.with_suffix(".moved"))
+        mark = bot.slack.mark()
+        assert bot.click(message).status == 200
+        told = bot.slack.wait_for_response(APPROVER, lambda r: NOT_RECORDED in r.text)
+        assert told.response_type == "ephemeral" and not told.replace_original
+        assert not [c for c in bot.slack.calls[mark:] if c.method == "views.open"]
+        database.with_suffix(".moved").rename(database)
+        bot.drain()
+        assert bot.decide(message).status == 200  # back: the same click now works

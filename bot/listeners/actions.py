@@ -22,7 +22,7 @@ def on_button(
 ) -> None:
     """Ack the click; checking and opening the modal run after it."""
     ack()
-    services.later(open_decision, services, respond, body, action)
+    services.later_for(respond, open_decision, services, respond, body, action)
 
 
 def open_decision(

@@ -43,7 +43,7 @@ def on_command(ack: Ack, command: dict[str, Any], respond: Respond, services: Se
         )
         return
     ack()
-    services.later(open_request, services, respond, command, parsed)
+    services.later_for(respond, open_request, services, respond, command, parsed)
 
 
 def open_request(

@@ -26,7 +26,7 @@ def on_pick(
     ack()
     user, team = body["user"]["id"], body["team"]["id"]
     hook_id = (action.get("selected_option") or {}).get("value", "")
-    services.later(show_list, services, respond, user, team, hook_id)
+    services.later_for(respond, show_list, services, respond, user, team, hook_id)
 
 
 def show_list(

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from standins.slack import history
 from standins.slack.blockkit import (
     fill_ids,
     validate_view,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 resets bursts of connections
 
     def __init__(self, standin: SlackStandIn) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -219,7 +221,8 @@ class SlackStandIn(ResponseUrls):
         with self._cond:
             self._calls.append(call)
             self._cond.notify_all()
-        return status, response, extra
+        # Slack lists the token's scopes on every Web API answer.
+        return status, response, {**extra, "x-oauth-scopes": ",".join(sorted(self.scopes))}
 
     def _token_kind(self, method: str, token: str | None) -> str:
         if not token:
@@ -247,6 +250,7 @@ class SlackStandIn(ResponseUrls):
             "views.publish": self._views_publish,
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "apps.connections.open": self._apps_connections_open,
@@ -496,6 +500,12 @@ class SlackStandIn(ResponseUrls):
             if channel is None or (channel.is_private and not channel.bot_is_member):
                 raise ApiError("channel_not_found")
             return {"channel": self._channel_info(channel)}
+
+    def _conversations_history(self, args: JSON, kind: str) -> JSON:
+        with self._cond:
+            self._require(args, "channel")
+            channel = history.readable(self._channels, str(args["channel"]), self.scopes)
+            return history.page(self._messages[channel.id], args)
 
     def _usergroups_users_list(self, args: JSON, kind: str) -> JSON:
         with self._cond:

@@ -7,13 +7,14 @@ import itertools
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from standins.slack.blockkit import (
     fill_ids,
     validate_message_blocks,
 )
+from standins.slack.history import DEFAULT_SCOPES
 from standins.slack.records import (
     JSON,
     MAX_MESSAGE_TEXT,
@@ -52,6 +53,7 @@ class Workspace:
         trigger_ttl: float = TRIGGER_TTL,
         response_url_uses: int = RESPONSE_URL_USES,
         response_url_ttl: float = RESPONSE_URL_TTL,
+        scopes: Iterable[str] = DEFAULT_SCOPES,
     ) -> None:
         self.bot_token = bot_token
         self.team_id = team_id
@@ -65,6 +67,8 @@ class Workspace:
         self.trigger_ttl = trigger_ttl
         self.response_url_uses = response_url_uses
         self.response_url_ttl = response_url_ttl
+        # The bot token's scopes (checked where the bot's use depends on them: history).
+        self.scopes = frozenset(scopes)
 
         self._cond = threading.Condition(threading.RLock())
         self._calls: list[ApiCall] = []
@@ -120,6 +124,11 @@ class Workspace:
                 members=None if members is None else set(members),
             )
             self._messages.setdefault(channel_id, [])
+
+    def grant(self, *scopes: str) -> None:
+        """Give the bot token more scopes (as reinstalling the app with them would)."""
+        with self._cond:
+            self.scopes = self.scopes | set(scopes)
 
     def add_usergroup(self, group_id: str, handle: str, members: list[str]) -> None:
         """Add a user group (``S…``) with its members."""

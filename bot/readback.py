@@ -1,0 +1,86 @@
+"""Finding a post that may already be in Slack before sending it again.
+
+Every channel post the outbox makes carries message ``metadata`` naming its request and outbox
+row. When an earlier attempt's fate is unknown (the process died mid-call, or the answer was
+lost), the next attempt reads the channel back with ``conversations.history`` and, if the copy
+is there, takes its ``ts`` instead of posting a second one. That needs the ``channels:history``
+(public channels), ``groups:history`` (private ones) or ``im:history`` (direct messages) scope;
+without it Slack answers ``missing_scope``, and the message is posted again (at least once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.logs import get_logger
+
+log = get_logger(__name__)
+
+EVENT_TYPE = "hook_secret_bot_message"
+# The optional bot scopes the read-back needs in channels (the manifest offers them commented).
+SCOPES = ("channels:history", "groups:history")
+# Slack's smallest page: non-Marketplace apps distributed commercially get at most 15 messages
+# per call (and one call a minute); everyone else accepts it too.
+PAGE = 15
+PAGES = 20
+# Clocks differ between this host and Slack's: look this much before the row was queued.
+SKEW = timedelta(minutes=2)
+
+
+def tag(request_id: str, outbox_id: int) -> dict[str, Any]:
+    """The metadata a post carries: ids only (any app in the workspace may read it)."""
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"request_id": request_id, "outbox_id": outbox_id},
+    }
+
+
+class CannotRead(Exception):
+    """Slack refused the read-back for good; the code says why (``missing_scope``: the history
+    scopes were not granted, ``not_in_channel``, ``channel_not_found``, ``unknown_method``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def earlier_copy(
+    history: Callable[..., Any], channel: str, request_id: str, outbox_id: int, since: datetime
+) -> str | None:
+    """The ``ts`` of this row's copy already in ``channel``, None when there is none.
+
+    ``history`` calls ``conversations.history``, raising ``CannotRead`` when Slack refuses it
+    for good; anything else it raises (a retry) propagates: the post waits until the copy
+    can be looked for."""
+    oldest = f"{(since - SKEW).timestamp():.6f}"
+    cursor: str | None = None
+    for _ in range(PAGES):
+        page = history(
+            channel=channel,
+            oldest=oldest,
+            limit=PAGE,
+            include_all_metadata=True,
+            **({"cursor": cursor} if cursor else {}),
+        )
+        for message in page.get("messages") or []:
+            if _is_copy(message, request_id, outbox_id):
+                return str(message["ts"])
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not page.get("has_more") or not cursor:
+            return None
+    log.warning("gave up looking for an earlier copy", channel=channel, pages=PAGES)
+    return None
+
+
+def _is_copy(message: dict[str, Any], request_id: str, outbox_id: int) -> bool:
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return (
+        isinstance(payload, dict)
+        and payload.get("request_id") == request_id
+        and str(payload.get("outbox_id")) == str(outbox_id)
+    )

@@ -1,0 +1,229 @@
+"""A post whose fate is unknown is looked for before it is sent again (message metadata read
+back with conversations.history), and posted again only when the bot can't read the channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.delivery import Delivery
+from bot.models import OutboxState, SecretRequest
+from bot.outbox import Message, Method
+from bot.readback import EVENT_TYPE
+from bot.store import Store
+from standins.slack import SlackStandIn
+from tests.harness import APPROVALS, ORIGIN, REQUESTER
+from tests.unit.factories import secret_request
+
+TOKEN = "xoxb-readback-test-token"
+HISTORY = ("channels:history", "groups:history", "im:history")
+CONFIRMATION = "Secret `API_KEY` was added to hook `h1` by <@U0RITA>, approved by <@U0ALEX>."
+
+
+class Clock:
+    """Time the test moves on: a worker's lease lapses when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    slack: SlackStandIn
+    store: Store
+    delivery: Delivery
+    clock: Clock
+
+    def confirmations(self) -> list[str]:
+        return [m["text"] for m in self.slack.messages(ORIGIN) if m["text"] == CONFIRMATION]
+
+    def die_mid_post(self) -> None:
+        """A worker claims the confirmation and dies after Slack took the post, before it
+        recorded that: Slack has the copy (with its metadata); the row is held by a lease."""
+        (row_id,) = self.store.outbox_ready(self.clock(), 10)
+        claimed = self.store.outbox_claim(row_id, self.clock(), self.clock() + self.delivery.lease)
+        assert claimed is not None
+        client = WebClient(token=TOKEN, base_url=self.slack.api_url)
+        client.chat_postMessage(
+            channel=ORIGIN,
+            text=CONFIRMATION,
+            metadata={
+                "event_type": EVENT_TYPE,
+                "event_payload": {"request_id": "hsr_1", "outbox_id": row_id},
+            },
+        )
+        self.clock.advance(self.delivery.lease.total_seconds() + 1)
+
+
+@contextmanager
+def world(db_url: str, *scopes: str) -> Iterator[World]:
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        slack.add_user(REQUESTER, "rita")
+        slack.add_channel(ORIGIN, "platform")
+        slack.add_channel(APPROVALS, "secret-approvals")
+        slack.grant(*scopes)
+        store = Store(db_url)
+        store.migrate()
+        clock = Clock()
+        delivery = Delivery(WebClient(token=TOKEN, base_url=slack.api_url), store, clock)
+        with store.transaction() as tx:
+            message = Message(Method.CONFIRM, "hsr_1", channel=ORIGIN, text=CONFIRMATION)
+            tx.enqueue([message], clock())
+        try:
+            yield World(slack, store, delivery, clock)
+        finally:
+            store.close()
+
+
+def test_a_confirmation_cut_off_by_a_crash_is_found_not_posted_twice(db_url: str) -> None:
+    """With the history scopes granted, the next worker finds the dead worker's copy by its
+    metadata and marks the row sent: one confirmation in the channel."""
+    with world(db_url, *HISTORY) as w:
+        w.die_mid_post()
+        assert w.delivery.deliver_due() == 1
+        assert w.confirmations() == [CONFIRMATION]
+        (history,) = w.slack.calls_to("conversations.history")
+        assert history.ok and history.args["channel"] == ORIGIN
+        assert len(w.slack.calls_to("chat.postMessage")) == 1  # the dead worker's only
+        assert w.store.outbox_counts() == {OutboxState.SENT: 1}
+        w.clock.advance(120)
+        assert w.delivery.deliver_due() == 0 and w.confirmations() == [CONFIRMATION]
+
+
+def test_without_the_history_scopes_it_is_posted_again_and_nothing_is_lost(
+    db_url: str,
+) -> None:
+    """Without them Slack answers missing_scope naming the scope: the bot posts again (the
+    documented at-least-once), it does not give up and it does not retry the read."""
+    with world(db_url) as w:
+        w.die_mid_post()
+        w.delivery.deliver_due()
+        (history,) = w.slack.calls_to("conversations.history")
+        assert history.response["error"] == "missing_scope"
+        assert history.response["needed"] == "channels:history"
+        assert w.confirmations() == [CONFIRMATION, CONFIRMATION]
+        assert w.store.outbox_counts() == {OutboxState.SENT: 1}
+
+
+def test_a_post_whose_answer_timed_out_is_found_on_the_retry(db_url: str) -> None:
+    """No crash: Slack took the post but answered after the client gave up. The retry reads
+    the channel back and finds it, instead of posting a second copy."""
+    with world(db_url, *HISTORY) as w:
+        w.delivery.client = WebClient(token=TOKEN, base_url=w.slack.api_url, timeout=1)
+        w.slack.slow("chat.postMessage", 1.5)
+        w.delivery.deliver_due()  # times out; Slack posts it anyway
+        w.slack.slow("chat.postMessage", 0.0)
+        w.slack.wait_for_message(ORIGIN, lambda m: m["text"] == CONFIRMATION, timeout=5)
+        w.clock.advance(120)
+        w.delivery.deliver_due()
+        assert w.confirmations() == [CONFIRMATION]
+        assert [c.ok for c in w.slack.calls_to("conversations.history")] == [True]
+
+
+def test_a_first_attempt_or_a_refused_one_never_reads_history(db_url: str) -> None:
+    """A read-back only follows an attempt whose fate is unknown: a first attempt, and a retry
+    after Slack said 429, just post."""
+    with world(db_url, *HISTORY) as w:
+        w.slack.ratelimit_next("chat.postMessage", 1)
+        w.delivery.deliver_due()
+        w.clock.advance(120)
+        w.delivery.deliver_due()
+        assert w.confirmations() == [CONFIRMATION]
+        assert w.slack.calls_to("conversations.history") == []
+
+
+def test_the_approval_post_found_again_keeps_its_ts_for_the_update(db_url: str) -> None:
+    """The approval request found by its metadata gives the request its ts, so the update once
+    decided edits that one message."""
+    with world(db_url, *HISTORY) as w:
+        w.store.outbox_dead(1, w.clock(), "test_setup", ())  # only the approval post here
+        with w.store.transaction() as tx:
+            tx.session.add(_pending("hsr_2", w.clock()))
+            tx.enqueue(
+                [Message(Method.POST_APPROVAL, "hsr_2", channel=APPROVALS, text="hi")], w.clock()
+            )
+        (row_id,) = w.store.outbox_ready(w.clock(), 10)
+        assert w.store.outbox_claim(row_id, w.clock(), w.clock() + w.delivery.lease) is not None
+        posted = WebClient(token=TOKEN, base_url=w.slack.api_url).chat_postMessage(
+            channel=APPROVALS,
+            text="hi",
+            metadata={
+                "event_type": EVENT_TYPE,
+                "event_payload": {"request_id": "hsr_2", "outbox_id": row_id},
+            },
+        )
+        w.clock.advance(w.delivery.lease.total_seconds() + 1)
+        w.delivery.deliver_due()
+        assert len(w.slack.messages(APPROVALS)) == 1
+        request = w.store.get("hsr_2")
+        assert request is not None
+        assert (request.approval_channel, request.approval_ts) == (APPROVALS, posted["ts"])
+
+
+def _pending(request_id: str, now: datetime) -> SecretRequest:
+    return secret_request(id=request_id, created_at=now, expires_at=now + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("scope", HISTORY)
+def test_the_standin_asks_for_the_scope_of_each_kind_of_conversation(scope: str) -> None:
+    """conversations.history needs channels:history for public channels, groups:history for
+    private ones, im:history for direct messages; with it, the bot reads what it posted."""
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        slack.add_user(REQUESTER, "rita")
+        slack.add_channel("C0PUBLIC", "public")
+        slack.add_channel("G0PRIVATE", "private")
+        channel = {
+            "channels:history": "C0PUBLIC",
+            "groups:history": "G0PRIVATE",
+            "im:history": slack.im_channel(REQUESTER),
+        }[scope]
+        client = WebClient(token=TOKEN, base_url=slack.api_url)
+        client.chat_postMessage(channel=channel, text="one")
+        with pytest.raises(SlackApiError) as error:
+            client.conversations_history(channel=channel)
+        assert error.value.response["needed"] == scope
+        slack.grant(scope)
+        assert [m["text"] for m in client.conversations_history(channel=channel)["messages"]] == [
+            "one"
+        ]
+
+
+def test_the_standin_pages_newest_first_and_shows_metadata_only_when_asked() -> None:
+    """The window is exclusive of oldest unless inclusive; pages follow next_cursor; a bot
+    outside a public channel is told not_in_channel."""
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        slack.add_channel("C0PUBLIC", "public")
+        slack.add_channel("C0OUTSIDE", "outside", bot_is_member=False)
+        slack.grant("channels:history")
+        client = WebClient(token=TOKEN, base_url=slack.api_url)
+        tag = {"event_type": EVENT_TYPE, "event_payload": {"n": 1}}
+        sent = [
+            client.chat_postMessage(channel="C0PUBLIC", text=str(n), metadata=tag)["ts"]
+            for n in range(5)
+        ]
+        first = client.conversations_history(channel="C0PUBLIC", oldest=sent[0], limit=3)
+        assert [m["text"] for m in first["messages"]] == ["4", "3", "2"]
+        assert first["has_more"] and "metadata" not in first["messages"][0]
+        cursor = first["response_metadata"]["next_cursor"]
+        rest = client.conversations_history(
+            channel="C0PUBLIC", oldest=sent[0], limit=3, cursor=cursor, include_all_metadata=True
+        )
+        assert [m["text"] for m in rest["messages"]] == ["1"] and not rest["has_more"]
+        assert rest["messages"][0]["metadata"] == tag
+        inclusive = client.conversations_history(channel="C0PUBLIC", oldest=sent[0], inclusive=True)
+        assert len(inclusive["messages"]) == 5
+        with pytest.raises(SlackApiError) as error:
+            client.conversations_history(channel="C0OUTSIDE")
+        assert error.value.response["error"] == "not_in_channel"
