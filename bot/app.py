@@ -52,6 +52,8 @@ class Deps:
     action_waits: Waits | None = None
     # Told of each Slack message that could not be delivered (method, Slack's error): metrics.
     on_undelivered: Callable[[str, str], None] | None = None
+    # Told "hit" or "miss" each time a submission looks for read-ahead names: metrics.
+    on_prefetch: Callable[[str], None] | None = None
 
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
@@ -104,7 +106,7 @@ def _services(settings: Settings, deps: Deps) -> Services:
     delivery.start()
     background = Background()
     # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
-    prefetch = Prefetch(target_reader(targets), background.lookups)
+    prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
     return Services(
         workflow=workflow,
         policy=policy,

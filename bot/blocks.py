@@ -189,6 +189,8 @@ def request_modal(
         close="Cancel",
         private_metadata=private_metadata,
         blocks=blocks,
+        # Cancel tells the bot (view_closed), which stops keeping the target's names fresh.
+        notify_on_close=True,
     )
     return view.to_dict()
 

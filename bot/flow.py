@@ -176,6 +176,10 @@ class Services:
         if ref is not None:
             self.prefetch.watch(ref.kind, ref.id, viewer)
 
+    def form_closed(self, viewer: str) -> None:
+        """Modal ``viewer`` was cancelled: stop keeping what it showed fresh."""
+        self.prefetch.unwatch(viewer)
+
     def submit(self, draft: Draft, viewer: str = "") -> SecretRequest:
         """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
         request = self.workflow.submit(draft)

@@ -41,6 +41,12 @@ class Metrics:
             ["method", "error"],
             registry=self.registry,
         )
+        self.prefetch = Counter(
+            "hook_secret_bot_prefetch_lookups",
+            "Submissions whose target's names were read ahead (hit) or not (miss: read live)",
+            ["result"],
+            registry=self.registry,
+        )
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:
@@ -74,6 +80,10 @@ class Metrics:
             "Seconds spent waiting on rate limits",
             registry=self.registry,
         )
+
+    def observe_prefetch(self, result: str) -> None:
+        """Count one submission's read-ahead lookup: ``hit`` or ``miss``."""
+        self.prefetch.labels(result).inc()
 
     def observe_request(self, kind: str, status: str, started: float) -> None:
         """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""

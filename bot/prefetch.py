@@ -58,8 +58,10 @@ class Prefetch(Generic[D]):
         capacity: int = CAPACITY,
         clock: Callable[[], float] = time.monotonic,
         refresh_in_background: bool = True,
+        on_lookup: Callable[[str], None] | None = None,
     ) -> None:
         self._read = read
+        self._on_lookup = on_lookup  # told "hit" or "miss" for each submission's lookup
         self._executor = executor
         self.fresh_for = fresh_for
         self.refresh_every = refresh_every
@@ -98,7 +100,10 @@ class Prefetch(Generic[D]):
         target in steady use never falls back to a live read."""
         with self._lock:
             entry = self._entries.get((kind, target_id))
-            if entry is None or not self._within(entry, self.fresh_for):
+            hit = entry is not None and self._within(entry, self.fresh_for)
+            if self._on_lookup is not None:
+                self._on_lookup("hit" if hit else "miss")
+            if entry is None or not hit:
                 return None
             self._entries.move_to_end((kind, target_id))
             snapshot = entry.snapshot

@@ -191,6 +191,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
             vault=open_vault(settings),
             team_id=team_id,
             on_undelivered=metrics.observe_undelivered,
+            on_prefetch=metrics.observe_prefetch,
         ),
     )
     return Runtime(

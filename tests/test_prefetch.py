@@ -182,6 +182,22 @@ def test_names_are_read_again_while_the_modal_stays_open(sqlite_url: str) -> Non
         assert errors == {ids.BLOCK_SECRET_NAME: answers.NAME_EXISTS}
 
 
+def test_a_cancelled_form_stops_its_target_being_read_again(sqlite_url: str) -> None:
+    """The form asks Slack to say when it is closed (notify_on_close); Cancel sends view_closed,
+    and the target it showed is no longer read every refresh for up to 15 minutes."""
+    with running_bot(sqlite_url) as bot:
+        bot.services.prefetch.refresh_every = 0.3
+        view = bot.open_form()
+        assert view["notify_on_close"] is True
+        _pick(bot, view, bot.hook_id)
+        ack = bot.driver.view_closed(REQUESTER, view)
+        assert (ack.status, ack.body) == (200, b"")
+        bot.drain()
+        closed = time.time()
+        time.sleep(1.5)  # five refresh periods
+        assert not [r for r in bot.auth0.requests if r.received_at > closed]
+
+
 def test_an_old_modal_with_nothing_read_ahead_is_checked_live(sqlite_url: str) -> None:
     """A form whose hook was never read ahead (opened before an upgrade, or a cache miss) is
     checked against Auth0 before the ack, within the deadline: here Auth0 answers in time.

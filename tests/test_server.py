@@ -163,6 +163,10 @@ def test_a_request_approved_over_http_lands_once_and_shows_in_metrics(served: Se
     )
     assert "hook_secret_bot_auth0_rate_limit_waits_total 0.0" in text
     assert _metric(text, "hook_secret_bot_pending_requests") == 0
+    lookups = [
+        _metric(text, "hook_secret_bot_prefetch_lookups_total", result=r) for r in ("hit", "miss")
+    ]
+    assert sum(lookups) == 1  # the request form's submission looked for read-ahead names once
 
 
 # -- processes of their own ---------------------------------------------------------------

@@ -13,6 +13,8 @@ from bot.flow import Services
 def register(app: App) -> None:
     """Attach the listener for a target picked in the request modal (``dispatch_action``)."""
     app.action(ids.BLOCK_HOOK)(on_target_picked)
+    for callback in ids.REQUEST_CALLBACKS:
+        app.view_closed(callback)(on_form_closed)
 
 
 def on_target_picked(
@@ -24,6 +26,14 @@ def on_target_picked(
     value, viewer = _field(action, "selected_option", "value"), _field(body, "view", "id")
     if value and viewer:
         services.watch_target(value, viewer)
+
+
+def on_form_closed(ack: Ack, body: dict[str, Any], services: Services) -> None:
+    """The request form was cancelled: its target needs no more reading ahead for it."""
+    ack()
+    viewer = _field(body, "view", "id")
+    if viewer:
+        services.form_closed(viewer)
 
 
 def _field(payload: dict[str, Any], outer: str, inner: str) -> str | None:

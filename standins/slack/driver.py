@@ -268,7 +268,10 @@ class SlackDriver:
         return Ack(ack.status, ack.body, ack.headers, ack.elapsed, (*ack.problems, *problems))
 
     def view_closed(self, user_id: str, view: JSON, *, team_id: str | None = None) -> Ack:
-        """The user dismisses the modal (sent only when the view asked ``notify_on_close``)."""
+        """The user dismisses the modal; Slack sends this only when the view asked for it
+        with ``notify_on_close`` (otherwise the modal just closes and the app hears nothing)."""
+        if not view.get("notify_on_close"):
+            raise AssertionError("Slack sends view_closed only for a view with notify_on_close")
         self.standin.close_view(str(view.get("id", "")))
         payload = self._common(user_id, team_id, "view_closed")
         payload.update(view=copy.deepcopy(view), is_cleared=False)

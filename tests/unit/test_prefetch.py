@@ -201,3 +201,24 @@ def test_the_cache_holds_at_most_capacity_targets(pool: ThreadPoolExecutor) -> N
         True,
         True,
     ]
+
+
+def test_each_lookup_is_counted_as_a_hit_or_a_miss(pool: ThreadPoolExecutor) -> None:
+    """``on_lookup`` hears "miss" for a target never read or read too long ago, "hit" for
+    fresh names (what /metrics counts as hook_secret_bot_prefetch_lookups_total)."""
+    tenant, clock, heard = Tenant(), Clock(), []
+    prefetch = Prefetch(
+        tenant.read,
+        pool,
+        clock=clock,
+        refresh_in_background=False,
+        fresh_for=60,
+        refresh_every=20,
+        on_lookup=heard.append,
+    )
+    assert prefetch.fresh(HOOK, "h1") is None
+    prefetch.read(HOOK, "h1").result(5)
+    assert prefetch.fresh(HOOK, "h1") is not None
+    clock.now += 61
+    assert prefetch.fresh(HOOK, "h1") is None
+    assert heard == ["miss", "hit", "miss"]
