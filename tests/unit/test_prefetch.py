@@ -206,7 +206,8 @@ def test_the_cache_holds_at_most_capacity_targets(pool: ThreadPoolExecutor) -> N
 def test_each_lookup_is_counted_as_a_hit_or_a_miss(pool: ThreadPoolExecutor) -> None:
     """``on_lookup`` hears "miss" for a target never read or read too long ago, "hit" for
     fresh names (what /metrics counts as hook_secret_bot_prefetch_lookups_total)."""
-    tenant, clock, heard = Tenant(), Clock(), []
+    tenant, clock = Tenant(), Clock()
+    heard: list[str] = []
     prefetch = Prefetch(
         tenant.read,
         pool,
