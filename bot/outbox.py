@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,10 @@ class Method(StrEnum):
     TELL = "tell"  # chat.postEphemeral, falling back to a DM
     DM = "dm"  # conversations.open, then chat.postMessage
     CONFIRM = "confirm"  # chat.postMessage to the origin channel, falling back to a DM
+
+
+# Columns of their own in the outbox row, not in its payload.
+STORED_APART = ("method", "request_id")
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ class Message:
 
     def payload(self) -> str:
         """Everything but the method and request id, as stored in the outbox row."""
-        data = asdict(self)
-        del data["method"], data["request_id"]
+        # Not dataclasses.asdict: it deep-copies the blocks only for json.dumps to read them.
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in STORED_APART}
         return json.dumps({k: v for k, v in data.items() if v not in (None, [], "")})
 
     @classmethod
