@@ -55,6 +55,7 @@ class SecretRegistry:
         self._chunks = max(1, recent // self.CHUNK)
         # Credentials, by slot (a credential that replaces its predecessor) or by value.
         self._pinned: dict[str, str] = {}
+        self._pinned_pattern: tuple[re.Pattern[str], ...] = ()  # compiled when one is pinned
         self._sealed: deque[re.Pattern[str]] = deque()
         self._fresh: dict[str, None] = {}  # insertion-ordered set of new values
         self._state = _Needles((), ())
@@ -67,6 +68,7 @@ class SecretRegistry:
             for value in kept:
                 self._pinned[slot or value] = value
             if kept:
+                self._pinned_pattern = (_pattern(self._pinned.values()),)
                 self._publish()
 
     def register(self, *values: str | None) -> None:
@@ -90,7 +92,7 @@ class SecretRegistry:
 
     def _publish(self) -> None:
         # Scrubbing reads one immutable snapshot, without the lock.
-        pinned = (_pattern(self._pinned.values()),) if self._pinned else ()
+        pinned = self._pinned_pattern
         fresh = sorted({n for v in self._fresh for n in _encodings(v)}, key=len, reverse=True)
         self._state = _Needles((*pinned, *self._sealed), tuple(fresh))
 
@@ -115,6 +117,7 @@ class SecretRegistry:
         """Forget every registered value (tests only)."""
         with self._lock:
             self._pinned.clear()
+            self._pinned_pattern = ()
             self._sealed.clear()
             self._fresh = {}
             self._state = _Needles((), ())
