@@ -23,7 +23,7 @@ from bot.prefetch import Prefetch
 from bot.slack_ui import Modals
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.validation import RequestForm
-from bot.workflow import Draft, Result, Workflow
+from bot.workflow import AlreadyOpen, Draft, Result, Workflow
 
 P = ParamSpec("P")
 log = get_logger(__name__)
@@ -148,7 +148,9 @@ class Services:
             message = f"Auth0 refused to read this {ref.kind}: {remote.error.message}"
             return Checked({ids.BLOCK_HOOK: message}, None, remote.error.reason)
         errors, outcome = _name_errors(form.secret_name, kind, remote.names, target)
-        pending = self.workflow.open_request(ref.id, form.secret_name)
+        # A form that passes is checked for an open request where it is recorded (``submit``
+        # raises ``AlreadyOpen``): read here only to say so beside the other errors.
+        pending = self.workflow.open_request(ref.id, form.secret_name) if errors else None
         if pending is not None:
             errors[ids.BLOCK_SECRET_NAME] = answers.still_open(pending.id)
             outcome = "request_open"
@@ -182,7 +184,12 @@ class Services:
 
     def submit(self, draft: Draft, viewer: str = "") -> SecretRequest:
         """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
-        request = self.workflow.submit(draft)
+        try:
+            request = self.workflow.submit(draft)
+        except AlreadyOpen:
+            if viewer:  # the modal stays open with the error: keep what it shows fresh
+                self.prefetch.watch(draft.target_kind, draft.hook_id, viewer)
+            raise
         self.prefetch.unwatch(viewer)  # the modal closes with this ack
         return request
 

@@ -9,12 +9,25 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, event, exc, func, make_url, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    exc,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
@@ -28,6 +41,27 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATE_LOCK = 0x486F6F6B4D696772
 # Seconds to reach PostgreSQL: past it the database counts as down (Slack waits 3 s for us).
 CONNECT_TIMEOUT = 2
+# Built once: SQLAlchemy caches each statement's compiled form by its structure.
+REQUEST_COLUMNS = tuple(SecretRequest.__table__.columns)
+INSERT_REQUEST = insert(SecretRequest)
+INSERT_OUTBOX = insert(OutboxMessage)
+SECRET_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+OPEN_FOR = (
+    select(SecretRequest.id, SecretRequest.requester)
+    .where(
+        SecretRequest.hook_id == bindparam("hook_id"),
+        SecretRequest.secret_name == bindparam("secret_name"),
+        SecretRequest.state.in_(OPEN_STATES),
+    )
+    .limit(1)
+)
+
+
+class OpenRequest(NamedTuple):
+    """Who holds the open request for a hook secret."""
+
+    id: str
+    requester: str
 
 
 def new_request_id() -> str:
@@ -316,39 +350,43 @@ class Tx:
 
     def enqueue(self, messages: Sequence[Message], now: datetime) -> None:
         """Queue Slack messages in this transaction: they exist exactly if the change does."""
-        for message in messages:
-            self.session.add(
-                OutboxMessage(
-                    request_id=message.request_id,
-                    method=message.method,
-                    payload=message.payload(),
-                    state=OutboxState.QUEUED,
-                    attempts=0,
-                    due_at=now,
-                    created_at=now,
-                )
-            )
+        if messages:
+            rows = [
+                {
+                    "request_id": message.request_id,
+                    "method": message.method,
+                    "payload": message.payload(),
+                    "state": OutboxState.QUEUED,
+                    "attempts": 0,
+                    "due_at": now,
+                    "created_at": now,
+                }
+                for message in messages
+            ]
+            self.session.connection().execute(INSERT_OUTBOX, rows)
         self.enqueued += len(messages)
 
     def add(self, request: SecretRequest) -> None:
-        """Insert a new request."""
-        self.session.add(request)
-        self.session.flush()
+        """Insert a new request (a Core insert: the ORM's unit of work costs several times
+        more); ``request`` is then a detached copy of the row, every column set."""
+        state = request.__dict__
+        for column in REQUEST_COLUMNS:
+            if column.key not in state:
+                default = column.default
+                setattr(request, column.key, getattr(default, "arg", None))  # a scalar default
+        self.session.connection().execute(
+            INSERT_REQUEST, {column.key: state[column.key] for column in REQUEST_COLUMNS}
+        )
+        make_transient_to_detached(request)
 
-    def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+    def open_request_for(self, hook_id: str, secret_name: str) -> OpenRequest | None:
         """The open request for this hook secret, read once earlier writers of it committed
         (PostgreSQL: a lock per hook secret; SQLite's BEGIN IMMEDIATE serialises writers)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"hook-secret:{hook_id}/{secret_name}"},
-            )
-        query = select(SecretRequest).where(
-            SecretRequest.hook_id == hook_id,
-            SecretRequest.secret_name == secret_name,
-            SecretRequest.state.in_(OPEN_STATES),
-        )
-        return self.session.execute(query.limit(1)).scalar_one_or_none()
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(SECRET_LOCK, {"key": f"hook-secret:{hook_id}/{secret_name}"})
+        row = connection.execute(OPEN_FOR, {"hook_id": hook_id, "secret_name": secret_name}).first()
+        return OpenRequest(row[0], row[1]) if row is not None else None
 
     def transition(
         self,
