@@ -9,12 +9,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    BindParameter,
     Engine,
+    Integer,
+    String,
     bindparam,
     case,
     create_engine,
@@ -27,13 +30,23 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
 from bot.commits import GroupCommit
 from bot.domain import Provenance
-from bot.models import OPEN_STATES, AuditRecord, OutboxMessage, OutboxState, SecretRequest, State
+from bot.models import (
+    OPEN_STATES,
+    AuditRecord,
+    Base,
+    OutboxMessage,
+    OutboxState,
+    SecretRequest,
+    State,
+    UTCDateTime,
+)
 from bot.outbox import LAPSED, Message, Method
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -41,6 +54,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATE_LOCK = 0x486F6F6B4D696772
 # Seconds to reach PostgreSQL: past it the database counts as down (Slack waits 3 s for us).
 CONNECT_TIMEOUT = 2
+M = TypeVar("M", bound=Base)
 # Built once: SQLAlchemy caches each statement's compiled form by its structure.
 REQUEST_COLUMNS = tuple(SecretRequest.__table__.columns)
 INSERT_REQUEST = insert(SecretRequest)
@@ -55,6 +69,61 @@ OPEN_FOR = (
     )
     .limit(1)
 )
+
+
+def _deliverable(now: datetime | BindParameter[datetime]) -> Any:
+    """Queued, due, and not held by a live worker."""
+    return (
+        (OutboxMessage.state == OutboxState.QUEUED)
+        & (OutboxMessage.due_at <= now)
+        & (OutboxMessage.leased_until.is_(None) | (OutboxMessage.leased_until <= now))
+    )
+
+
+_NOW = bindparam("p_now", type_=UTCDateTime())
+GET_REQUEST = select(*SecretRequest.__table__.columns).where(SecretRequest.id == bindparam("p_id"))
+READY = (
+    select(OutboxMessage.id)
+    .where(_deliverable(_NOW))
+    .order_by(OutboxMessage.id)
+    .limit(bindparam("p_limit", type_=Integer()))
+)
+CLAIM = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("p_row"), _deliverable(_NOW))
+    .values(
+        leased_until=bindparam("p_until", type_=UTCDateTime()),
+        attempts=OutboxMessage.attempts + 1,
+        # A lease still set on a deliverable row lapsed mid-attempt (bot.outbox.LAPSED).
+        last_error=case(
+            (OutboxMessage.leased_until.is_not(None), LAPSED), else_=OutboxMessage.last_error
+        ),
+    )
+    .returning(*OutboxMessage.__table__.columns)
+)
+SENT = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("p_row"))
+    .values(
+        state=OutboxState.SENT,
+        sent_at=_NOW,
+        leased_until=None,
+        last_error=bindparam("p_note", type_=String()),
+    )
+    .returning(OutboxMessage.request_id)
+)
+APPROVAL_POSTED = (
+    update(SecretRequest)
+    .where(SecretRequest.id == bindparam("p_id"))
+    .values(approval_channel=bindparam("p_channel"), approval_ts=bindparam("p_ts"))
+)
+
+
+def _detached(model: type[M], row: Row[Any]) -> M:
+    """A row read with Core as the detached object a closed session would have left."""
+    instance = model(**row._asdict())
+    make_transient_to_detached(instance)
+    return instance
 
 
 class OpenRequest(NamedTuple):
@@ -153,9 +222,10 @@ class Store:
             return tx.audit(event)
 
     def get(self, request_id: str) -> SecretRequest | None:
-        """The request with this id, if any."""
-        with self._reads() as session:
-            return session.get(SecretRequest, request_id)
+        """The request with this id, if any (a detached copy, every column loaded)."""
+        with self._read_engine.connect() as connection:
+            row = connection.execute(GET_REQUEST, {"p_id": request_id}).first()
+        return _detached(SecretRequest, row) if row is not None else None
 
     def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
         """A pending or approved request for the same hook and secret name, if any."""
@@ -227,9 +297,8 @@ class Store:
 
     def outbox_ready(self, now: datetime, limit: int) -> Sequence[int]:
         """Ids of queued messages due now that nobody (alive) holds, oldest first."""
-        with self._reads() as session:
-            query = select(OutboxMessage.id).where(_deliverable(now)).order_by(OutboxMessage.id)
-            return list(session.execute(query.limit(limit)).scalars())
+        with self._read_engine.connect() as connection:
+            return list(connection.execute(READY, {"p_now": now, "p_limit": limit}).scalars())
 
     def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> OutboxMessage | None:
         """Take one message until ``until``; None when another worker has it or it is done.
@@ -237,18 +306,13 @@ class Store:
         A lease still set on a deliverable row lapsed: the worker that held it died (or hung)
         mid-attempt without settling it, so its ``last_error`` becomes ``LAPSED`` (every
         settlement clears the lease): that attempt's fate is unknown."""
-        lapsed = case(
-            (OutboxMessage.leased_until.is_not(None), LAPSED), else_=OutboxMessage.last_error
-        )
         with self._writes.member() as session:
-            result = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, _deliverable(now))
-                .values(leased_until=until, attempts=OutboxMessage.attempts + 1, last_error=lapsed)
+            claimed = (
+                session.connection()
+                .execute(CLAIM, {"p_row": row_id, "p_now": now, "p_until": until})
+                .first()
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-                return None
-            return session.get(OutboxMessage, row_id, populate_existing=True)
+        return _detached(OutboxMessage, claimed) if claimed is not None else None
 
     def outbox_done(
         self,
@@ -261,21 +325,14 @@ class Store:
         """Slack took the message: mark it sent, remember where an approval post landed and
         queue what follows it, all in one transaction."""
         with self.transaction() as tx:
-            row = tx.session.get(OutboxMessage, row_id)
-            if row is None:
+            connection = tx.session.connection()
+            sent = connection.execute(SENT, {"p_row": row_id, "p_now": now, "p_note": note})
+            request_id = sent.scalar()
+            if request_id is None:
                 return
-            row.state, row.sent_at, row.leased_until, row.last_error = (
-                OutboxState.SENT,
-                now,
-                None,
-                note,
-            )
             if approval is not None:
-                tx.session.execute(
-                    update(SecretRequest)
-                    .where(SecretRequest.id == row.request_id)
-                    .values(approval_channel=approval[0], approval_ts=approval[1])
-                )
+                where = {"p_id": request_id, "p_channel": approval[0], "p_ts": approval[1]}
+                connection.execute(APPROVAL_POSTED, where)
             tx.enqueue(then, now)
 
     def outbox_retry(
@@ -311,7 +368,7 @@ class Store:
         self, row_id: int, now: datetime | None, then: Sequence[Message], **values: Any
     ) -> None:
         with self.transaction() as tx:
-            tx.session.execute(
+            tx.session.connection().execute(
                 update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
             )
             if then and now is not None:
@@ -454,15 +511,6 @@ def _provenance(record: AuditRecord) -> Provenance:
     approved."""
     requester = json.loads(record.detail).get("requester") or record.actor
     return Provenance(record.event == "secret.added", requester, record.actor, record.timestamp)
-
-
-def _deliverable(now: datetime) -> Any:
-    """Queued, due, and not held by a live worker."""
-    return (
-        (OutboxMessage.state == OutboxState.QUEUED)
-        & (OutboxMessage.due_at <= now)
-        & (OutboxMessage.leased_until.is_(None) | (OutboxMessage.leased_until <= now))
-    )
 
 
 def sqlite_path(url: str) -> Path | None:
