@@ -102,9 +102,10 @@ def _services(settings: Settings, deps: Deps) -> Services:
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
     channel = settings.hook_secret_approval_channel
     workflow.messages = Notifier(channel, mention)
-    delivery = Delivery(deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered)
-    delivery.start()
     background = Background()
+    delivery = Delivery(deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered)
+    delivery.pause = background.requests.quiet_by
+    delivery.start()
     # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
     prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
     return Services(

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from bot.logs import get_logger
+from bot.yielding import InFlight
 
 log = get_logger(__name__)
 P = ParamSpec("P")
@@ -34,6 +35,8 @@ class Background:
         self.ui = _pool(16, "ui")
         self.lookups = _pool(8, "lookup")
         self.appliers = _pool(8, "apply")
+        # The requests this process is answering (HTTP mode counts them; see bot.yielding).
+        self.requests = InFlight()
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from bot.models import OutboxMessage, State
 from bot.outbox import Message, Method
 from bot.readback import CannotRead, earlier_copy, tag
 from bot.store import Store
+from bot.yielding import YIELD_FOR
 
 log = get_logger(__name__)
 # Channels the bot can't use until someone invites it: the approval post waits for that.
@@ -115,6 +117,8 @@ class Delivery:
         self._in_flight = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called before each message with the moment a pass stops yielding (bot.yielding).
+        self.pause: Callable[[float], None] = lambda _until: None
         store.on_enqueue = self._wake.set
 
     def start(self) -> None:
@@ -149,9 +153,13 @@ class Delivery:
     def deliver_due(self, batch: int = 50) -> int:
         """Send every message due now; how many were settled (sent, retried later or dead)."""
         settled = 0
+        yield_until = time.monotonic() + YIELD_FOR
         while True:
             now = self.now()
-            done = sum(self._take(row_id, now) for row_id in self.store.outbox_ready(now, batch))
+            done = 0
+            for row_id in self.store.outbox_ready(now, batch):
+                self.pause(yield_until)
+                done += self._take(row_id, now)
             settled += done
             if not done:
                 return settled

@@ -108,7 +108,13 @@ class Runtime:
 
     def wsgi(self, signing_secret: str) -> WSGIApp:
         """The WSGI application of HTTP mode."""
-        return wsgi_app(self.app, self.store, self.metrics, signing_secret=signing_secret)
+        return wsgi_app(
+            self.app,
+            self.store,
+            self.metrics,
+            signing_secret=signing_secret,
+            in_flight=self.services.background.requests,
+        )
 
     def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
         """Expire and reconcile now, then every ``interval`` seconds."""

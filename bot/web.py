@@ -19,6 +19,7 @@ from bot import outage, slack_body
 from bot.logs import get_logger
 from bot.metrics import Metrics
 from bot.store import Store
+from bot.yielding import InFlight
 
 log = get_logger(__name__)
 StartResponse = Callable[..., Any]
@@ -35,15 +36,25 @@ RECORDING = ("view_submission", "block_actions")
 RECENT = 1.0
 
 
-def wsgi_app(app: App, store: Store, metrics: Metrics, *, signing_secret: str) -> WSGIApp:
-    """Route ``/slack/events`` to Bolt, ``/healthz`` to the database check, ``/metrics``."""
+def wsgi_app(
+    app: App,
+    store: Store,
+    metrics: Metrics,
+    *,
+    signing_secret: str,
+    in_flight: InFlight | None = None,
+) -> WSGIApp:
+    """Route ``/slack/events`` to Bolt, ``/healthz`` to the database check, ``/metrics``;
+    Slack requests are counted in ``in_flight`` while answered (background work yields)."""
     health = Health(store.writable)
     slack = SlackEvents(app, SignatureVerifier(signing_secret), metrics, health)
+    counted = in_flight or InFlight()
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == EVENTS_PATH and method == "POST":
-            return slack(environ, start_response)
+            with counted.request():
+                return slack(environ, start_response)
         if path == "/healthz" and method == "GET":
             ok = health.ok()
             body = {"status": "ok"} if ok else {"status": "unavailable", "database": "down"}
