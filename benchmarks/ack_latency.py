@@ -92,10 +92,15 @@ class Run:
 
 
 def _background_done(env: Stack, kind: str) -> int:
-    """Work the bot finished after its acks: modals opened, or approval requests posted."""
+    """Work the bot finished after its acks: modals opened, or approval requests posted and
+    their requesters told where they wait (so that no level's work spills into the next)."""
     if kind == "slash command":
-        return sum(1 for c in env.slack.calls_to("views.open") if c.ok)
-    return len(env.slack.messages(APPROVALS))
+        return _ok_calls(env, "views.open")
+    return min(len(env.slack.messages(APPROVALS)), _ok_calls(env, "chat.postEphemeral"))
+
+
+def _ok_calls(env: Stack, method: str) -> int:
+    return sum(1 for c in env.slack.calls_to(method) if c.ok)
 
 
 def _wait_background(env: Stack, kind: str, before: int, sent: int, patience: float = 60) -> str:
