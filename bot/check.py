@@ -188,7 +188,7 @@ def _read_back(slack: WebClient) -> str:
         return "Slack did not list the token's scopes; see README, A post whose fate is unknown"
     missing = [s for s in READ_BACK_SCOPES if s not in {x.strip() for x in str(listed).split(",")}]
     if not missing:
-        return "on: a post a crash cut off is found in the channel, never posted twice"
+        return "on: a post a crash cut off is looked for before it is sent again"
     return (
         "off (optional): a post a crash cut off may show twice; grant "
         f"{', '.join(missing)} to avoid it (README, A post whose fate is unknown)"

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.logs import get_logger
 from bot.models import OutboxMessage, State
 from bot.outbox import Message, Method
-from bot.readback import CannotRead, earlier_copy, tag
+from bot.readback import CannotRead, ReadTooSlow, earlier_copy, tag
 from bot.store import Store
 from bot.yielding import YIELD_FOR
 
@@ -31,9 +31,13 @@ TRANSIENT = {
     "service_unavailable",
     "request_timeout",
 }
-# Failures that say Slack did not take a post: the next attempt needs no read-back. Anything
-# else (a lapsed lease, a timeout, a 5xx, ``fatal_error``) may have posted it.
+# Answers to a post that say Slack did not take it. Anything else (a timeout, a 5xx,
+# ``fatal_error``), like a worker dying mid-call, may have posted it.
 NOT_TAKEN = UNREACHABLE | {"ratelimited"}
+# A read-back gets this long, well inside the lease, so no other worker takes the row over
+# while this one is still looking.
+READ_WITHIN = 10.0
+READ_TIMEOUT = 5
 # An approval channel the bot is not in yet is tried again this often (as the old sweep did).
 REPOST_EVERY = 60.0
 
@@ -63,20 +67,31 @@ class Done:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Attempt:
-    """Which outbox row is being sent, and whether an earlier attempt may already have
-    posted it (then the post looks for that copy first)."""
+    """One attempt at an outbox row: the lease it holds, and since when the message may
+    already be in Slack (then a post looks for that copy first)."""
 
     row_id: int
-    queued_at: datetime
-    unsure: bool
+    began: datetime
+    held: datetime
+    unsure_since: datetime | None
+    cleared: bool = False  # a read-back found no earlier copy
+    posted: bool = False  # chat.postMessage was sent in this attempt
 
     @classmethod
-    def of(cls, row: OutboxMessage) -> Attempt:
-        """The attempt a freshly claimed row is making."""
-        unsure = row.attempts > 1 and row.last_error not in NOT_TAKEN
-        return cls(row.id, row.created_at, unsure)
+    def of(cls, row: OutboxMessage, held: datetime) -> Attempt:
+        """The attempt a freshly claimed row is making (its ``due_at`` is the claim time)."""
+        return cls(row.id, row.due_at, held, row.unsure_since)
+
+    def unsure_after(self, code: str) -> datetime | None:
+        """What the row's ``unsure_since`` becomes when this attempt fails with ``code``: an
+        earlier copy stays possible until a read-back found none, and a post of this attempt
+        whose answer did not say "not taken" may be in Slack too."""
+        earlier = None if self.cleared else self.unsure_since
+        if self.posted and code not in NOT_TAKEN:
+            return earlier or self.began
+        return earlier
 
 
 @dataclass(frozen=True)
@@ -168,46 +183,50 @@ class Delivery:
         with self._lock:
             self._in_flight += 1
         try:
-            row = self.store.outbox_claim(row_id, now, now + self.lease)
-            return row is not None and self._attempt(row)
+            held = now + self.lease
+            row = self.store.outbox_claim(row_id, now, held)
+            return row is not None and self._attempt(row, Attempt.of(row, held))
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _attempt(self, row: OutboxMessage) -> bool:
+    def _attempt(self, row: OutboxMessage, attempt: Attempt) -> bool:
         """One delivery attempt; False when it must wait for its approval post (not settled)."""
         message = Message.load(row.method, row.request_id, row.payload)
         try:
-            done = self._send(message, Attempt.of(row))
+            done = self._send(message, attempt)
         except Retry as retry:
             if retry.code == "waiting_for_post":
-                self.store.outbox_release(row.id)
+                self.store.outbox_release(row.id, attempt.held)
                 return False
-            return self._retry(row, message, retry)
+            return self._retry(row, attempt, message, retry)
         except Refused as refused:
-            return self._refused(row, message, refused.code)
-        self.store.outbox_done(row.id, self.now(), done.then, done.approval, done.note)
+            return self._refused(row, attempt, message, refused.code)
+        self.store.outbox_done(
+            row.id, attempt.held, self.now(), done.then, done.approval, done.note
+        )
         return True
 
-    def _retry(self, row: OutboxMessage, message: Message, retry: Retry) -> bool:
+    def _retry(self, row: OutboxMessage, attempt: Attempt, message: Message, retry: Retry) -> bool:
         now = self.now()
         due = now + timedelta(seconds=self.backoff.delay(row.attempts, retry.after))
         log.info("slack message will be retried", method=row.method, error=retry.code)
         then: list[Message] = []
         if retry.code in UNREACHABLE and row.attempts == 1 and message.unreachable:
             then = [_tell(message, message.unreachable)]
-        self.store.outbox_retry(row.id, now, due, retry.code, then)
+        unsure = attempt.unsure_after(retry.code)
+        self.store.outbox_retry(row.id, attempt.held, now, due, retry.code, then, unsure)
         return True
 
-    def _refused(self, row: OutboxMessage, message: Message, code: str) -> bool:
+    def _refused(self, row: OutboxMessage, attempt: Attempt, message: Message, code: str) -> bool:
         """A permanent error: fall back to a DM where there is one, else give up visibly."""
         if message.method is Method.TELL:
-            return self._rewrite(row, replace(message, method=Method.DM), code)
+            return self._rewrite(row, attempt, replace(message, method=Method.DM), code)
         if message.method is Method.CONFIRM:
             dm = Message(
                 Method.DM, message.request_id, user=message.user, text=message.fallback or ""
             )
-            return self._rewrite(row, dm, code)
+            return self._rewrite(row, attempt, dm, code)
         then: list[Message] = []
         if message.method is Method.POST_APPROVAL and message.user:
             then = [
@@ -220,12 +239,12 @@ class Delivery:
         log.error("slack message could not be delivered", method=row.method, error=code)
         if self.on_dead is not None:
             self.on_dead(row.method, code)
-        self.store.outbox_dead(row.id, self.now(), code, then)
+        self.store.outbox_dead(row.id, attempt.held, self.now(), code, then)
         return True
 
-    def _rewrite(self, row: OutboxMessage, message: Message, code: str) -> bool:
+    def _rewrite(self, row: OutboxMessage, attempt: Attempt, message: Message, code: str) -> bool:
         log.info("slack message falls back to a DM", method=row.method, error=code)
-        self.store.outbox_rewrite(row.id, message, self.now())
+        self.store.outbox_rewrite(row.id, attempt.held, message, self.now())
         return True
 
     def _send(self, message: Message, attempt: Attempt) -> Done:
@@ -283,11 +302,12 @@ class Delivery:
         """``chat.postMessage`` tagged with the row's metadata; when an earlier attempt may
         have posted it, the copy found in the channel instead."""
         channel = channel or message.channel or ""
-        if attempt.unsure:
-            ts = self._earlier_copy(channel, message, attempt)
+        if attempt.unsure_since is not None:
+            ts = self._earlier_copy(channel, message, attempt, attempt.unsure_since)
             if ts is not None:
                 log.info("found the copy an earlier attempt posted", method=message.method)
                 return {"channel": channel, "ts": ts}
+        attempt.posted = True
         return self._call(
             "chat_postMessage",
             channel=channel,
@@ -297,10 +317,16 @@ class Delivery:
             metadata=tag(message.request_id, attempt.row_id),
         )
 
-    def _earlier_copy(self, channel: str, message: Message, attempt: Attempt) -> str | None:
+    def _earlier_copy(
+        self, channel: str, message: Message, attempt: Attempt, since: datetime
+    ) -> str | None:
+        """The copy an earlier attempt posted, if this bot can read the channel back; a read
+        Slack can't answer now (429, 5xx, too slow) is retried later, still unsure."""
+        history = self._history()
+        deadline = time.monotonic() + READ_WITHIN
         try:
-            return earlier_copy(
-                self._history, channel, message.request_id, attempt.row_id, attempt.queued_at
+            found = earlier_copy(
+                history, channel, message.request_id, attempt.row_id, since, deadline
             )
         except CannotRead as cannot:
             log.info(
@@ -309,16 +335,36 @@ class Delivery:
                 error=cannot.code,
             )
             return None
+        except ReadTooSlow:
+            raise Retry("read_back_too_slow") from None
+        attempt.cleared = found is None
+        return found
 
-    def _history(self, **kwargs: Any) -> Any:
-        try:
-            return self._call("conversations_history", **kwargs)
-        except Refused as refused:
-            raise CannotRead(refused.code) from None
+    def _history(self) -> Callable[..., Any]:
+        """``conversations.history`` through a client that never sleeps inside the lease: a
+        429 comes back at once and the outbox waits out its Retry-After instead."""
+        client = WebClient(
+            token=self.client.token,
+            base_url=self.client.base_url,
+            timeout=READ_TIMEOUT,
+            retry_handlers=[],
+        )
+
+        def history(**kwargs: Any) -> Any:
+            try:
+                return self._call_on(client, "conversations_history", **kwargs)
+            except Refused as refused:
+                raise CannotRead(refused.code) from None
+
+        return history
 
     def _call(self, method: str, **kwargs: Any) -> Any:
+        return self._call_on(self.client, method, **kwargs)
+
+    @staticmethod
+    def _call_on(client: WebClient, method: str, **kwargs: Any) -> Any:
         try:
-            return getattr(self.client, method)(**kwargs)
+            return getattr(client, method)(**kwargs)
         except SlackApiError as error:
             raise _classified(error) from None
         except Exception as error:  # timeouts, refused connections: Slack may be back soon

@@ -123,6 +123,9 @@ class OutboxMessage(Base):
     # A worker holds the row until then; past it, another replica may take it over.
     leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set while an attempt may have posted the message (a worker died mid-call, an answer was
+    # lost): the start of the earliest such attempt, where a read-back looks from.
+    unsure_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

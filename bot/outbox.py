@@ -7,9 +7,6 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-# An outbox row's ``last_error`` once a worker's lease on it ran out mid-attempt.
-LAPSED = "lapsed"
-
 
 class Method(StrEnum):
     """How a message is delivered (each maps to one or two Slack Web API calls)."""

@@ -10,6 +10,7 @@ without it Slack answers ``missing_scope``, and the message is posted again (at 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +20,9 @@ from bot.logs import get_logger
 log = get_logger(__name__)
 
 EVENT_TYPE = "hook_secret_bot_message"
-# The optional bot scopes the read-back needs in channels (the manifest offers them commented).
-SCOPES = ("channels:history", "groups:history")
+# The optional bot scopes the read-back needs: public and private channels, and the direct
+# messages the bot sends (the manifest offers them commented out).
+SCOPES = ("channels:history", "groups:history", "im:history")
 # Slack's smallest page: non-Marketplace apps distributed commercially get at most 15 messages
 # per call (and one call a minute); everyone else accepts it too.
 PAGE = 15
@@ -46,8 +48,17 @@ class CannotRead(Exception):
         self.code = code
 
 
+class ReadTooSlow(Exception):
+    """The pages did not come back before the deadline: look again on the next attempt."""
+
+
 def earlier_copy(
-    history: Callable[..., Any], channel: str, request_id: str, outbox_id: int, since: datetime
+    history: Callable[..., Any],
+    channel: str,
+    request_id: str,
+    outbox_id: int,
+    since: datetime,
+    deadline: float | None = None,
 ) -> str | None:
     """The ``ts`` of this row's copy already in ``channel``, None when there is none.
 
@@ -57,6 +68,8 @@ def earlier_copy(
     oldest = f"{(since - SKEW).timestamp():.6f}"
     cursor: str | None = None
     for _ in range(PAGES):
+        if deadline is not None and time.monotonic() > deadline:
+            raise ReadTooSlow(channel)
         page = history(
             channel=channel,
             oldest=oldest,

@@ -47,7 +47,7 @@ from bot.models import (
     State,
     UTCDateTime,
 )
-from bot.outbox import LAPSED, Message, Method
+from bot.outbox import Message, Method
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any 64-bit number works: it only has to be the same in every replica.
@@ -94,21 +94,32 @@ CLAIM = (
     .values(
         leased_until=bindparam("p_until", type_=UTCDateTime()),
         attempts=OutboxMessage.attempts + 1,
-        # A lease still set on a deliverable row lapsed mid-attempt (bot.outbox.LAPSED).
-        last_error=case(
-            (OutboxMessage.leased_until.is_not(None), LAPSED), else_=OutboxMessage.last_error
+        # While held, due_at is when this attempt began. A lease still set on a deliverable
+        # row lapsed: its worker died mid-attempt, which began at the old due_at (SET reads
+        # the row as it was) and may have posted the message.
+        due_at=_NOW,
+        unsure_since=case(
+            (
+                OutboxMessage.leased_until.is_not(None),
+                func.coalesce(OutboxMessage.unsure_since, OutboxMessage.due_at),
+            ),
+            else_=OutboxMessage.unsure_since,
         ),
     )
     .returning(*OutboxMessage.__table__.columns)
 )
+# Settling a row needs the lease its worker took: one that lapsed and was taken over is not
+# the worker's to settle any more.
+_HELD = bindparam("p_held", type_=UTCDateTime())
 SENT = (
     update(OutboxMessage)
-    .where(OutboxMessage.id == bindparam("p_row"))
+    .where(OutboxMessage.id == bindparam("p_row"), OutboxMessage.leased_until == _HELD)
     .values(
         state=OutboxState.SENT,
         sent_at=_NOW,
         leased_until=None,
         last_error=bindparam("p_note", type_=String()),
+        unsure_since=None,
     )
     .returning(OutboxMessage.request_id)
 )
@@ -303,9 +314,9 @@ class Store:
     def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> OutboxMessage | None:
         """Take one message until ``until``; None when another worker has it or it is done.
 
-        A lease still set on a deliverable row lapsed: the worker that held it died (or hung)
-        mid-attempt without settling it, so its ``last_error`` becomes ``LAPSED`` (every
-        settlement clears the lease): that attempt's fate is unknown."""
+        Every settlement clears the lease, so one still set on a deliverable row lapsed: the
+        worker died (or hung) mid-attempt, and the row becomes ``unsure_since`` that attempt
+        began (the message may be in Slack already)."""
         with self._writes.member() as session:
             claimed = (
                 session.connection()
@@ -317,6 +328,7 @@ class Store:
     def outbox_done(
         self,
         row_id: int,
+        held: datetime,
         now: datetime,
         then: Sequence[Message] = (),
         approval: tuple[str, str] | None = None,
@@ -326,9 +338,10 @@ class Store:
         queue what follows it, all in one transaction."""
         with self.transaction() as tx:
             connection = tx.session.connection()
-            sent = connection.execute(SENT, {"p_row": row_id, "p_now": now, "p_note": note})
+            where = {"p_row": row_id, "p_held": held, "p_now": now, "p_note": note}
+            sent = connection.execute(SENT, where)
             request_id = sent.scalar()
-            if request_id is None:
+            if request_id is None:  # taken over after our lease lapsed: the other worker settles
                 return
             if approval is not None:
                 where = {"p_id": request_id, "p_channel": approval[0], "p_ts": approval[1]}
@@ -336,27 +349,47 @@ class Store:
             tx.enqueue(then, now)
 
     def outbox_retry(
-        self, row_id: int, now: datetime, due: datetime, error: str, then: Sequence[Message] = ()
+        self,
+        row_id: int,
+        held: datetime | None,
+        now: datetime,
+        due: datetime,
+        error: str,
+        then: Sequence[Message] = (),
+        unsure_since: datetime | None = None,
     ) -> None:
-        """Slack could not take it now: try again at ``due`` (what it implies is due now)."""
-        self._outbox_set(row_id, now, then, due_at=due, leased_until=None, last_error=error)
+        """Slack could not take it now: try again at ``due`` (what it implies is due now);
+        ``unsure_since`` says whether (since when) the message may be in Slack already."""
+        values = {"due_at": due, "last_error": error, "unsure_since": unsure_since}
+        self._outbox_set(row_id, held, now, then, leased_until=None, **values)
 
-    def outbox_release(self, row_id: int) -> None:
+    def outbox_release(self, row_id: int, held: datetime | None) -> None:
         """Give the message back untried (its approval post is still on its way)."""
-        self._outbox_set(row_id, None, (), leased_until=None, attempts=OutboxMessage.attempts - 1)
+        attempts = OutboxMessage.attempts - 1
+        self._outbox_set(row_id, held, None, (), leased_until=None, attempts=attempts)
 
-    def outbox_dead(self, row_id: int, now: datetime, error: str, then: Sequence[Message]) -> None:
+    def outbox_dead(
+        self,
+        row_id: int,
+        held: datetime | None,
+        now: datetime,
+        error: str,
+        then: Sequence[Message],
+    ) -> None:
         """A permanent error: stop trying, and queue whatever tells a person about it."""
-        self._outbox_set(
-            row_id, now, then, state=OutboxState.DEAD, leased_until=None, last_error=error
-        )
+        values = {"state": OutboxState.DEAD, "last_error": error}
+        self._outbox_set(row_id, held, now, then, leased_until=None, **values)
 
-    def outbox_rewrite(self, row_id: int, message: Message, now: datetime) -> None:
+    def outbox_rewrite(
+        self, row_id: int, held: datetime | None, message: Message, now: datetime
+    ) -> None:
         """Deliver the row differently from now on (a DM instead of the channel)."""
         self._outbox_set(
             row_id,
+            held,
             now,
             (),
+            unsure_since=None,
             method=message.method,
             payload=message.payload(),
             due_at=now,
@@ -365,13 +398,20 @@ class Store:
         )
 
     def _outbox_set(
-        self, row_id: int, now: datetime | None, then: Sequence[Message], **values: Any
+        self,
+        row_id: int,
+        held: datetime | None,
+        now: datetime | None,
+        then: Sequence[Message],
+        **values: Any,
     ) -> None:
+        """Update one row, if this worker still holds it (``held``: its lease; None: anyone)."""
+        query = update(OutboxMessage).where(OutboxMessage.id == row_id)
+        if held is not None:
+            query = query.where(OutboxMessage.leased_until == held)
         with self.transaction() as tx:
-            tx.session.connection().execute(
-                update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
-            )
-            if then and now is not None:
+            changed = tx.session.connection().execute(query.values(**values))
+            if then and now is not None and changed.rowcount == 1:
                 tx.enqueue(then, now)
 
     def outbox_posting(self, request_id: str) -> bool:

@@ -122,10 +122,10 @@ def test_the_optional_history_scopes_are_reported_on_or_off(tenant: Tenant) -> N
     status, printed = tenant.check()
     line = _line(printed, "slack read-back")
     assert status == 0 and line.startswith("ok") and "may show twice" in line
-    assert "channels:history, groups:history" in line
-    tenant.slack.grant("channels:history", "groups:history")
+    assert "channels:history, groups:history, im:history" in line
+    tenant.slack.grant("channels:history", "groups:history", "im:history")
     status, printed = tenant.check()
-    assert status == 0 and "never posted twice" in _line(printed, "slack read-back")
+    assert status == 0 and "looked for before" in _line(printed, "slack read-back")
 
 
 def test_a_missing_auth0_scope_is_named(tenant: Tenant) -> None:

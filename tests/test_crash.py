@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -220,6 +221,13 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
         assert _audit_verify(env, tmp_path) == 0
 
 
+def _confirmation_claimed(database: Path) -> bool:
+    """Whether a worker holds the confirmation's outbox row (it is about to post it)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        query = "SELECT count(*) FROM outbox WHERE method = 'confirm' AND leased_until IS NOT NULL"
+        return bool(db.execute(query).fetchone()[0])
+
+
 def _has_buttons(message: dict[str, Any]) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks", []))
 
@@ -248,15 +256,15 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
             slack.slow("chat.postMessage", 3.0)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: bool(auth0.secrets(hook_id)), 10)
-            time.sleep(1.0)  # the confirmation is in Slack's hands
+            _wait(lambda: _confirmation_claimed(tmp_path / "bot.db"), 15)
+            time.sleep(0.5)  # its post is in Slack's hands (Slack takes 3 s to answer)
             _kill(first)
         _wait(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
         slack.slow("chat.postMessage", 0.0)
         env = {**env, "PORT": str(free_port())}
         with running(env, tmp_path / "second") as second:
             looked = _wait(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
-            assert looked <= 45  # the 30 s outbox lease, then the next poll
+            assert looked <= RECOVERY  # the 30 s outbox lease, then the next poll
             time.sleep(1.5)  # a second copy would have been posted by now
             assert len(confirmations(slack, "MID_CONFIRM")) == 1
             assert len(secret_posts(auth0)) == 1

@@ -162,7 +162,7 @@ def _optional_scopes() -> set[str]:
 def test_the_optional_history_scopes_are_offered_commented_out() -> None:
     """The read-back of a post a crash cut off works only with the history scopes, which the
     manifest offers commented out; uncommented, the manifest is still valid."""
-    assert _optional_scopes() == {"channels:history", "groups:history"}
+    assert _optional_scopes() == {"channels:history", "groups:history", "im:history"}
     spec = json.loads((METHODS / "conversations.history.json").read_text())
     assert _optional_scopes() <= set(spec["scope"]["bot"])
     uncommented = yaml.safe_load(

@@ -68,7 +68,8 @@ class World:
 
 
 @contextmanager
-def world(db_url: str, *scopes: str) -> Iterator[World]:
+def world(db_url: str, *scopes: str, queued_ago: float = 0.0) -> Iterator[World]:
+    """A confirmation queued ``queued_ago`` seconds ago (Slack's clock is the real one)."""
     with SlackStandIn(bot_token=TOKEN) as slack:
         slack.add_user(REQUESTER, "rita")
         slack.add_channel(ORIGIN, "platform")
@@ -80,7 +81,7 @@ def world(db_url: str, *scopes: str) -> Iterator[World]:
         delivery = Delivery(WebClient(token=TOKEN, base_url=slack.api_url), store, clock)
         with store.transaction() as tx:
             message = Message(Method.CONFIRM, "hsr_1", channel=ORIGIN, text=CONFIRMATION)
-            tx.enqueue([message], clock())
+            tx.enqueue([message], clock() - timedelta(seconds=queued_ago))
         try:
             yield World(slack, store, delivery, clock)
         finally:
@@ -148,7 +149,7 @@ def test_the_approval_post_found_again_keeps_its_ts_for_the_update(db_url: str) 
     """The approval request found by its metadata gives the request its ts, so the update once
     decided edits that one message."""
     with world(db_url, *HISTORY) as w:
-        w.store.outbox_dead(1, w.clock(), "test_setup", ())  # only the approval post here
+        w.store.outbox_dead(1, None, w.clock(), "test_setup", ())  # only the approval post here
         with w.store.transaction() as tx:
             tx.session.add(_pending("hsr_2", w.clock()))
             tx.enqueue(
@@ -227,3 +228,43 @@ def test_the_standin_pages_newest_first_and_shows_metadata_only_when_asked() -> 
         with pytest.raises(SlackApiError) as error:
             client.conversations_history(channel="C0OUTSIDE")
         assert error.value.response["error"] == "not_in_channel"
+
+
+def test_a_read_back_slack_rate_limits_leaves_the_row_unsure_never_posted_blind(
+    db_url: str,
+) -> None:
+    """A 429 on conversations.history (commercial non-Marketplace apps get one call a minute)
+    is waited out, the row still unsure: the next attempt reads again and finds the copy. The
+    read looks from the dead attempt's start, not from when the row was queued an hour before."""
+    with world(db_url, *HISTORY, queued_ago=3600) as w:  # a database outage held it, say
+        crashed_at = w.clock()
+        w.die_mid_post()
+        w.slack.ratelimit_next("conversations.history", 1, retry_after=30)
+        w.delivery.deliver_due()
+        assert w.confirmations() == [CONFIRMATION]
+        w.clock.advance(31)
+        w.delivery.deliver_due()
+        assert w.confirmations() == [CONFIRMATION]
+        limited, read = w.slack.calls_to("conversations.history")
+        assert limited.status == 429 and read.ok
+        assert float(read.args["oldest"]) >= (crashed_at - timedelta(minutes=2)).timestamp() - 1
+        assert w.store.outbox_counts() == {OutboxState.SENT: 1}
+
+
+def test_a_worker_whose_lease_was_taken_over_settles_nothing(db_url: str) -> None:
+    """Worker A's lease lapses and B takes the row over: A's late "sent" or "retry" changes
+    nothing (B's attempt decides), and B's is recorded."""
+    with world(db_url) as w:
+        (row_id,) = w.store.outbox_ready(w.clock(), 10)
+        held_a = w.clock() + w.delivery.lease
+        assert w.store.outbox_claim(row_id, w.clock(), held_a) is not None
+        w.clock.advance(w.delivery.lease.total_seconds() + 1)
+        held_b = w.clock() + w.delivery.lease
+        taken = w.store.outbox_claim(row_id, w.clock(), held_b)
+        assert taken is not None and taken.unsure_since is not None  # A may have posted
+        w.store.outbox_retry(row_id, held_a, w.clock(), w.clock(), "too_late")
+        w.store.outbox_done(row_id, held_a, w.clock())
+        assert w.store.outbox_counts() == {OutboxState.QUEUED: 1}
+        assert w.store.outbox_ready(w.clock(), 10) == []  # still B's
+        w.store.outbox_done(row_id, held_b, w.clock())
+        assert w.store.outbox_counts() == {OutboxState.SENT: 1}
