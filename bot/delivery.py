@@ -303,7 +303,7 @@ class Delivery:
         have posted it, the copy found in the channel instead."""
         channel = channel or message.channel or ""
         if attempt.unsure_since is not None:
-            ts = self._earlier_copy(channel, message, attempt, attempt.unsure_since)
+            ts = self._earlier_copy(channel, message, attempt)
             if ts is not None:
                 log.info("found the copy an earlier attempt posted", method=message.method)
                 return {"channel": channel, "ts": ts}
@@ -317,11 +317,12 @@ class Delivery:
             metadata=tag(message.request_id, attempt.row_id),
         )
 
-    def _earlier_copy(
-        self, channel: str, message: Message, attempt: Attempt, since: datetime
-    ) -> str | None:
+    def _earlier_copy(self, channel: str, message: Message, attempt: Attempt) -> str | None:
         """The copy an earlier attempt posted, if this bot can read the channel back; a read
         Slack can't answer now (429, 5xx, too slow) is retried later, still unsure."""
+        since = attempt.unsure_since
+        if since is None:  # nothing may be in Slack yet: there is nothing to look for
+            return None
         history = self._history()
         deadline = time.monotonic() + READ_WITHIN
         try:

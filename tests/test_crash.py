@@ -187,14 +187,7 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
         workspace(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
-        with running(env, tmp_path / "first") as first:
-            slack.slow("chat.postMessage", 3.0)
-            with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
-                submit_form(slack, driver, hook_id, name="MID_POST", value=VALUE)
-            time.sleep(1.0)  # the post is in Slack's hands
-            _kill(first)
-        stale = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
-        slack.slow("chat.postMessage", 0.0)
+        stale, first = _kill_mid_approval_post(slack, env, tmp_path, hook_id, "MID_POST")
         env = {**env, "PORT": str(free_port())}
         with (
             running(env, tmp_path / "second") as second,
@@ -221,11 +214,28 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
         assert _audit_verify(env, tmp_path) == 0
 
 
-def _confirmation_claimed(database: Path) -> bool:
-    """Whether a worker holds the confirmation's outbox row (it is about to post it)."""
+def _kill_mid_approval_post(
+    slack: SlackStandIn, env: dict[str, str], workdir: Path, hook_id: str, name: str
+) -> tuple[dict[str, Any], BotProcess]:
+    """Submit a request and SIGKILL the bot while Slack (3 s per post) is taking its approval
+    post; the copy Slack kept anyway, and the dead process."""
+    with running(env, workdir / "first") as first:
+        slack.slow("chat.postMessage", 3.0)
+        with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
+            submit_form(slack, driver, hook_id, name=name, value=VALUE)
+        _wait(lambda: _claimed(workdir / "bot.db", "post_approval"), 15)
+        time.sleep(0.5)  # the post is in Slack's hands
+        _kill(first)
+    kept = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
+    slack.slow("chat.postMessage", 0.0)
+    return kept, first
+
+
+def _claimed(database: Path, method: str) -> bool:
+    """Whether a worker holds an outbox row of ``method`` (it is about to send it)."""
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        query = "SELECT count(*) FROM outbox WHERE method = 'confirm' AND leased_until IS NOT NULL"
-        return bool(db.execute(query).fetchone()[0])
+        query = "SELECT count(*) FROM outbox WHERE method = ? AND leased_until IS NOT NULL"
+        return bool(db.execute(query, (method,)).fetchone()[0])
 
 
 def _has_buttons(message: dict[str, Any]) -> bool:
@@ -256,7 +266,7 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
             slack.slow("chat.postMessage", 3.0)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: _confirmation_claimed(tmp_path / "bot.db"), 15)
+            _wait(lambda: _claimed(tmp_path / "bot.db", "confirm"), 15)
             time.sleep(0.5)  # its post is in Slack's hands (Slack takes 3 s to answer)
             _kill(first)
         _wait(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
@@ -286,14 +296,7 @@ def test_sigkill_mid_approval_post_leaves_one_message_when_history_is_readable(
         slack.grant(*HISTORY_SCOPES)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
-        with running(env, tmp_path / "first") as first:
-            slack.slow("chat.postMessage", 3.0)
-            with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
-                submit_form(slack, driver, hook_id, name="MID_POST_READ", value=VALUE)
-            time.sleep(1.0)  # the post is in Slack's hands
-            _kill(first)
-        only = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
-        slack.slow("chat.postMessage", 0.0)
+        only, first = _kill_mid_approval_post(slack, env, tmp_path, hook_id, "MID_POST_READ")
         env = {**env, "PORT": str(free_port())}
         with (
             running(env, tmp_path / "second") as second,
