@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,14 +30,15 @@ class _Batch:
 
 
 class GroupCommit:
-    """Writers take turns in one open transaction, each inside a savepoint, and the last of a
-    run commits for all of them.
+    """Writers take turns in one open transaction, each after the first inside a savepoint,
+    and the last of a run commits for all of them.
 
     A durable commit costs an fsync (about 7 ms on a shared disk), and every write goes through
     one writer (the audit hash chain; SQLite allows one anyway). So a writer that finds others
     waiting leaves its work in the open transaction for the next one, and returns only once
     a later member committed it: one fsync for a batch. A member whose work fails rolls back
-    to its savepoint; the others' work stays. If the commit fails, every member of the batch
+    to its savepoint (the first, the whole transaction, which holds only its work); the
+    others' work stays. If the commit fails, every member of the batch
     gets the error: nothing was made durable for any of them.
     """
 
@@ -60,13 +61,21 @@ class GroupCommit:
         with self._count:
             self._waiting -= 1
         batch = self._join()
+        # The first member holds nobody else's work: its failure rolls the whole transaction
+        # back, and the lone writer (the common case) saves a savepoint's two statements.
+        first = batch.members == 1
         try:
-            with batch.session.begin_nested():
+            with nullcontext() if first else batch.session.begin_nested():
                 yield batch.session
-            if on_commit is not None:
-                batch.committed.append(on_commit)
-        finally:
-            self._leave(batch)
+        except BaseException:
+            if first:
+                self._discard(batch)
+            else:
+                self._leave(batch)
+            raise
+        if on_commit is not None:
+            batch.committed.append(on_commit)
+        self._leave(batch)
         batch.done.wait()
         if batch.error is not None:
             raise batch.error
@@ -83,6 +92,15 @@ class GroupCommit:
             self._batch = _Batch(session)
         self._batch.members += 1
         return self._batch
+
+    def _discard(self, batch: _Batch) -> None:
+        """Roll back a batch whose first member failed, and pass the turn on."""
+        try:
+            self._batch = None
+            batch.session.close()
+        finally:
+            batch.done.set()
+            self._turn.release()
 
     def _leave(self, batch: _Batch) -> None:
         """Hand the open transaction to the next writer, or commit it for the whole batch."""

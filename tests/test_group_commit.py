@@ -120,3 +120,27 @@ def test_a_failed_write_raises_to_its_writer_and_the_store_keeps_working(db_url:
     with store.session() as session:
         assert audit.verify(session).checked == 1
     store.close()
+
+
+def test_a_lone_writer_that_fails_leaves_nothing_and_the_chain_goes_on(db_url: str) -> None:
+    """The first writer of a transaction needs no savepoint: its failure after writing a
+    request and an audit record rolls both back, and the next writer starts afresh."""
+    store, printed = _store(db_url)
+    request = _request("API_KEY")
+
+    def write_then_fail() -> None:
+        with store.transaction() as tx:
+            tx.add(request)
+            tx.audit(AuditEvent("request.submitted", request_id=request.id))
+            raise Refused
+
+    with pytest.raises(Refused):
+        write_then_fail()
+    assert store.get(request.id) is None
+    with store.transaction() as tx:
+        tx.audit(AuditEvent("request.denied", actor="U1"))
+    with store.session() as session:
+        assert audit.verify(session).checked == 1
+    assert "request.submitted" not in printed.getvalue()
+    assert printed.getvalue().count("request.denied") == 1
+    store.close()
