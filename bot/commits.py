@@ -67,6 +67,7 @@ class GroupCommit:
         try:
             with nullcontext() if first else batch.session.begin_nested():
                 yield batch.session
+                batch.session.flush()  # ORM objects added, as a savepoint's release would
         except BaseException:
             if first:
                 self._discard(batch)

@@ -144,3 +144,15 @@ def test_a_lone_writer_that_fails_leaves_nothing_and_the_chain_goes_on(db_url: s
     assert "request.submitted" not in printed.getvalue()
     assert printed.getvalue().count("request.denied") == 1
     store.close()
+
+
+def test_objects_a_lone_writer_adds_through_the_session_are_stored(db_url: str) -> None:
+    """A writer may add ORM objects to its session: they are flushed and committed like the
+    savepoint of a later writer would have them."""
+    store, _ = _store(db_url)
+    request = _request("API_KEY")
+    with store.transaction() as tx:
+        tx.session.add(request)
+    stored = store.get(request.id)
+    assert stored is not None and stored.secret_name == "API_KEY"
+    store.close()
