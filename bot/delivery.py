@@ -12,9 +12,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Row
 
 from bot.logs import get_logger
-from bot.models import OutboxMessage, State
+from bot.models import State
 from bot.outbox import Message, Method
 from bot.readback import CannotRead, ReadTooSlow, earlier_copy, tag
 from bot.store import Store
@@ -80,7 +81,7 @@ class Attempt:
     posted: bool = False  # chat.postMessage was sent in this attempt
 
     @classmethod
-    def of(cls, row: OutboxMessage, held: datetime) -> Attempt:
+    def of(cls, row: Row[Any], held: datetime) -> Attempt:
         """The attempt a freshly claimed row is making (its ``due_at`` is the claim time)."""
         return cls(row.id, row.due_at, held, row.unsure_since)
 
@@ -190,7 +191,7 @@ class Delivery:
             with self._lock:
                 self._in_flight -= 1
 
-    def _attempt(self, row: OutboxMessage, attempt: Attempt) -> bool:
+    def _attempt(self, row: Row[Any], attempt: Attempt) -> bool:
         """One delivery attempt; False when it must wait for its approval post (not settled)."""
         message = Message.load(row.method, row.request_id, row.payload)
         try:
@@ -207,7 +208,7 @@ class Delivery:
         )
         return True
 
-    def _retry(self, row: OutboxMessage, attempt: Attempt, message: Message, retry: Retry) -> bool:
+    def _retry(self, row: Row[Any], attempt: Attempt, message: Message, retry: Retry) -> bool:
         now = self.now()
         due = now + timedelta(seconds=self.backoff.delay(row.attempts, retry.after))
         log.info("slack message will be retried", method=row.method, error=retry.code)
@@ -218,7 +219,7 @@ class Delivery:
         self.store.outbox_retry(row.id, attempt.held, now, due, retry.code, then, unsure)
         return True
 
-    def _refused(self, row: OutboxMessage, attempt: Attempt, message: Message, code: str) -> bool:
+    def _refused(self, row: Row[Any], attempt: Attempt, message: Message, code: str) -> bool:
         """A permanent error: fall back to a DM where there is one, else give up visibly."""
         if message.method is Method.TELL:
             return self._rewrite(row, attempt, replace(message, method=Method.DM), code)
@@ -242,7 +243,7 @@ class Delivery:
         self.store.outbox_dead(row.id, attempt.held, self.now(), code, then)
         return True
 
-    def _rewrite(self, row: OutboxMessage, attempt: Attempt, message: Message, code: str) -> bool:
+    def _rewrite(self, row: Row[Any], attempt: Attempt, message: Message, code: str) -> bool:
         log.info("slack message falls back to a DM", method=row.method, error=code)
         self.store.outbox_rewrite(row.id, attempt.held, message, self.now())
         return True

@@ -311,8 +311,9 @@ class Store:
         with self._read_engine.connect() as connection:
             return list(connection.execute(READY, {"p_now": now, "p_limit": limit}).scalars())
 
-    def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> OutboxMessage | None:
-        """Take one message until ``until``; None when another worker has it or it is done.
+    def outbox_claim(self, row_id: int, now: datetime, until: datetime) -> Row[Any] | None:
+        """Take one message until ``until``: its row (the outbox's columns, read only), or
+        None when another worker has it or it is done.
 
         Every settlement clears the lease, so one still set on a deliverable row lapsed: the
         worker died (or hung) mid-attempt, and the row becomes ``unsure_since`` that attempt
@@ -323,7 +324,7 @@ class Store:
                 .execute(CLAIM, {"p_row": row_id, "p_now": now, "p_until": until})
                 .first()
             )
-        return _detached(OutboxMessage, claimed) if claimed is not None else None
+        return claimed
 
     def outbox_done(
         self,
