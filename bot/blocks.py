@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import datetime
 from typing import Any
 
@@ -178,6 +180,28 @@ def request_modal(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The request form: hook, secret name, value (not for remove) and reason."""
+    if hook is None and notice is None:
+        # What a slash command opens differs only in its metadata: built with the models
+        # (which check Slack's limits) once per shape, each copy a fresh dict.
+        view: dict[str, Any] = json.loads(_blank_form(kind, require_reason, secret_name))
+        view["private_metadata"] = private_metadata
+        return view
+    return _request_view(kind, private_metadata, require_reason, hook, secret_name, notice)
+
+
+@functools.lru_cache(maxsize=64)
+def _blank_form(kind: Kind, require_reason: bool, secret_name: str | None) -> str:
+    return json.dumps(_request_view(kind, "", require_reason, None, secret_name, None))
+
+
+def _request_view(
+    kind: Kind,
+    private_metadata: str,
+    require_reason: bool,
+    hook: Hook | Described | None,
+    secret_name: str | None,
+    notice: str | None,
+) -> dict[str, Any]:
     blocks: list[Block] = [_note(notice)] if notice else []
     blocks += _request_inputs(kind, require_reason, hook, secret_name)
     submit = "Request" if require_reason else VERB[kind].capitalize()

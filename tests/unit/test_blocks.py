@@ -67,6 +67,29 @@ def test_request_modal_has_the_contract_blocks(kind: Kind, require_reason: bool)
     )
 
 
+def test_request_modal_copies_are_their_own_and_carry_their_metadata() -> None:
+    """The slash command's form is built once per shape: each call gets a fresh copy with
+    its own metadata and the secret name typed in the command; changing one changes none."""
+    first = blocks.request_modal(Kind.ADD, private_metadata='{"channel":"C1"}', require_reason=True)
+    first["blocks"].clear()
+    second = blocks.request_modal(
+        Kind.ADD, private_metadata='{"channel":"C2"}', require_reason=True, secret_name="API_KEY"
+    )
+    third = blocks.request_modal(Kind.ADD, private_metadata='{"channel":"C3"}', require_reason=True)
+    assert validate_view(second) == [] and validate_view(third) == []
+    assert (second["private_metadata"], third["private_metadata"]) == (
+        '{"channel":"C2"}',
+        '{"channel":"C3"}',
+    )
+    assert input_ids(third) == input_ids(second) != []
+    name = next(b for b in second["blocks"] if b["block_id"] == ids.BLOCK_SECRET_NAME)
+    assert name["element"]["initial_value"] == "API_KEY"
+    assert (
+        "initial_value"
+        not in next(b for b in third["blocks"] if b["block_id"] == ids.BLOCK_SECRET_NAME)["element"]
+    )
+
+
 def test_request_modal_prefills_hook_name_and_notice() -> None:
     """A named hook and secret pre-fill the form; a notice comes first as a context line."""
     view = blocks.request_modal(
