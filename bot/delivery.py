@@ -203,9 +203,13 @@ class Delivery:
             return self._retry(row, attempt, message, retry)
         except Refused as refused:
             return self._refused(row, attempt, message, refused.code)
-        self.store.outbox_done(
-            row.id, attempt.held, self.now(), done.then, done.approval, done.note
+        now = self.now()
+        held = now + self.lease
+        following = self.store.outbox_done(
+            row.id, attempt.held, now, done.then, done.approval, done.note, held
         )
+        for claimed in following:  # claimed in that transaction: sent now, no claim of its own
+            self._attempt(claimed, Attempt.of(claimed, held))
         return True
 
     def _retry(self, row: Row[Any], attempt: Attempt, message: Message, retry: Retry) -> bool:

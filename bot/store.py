@@ -59,6 +59,7 @@ M = TypeVar("M", bound=Base)
 REQUEST_COLUMNS = tuple(SecretRequest.__table__.columns)
 INSERT_REQUEST = insert(SecretRequest)
 INSERT_OUTBOX = insert(OutboxMessage)
+INSERT_HELD = insert(OutboxMessage).returning(*OutboxMessage.__table__.columns)
 SECRET_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 OPEN_FOR = (
     select(SecretRequest.id, SecretRequest.requester)
@@ -334,20 +335,26 @@ class Store:
         then: Sequence[Message] = (),
         approval: tuple[str, str] | None = None,
         note: str | None = None,
-    ) -> None:
+        hold_until: datetime | None = None,
+    ) -> list[Row[Any]]:
         """Slack took the message: mark it sent, remember where an approval post landed and
-        queue what follows it, all in one transaction."""
+        queue what follows it, all in one transaction. With ``hold_until``, what follows is
+        queued already claimed by this worker until then, and its rows are returned (the
+        worker sends them next, without a claim of their own)."""
         with self.transaction() as tx:
             connection = tx.session.connection()
             where = {"p_row": row_id, "p_held": held, "p_now": now, "p_note": note}
             sent = connection.execute(SENT, where)
             request_id = sent.scalar()
             if request_id is None:  # taken over after our lease lapsed: the other worker settles
-                return
+                return []
             if approval is not None:
                 where = {"p_id": request_id, "p_channel": approval[0], "p_ts": approval[1]}
                 connection.execute(APPROVAL_POSTED, where)
+            if hold_until is not None:
+                return tx.enqueue_held(then, now, hold_until)
             tx.enqueue(then, now)
+        return []
 
     def outbox_retry(
         self,
@@ -432,6 +439,19 @@ class Store:
             return {str(state): int(n) for state, n in session.execute(query)}
 
 
+def _queued(message: Message, now: datetime) -> dict[str, Any]:
+    """An outbox row for ``message``, due now."""
+    return {
+        "request_id": message.request_id,
+        "method": message.method,
+        "payload": message.payload(),
+        "state": OutboxState.QUEUED,
+        "attempts": 0,
+        "due_at": now,
+        "created_at": now,
+    }
+
+
 class Tx:
     """One open transaction: request writes and the audit records that go with them."""
 
@@ -449,20 +469,21 @@ class Tx:
     def enqueue(self, messages: Sequence[Message], now: datetime) -> None:
         """Queue Slack messages in this transaction: they exist exactly if the change does."""
         if messages:
-            rows = [
-                {
-                    "request_id": message.request_id,
-                    "method": message.method,
-                    "payload": message.payload(),
-                    "state": OutboxState.QUEUED,
-                    "attempts": 0,
-                    "due_at": now,
-                    "created_at": now,
-                }
-                for message in messages
-            ]
+            rows = [_queued(message, now) for message in messages]
             self.session.connection().execute(INSERT_OUTBOX, rows)
         self.enqueued += len(messages)
+
+    def enqueue_held(
+        self, messages: Sequence[Message], now: datetime, until: datetime
+    ) -> list[Row[Any]]:
+        """Queue messages claimed by the caller until ``until``, as its claim would have left
+        them (nobody is woken: the caller sends them); their rows."""
+        connection = self.session.connection()
+        held = {"leased_until": until, "attempts": 1}
+        return [
+            connection.execute(INSERT_HELD, _queued(message, now) | held).one()
+            for message in messages
+        ]
 
     def add(self, request: SecretRequest) -> None:
         """Insert a new request (a Core insert: the ORM's unit of work costs several times

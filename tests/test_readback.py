@@ -268,3 +268,68 @@ def test_a_worker_whose_lease_was_taken_over_settles_nothing(db_url: str) -> Non
         assert w.store.outbox_ready(w.clock(), 10) == []  # still B's
         w.store.outbox_done(row_id, held_b, w.clock())
         assert w.store.outbox_counts() == {OutboxState.SENT: 1}
+
+
+def _approval_with_note(w: World) -> None:
+    """Only an approval post queued, whose landing is followed by a note to the requester."""
+    w.store.outbox_dead(1, None, w.clock(), "test_setup", ())
+    with w.store.transaction() as tx:
+        tx.session.add(_pending("hsr_2", w.clock()))
+        post = Message(
+            Method.POST_APPROVAL,
+            "hsr_2",
+            channel=APPROVALS,
+            user=REQUESTER,
+            origin=ORIGIN,
+            text="hi",
+            then="Your request waits in #secret-approvals.",
+        )
+        tx.enqueue([post], w.clock())
+
+
+def test_the_note_after_an_approval_post_is_claimed_with_the_post_s_sent_mark(
+    db_url: str,
+) -> None:
+    """The note that follows a landed approval post is queued already held by the worker in
+    the transaction that marks the post sent, and sent right after without a claim of its own."""
+    with world(db_url) as w:
+        _approval_with_note(w)
+        claimed: list[int] = []
+        claim = w.store.outbox_claim
+
+        def counted(row_id: int, *args: datetime) -> object:
+            claimed.append(row_id)
+            return claim(row_id, *args)
+
+        w.store.outbox_claim = counted  # type: ignore[assignment, method-assign]
+        w.delivery.deliver_due()
+        assert len(w.slack.messages(APPROVALS)) == 1
+        notes = [e["text"] for e in w.slack.ephemerals(REQUESTER)]
+        assert notes == ["Your request waits in #secret-approvals."]
+        assert len(claimed) == 1  # the post's claim; the note needed none
+        assert w.store.outbox_counts() == {"dead": 1, "sent": 2}
+
+
+def test_a_note_held_by_a_worker_that_died_is_sent_once_its_lease_lapses(db_url: str) -> None:
+    """A worker that marked the post sent (and took its note) dies before sending the note:
+    nobody else takes it while the lease holds; after that the next pass sends it once."""
+    with world(db_url) as w:
+        _approval_with_note(w)
+        (row_id,) = w.store.outbox_ready(w.clock(), 10)
+        held = w.clock() + w.delivery.lease
+        assert w.store.outbox_claim(row_id, w.clock(), held) is not None
+        note = Message(
+            Method.TELL, "hsr_2", channel=ORIGIN, user=REQUESTER, text="Your request waits."
+        )
+        taken = w.store.outbox_done(
+            row_id, held, w.clock(), [note], (APPROVALS, "1.000001"), None, held
+        )
+        assert [row.method for row in taken] == [Method.TELL]
+        assert w.store.outbox_ready(w.clock(), 10) == []  # held by the dead worker
+        w.delivery.deliver_due()
+        assert w.slack.ephemerals(REQUESTER) == []
+        w.clock.advance(w.delivery.lease.total_seconds() + 1)
+        w.delivery.deliver_due()
+        w.delivery.deliver_due()
+        assert [e["text"] for e in w.slack.ephemerals(REQUESTER)] == ["Your request waits."]
+        assert w.store.outbox_counts() == {"dead": 1, "sent": 2}
