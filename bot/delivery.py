@@ -135,6 +135,7 @@ class Delivery:
         self._thread: threading.Thread | None = None
         # Called before each message with the moment a pass stops yielding (bot.yielding).
         self.pause: Callable[[float], None] = lambda _until: None
+        self._yield_until = 0.0  # when the current pass stops yielding (time.monotonic)
         store.on_enqueue = self._wake.set
 
     def start(self) -> None:
@@ -169,13 +170,14 @@ class Delivery:
     def deliver_due(self, batch: int = 50) -> int:
         """Send every message due now; how many were settled (sent, retried later or dead)."""
         settled = 0
-        yield_until = time.monotonic() + YIELD_FOR
+        self._yield_until = time.monotonic() + YIELD_FOR
         while True:
-            now = self.now()
+            # Even the look for due rows waits: the commit that woke this pass is a request's.
+            self.pause(self._yield_until)
             done = 0
-            for row_id in self.store.outbox_ready(now, batch):
-                self.pause(yield_until)
-                done += self._take(row_id, now)
+            for row_id in self.store.outbox_ready(self.now(), batch):
+                self.pause(self._yield_until)
+                done += self._take(row_id, self.now())
             settled += done
             if not done:
                 return settled
@@ -209,6 +211,7 @@ class Delivery:
             row.id, attempt.held, now, done.then, done.approval, done.note, held
         )
         for claimed in following:  # claimed in that transaction: sent now, no claim of its own
+            self.pause(self._yield_until)
             self._attempt(claimed, Attempt.of(claimed, held))
         return True
 
