@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import Stack, machine, run_load, stack, worker_pid
+from benchmarks.common import Stack, machine, py_spy, run_load, stack, worker_pid
 
 RATE = 500  # samples per second
 OURS = re.compile(r"[(/]bot/(?!sandbox/)")  # a frame in the bot's package, not its stand-ins
@@ -81,11 +78,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
-    # Installed beside this interpreter (a venv's bin) or anywhere on PATH.
-    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.defpath}")
-    spy = spy or shutil.which("py-spy")
-    if spy is None:
-        raise SystemExit("py-spy is not installed: pip install py-spy")
+    spy = py_spy()
     with stack() as env:
         bot = env.start_bot()
         try:
