@@ -115,14 +115,16 @@ class GroupCommit:
             if not hand_over:
                 self._batch = None
                 try:
-                    batch.session.commit()
-                except BaseException as error:
-                    batch.error = error  # close() below rolls back what is left
+                    try:
+                        batch.session.commit()
+                    except BaseException as error:
+                        batch.error = error  # close() below rolls back what is left
+                    finally:
+                        batch.session.close()
+                    if batch.error is None:
+                        _run_all(batch.committed)
                 finally:
-                    batch.session.close()
-                if batch.error is None:
-                    _run_all(batch.committed)
-                batch.done.set()
+                    batch.done.set()  # whatever happened, no member waits for ever
         finally:
             self._turn.release()
 

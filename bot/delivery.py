@@ -182,19 +182,21 @@ class Delivery:
             if not done:
                 return settled
 
-    def _take(self, row_id: int, now: datetime) -> bool:
+    def _take(self, row_id: int, now: datetime) -> int:
+        """Claim and attempt one row; how many rows that settled (with what it sent next)."""
         with self._lock:
             self._in_flight += 1
         try:
             held = now + self.lease
             row = self.store.outbox_claim(row_id, now, held)
-            return row is not None and self._attempt(row, Attempt.of(row, held))
+            return 0 if row is None else self._attempt(row, Attempt.of(row, held))
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _attempt(self, row: Row[Any], attempt: Attempt) -> bool:
-        """One delivery attempt; False when it must wait for its approval post (not settled)."""
+    def _attempt(self, row: Row[Any], attempt: Attempt) -> int:
+        """One delivery attempt; how many rows it settled: none when it must wait for its
+        approval post, more than one when what follows it was sent too."""
         message = Message.load(row.method, row.request_id, row.payload)
         try:
             done = self._send(message, attempt)
@@ -210,10 +212,11 @@ class Delivery:
         following = self.store.outbox_done(
             row.id, attempt.held, now, done.then, done.approval, done.note, held
         )
+        settled = 1
         for claimed in following:  # claimed in that transaction: sent now, no claim of its own
             self.pause(self._yield_until)
-            self._attempt(claimed, Attempt.of(claimed, held))
-        return True
+            settled += self._attempt(claimed, Attempt.of(claimed, held))
+        return settled
 
     def _retry(self, row: Row[Any], attempt: Attempt, message: Message, retry: Retry) -> bool:
         now = self.now()

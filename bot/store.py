@@ -477,7 +477,9 @@ class Tx:
         self, messages: Sequence[Message], now: datetime, until: datetime
     ) -> list[Row[Any]]:
         """Queue messages claimed by the caller until ``until``, as its claim would have left
-        them (nobody is woken: the caller sends them); their rows."""
+        them (nobody is woken: the caller sends them); their rows. If the caller dies first,
+        the lease lapses and the next claim takes them as unsure (maybe posted): free for an
+        ephemeral note, a history read (or a repost without the scopes) for a post."""
         connection = self.session.connection()
         held = {"leased_until": until, "attempts": 1}
         return [

@@ -302,7 +302,7 @@ def test_the_note_after_an_approval_post_is_claimed_with_the_post_s_sent_mark(
             return claim(row_id, *args)
 
         w.store.outbox_claim = counted  # type: ignore[assignment, method-assign]
-        w.delivery.deliver_due()
+        assert w.delivery.deliver_due() == 2  # the post and its note, both settled
         assert len(w.slack.messages(APPROVALS)) == 1
         notes = [e["text"] for e in w.slack.ephemerals(REQUESTER)]
         assert notes == ["Your request waits in #secret-approvals."]
