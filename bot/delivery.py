@@ -210,7 +210,7 @@ class Delivery:
         now = self.now()
         held = now + self.lease
         following = self.store.outbox_done(
-            row.id, attempt.held, now, done.then, done.approval, done.note, held
+            row.id, attempt.held, now, done.then, done.approval, done.note, hold_until=held
         )
         settled = 1
         for claimed in following:  # claimed in that transaction: sent now, no claim of its own

@@ -335,12 +335,13 @@ class Store:
         then: Sequence[Message] = (),
         approval: tuple[str, str] | None = None,
         note: str | None = None,
-        hold_until: datetime | None = None,
+        *,
+        hold_until: datetime,
     ) -> list[Row[Any]]:
         """Slack took the message: mark it sent, remember where an approval post landed and
-        queue what follows it, all in one transaction. With ``hold_until``, what follows is
-        queued already claimed by this worker until then, and its rows are returned (the
-        worker sends them next, without a claim of their own)."""
+        queue what follows it, all in one transaction. What follows is queued already claimed
+        by this worker until ``hold_until``, and its rows are returned (the worker sends them
+        next, without a claim of their own)."""
         with self.transaction() as tx:
             connection = tx.session.connection()
             where = {"p_row": row_id, "p_held": held, "p_now": now, "p_note": note}
@@ -351,10 +352,7 @@ class Store:
             if approval is not None:
                 where = {"p_id": request_id, "p_channel": approval[0], "p_ts": approval[1]}
                 connection.execute(APPROVAL_POSTED, where)
-            if hold_until is not None:
-                return tx.enqueue_held(then, now, hold_until)
-            tx.enqueue(then, now)
-        return []
+            return tx.enqueue_held(then, now, hold_until)
 
     def outbox_retry(
         self,

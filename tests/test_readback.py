@@ -263,10 +263,10 @@ def test_a_worker_whose_lease_was_taken_over_settles_nothing(db_url: str) -> Non
         taken = w.store.outbox_claim(row_id, w.clock(), held_b)
         assert taken is not None and taken.unsure_since is not None  # A may have posted
         w.store.outbox_retry(row_id, held_a, w.clock(), w.clock(), "too_late")
-        w.store.outbox_done(row_id, held_a, w.clock())
+        w.store.outbox_done(row_id, held_a, w.clock(), hold_until=held_a)
         assert w.store.outbox_counts() == {OutboxState.QUEUED: 1}
         assert w.store.outbox_ready(w.clock(), 10) == []  # still B's
-        w.store.outbox_done(row_id, held_b, w.clock())
+        w.store.outbox_done(row_id, held_b, w.clock(), hold_until=held_b)
         assert w.store.outbox_counts() == {OutboxState.SENT: 1}
 
 
@@ -322,7 +322,7 @@ def test_a_note_held_by_a_worker_that_died_is_sent_once_its_lease_lapses(db_url:
             Method.TELL, "hsr_2", channel=ORIGIN, user=REQUESTER, text="Your request waits."
         )
         taken = w.store.outbox_done(
-            row_id, held, w.clock(), [note], (APPROVALS, "1.000001"), None, held
+            row_id, held, w.clock(), [note], (APPROVALS, "1.000001"), hold_until=held
         )
         assert [row.method for row in taken] == [Method.TELL]
         assert w.store.outbox_ready(w.clock(), 10) == []  # held by the dead worker
