@@ -131,6 +131,7 @@ class Delivery:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._taken = 0  # claims begun so far: idle() sees one that began during its look
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Called before each message with the moment a pass stops yielding (bot.yielding).
@@ -152,11 +153,18 @@ class Delivery:
 
     def idle(self) -> bool:
         """Whether nothing is due now and nothing is in this process's hands (later retries,
-        and rows a dead process still holds until its lease lapses, don't count)."""
+        and rows a dead process still holds until its lease lapses, don't count).
+
+        A row found but not claimed yet is due; one claimed while the look ran is not, so a
+        claim begun meanwhile (between the in-flight check and the query) means not idle."""
         with self._lock:
             if self._in_flight:
                 return False
-        return not self.store.outbox_ready(self.now(), 1)
+            taken = self._taken
+        if self.store.outbox_ready(self.now(), 1):
+            return False
+        with self._lock:
+            return not self._in_flight and self._taken == taken
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -186,6 +194,7 @@ class Delivery:
         """Claim and attempt one row; how many rows that settled (with what it sent next)."""
         with self._lock:
             self._in_flight += 1
+            self._taken += 1
         try:
             held = now + self.lease
             row = self.store.outbox_claim(row_id, now, held)

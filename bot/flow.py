@@ -240,7 +240,9 @@ class Services:
                 return False
             if not self.prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
                 return False
-            if delivery.idle() and self.background.idle():
+            # Work that finishes while the outbox is looked at may have queued a message:
+            # idle only if nothing ran on either side of that look.
+            if self.background.idle() and delivery.idle() and self.background.idle():
                 return True
             time.sleep(0.01)
         return False
