@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from slack_sdk import WebClient
 
 from bot.delivery import Delivery
@@ -20,7 +21,9 @@ TOKEN = "xoxb-idle-test-token"
 TEXT = "Secret `API_KEY` was added to hook `h1`."
 
 
-def test_a_claim_made_while_idle_looks_for_due_rows_is_not_idle(db_url: str) -> None:
+def test_a_claim_made_while_idle_looks_for_due_rows_is_not_idle(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The worker has found a due row and is about to claim it when ``idle()`` starts: it
     sees nothing in flight, then the claim lands before its query runs, which finds no row
     free. Before the fix that read as idle, and a drain went on while the post was still
@@ -58,17 +61,17 @@ def test_a_claim_made_while_idle_looks_for_due_rows_is_not_idle(db_url: str) -> 
             return real_ready(*args)
 
         delivery.pause = pause
-        store.outbox_claim = claim  # type: ignore[method-assign]
+        monkeypatch.setattr(store, "outbox_claim", claim)
         worker = threading.Thread(target=delivery.deliver_due)
         worker.start()
         try:
             assert found.wait(5)
-            store.outbox_ready = ready_once_claimed  # type: ignore[method-assign]
+            monkeypatch.setattr(store, "outbox_ready", ready_once_claimed)
             assert not delivery.idle()
         finally:
             go.set()
             worker.join(10)
-            store.outbox_ready = real_ready  # type: ignore[method-assign]
+            monkeypatch.setattr(store, "outbox_ready", real_ready)
         assert delivery.idle()
         assert [m["text"] for m in slack.messages(ORIGIN)] == [TEXT]
         assert store.outbox_counts() == {OutboxState.SENT: 1}
