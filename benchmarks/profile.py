@@ -1,13 +1,16 @@
 """Where the bot's worker spends CPU on a kind of request: py-spy samples, top entries.
 
     python -m benchmarks.profile [--kind submission|command] [--requests N] [--warmup N]
+        [--within FUNCTION] [--raw FILE]
 
 Starts ``hook-secret-bot run`` (gunicorn, SQLite), sends ``--warmup`` requests (so that caches
 and the log redactor are as full as in a long-running bot), then samples the worker with
 py-spy (``pip install py-spy``; not a project dependency) while one client sends
 ``--requests`` more back to back, and prints the functions with the most samples: on the
 CPU themselves (own) and with their callees (total). Only threads holding the GIL are
-sampled: this is where the worker's CPU goes, not where it waits.
+sampled: this is where the worker's CPU goes, not where it waits. ``--within`` keeps only the
+samples whose stack holds a function of that name (``BoundedWorker.handle``: the ack path);
+percentages are then of those samples.
 """
 
 from __future__ import annotations
@@ -49,12 +52,14 @@ class Profile:
     ours: set[str] = field(default_factory=set)  # frames of the bot's own modules
 
     @classmethod
-    def read(cls, collapsed: Path) -> Profile:
+    def read(cls, collapsed: Path, within: str | None = None) -> Profile:
         profile = cls()
         for line in collapsed.read_text().splitlines():
             stack_text, _, weight = line.rpartition(" ")
             raw = stack_text.split(";")
             frames = [_frame(f) for f in raw]
+            if within and not any(f.split(" ", 1)[0] == within for f in frames):
+                continue
             n = int(weight)
             profile.samples += n
             profile.own[frames[-1]] += n
@@ -77,6 +82,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--within", help="only samples under this function name")
+    parser.add_argument("--raw", help="also write py-spy's collapsed stacks to this file")
     args = parser.parse_args()
     spy = py_spy()
     with stack() as env:
@@ -107,7 +114,9 @@ def main() -> None:
             sampler.wait(30)
         finally:
             bot.stop()
-        profile = Profile.read(out)
+        profile = Profile.read(out, args.within)
+        if args.raw:
+            Path(args.raw).write_text(out.read_text())
     print(f"Machine: {machine()}")
     per_request = profile.samples / RATE / len(result["latencies"]) * 1000
     print(
