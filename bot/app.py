@@ -101,9 +101,12 @@ def _services(settings: Settings, deps: Deps) -> Services:
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
     channel = settings.hook_secret_approval_channel
-    workflow.messages = Notifier(channel, mention)
+    notifier = Notifier(channel, mention)
+    workflow.messages = notifier
     background = Background()
-    delivery = Delivery(deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered)
+    delivery = Delivery(
+        deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered, approval=notifier.approval
+    )
     delivery.pause = background.requests.quiet_by
     delivery.start()
     # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.

@@ -14,8 +14,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Row
 
+from bot.blocks import approval_message
 from bot.logs import get_logger
-from bot.models import State
+from bot.models import SecretRequest, State
 from bot.outbox import Message, Method
 from bot.readback import CannotRead, ReadTooSlow, earlier_copy, tag
 from bot.store import Store
@@ -119,8 +120,11 @@ class Delivery:
         now: Callable[[], datetime],
         *,
         on_dead: Callable[[str, str], None] | None = None,
+        approval: Callable[[SecretRequest], tuple[str, list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.client = client
+        # Renders an approval post queued without its text (Notifier.approval).
+        self.approval = approval or (lambda request: approval_message(request, None))
         self.store = store
         self.now = now
         self.on_dead = on_dead
@@ -287,6 +291,9 @@ class Delivery:
         request = self.store.get(message.request_id)
         if request is None or request.state != State.PENDING:
             return Done(note="decided_before_posted")  # nobody needs buttons any more
+        if not message.text:  # queued to be rendered now, from the request as it is stored
+            text, body = self.approval(request)
+            message = replace(message, text=text, blocks=body)
         try:
             posted = self._post(message, attempt)
         except Refused as refused:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot import blocks
 from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.blocks import esc, shown
@@ -24,10 +26,11 @@ class Notifier:
         self.mention = mention
 
     def submitted(self, request: SecretRequest) -> list[Message]:
-        """Post the approval request; once it lands, tell the requester where it waits."""
+        """Post the approval request; once it lands, tell the requester where it waits. The
+        post itself is rendered when it is sent (``approval``), from the request as stored:
+        the ack that queues it does not pay for the blocks."""
         if self.approval_channel is None:
             return []
-        text, body = blocks.approval_message(request, self.mention)
         return [
             Message(
                 Method.POST_APPROVAL,
@@ -35,12 +38,14 @@ class Notifier:
                 channel=self.approval_channel,
                 user=request.requester,
                 origin=request.origin_channel,
-                text=text,
-                blocks=body,
                 then=self._waiting(request, f"<#{self.approval_channel}>"),
                 unreachable=self._waiting(request, COULD_NOT_POST),
             )
         ]
+
+    def approval(self, request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
+        """The approval request's text and blocks, with Approve and Reject buttons."""
+        return blocks.approval_message(request, self.mention)
 
     def _waiting(self, request: SecretRequest, where: str) -> str:
         return (
