@@ -241,8 +241,10 @@ class Services:
             if not self.prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
                 return False
             # Work that finishes while the outbox is looked at may have queued a message:
-            # idle only if nothing ran on either side of that look.
-            if self.background.idle() and delivery.idle() and self.background.idle():
+            # idle only if nothing ran on either side of that look (a refresh read may have
+            # started since the wait above, too).
+            background = self.background
+            if background.idle() and delivery.idle() and background.idle() and self.prefetch.idle():
                 return True
             time.sleep(0.01)
         return False

@@ -70,6 +70,8 @@ class Prefetch(Generic[D]):
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, _Entry[D]] = OrderedDict()
+        # Reads a forget() left running: still under way, so still waited for when idling.
+        self._orphans: set[Future[Snapshot[D]]] = set()
         self._stop = threading.Event()
         if not refresh_in_background:  # the caller runs refresh_due() itself
             self._stop.set()
@@ -114,14 +116,16 @@ class Prefetch(Generic[D]):
 
     def read(self, kind: TargetKind, target_id: str) -> Future[Snapshot[D]]:
         """The read of this target under way, or a new one; its result is cached."""
-        key = (kind, target_id)
         with self._lock:
-            entry = self._entry(key)
-            if entry.inflight is not None and self._reading(entry):
-                return entry.inflight
-            generation = entry.generation
-            future = self._executor.submit(self._fetch, key, generation)
-            entry.inflight = future
+            return self._start((kind, target_id))
+
+    def _start(self, key: Key) -> Future[Snapshot[D]]:
+        """``read`` with the lock held."""
+        entry = self._entry(key)
+        if entry.inflight is not None and self._reading(entry):
+            return entry.inflight
+        future = self._executor.submit(self._fetch, key, entry.generation)
+        entry.inflight = future
         return future
 
     def forget(self, kind: TargetKind, target_id: str) -> None:
@@ -131,6 +135,8 @@ class Prefetch(Generic[D]):
             entry = self._entries.get((kind, target_id))
             if entry is None:
                 return
+            if entry.inflight is not None and not entry.inflight.done():
+                self._orphans.add(entry.inflight)
             entry.snapshot, entry.inflight = None, None
             entry.generation += 1
             watched = self._watched(entry, self._clock())
@@ -150,8 +156,9 @@ class Prefetch(Generic[D]):
                 if self._watched(entry, now)
                 and not (self._reading(entry) or self._within(entry, self.refresh_every))
             ]
-        for kind, target_id in due:
-            self.read(kind, target_id)
+            # Started under the lock: a modal closed meanwhile is not read again after it.
+            for key in due:
+                self._start(key)
         return len(due)
 
     def close(self) -> None:
@@ -160,17 +167,27 @@ class Prefetch(Generic[D]):
         if self._refresher is not None:
             self._refresher.join(timeout=5)
 
+    def idle(self) -> bool:
+        """Whether no read is under way right now."""
+        with self._lock:
+            return not self._under_way()
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until the reads under way (and any they were replaced by) have finished."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                pending = [e.inflight for e in self._entries.values() if e.inflight is not None]
-            pending = [f for f in pending if not f.done()]
+                pending = self._under_way()
             if not pending:
                 return True
             wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         return False
+
+    def _under_way(self) -> list[Future[Snapshot[D]]]:
+        """The reads not finished yet (with the lock held); finished orphans are dropped."""
+        self._orphans = {f for f in self._orphans if not f.done()}
+        current = [e.inflight for e in self._entries.values() if e.inflight is not None]
+        return [f for f in current if not f.done()] + list(self._orphans)
 
     def _fetch(self, key: Key, generation: int) -> Snapshot[D]:
         try:

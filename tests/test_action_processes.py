@@ -171,8 +171,8 @@ def kill_tree(pid: int) -> None:
     victims = [pid]
     for parent in victims:  # grows while walking: children, then theirs
         for task in Path(f"/proc/{parent}/task").glob("*"):
-            children = (task / "children").read_text().split()
-            victims.extend(int(child) for child in children)
+            with contextlib.suppress(OSError):  # a thread that ended since the listing
+                victims.extend(int(child) for child in (task / "children").read_text().split())
     for victim in reversed(victims):
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)

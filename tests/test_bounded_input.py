@@ -145,7 +145,7 @@ def test_a_signed_1_mb_slash_command_is_answered_at_once(served: Served) -> None
     body = urlencode(fields).encode()
     assert len(body) < MAX_BODY
     ack = served.driver.post_signed(body)
-    assert ack.status == 200 and ack.elapsed < 1.0
+    assert ack.status == 200 and ack.elapsed < 3.0  # Slack's deadline
     assert "did not run that" in ack.text and "xxxx" not in ack.text
     served.still_serves()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -151,10 +150,11 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         with running(env, tmp_path / "first") as first:
-            slack.fail_for("chat.postMessage", 2.0)  # the first process can't post before dying
+            slack.fail_for("chat.postMessage", 60.0)  # the first process can't post before dying
             with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
                 submit_form(slack, driver, hook_id, name="AFTER_SUBMIT", value=VALUE)
             _kill(first)
+            slack.fail_for("chat.postMessage", 0.0)  # Slack is back for the next process
         env = {**env, "PORT": str(free_port())}
         with (
             running(env, tmp_path / "second") as second,
@@ -223,19 +223,11 @@ def _kill_mid_approval_post(
         slack.slow("chat.postMessage", 3.0)
         with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
             submit_form(slack, driver, hook_id, name=name, value=VALUE)
-        _wait(lambda: _claimed(workdir / "bot.db", "post_approval"), 15)
-        time.sleep(0.5)  # the post is in Slack's hands
+        slack.wait_for_arrival("chat.postMessage", timeout=15)  # the post is in Slack's hands
         _kill(first)
     kept = slack.wait_for_message(APPROVALS, timeout=10)  # Slack finished it anyway
     slack.slow("chat.postMessage", 0.0)
     return kept, first
-
-
-def _claimed(database: Path, method: str) -> bool:
-    """Whether a worker holds an outbox row of ``method`` (it is about to send it)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        query = "SELECT count(*) FROM outbox WHERE method = ? AND leased_until IS NOT NULL"
-        return bool(db.execute(query, (method,)).fetchone()[0])
 
 
 def _has_buttons(message: dict[str, Any]) -> bool:
@@ -266,8 +258,9 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
             slack.slow("chat.postMessage", 3.0)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: _claimed(tmp_path / "bot.db", "confirm"), 15)
-            time.sleep(0.5)  # its post is in Slack's hands (Slack takes 3 s to answer)
+            posts = len(slack.calls_to("chat.postMessage"))  # the approval post so far
+            # Its post is in Slack's hands (Slack takes 3 s to answer).
+            slack.wait_for_arrival("chat.postMessage", count=posts + 1, timeout=15)
             _kill(first)
         _wait(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
         slack.slow("chat.postMessage", 0.0)

@@ -86,6 +86,7 @@ class Workspace:
         # method -> (until, HTTP status, Retry-After): an outage window per method.
         self._outages: dict[str, tuple[float, int, int]] = {}
         self._delays: dict[str, float] = {}  # method -> seconds each call takes
+        self._arrived: dict[str, int] = {}  # method -> calls that reached it, answered or not
         self._seq = itertools.count(1)
 
         self._base_url = ""  # set by the server once it listens
@@ -391,8 +392,21 @@ class Workspace:
         with self._cond:
             self._delays[method] = seconds
 
+    def wait_for_arrival(self, method: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` calls to ``method`` have reached Slack in all (answered or
+        not yet: a slowed call is in Slack's hands from here on)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._arrived.get(method, 0) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{count} call(s) to {method} did not arrive in {timeout}s")
+                self._cond.wait(left)
+
     def _delay(self, method: str) -> None:
         with self._cond:
+            self._arrived[method] = self._arrived.get(method, 0) + 1
+            self._cond.notify_all()
             seconds = self._delays.get(method, 0.0)
         if seconds > 0:
             time.sleep(seconds)

@@ -223,3 +223,19 @@ def test_each_lookup_is_counted_as_a_hit_or_a_miss(pool: ThreadPoolExecutor) -> 
     clock.now += 61
     assert prefetch.fresh(HOOK, "h1") is None
     assert heard == ["miss", "hit", "miss"]
+
+
+def test_a_read_a_change_made_stale_is_still_waited_for(pool: ThreadPoolExecutor) -> None:
+    """The bot changes a target while its names are being read: the cache drops that read,
+    yet waiting for idle still waits for it (it is an Auth0 call under way)."""
+    tenant, clock = Tenant(), Clock()
+    prefetch = Prefetch(tenant.read, pool, clock=clock, refresh_in_background=False)
+    tenant.gate.clear()  # Auth0 holds the read
+    prefetch.read(HOOK, "h1")
+    prefetch.forget(HOOK, "h1")  # nobody watches it: nothing is read again
+    assert not prefetch.idle()
+    assert not prefetch.wait_idle(0.2)
+    tenant.gate.set()
+    assert prefetch.wait_idle(5) and prefetch.idle()
+    assert prefetch.fresh(HOOK, "h1") is None  # what the stale read returned is not trusted
+    prefetch.close()

@@ -322,8 +322,15 @@ def test_a_running_apply_renews_its_claim_and_says_when_it_is_slow(w: World) -> 
     def slow_apply(change: Change) -> None:
         for _ in range(3):
             w.clock.advance(seconds=APPLY_LEASE.total_seconds() - 1)
-            time.sleep(0.2)
+            deadline = time.monotonic() + 5  # the 0.05 s heartbeat renews to the clock's time
             row = w.store.get(request.id)
+            while (
+                row is not None
+                and row.apply_started_at != w.clock()
+                and (time.monotonic() < deadline)
+            ):
+                time.sleep(0.02)
+                row = w.store.get(request.id)
             seen.append(row.apply_started_at if row else None)
             assert w.workflow.reconcile() == []  # renewed: nobody else takes it over
         w.target.secrets["h1"][change.name] = "x"
