@@ -135,6 +135,7 @@ class Prefetch(Generic[D]):
             entry = self._entries.get((kind, target_id))
             if entry is None:
                 return
+            self._orphans = {f for f in self._orphans if not f.done()}  # bounded: running ones
             if entry.inflight is not None and not entry.inflight.done():
                 self._orphans.add(entry.inflight)
             entry.snapshot, entry.inflight = None, None
