@@ -33,6 +33,8 @@ from bot.text import one_line
 
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
+# Slack's limit on a section block's text.
+SECTION_TEXT_MAX = 3000
 # Slack shows at most 100 options, each label at most 75 characters.
 MAX_OPTIONS = 100
 LABEL_MAX = 75
@@ -277,7 +279,30 @@ def _facts(request: SecretRequest) -> str:
 def _typed(label: str, text: str) -> SectionBlock:
     """What a person typed, in a block of its own: plain text (no mrkdwn is live), one line
     (no forged lines), invisible and direction-changing characters shown as code points."""
-    return SectionBlock(text=PlainTextObject(text=f"{label}: {shown(text)}", emoji=False))
+    return SectionBlock(text=PlainTextObject(text=_fitted(f"{label}: ", text), emoji=False))
+
+
+def fits_typed(label: str, text: str) -> bool:
+    """Whether ``text`` shown under ``label`` fits a section whole (each invisible character
+    takes eight, ``<`` four): the forms refuse what doesn't."""
+    return len(label) + 2 + len(shown(text)) <= SECTION_TEXT_MAX
+
+
+def _fitted(prefix: str, text: str) -> str:
+    """``prefix`` and ``text`` as shown, cut and marked "…" past a section's limit: a message
+    Slack would refuse is never built, whatever got past the forms (a stored request)."""
+    room = SECTION_TEXT_MAX - len(prefix)
+    out = shown(text)
+    if len(out) <= room:
+        return prefix + out
+    low, high = 0, len(text)  # the longest beginning that fits with its "…": between these
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(shown(text[:middle])) + 1 <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return prefix + shown(text[:low]) + "…"
 
 
 def _summary(request: SecretRequest, head: str = "") -> list[Block]:

@@ -10,12 +10,17 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import ids
+from bot.blocks import fits_typed
 from bot.domain import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
 from bot.targets.base import ACTION_PREFIX, TargetRef
 
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
+TOO_LONG_SHOWN = (
+    "Too long once shown in Slack (an invisible character is shown as 8 characters, "
+    "< > and & as 4 or 5): shorten it."
+)
 VALUE_ECHO_MIN = 6
 VALUE_ECHOED = (
     "This contains the secret value, and this field is shown in Slack and kept in the audit "
@@ -127,6 +132,8 @@ def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str
         errors[ids.BLOCK_REASON] = f"At most {REASON_MAX} characters."
     elif "\x00" in form.reason:
         errors[ids.BLOCK_REASON] = NUL_IN_TEXT
+    elif not fits_typed("Reason", form.reason):
+        errors[ids.BLOCK_REASON] = TOO_LONG_SHOWN
     errors.update(_value_elsewhere(form))
     return errors
 
@@ -142,7 +149,11 @@ def _value_elsewhere(form: RequestForm) -> dict[str, str]:
 
 def comment_problem(comment: str | None) -> str | None:
     """Why a decision comment can't be recorded, or None."""
-    return NUL_IN_TEXT if comment is not None and "\x00" in comment else None
+    if comment is None:
+        return None
+    if "\x00" in comment:
+        return NUL_IN_TEXT
+    return None if fits_typed("Comment", comment) else TOO_LONG_SHOWN
 
 
 def value_problem(value: SecretStr | None) -> str | None:

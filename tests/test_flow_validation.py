@@ -54,6 +54,8 @@ def _assert_nothing_stored(bot: Bot, block: str) -> None:
         ({"value": "_VALUE_NOT_SHOWN_"}, ids.BLOCK_SECRET_VALUE, "placeholder"),
         ({"reason": None}, ids.BLOCK_REASON, "why"),
         ({"reason": "   "}, ids.BLOCK_REASON, "why"),
+        # 1,000 characters, within the field's limit, but 4,000 once escaped for Slack.
+        ({"reason": "<" * 1000}, ids.BLOCK_REASON, "once shown in Slack"),
         ({"hook": {"selected_option": None}}, ids.BLOCK_HOOK, "Choose a hook"),
     ],
 )

@@ -246,3 +246,15 @@ def test_usage_names_every_subcommand() -> None:
     """Usage lists add, update, remove, list and help."""
     for sub in ("add", "update", "remove", "list", "help"):
         assert f"`{sub}" in blocks.USAGE
+
+
+@pytest.mark.parametrize("reason", ["<" * 1000, "\u200b" * 1000, "x" * 5000])
+def test_a_stored_reason_slack_could_not_show_whole_is_cut_and_marked(reason: str) -> None:
+    """The forms refuse such a reason; one stored anyway (an older bot's) still gives an
+    approval post and a decided message Slack takes: cut within 3,000 characters, marked."""
+    for _, body in (
+        blocks.approval_message(request(reason=reason), None),
+        blocks.decided_message(request(reason=reason), "Expired", comment=reason),
+    ):
+        typed = [b["text"]["text"] for b in body if b["type"] == "section"][1:]
+        assert typed and all(len(t) <= 3000 and t.endswith("…") for t in typed)

@@ -12,6 +12,7 @@ from bot.domain import NAME_MAX, REASON_MAX, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
 from bot.validation import (
     NUL_IN_TEXT,
+    TOO_LONG_SHOWN,
     VALUE_ECHOED,
     RequestForm,
     comment_problem,
@@ -100,10 +101,15 @@ def test_reason_required_only_with_approvals() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "expected"),
-    [("r" * (REASON_MAX + 1), f"At most {REASON_MAX} characters."), ("a\x00b", NUL_IN_TEXT)],
+    [
+        ("r" * (REASON_MAX + 1), f"At most {REASON_MAX} characters."),
+        ("a\x00b", NUL_IN_TEXT),
+        ("\u200b" * 400, TOO_LONG_SHOWN),  # 400 typed, 3,200 shown as code points
+        ("&" * 600, TOO_LONG_SHOWN),  # 3,000 shown as &amp;
+    ],
 )
 def test_reason_limits(reason: str, expected: str) -> None:
-    """A reason too long or holding NUL is refused."""
+    """A reason too long, holding NUL, or too long once shown in Slack is refused."""
     assert form_errors(form(reason=reason), Kind.ADD, require_reason=False) == {
         ids.BLOCK_REASON: expected
     }
@@ -126,11 +132,13 @@ def test_short_values_are_not_searched_for() -> None:
     assert errors == {}
 
 
-def test_comment_problem_only_for_nul() -> None:
-    """Comments may be anything but NUL."""
+def test_comment_problem_for_nul_and_what_slack_could_not_show() -> None:
+    """Comments may be anything but NUL, or more than a section holds once shown."""
     assert comment_problem(None) is None
     assert comment_problem("looks fine") is None
+    assert comment_problem("<" * 747) is None  # "Comment: " and 2,988 shown: fits
     assert comment_problem("a\x00") == NUL_IN_TEXT
+    assert comment_problem("<" * 748) == TOO_LONG_SHOWN
 
 
 def test_parse_form_reads_state_and_keeps_the_value_secret() -> None:
