@@ -14,10 +14,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Row
 
-from bot.blocks import approval_message
 from bot.logs import get_logger
 from bot.models import SecretRequest, State
-from bot.outbox import Message, Method
+from bot.outbox import APPROVAL_POSTS, Message, Method
 from bot.readback import CannotRead, ReadTooSlow, earlier_copy, tag
 from bot.store import Store
 from bot.yielding import YIELD_FOR
@@ -40,6 +39,8 @@ NOT_TAKEN = UNREACHABLE | {"ratelimited"}
 # while this one is still looking.
 READ_WITHIN = 10.0
 READ_TIMEOUT = 5
+# An approval request whose stored request no message can show (Refused, never retried).
+RENDER_FAILED = "render_failed"
 # An approval channel the bot is not in yet is tried again this often (as the old sweep did).
 REPOST_EVERY = 60.0
 
@@ -119,12 +120,11 @@ class Delivery:
         store: Store,
         now: Callable[[], datetime],
         *,
+        approval: Callable[[SecretRequest], tuple[str, list[dict[str, Any]]]],
         on_dead: Callable[[str, str], None] | None = None,
-        approval: Callable[[SecretRequest], tuple[str, list[dict[str, Any]]]] | None = None,
     ) -> None:
         self.client = client
-        # Renders an approval post queued without its text (Notifier.approval).
-        self.approval = approval or (lambda request: approval_message(request, None))
+        self.approval = approval  # renders an approval post from its request (Notifier.approval)
         self.store = store
         self.now = now
         self.on_dead = on_dead
@@ -252,12 +252,17 @@ class Delivery:
             )
             return self._rewrite(row, attempt, dm, code)
         then: list[Message] = []
-        if message.method is Method.POST_APPROVAL and message.user:
+        if message.method in APPROVAL_POSTS and message.user:
             then = [
                 _tell(
                     message,
-                    f"The approval request `{message.request_id}` could not be "
-                    f"posted: Slack answered `{code}`. Ask an administrator to check the bot.",
+                    f"The approval request `{message.request_id}` could not be posted: "
+                    + (
+                        "the bot could not build the message."
+                        if code == RENDER_FAILED
+                        else f"Slack answered `{code}`."
+                    )
+                    + " Ask an administrator to check the bot.",
                 )
             ]
         log.error("slack message could not be delivered", method=row.method, error=code)
@@ -272,7 +277,7 @@ class Delivery:
         return True
 
     def _send(self, message: Message, attempt: Attempt) -> Done:
-        if message.method is Method.POST_APPROVAL:
+        if message.method in APPROVAL_POSTS:
             return self._post_approval(message, attempt)
         if message.method is Method.UPDATE_APPROVAL:
             return self._update_approval(message)
@@ -291,8 +296,12 @@ class Delivery:
         request = self.store.get(message.request_id)
         if request is None or request.state != State.PENDING:
             return Done(note="decided_before_posted")  # nobody needs buttons any more
-        if not message.text:  # queued to be rendered now, from the request as it is stored
-            text, body = self.approval(request)
+        if message.method is Method.POST_STORED_APPROVAL:  # rendered now, from the request
+            try:
+                text, body = self.approval(request)
+            except Exception:  # a stored request no message can show: nobody waits in silence
+                log.exception("approval request could not be rendered")
+                raise Refused(RENDER_FAILED) from None
             message = replace(message, text=text, blocks=body)
         try:
             posted = self._post(message, attempt)

@@ -33,7 +33,7 @@ class Notifier:
             return []
         return [
             Message(
-                Method.POST_APPROVAL,
+                Method.POST_STORED_APPROVAL,
                 request.id,
                 channel=self.approval_channel,
                 user=request.requester,

@@ -12,11 +12,18 @@ class Method(StrEnum):
     """How a message is delivered (each maps to one or two Slack Web API calls)."""
 
     POST_APPROVAL = "post_approval"  # chat.postMessage to the approval channel; its ts is kept
+    # The same post, rendered when sent from the request as stored (not in the ack). A name
+    # of its own: a bot older than this can't load it, and leaves it for one that can
+    # (sending it without its text would have Slack refuse it for good).
+    POST_STORED_APPROVAL = "post_stored_approval"
     UPDATE_APPROVAL = "update_approval"  # chat.update of that message by its ts
     TELL = "tell"  # chat.postEphemeral, falling back to a DM
     DM = "dm"  # conversations.open, then chat.postMessage
     CONFIRM = "confirm"  # chat.postMessage to the origin channel, falling back to a DM
 
+
+# The approval post, as queued now or by an earlier version.
+APPROVAL_POSTS = (Method.POST_STORED_APPROVAL, Method.POST_APPROVAL)
 
 # Columns of their own in the outbox row, not in its payload.
 STORED_APART = ("method", "request_id")

@@ -47,7 +47,7 @@ from bot.models import (
     State,
     UTCDateTime,
 )
-from bot.outbox import Message, Method
+from bot.outbox import APPROVAL_POSTS, Message
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any 64-bit number works: it only has to be the same in every replica.
@@ -425,7 +425,7 @@ class Store:
         with self._reads() as session:
             query = select(OutboxMessage.id).where(
                 OutboxMessage.request_id == request_id,
-                OutboxMessage.method == Method.POST_APPROVAL,
+                OutboxMessage.method.in_(APPROVAL_POSTS),
                 OutboxMessage.state == OutboxState.QUEUED,
             )
             return session.execute(query.limit(1)).first() is not None

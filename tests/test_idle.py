@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot.delivery import Delivery
 from bot.models import OutboxState
+from bot.notify import Notifier
 from bot.outbox import Message, Method
 from bot.store import Store
 from standins.slack import SlackStandIn
@@ -34,7 +35,9 @@ def test_a_claim_made_while_idle_looks_for_due_rows_is_not_idle(
         store = Store(db_url)
         store.migrate()
         now = datetime.now(UTC)
-        delivery = Delivery(WebClient(token=TOKEN, base_url=slack.api_url), store, lambda: now)
+        client = WebClient(token=TOKEN, base_url=slack.api_url)
+        approval = Notifier(ORIGIN, None).approval
+        delivery = Delivery(client, store, lambda: now, approval=approval)
         with store.transaction() as tx:
             tx.enqueue([Message(Method.CONFIRM, "hsr_1", channel=ORIGIN, text=TEXT)], now)
 

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.delivery import Backoff, Delivery
 from bot.metrics import Metrics
 from bot.models import OutboxState, State
+from bot.notify import Notifier
 from bot.outbox import Message, Method
 from bot.store import Store
 from bot.workflow import Timing
@@ -139,7 +140,11 @@ def test_a_permanent_refusal_falls_back_to_a_dm_or_is_counted_as_undelivered(
         metrics = Metrics()
         client = WebClient(token="xoxb-outbox-test-token", base_url=slack.api_url)
         delivery = Delivery(
-            client, store, lambda: datetime.now(UTC), on_dead=metrics.observe_undelivered
+            client,
+            store,
+            lambda: datetime.now(UTC),
+            approval=Notifier(APPROVALS, None).approval,
+            on_dead=metrics.observe_undelivered,
         )
         with store.transaction() as tx:
             tx.enqueue(

@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.delivery import Delivery
 from bot.models import OutboxState, SecretRequest
+from bot.notify import Notifier
 from bot.outbox import Message, Method
 from bot.readback import EVENT_TYPE
 from bot.store import Store
@@ -78,7 +79,8 @@ def world(db_url: str, *scopes: str, queued_ago: float = 0.0) -> Iterator[World]
         store = Store(db_url)
         store.migrate()
         clock = Clock()
-        delivery = Delivery(WebClient(token=TOKEN, base_url=slack.api_url), store, clock)
+        client = WebClient(token=TOKEN, base_url=slack.api_url)
+        delivery = Delivery(client, store, clock, approval=Notifier(APPROVALS, None).approval)
         with store.transaction() as tx:
             message = Message(Method.CONFIRM, "hsr_1", channel=ORIGIN, text=CONFIRMATION)
             tx.enqueue([message], clock() - timedelta(seconds=queued_ago))

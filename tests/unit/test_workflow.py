@@ -355,7 +355,7 @@ def test_each_transition_queues_its_messages_in_its_own_transaction(w: World) ->
     with the rejection; a submission refused as already open queues nothing."""
     w.workflow.messages = Notifier("C0APPROVE", None)
     request = w.workflow.submit(draft())
-    assert _outbox(w.store) == [(request.id, Method.POST_APPROVAL)]
+    assert _outbox(w.store) == [(request.id, Method.POST_STORED_APPROVAL)]
     with pytest.raises(AlreadyOpen):
         w.workflow.submit(draft())
     assert len(_outbox(w.store)) == 1
