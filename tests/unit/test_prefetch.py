@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -238,4 +239,23 @@ def test_a_read_a_change_made_stale_is_still_waited_for(pool: ThreadPoolExecutor
     tenant.gate.set()
     assert prefetch.wait_idle(5) and prefetch.idle()
     assert prefetch.fresh(HOOK, "h1") is None  # what the stale read returned is not trusted
+    prefetch.close()
+
+
+def test_a_read_evicted_from_a_full_cache_is_still_waited_for(pool: ThreadPoolExecutor) -> None:
+    """A read pushed out of the cache by newer targets is still an Auth0 call under way."""
+    tenant, clock = Tenant(), Clock()
+
+    def read(kind: TargetKind, target_id: str) -> tuple[str, list[str]]:
+        answer = tenant.read(kind, target_id)
+        if target_id == "h1":
+            time.sleep(0.3)  # the evicted read is the slower one
+        return answer
+
+    prefetch = Prefetch(read, pool, clock=clock, refresh_in_background=False, capacity=1)
+    tenant.gate.clear()
+    first = prefetch.read(HOOK, "h1")
+    prefetch.read(HOOK, "h2")  # h1's entry goes, its read goes on
+    tenant.gate.set()
+    assert prefetch.wait_idle(5) and first.done()
     prefetch.close()
