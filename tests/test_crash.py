@@ -255,10 +255,10 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
         ):
             message = submit_request(slack, driver, hook_id, name="MID_CONFIRM", value=VALUE)
             view = open_approval(slack, driver, message)
+            posts = slack.arrived("chat.postMessage")  # the approval post so far
             slack.slow("chat.postMessage", 3.0)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            posts = len(slack.calls_to("chat.postMessage"))  # the approval post so far
             # Its post is in Slack's hands (Slack takes 3 s to answer).
             slack.wait_for_arrival("chat.postMessage", count=posts + 1, timeout=15)
             _kill(first)

@@ -392,6 +392,11 @@ class Workspace:
         with self._cond:
             self._delays[method] = seconds
 
+    def arrived(self, method: str) -> int:
+        """How many calls to ``method`` have reached Slack, answered or not yet."""
+        with self._cond:
+            return self._arrived.get(method, 0)
+
     def wait_for_arrival(self, method: str, count: int = 1, timeout: float = 10.0) -> None:
         """Block until ``count`` calls to ``method`` have reached Slack in all (answered or
         not yet: a slowed call is in Slack's hands from here on)."""
