@@ -100,15 +100,10 @@ def _services(settings: Settings, deps: Deps) -> Services:
         deps.team_id,
     )
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
-    channel = settings.hook_secret_approval_channel
-    notifier = Notifier(channel, mention)
+    notifier = Notifier(settings.hook_secret_approval_channel, mention)
     workflow.messages = notifier
     background = Background()
-    delivery = Delivery(
-        deps.slack, deps.store, deps.now, on_dead=deps.on_undelivered, approval=notifier.approval
-    )
-    delivery.pause = background.requests.quiet_by
-    delivery.start()
+    delivery = _delivery(deps, notifier, background)
     # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
     prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
     return Services(
@@ -123,6 +118,17 @@ def _services(settings: Settings, deps: Deps) -> Services:
         team_id=deps.team_id,
         require_reason=settings.hook_secret_required_approvals > 0,
     )
+
+
+def _delivery(deps: Deps, notifier: Notifier, background: Background) -> Delivery:
+    """The outbox worker, started: it renders approval posts with ``notifier`` and yields to
+    requests in flight."""
+    delivery = Delivery(
+        deps.slack, deps.store, deps.now, approval=notifier.approval, on_dead=deps.on_undelivered
+    )
+    delivery.pause = background.requests.quiet_by
+    delivery.start()
+    return delivery
 
 
 def _provide(services: Services) -> Callable[..., None]:
