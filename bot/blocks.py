@@ -182,6 +182,8 @@ def request_modal(
     notice: str | None = None,
 ) -> dict[str, Any]:
     """The request form: hook, secret name, value (not for remove) and reason."""
+    if secret_name is not None and len(secret_name) > NAME_MAX:
+        secret_name = None  # never valid, and past the field's max_length Slack would refuse
     if hook is None and notice is None:
         # What a slash command opens differs only in its metadata: built with the models
         # (which check Slack's limits) once per shape, each copy a fresh dict.

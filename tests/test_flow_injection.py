@@ -84,6 +84,23 @@ def test_injected_hook_name_in_the_command_is_escaped(sqlite_url: str) -> None:
         _assert_never_raw(bot)
 
 
+def test_a_long_hook_name_and_secret_name_in_the_command_still_give_a_form(
+    sqlite_url: str,
+) -> None:
+    """A 700-character hook argument of '&' (3,500 escaped) and a 200-character secret name:
+    Slack gets a form it takes (the stand-in checks its limits), the hook named cut short and
+    marked, the name not prefilled past the field's 128."""
+    with running_bot(sqlite_url) as bot:
+        mark = bot.slack.mark()
+        bot.driver.slash_command(REQUESTER, f'add "{"&" * 700}" {"N" * 200}', channel_id=ORIGIN)
+        update = bot.slack.wait_for("views.update", after=mark)
+        assert update.ok, update.response
+        view = bot.slack.view_for_user(REQUESTER)
+        assert "No hook named `" + "&amp;" * 100 + "…`" in str(view["blocks"])
+        name = next(b for b in view["blocks"] if b.get("block_id") == ids.BLOCK_SECRET_NAME)
+        assert "initial_value" not in name["element"]
+
+
 def test_injected_secret_name_is_refused_without_being_echoed(sqlite_url: str) -> None:
     """A secret name holding control sequences is refused on its block, never echoed."""
     with running_bot(sqlite_url) as bot:
