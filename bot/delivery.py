@@ -296,7 +296,8 @@ class Delivery:
         request = self.store.get(message.request_id)
         if request is None or request.state != State.PENDING:
             return Done(note="decided_before_posted")  # nobody needs buttons any more
-        if message.method is Method.POST_STORED_APPROVAL:  # rendered now, from the request
+        # Rendered now, from the request (an approval row without text can't be sent as is).
+        if message.method is Method.POST_STORED_APPROVAL or not message.text:
             try:
                 text, body = self.approval(request)
             except Exception:  # a stored request no message can show: nobody waits in silence

@@ -113,7 +113,8 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(32), index=True)
-    # What to do: post_approval, update_approval, tell, dm or confirm (bot.outbox.Method).
+    # What to do: post_stored_approval (post_approval when queued rendered), update_approval,
+    # tell, dm or confirm (bot.outbox.Method).
     method: Mapped[str] = mapped_column(String(32))
     # Channel, user, text and blocks as JSON; user text only, never a secret value.
     payload: Mapped[str] = mapped_column(Text)

@@ -41,7 +41,8 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     # CONFIRM: the DM text when the origin channel can't be used.
     fallback: str | None = None
-    # POST_APPROVAL: told to ``user`` in ``origin`` once posted, or when the channel refused it.
+    # The approval posts: told to ``user`` in ``origin`` once posted, or when the channel
+    # refused it.
     then: str | None = None
     unreachable: str | None = None
     origin: str | None = None

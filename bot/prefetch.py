@@ -211,6 +211,7 @@ class Prefetch(Generic[D]):
         if entry is None:
             entry = self._entries[key] = _Entry()
             while len(self._entries) > self.capacity:
+                self._orphans = {f for f in self._orphans if not f.done()}
                 _, evicted = self._entries.popitem(last=False)
                 if evicted.inflight is not None and not evicted.inflight.done():
                     self._orphans.add(evicted.inflight)  # still an Auth0 read under way

@@ -18,8 +18,8 @@ from bot.targets.base import ACTION_PREFIX, TargetRef
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.
 NUL_IN_TEXT = "This contains a NUL character: remove it."
 TOO_LONG_SHOWN = (
-    "Too long once shown in Slack (an invisible character is shown as 8 characters, "
-    "< > and & as 4 or 5): shorten it."
+    "Too long once shown in Slack (invisible characters and line breaks are shown as "
+    "several characters, < > and & as 4 or 5): shorten it."
 )
 VALUE_ECHO_MIN = 6
 VALUE_ECHOED = (
