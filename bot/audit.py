@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.logs import SECRETS
 from bot.models import AuditRecord
+from bot.text import cut
 
 GENESIS = "0" * 64
 CORE_FIELDS = ("request_id", "actor", "team_id", "hook_id", "secret_name", "outcome")
@@ -160,7 +161,7 @@ def _storable(name: str, value: str | None) -> str | None:
         return None
     value = value.replace("\x00", "\ufffd")
     limit = LIMITS.get(name)
-    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+    return value if limit is None else cut(value, limit)
 
 
 def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:

@@ -29,12 +29,14 @@ from bot.auth0.client import Hook
 from bot.domain import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
 from bot.models import Kind, SecretRequest, State
 from bot.targets import Described, Offer, TargetKind
-from bot.text import one_line
+from bot.text import cut, one_line
 
 # Slack caps plain_text_input.max_length at 3000, below Auth0's sensible 4096.
 INPUT_MAX = 3000
 # Slack's limit on a section block's text.
 SECTION_TEXT_MAX = 3000
+# The labels typed text is shown under (the forms check it fits: fits_typed).
+REASON_LABEL, COMMENT_LABEL = "Reason", "Comment"
 # Slack shows at most 100 options, each label at most 75 characters.
 MAX_OPTIONS = 100
 LABEL_MAX = 75
@@ -76,7 +78,7 @@ def hook_label(hook: Hook | Described) -> str:
     label = f"{hook.name} ({hook.trigger_id})"
     if not hook.enabled:
         label += " [disabled]"
-    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
+    return cut(label, LABEL_MAX)
 
 
 def hook_option(hook: Hook | Described) -> Option:
@@ -311,7 +313,7 @@ def _summary(request: SecretRequest, head: str = "") -> list[Block]:
     """The facts, then the requester's reason as typed."""
     blocks: list[Block] = [_section(head + _facts(request))]
     if request.reason:
-        blocks.append(_typed("Reason", request.reason))
+        blocks.append(_typed(REASON_LABEL, request.reason))
     return blocks
 
 
@@ -349,7 +351,7 @@ def decided_message(
     """The approval message once decided: the outcome (and the decider's comment as typed),
     and no buttons."""
     text = f"Request `{request.id}`: {outcome}"
-    said = [_typed("Comment", comment)] if comment else []
+    said = [_typed(COMMENT_LABEL, comment)] if comment else []
     return _message(text, [*_summary(request), _note(outcome), *said])
 
 

@@ -70,7 +70,7 @@ class Prefetch(Generic[D]):
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[Key, _Entry[D]] = OrderedDict()
-        # Reads a forget() left running: still under way, so still waited for when idling.
+        # Reads an entry let go of while they ran (forget, eviction): waited for when idling.
         self._orphans: set[Future[Snapshot[D]]] = set()
         self._stop = threading.Event()
         if not refresh_in_background:  # the caller runs refresh_due() itself
@@ -135,9 +135,7 @@ class Prefetch(Generic[D]):
             entry = self._entries.get((kind, target_id))
             if entry is None:
                 return
-            self._orphans = {f for f in self._orphans if not f.done()}  # bounded: running ones
-            if entry.inflight is not None and not entry.inflight.done():
-                self._orphans.add(entry.inflight)
+            self._orphan(entry.inflight)
             entry.snapshot, entry.inflight = None, None
             entry.generation += 1
             watched = self._watched(entry, self._clock())
@@ -184,6 +182,14 @@ class Prefetch(Generic[D]):
             wait(pending, timeout=max(0.0, deadline - time.monotonic()))
         return False
 
+    def _orphan(self, read: Future[Snapshot[D]] | None) -> None:
+        """Keep a read its entry let go of (changed, evicted) while it still runs (with the
+        lock held): still an Auth0 call under way. Finished ones go, so the set stays as small
+        as the reads under way."""
+        self._orphans = {f for f in self._orphans if not f.done()}
+        if read is not None and not read.done():
+            self._orphans.add(read)
+
     def _under_way(self) -> list[Future[Snapshot[D]]]:
         """The reads not finished yet (with the lock held); finished orphans are dropped."""
         self._orphans = {f for f in self._orphans if not f.done()}
@@ -211,10 +217,8 @@ class Prefetch(Generic[D]):
         if entry is None:
             entry = self._entries[key] = _Entry()
             while len(self._entries) > self.capacity:
-                self._orphans = {f for f in self._orphans if not f.done()}
                 _, evicted = self._entries.popitem(last=False)
-                if evicted.inflight is not None and not evicted.inflight.done():
-                    self._orphans.add(evicted.inflight)  # still an Auth0 read under way
+                self._orphan(evicted.inflight)
         self._entries.move_to_end(key)
         return entry
 

@@ -23,6 +23,12 @@ def one_line(text: str) -> str:
     return visible(flat.replace("\t", " "))
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its beginning marked "…" (the
+    mark counted in the ``limit``)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _shown(ch: str) -> str:
     code = ord(ch)
     if code in _INVISIBLE or (unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t"):

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot import ids
-from bot.blocks import fits_typed
+from bot.blocks import COMMENT_LABEL, REASON_LABEL, fits_typed
 from bot.domain import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.models import Kind
 from bot.targets.base import ACTION_PREFIX, TargetRef
@@ -132,7 +132,7 @@ def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str
         errors[ids.BLOCK_REASON] = f"At most {REASON_MAX} characters."
     elif "\x00" in form.reason:
         errors[ids.BLOCK_REASON] = NUL_IN_TEXT
-    elif not fits_typed("Reason", form.reason):
+    elif not fits_typed(REASON_LABEL, form.reason):
         errors[ids.BLOCK_REASON] = TOO_LONG_SHOWN
     errors.update(_value_elsewhere(form))
     return errors
@@ -153,7 +153,7 @@ def comment_problem(comment: str | None) -> str | None:
         return None
     if "\x00" in comment:
         return NUL_IN_TEXT
-    return None if fits_typed("Comment", comment) else TOO_LONG_SHOWN
+    return None if fits_typed(COMMENT_LABEL, comment) else TOO_LONG_SHOWN
 
 
 def value_problem(value: SecretStr | None) -> str | None:

@@ -12,11 +12,12 @@ from bot.blocks import esc
 from bot.flow import Services
 from bot.listeners.listing import show_list
 from bot.models import Kind
+from bot.text import cut
 from bot.validation import Command, parse_command
 
-# Characters of a hook name from the command shown back when none has it (escaping may
-# multiply them: the notice stays far inside Slack's 3,000).
-NAMED_SHOWN = 100
+# Characters of a hook name from the command shown back when none has it, "…" included
+# (escaping may multiply them: the notice stays far inside Slack's 3,000).
+NAMED_SHOWN = 101
 VALUE_WARNING = (
     ":warning: I did not run that: it looked like it carried a secret value. Slash command "
     "text stays in Slack's history, so if that was a real value, treat it as exposed and "
@@ -92,9 +93,8 @@ def _prefill_hook(
     hook = services.targets.find(parsed.hook or "")
     if hook is not None:  # read ahead while the modal updates and the user types
         services.watch_target(hook.ref.key, str(opened.get("id", "")))
-    named = parsed.hook or ""
-    shown = esc(named[:NAMED_SHOWN]) + ("…" if len(named) > NAMED_SHOWN else "")
-    notice = None if hook else f":warning: No hook named `{shown}`: pick one."
+    named = esc(cut(parsed.hook or "", NAMED_SHOWN))
+    notice = None if hook else f":warning: No hook named `{named}`: pick one."
     view = blocks.request_modal(
         kind,
         private_metadata=metadata,
