@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -45,11 +46,27 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, standin: SlackStandIn) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.standin = standin
+        self.accepted = 0  # connections, counted by the one thread that accepts them
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.accepted += 1
+        super().process_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Kept-alive connections, as Slack's edge keeps them.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; Nagle plus delayed ACK would add 40 ms each.
+    disable_nagle_algorithm = True
+    # Idle keep-alive connections end on their own rather than pinning threads forever.
+    timeout = 5
     server: _Server
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):  # the handshake in this connection's thread
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
 
     def do_POST(self) -> None:
         self._dispatch()
@@ -81,6 +98,8 @@ class SlackStandIn(ResponseUrls):
     _server: _Server | None = None
     _thread: threading.Thread | None = None
     _socket: SocketModeStandIn | None = None
+    # Serve HTTPS with this context when set before ``start`` (Slack serves nothing else).
+    tls: ssl.SSLContext | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -90,7 +109,13 @@ class SlackStandIn(ResponseUrls):
             return self.api_url
         self._server = _Server(self)
         host, port = self._server.server_address[:2]
-        self._base_url = f"http://{host!s}:{port}"
+        scheme = "http"
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            scheme = "https"
+        self._base_url = f"{scheme}://{host!s}:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -130,6 +155,13 @@ class SlackStandIn(ResponseUrls):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def connections(self) -> int:
+        """How many connections the Web API has accepted since ``start``."""
+        if self._server is None:
+            return 0
+        return self._server.accepted
 
     @property
     def api_url(self) -> str:
