@@ -27,6 +27,7 @@ from bot.notify import Notifier
 from bot.policy import Directory, Policy, Principals
 from bot.prefetch import Prefetch
 from bot.settings import Settings
+from bot.slack_http import short_lived
 from bot.slack_ui import Modals
 from bot.store import Store
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
@@ -178,7 +179,7 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
 def _lookup_client(client: WebClient) -> WebClient:
     """A copy of the Slack client for membership checks made before an ack: a short timeout
     and no retry handlers, which would sleep out a rate limit past Slack's 3 s."""
-    return WebClient(token=client.token, base_url=client.base_url, timeout=LOOKUP_TIMEOUT)
+    return short_lived(client, LOOKUP_TIMEOUT)
 
 
 def _denial_event(body: dict[str, Any]) -> str:

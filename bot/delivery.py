@@ -18,6 +18,7 @@ from bot.logs import get_logger
 from bot.models import SecretRequest, State
 from bot.outbox import APPROVAL_POSTS, Message, Method
 from bot.readback import CannotRead, ReadTooSlow, earlier_copy, tag
+from bot.slack_http import short_lived
 from bot.store import Store
 from bot.yielding import YIELD_FOR
 
@@ -381,12 +382,7 @@ class Delivery:
     def _history(self) -> Callable[..., Any]:
         """``conversations.history`` through a client that never sleeps inside the lease: a
         429 comes back at once and the outbox waits out its Retry-After instead."""
-        client = WebClient(
-            token=self.client.token,
-            base_url=self.client.base_url,
-            timeout=READ_TIMEOUT,
-            retry_handlers=[],
-        )
+        client = short_lived(self.client, READ_TIMEOUT)
 
         def history(**kwargs: Any) -> Any:
             try:

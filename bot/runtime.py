@@ -24,6 +24,7 @@ from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
 from bot.pacing import PacedTransport
 from bot.settings import Settings, StoreSettings
+from bot.slack_http import PooledWebClient
 from bot.store import Store
 from bot.web import WSGIApp, wsgi_app
 
@@ -62,9 +63,10 @@ def open_vault(settings: StoreSettings) -> Vault:
     return Vault(keys)
 
 
-def slack_client(settings: Settings, logger: logging.Logger | None = None) -> WebClient:
-    """The Web API client, retrying rate limits and dropped connections."""
-    return WebClient(
+def slack_client(settings: Settings, logger: logging.Logger | None = None) -> PooledWebClient:
+    """The Web API client, retrying rate limits and dropped connections, over kept-alive
+    connections."""
+    return PooledWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
@@ -103,6 +105,7 @@ class Runtime:
     store: Store
     metrics: Metrics
     auth0: Auth0Client
+    slack: WebClient
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
 
@@ -140,6 +143,8 @@ class Runtime:
         if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
         self.auth0.close()
+        if isinstance(self.slack, PooledWebClient):
+            self.slack.close()
         self.store.close()
 
 
@@ -160,8 +165,9 @@ def preflight(settings: Settings) -> str:
             f"DATABASE_URL: the database can't be opened or migrated: {_first_line(error)}"
         ) from error
     store.close()
+    slack = slack_client(settings, _QUIET)
     try:
-        response = slack_client(settings, _QUIET).auth_test()
+        response = slack.auth_test()
     except SlackApiError as error:
         raise StartupError(
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
@@ -170,6 +176,8 @@ def preflight(settings: Settings) -> str:
         raise StartupError(
             f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
         ) from error
+    finally:
+        slack.close()
     return str(response["team_id"])
 
 
@@ -206,5 +214,6 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
         store=store,
         metrics=metrics,
         auth0=auth0,
+        slack=slack,
         _stop=threading.Event(),
     )

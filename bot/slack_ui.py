@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.logs import get_logger
+from bot.slack_http import short_lived
 
 log = get_logger(__name__)
 # A trigger_id dies about 3 s after the click or command.
@@ -21,9 +22,7 @@ class Modals:
 
     def __init__(self, client: WebClient) -> None:
         self._client = client
-        self._once = WebClient(
-            token=client.token, base_url=client.base_url, timeout=TRIGGER_SECONDS
-        )
+        self._once = short_lived(client, TRIGGER_SECONDS)
 
     def open(
         self, respond: Respond, trigger_id: str, view: dict[str, Any]
