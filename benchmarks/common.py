@@ -23,6 +23,7 @@ import httpx
 from bot import ids
 from standins.auth0 import Auth0Sandbox, RateLimit
 from standins.slack import SlackDriver, SlackStandIn, build_state_values
+from standins.tls import LoopbackTLS, loopback_tls
 from tests.bot_process import (
     BOT_TOKEN,
     ORIGIN,
@@ -47,12 +48,15 @@ class Stack:
     auth0: Auth0Sandbox
     hook_id: str
     workdir: Path
+    tls: LoopbackTLS
     started: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_bot(self, name: str = "bot", **extra: str) -> BotProcess:
         """``hook-secret-bot run`` (HTTP mode, SQLite unless DATABASE_URL is given), ready."""
         workdir = self.workdir / name
         database = extra.pop("DATABASE_URL", f"sqlite:///{workdir / 'bot.db'}")
+        # The bot trusts the Slack stand-in's certificate as it trusts Slack's: the system store.
+        extra.setdefault("SSL_CERT_FILE", str(self.tls.cert_file))
         bot = start(bot_env(self.slack, self.auth0, database, **extra), workdir)
         self.started.append(bot.proc)
         bot.wait_ready(60)
@@ -176,26 +180,30 @@ class Bare:
 
 @contextmanager
 def stack(rate_limit: RateLimit | None = None) -> Iterator[Stack]:
-    """Stand-ins whose trigger ids live an hour (bodies are made before they are sent)."""
+    """Stand-ins whose trigger ids live an hour (bodies are made before they are sent); Slack's
+    Web API over HTTPS, as Slack serves it (each new connection costs the bot a handshake)."""
+    slack = SlackStandIn(bot_token=BOT_TOKEN, trigger_ttl=HOUR)
     with (
         tempfile.TemporaryDirectory(prefix="hsb-bench-") as tmp,
-        SlackStandIn(bot_token=BOT_TOKEN, trigger_ttl=HOUR) as slack,
+        loopback_tls() as tls,
         Auth0Sandbox(rate_limit=rate_limit) as auth0,
     ):
-        # The stand-in's http.server keeps the default listen backlog of 5: bursts of new
-        # connections from the bot's background Slack calls would wait a second for a SYN
-        # retry, which real Slack never makes anyone do. Listening again raises the backlog.
-        slack._server.socket.listen(1024)  # type: ignore[union-attr]  # set by start() above
-        workspace(slack)
-        hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = Stack(slack, auth0, hook_id, Path(tmp))
-        try:
-            yield env
-        finally:
-            for proc in env.started:  # whatever a failed run left behind
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(40)
+        slack.tls = tls.server
+        with slack:
+            # The stand-in's http.server keeps the default listen backlog of 5: bursts of new
+            # connections from the bot's background Slack calls would wait a second for a SYN
+            # retry, which real Slack never makes anyone do. Listening again raises the backlog.
+            slack._server.socket.listen(1024)  # type: ignore[union-attr]  # set by start()
+            workspace(slack)
+            hook_id = auth0.add_hook("Client Credentials Exchange")
+            env = Stack(slack, auth0, hook_id, Path(tmp), tls)
+            try:
+                yield env
+            finally:
+                for proc in env.started:  # whatever a failed run left behind
+                    if proc.poll() is None:
+                        proc.terminate()
+                        proc.wait(40)
 
 
 def run_load(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
