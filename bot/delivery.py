@@ -382,7 +382,7 @@ class Delivery:
     def _history(self) -> Callable[..., Any]:
         """``conversations.history`` through a client that never sleeps inside the lease: a
         429 comes back at once and the outbox waits out its Retry-After instead."""
-        client = short_lived(self.client, READ_TIMEOUT)
+        client = short_lived(self.client, READ_TIMEOUT, retry_handlers=[])
 
         def history(**kwargs: Any) -> Any:
             try:

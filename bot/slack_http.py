@@ -12,7 +12,7 @@ per-request work (which costs more than urllib on a plain-HTTP call).
 from __future__ import annotations
 
 import ssl
-from http.client import HTTPMessage, RemoteDisconnected
+from http.client import HTTPException, HTTPMessage, RemoteDisconnected
 from io import BytesIO
 from typing import Any
 from urllib.error import HTTPError, URLError
@@ -21,7 +21,6 @@ from urllib.request import Request, proxy_bypass
 
 import httpcore
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackRequestError
 from slack_sdk.http_retry import RetryHandler
 
 # Connections kept open to Slack: the outbox, the modal thread and the request threads' lookups.
@@ -29,23 +28,33 @@ KEEPALIVE = 16
 # Seconds an idle connection is kept; one the server closed meanwhile is found before reuse
 # (httpcore checks it) and replaced, so a call does not fail on it.
 KEEPALIVE_SECONDS = 30.0
+TIMEOUTS = ("connect", "read", "write", "pool")
+# httpcore's words for a connection closed before the answer began (urllib: RemoteDisconnected).
+NO_RESPONSE = "Server disconnected without sending a response"
 
 
 class PooledWebClient(WebClient):
-    """A ``WebClient`` whose calls share ``pool``; copies made with ``derived`` share it too."""
+    """A ``WebClient`` whose calls share ``pool``; copies made with ``derived`` share it too.
+    Through a proxy (``HTTPS_PROXY``, unless ``NO_PROXY`` names Slack's host) calls go as
+    slack_sdk sends them, over urllib, which knows every form of proxy setting."""
 
     def __init__(self, *args: Any, pool: httpcore.ConnectionPool | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.pool = pool or _pool(self.base_url, self.ssl, self.proxy)
+        host = urlsplit(self.base_url).hostname or ""
+        self.direct = not self.proxy or bool(proxy_bypass(host))
+        self.pool = pool or _pool(self.ssl)
 
     def derived(self, timeout: int, retry_handlers: list[RetryHandler] | None = None) -> WebClient:
-        """The same client with another timeout and no retry handlers (unless given)."""
+        """The same client with another timeout; ``retry_handlers`` None is slack_sdk's default
+        (one retry of a connection that failed), without the rate-limit handler's sleeps."""
         return PooledWebClient(
             token=self.token,
             base_url=self.base_url,
             timeout=timeout,
-            retry_handlers=retry_handlers or [],
+            retry_handlers=retry_handlers,
             logger=self._logger,
+            proxy=self.proxy,
+            ssl=self.ssl,
             pool=self.pool,
         )
 
@@ -54,23 +63,19 @@ class PooledWebClient(WebClient):
         self.pool.close()
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        if not url.lower().startswith(("http://", "https://")):
-            raise SlackRequestError(f"Invalid URL detected: {url}")
+        if not self.direct or not url.lower().startswith(("http://", "https://")):
+            return super()._perform_urllib_http_request_internal(url, req)
         seconds = self.timeout
+        # The headers urllib's http.client sends, which slack_sdk leaves to it.
+        sent = [(name, str(value)) for name, value in req.header_items()]
+        sent.append(("Accept-Encoding", "identity"))
         try:
             response = self.pool.request(
                 req.get_method(),
                 url,
-                headers=req.header_items(),
-                content=req.data,  # type: ignore[arg-type]  # slack_sdk builds bytes
-                extensions={
-                    "timeout": {
-                        "connect": seconds,
-                        "read": seconds,
-                        "write": seconds,
-                        "pool": seconds,
-                    }
-                },
+                headers=sent,
+                content=req.data or b"",  # type: ignore[arg-type]  # slack_sdk builds bytes
+                extensions={"timeout": dict.fromkeys(TIMEOUTS, seconds)},
             )
         except _FAILURES as error:
             raise _as_urllib(error) from error
@@ -87,16 +92,11 @@ class PooledWebClient(WebClient):
         return {"status": response.status, "headers": headers, "body": body}
 
 
-def _pool(
-    base_url: str, context: ssl.SSLContext | None, proxy: str | None
-) -> httpcore.ConnectionPool:
+def _pool(context: ssl.SSLContext | None) -> httpcore.ConnectionPool:
     """Connections verified against the system's trust store, as urllib's are (SSL_CERT_FILE is
-    honoured), through the proxy slack_sdk read from HTTPS_PROXY unless NO_PROXY names Slack."""
-    host = urlsplit(base_url).hostname or ""
-    through = httpcore.Proxy(proxy) if proxy and not proxy_bypass(host) else None
+    honoured), or against ``context``."""
     return httpcore.ConnectionPool(
         ssl_context=context or ssl.create_default_context(),
-        proxy=through,
         max_connections=None,  # as many as threads call at once, as urllib allowed
         max_keepalive_connections=KEEPALIVE,
         keepalive_expiry=KEEPALIVE_SECONDS,
@@ -112,25 +112,35 @@ _FAILURES = (
 )
 
 
-def _as_urllib(error: Exception) -> OSError:
-    """The exception urllib raises for the same failure (all are ``OSError``): a connection
-    that was never made is ``URLError``, which slack_sdk's ConnectionErrorRetryHandler retries;
-    a timeout once the request was sent is not retried, as with urllib."""
+def _as_urllib(error: Exception) -> OSError | HTTPException:
+    """The exception urllib raises for the same failure: a connection that was never made is
+    ``URLError`` and one closed before any answer ``RemoteDisconnected``, which slack_sdk's
+    ConnectionErrorRetryHandler retries; a timeout once the request was sent is not retried,
+    as with urllib."""
     text = str(error) or type(error).__name__
     if isinstance(error, httpcore.ConnectTimeout):
         return URLError(TimeoutError(text))
     if isinstance(error, httpcore.TimeoutException):
         return TimeoutError(text)
-    if isinstance(error, httpcore.RemoteProtocolError):
-        return RemoteDisconnected(text)
+    if isinstance(error, httpcore.RemoteProtocolError) and text.startswith(NO_RESPONSE):
+        return RemoteDisconnected(text)  # retried: Slack did not answer
+    if isinstance(error, httpcore.ProtocolError):
+        # Slack answered, badly or in part: what http.client raises, not retried (the call may
+        # have been carried out).
+        return HTTPException(text)
     if isinstance(error, httpcore.ReadError | httpcore.WriteError):
         return ConnectionResetError(text)
     return URLError(text)
 
 
-def short_lived(client: WebClient, timeout: int) -> WebClient:
-    """A copy of ``client`` with ``timeout`` and no retry handlers (which would sleep out a rate
-    limit past a deadline), sharing its connections when it has a pool."""
+def short_lived(
+    client: WebClient, timeout: int, retry_handlers: list[RetryHandler] | None = None
+) -> WebClient:
+    """A copy of ``client`` with ``timeout`` and without the rate-limit handler, which would
+    sleep out a limit past a deadline (``retry_handlers`` None: slack_sdk's default, one retry
+    of a failed connection), sharing its connections when it has a pool."""
     if isinstance(client, PooledWebClient):
-        return client.derived(timeout)
-    return WebClient(token=client.token, base_url=client.base_url, timeout=timeout)
+        return client.derived(timeout, retry_handlers)
+    return WebClient(
+        token=client.token, base_url=client.base_url, timeout=timeout, retry_handlers=retry_handlers
+    )

@@ -3,10 +3,12 @@ answers and failures reach slack_sdk (and the bot) as they did over urllib."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.client import HTTPException, RemoteDisconnected
 from urllib.error import URLError
 
 import pytest
@@ -49,7 +51,7 @@ def test_a_connection_slack_closed_while_idle_is_replaced_not_failed(
     slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webapi._Handler, "timeout", 0.3)  # the stand-in ends idle connections
-    client = _client(slack)
+    client = _client(slack, retry_handlers=[])  # no retry to hide a call on the dead one
     client.auth_test()
     time.sleep(1.0)  # the server has closed the kept-alive connection by now
     assert client.auth_test()["ok"] is True
@@ -131,8 +133,10 @@ def test_https_with_a_trusted_certificate_and_refused_without() -> None:
             assert client.auth_test()["ok"] is True
             client.close()
             # The system's trust store does not hold the run's certificate.
+            untrusting = PooledWebClient(token=TOKEN, base_url=slack.api_url)
             with pytest.raises(URLError, match="CERTIFICATE_VERIFY_FAILED"):
-                PooledWebClient(token=TOKEN, base_url=slack.api_url).auth_test()
+                untrusting.auth_test()
+            untrusting.close()
 
 
 def test_threads_share_the_pool_without_mixing_answers(slack: SlackStandIn) -> None:
@@ -156,3 +160,84 @@ def test_threads_share_the_pool_without_mixing_answers(slack: SlackStandIn) -> N
     assert len(slack.messages(CHANNEL)) == 40
     assert slack.connections <= 4
     client.close()
+
+
+def test_slack_answers_carry_the_headers_urllib_sent(slack: SlackStandIn) -> None:
+    client = _client(slack)
+    client.auth_test()  # a POST without a body
+    (call,) = slack.calls_to("auth.test")
+    assert call.headers["content-length"] == "0"
+    assert call.headers["accept-encoding"] == "identity"
+    client.close()
+
+
+def test_through_a_proxy_calls_go_over_urllib_unless_no_proxy_names_slack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = "http://user:password@proxy.example:3128"
+    assert not PooledWebClient(token=TOKEN, base_url="https://slack.com/api/", proxy=proxy).direct
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    assert not PooledWebClient(token=TOKEN, base_url="https://slack.com/api/").direct
+    monkeypatch.setenv("NO_PROXY", "slack.com")
+    assert PooledWebClient(token=TOKEN, base_url="https://slack.com/api/").direct
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    assert PooledWebClient(token=TOKEN, base_url="https://slack.com/api/").direct
+
+
+class _Broken:
+    """A server on 127.0.0.1 that reads each request and answers it with ``reply`` (bytes, then
+    it closes the connection): counts the requests that reached it."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.requests = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/api/"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                while length and len(body) < int(length.group(1)):  # all of it: no reset
+                    body += conn.recv(65536)
+                self.requests += 1
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "raised", "requests"),
+    [
+        # Closed before any answer: Slack did not act on it; retried once, as over urllib.
+        (b"", RemoteDisconnected, 2),
+        # Answered in part: Slack may have acted on it; not retried, as over urllib.
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", HTTPException, 1),
+    ],
+)
+def test_a_connection_lost_is_retried_only_when_slack_did_not_answer(
+    reply: bytes, raised: type[Exception], requests: int
+) -> None:
+    server = _Broken(reply)
+    client = PooledWebClient(
+        token=TOKEN,
+        base_url=server.url,
+        timeout=5,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+    )
+    with pytest.raises(raised):
+        client.chat_postMessage(channel=CHANNEL, text="once")
+    assert server.requests == requests
+    client.close()
+    server.close()

@@ -58,8 +58,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; Nagle plus delayed ACK would add 40 ms each.
     disable_nagle_algorithm = True
-    # Idle keep-alive connections end on their own rather than pinning threads forever.
-    timeout = 5
+    # Idle keep-alive connections end on their own rather than pinning threads forever; later
+    # than the bot's pool lets them go (bot/slack_http.py), as a server's idle limit does.
+    timeout = 60
     server: _Server
 
     def setup(self) -> None:
