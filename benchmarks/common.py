@@ -70,6 +70,7 @@ class Stack:
         proc = subprocess.Popen(
             [sys.executable, "-m", *command],
             cwd=REPO,
+            env={**os.environ, "SSL_CERT_FILE": str(self.tls.cert_file)},  # Bolt's auth.test
             stdout=log,
             stderr=subprocess.STDOUT,
         )
