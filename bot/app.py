@@ -178,7 +178,7 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
 
 def _lookup_client(client: WebClient) -> WebClient:
     """A copy of the Slack client for membership checks made before an ack: a short timeout
-    and no retry handlers, which would sleep out a rate limit past Slack's 3 s."""
+    and no rate-limit retries, which would sleep out a limit past Slack's 3 s."""
     return short_lived(client, LOOKUP_TIMEOUT)
 
 

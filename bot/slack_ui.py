@@ -17,7 +17,7 @@ TRIGGER_SECONDS = 3
 
 
 class Modals:
-    """Opens modals through a client built once: a short timeout and no retry handlers,
+    """Opens modals through a client built once: a short timeout and no rate-limit retries,
     because a retry that sleeps out a rate limit outlives the trigger."""
 
     def __init__(self, client: WebClient) -> None:
