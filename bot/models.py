@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, Dialect, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -52,6 +52,7 @@ class State(StrEnum):
 
 
 OPEN_STATES = (State.PENDING, State.APPROVED)
+OPEN_CONDITION = text("state IN ('pending', 'approved')")
 
 
 class SecretRequest(Base):
@@ -95,7 +96,19 @@ class SecretRequest(Base):
     # Set when Auth0 left an apply's outcome unknown: the sweep reads back until it is settled.
     unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),)
+    __table_args__ = (
+        Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),
+        # At most one open request per secret (migration 0006): two submissions at once, on
+        # any replica, keep one.
+        Index(
+            "uq_secret_requests_open",
+            "hook_id",
+            "secret_name",
+            unique=True,
+            sqlite_where=OPEN_CONDITION,
+            postgresql_where=OPEN_CONDITION,
+        ),
+    )
 
 
 class OutboxState(StrEnum):

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -60,16 +60,8 @@ REQUEST_COLUMNS = tuple(SecretRequest.__table__.columns)
 INSERT_REQUEST = insert(SecretRequest)
 INSERT_OUTBOX = insert(OutboxMessage)
 INSERT_HELD = insert(OutboxMessage).returning(*OutboxMessage.__table__.columns)
-SECRET_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
-OPEN_FOR = (
-    select(SecretRequest.id, SecretRequest.requester)
-    .where(
-        SecretRequest.hook_id == bindparam("hook_id"),
-        SecretRequest.secret_name == bindparam("secret_name"),
-        SecretRequest.state.in_(OPEN_STATES),
-    )
-    .limit(1)
-)
+# How each database names a clash on the one-open-request index (migration 0006).
+OPEN_CLASH = ("uq_secret_requests_open", "secret_requests.hook_id, secret_requests.secret_name")
 
 
 def _deliverable(now: datetime | BindParameter[datetime]) -> Any:
@@ -138,11 +130,13 @@ def _detached(model: type[M], row: Row[Any]) -> M:
     return instance
 
 
-class OpenRequest(NamedTuple):
-    """Who holds the open request for a hook secret."""
+class Taken(Exception):
+    """A request was not inserted: the secret has an open request already."""
 
-    id: str
-    requester: str
+    def __init__(self, hook_id: str, secret_name: str) -> None:
+        super().__init__(f"{hook_id}/{secret_name}")
+        self.hook_id = hook_id
+        self.secret_name = secret_name
 
 
 def new_request_id() -> str:
@@ -487,25 +481,23 @@ class Tx:
 
     def add(self, request: SecretRequest) -> None:
         """Insert a new request (a Core insert: the ORM's unit of work costs several times
-        more); ``request`` is then a detached copy of the row, every column set."""
+        more); ``request`` is then a detached copy of the row, every column set. ``Taken``
+        when the secret has an open request already: the transaction must end (PostgreSQL
+        refuses any further statement in it)."""
         state = request.__dict__
         for column in REQUEST_COLUMNS:
             if column.key not in state:
                 default = column.default
                 setattr(request, column.key, getattr(default, "arg", None))  # a scalar default
-        self.session.connection().execute(
-            INSERT_REQUEST, {column.key: state[column.key] for column in REQUEST_COLUMNS}
-        )
+        try:
+            self.session.connection().execute(
+                INSERT_REQUEST, {column.key: state[column.key] for column in REQUEST_COLUMNS}
+            )
+        except exc.IntegrityError as error:
+            if any(name in str(error.orig) for name in OPEN_CLASH):
+                raise Taken(request.hook_id, request.secret_name) from None
+            raise
         make_transient_to_detached(request)
-
-    def open_request_for(self, hook_id: str, secret_name: str) -> OpenRequest | None:
-        """The open request for this hook secret, read once earlier writers of it committed
-        (PostgreSQL: a lock per hook secret; SQLite's BEGIN IMMEDIATE serialises writers)."""
-        connection = self.session.connection()
-        if connection.dialect.name == "postgresql":
-            connection.execute(SECRET_LOCK, {"key": f"hook-secret:{hook_id}/{secret_name}"})
-        row = connection.execute(OPEN_FOR, {"hook_id": hook_id, "secret_name": secret_name}).first()
-        return OpenRequest(row[0], row[1]) if row is not None else None
 
     def transition(
         self,

@@ -20,7 +20,7 @@ from bot.lease import Heartbeat
 from bot.logs import get_logger
 from bot.models import Kind, SecretRequest, State
 from bot.outbox import Message
-from bot.store import Store, Tx, new_request_id
+from bot.store import Store, Taken, Tx, new_request_id
 from bot.targets import DEFAULT_TENANT, Applied, Change, TargetKind, Targets
 
 log = get_logger(__name__)
@@ -187,12 +187,21 @@ class Workflow:
 
     def submit(self, draft: Draft) -> SecretRequest:
         """Record a valid request: pending, or approved at once when no approval is required."""
+        try:
+            return self._record(draft)
+        except Taken:
+            pass  # the database keeps one open request per secret, on any replica
+        existing = self.store.open_request_for(draft.hook_id, draft.secret_name)
+        if existing is not None:
+            raise AlreadyOpen(existing.id, existing.requester)
+        # Decided between the clash and that read: the secret is free again (a third writer
+        # taking it meanwhile leaves ``Taken`` raised).
+        return self._record(draft)
+
+    def _record(self, draft: Draft) -> SecretRequest:
+        """Insert the request, its audit record and its messages in one transaction."""
         request = self._new_request(draft)
         with self.store.transaction() as tx:
-            # Checked again where the row is inserted: of two submissions at once, one is kept.
-            existing = tx.open_request_for(draft.hook_id, draft.secret_name)
-            if existing is not None:
-                raise AlreadyOpen(existing.id, existing.requester)
             tx.add(request)
             tx.audit(
                 self._event(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,14 +19,17 @@ from bot.crypto import generate_key
 from standins.auth0 import Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.bot_process import (
+    APPROVALS,
     APPROVER,
     BOT_TOKEN,
     ORIGIN,
+    REQUESTER,
     SIGNING_SECRET,
     bot_env,
     confirmations,
     free_port,
     open_approval,
+    pick_hook,
     running_many,
     secret_posts,
     stop_all,
@@ -98,3 +103,60 @@ def test_a_duplicate_approval_on_another_replica_applies_once(
             if r["event"].startswith(("secret.", "request.approved", "request.failed"))
         ]
         assert sorted(decided) == ["request.approved", "secret.added"]
+
+
+def test_one_secret_submitted_to_two_replicas_at_once_opens_one_request(
+    shared_database: str, tmp_path: Path
+) -> None:
+    """Two forms for one secret, submitted to replica A and, at once, to replica B: the
+    database keeps one request, posted for approval once; the other form stays open, naming
+    the request that holds the secret, and nothing of it is stored or posted."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
+        workspace(slack)
+        hook_id = auth0.add_hook("Client Credentials Exchange")
+        env = bot_env(slack, auth0, shared_database, HOOK_SECRET_ENCRYPTION_KEY=generate_key())
+        env_b = {**env, "PORT": str(free_port())}
+        with running_many([(env, tmp_path / "a"), (env_b, tmp_path / "b")]) as replicas:
+            drivers = [SlackDriver(slack, r.events_url, SIGNING_SECRET) for r in replicas]
+            forms: list[tuple[SlackDriver, dict[str, Any]]] = []
+            for driver in drivers:
+                shown = forms[-1][1] if forms else None
+                assert driver.slash_command(REQUESTER, "add", channel_id=ORIGIN).status == 200
+                view = slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_ADD, after=shown)
+                values = {
+                    ids.BLOCK_HOOK: pick_hook(driver, view, hook_id),
+                    ids.BLOCK_SECRET_NAME: "RACED_KEY",
+                    ids.BLOCK_SECRET_VALUE: "raced-value-0123",
+                    ids.BLOCK_REASON: "vendor rotated the key",
+                }
+                forms.append((driver, {"view": view, "values": values}))
+            acks: list[Ack] = []
+            barrier = threading.Barrier(2)
+
+            def submit(driver: SlackDriver, form: dict[str, Any]) -> None:
+                barrier.wait()
+                acks.append(driver.view_submission(REQUESTER, form["view"], form["values"]))
+
+            threads = [threading.Thread(target=submit, args=form) for form in forms]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(15)
+            assert [ack.status for ack in acks] == [200, 200]
+            kept = [ack for ack in acks if not ack.body]
+            refused = [ack.payload() for ack in acks if ack.body]
+            assert len(kept) == 1 and len(refused) == 1
+            assert refused[0]["response_action"] == "errors"
+            message = slack.wait_for_message(APPROVALS, lambda m: "RACED_KEY" in m.get("text", ""))
+            for driver in drivers:
+                driver.close()
+            assert stop_all(*replicas) == [0, 0]
+        trail = replicas[0].audit() + replicas[1].audit()
+        [submitted] = [r for r in trail if r["event"] == "request.submitted"]
+        assert submitted["request_id"] in message["text"] or any(
+            submitted["request_id"] in json.dumps(b) for b in message.get("blocks", [])
+        )
+        error = refused[0]["errors"][ids.BLOCK_SECRET_NAME]
+        assert submitted["request_id"] in error
+        assert [r["outcome"] for r in trail if r["event"] == "request.refused"] == ["request_open"]
+        assert len(slack.messages(APPROVALS)) == 1

@@ -8,12 +8,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 
 from bot import audit
 from bot.audit import AuditEvent, AuditSink
 from bot.models import SecretRequest, State
-from bot.store import Store, new_request_id
+from bot.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
 
 
 def _store(url: str) -> Store:
@@ -174,4 +176,68 @@ def test_audit_lines_print_only_after_commit(sqlite_url: str) -> None:
     with store.session() as session:
         exported = list(audit.export(session))
     assert exported == lines
+    store.close()
+
+
+def _older_store(url: str, revision: str) -> Store:
+    """A store whose schema is migrated up to ``revision`` only (an older bot's database)."""
+    store = Store(url, AuditSink(io.StringIO()))
+    path = sqlite_path(url)
+    if path is not None:
+        create_sqlite_file(path)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return store
+
+
+def _open_count(store: Store) -> int:
+    with store.session() as session:
+        query = "SELECT COUNT(*) FROM secret_requests WHERE state IN ('pending', 'approved')"
+        return int(session.execute(text(query)).scalar_one())
+
+
+def test_the_database_keeps_one_open_request_per_secret(db_url: str) -> None:
+    """Upgraded from the previous schema, the database itself refuses a second open request
+    for a secret (``Taken``, and the writer's transaction leaves nothing); a decided request
+    for it, or an open one for another secret, is no obstacle."""
+    store = _older_store(db_url, "0005")
+    with store.transaction() as tx:
+        tx.add(_request(State.REJECTED))
+        tx.add(_request())
+    store.migrate()
+
+    def audit_then_take() -> None:
+        with store.transaction() as tx:
+            tx.audit(AuditEvent("request.submitted", actor="U1"))
+            tx.add(_request(State.APPROVED))
+
+    with pytest.raises(Taken):
+        audit_then_take()
+    other = _request()
+    other.secret_name = "OTHER_KEY"
+    with store.transaction() as tx:
+        tx.add(other)
+    assert _open_count(store) == 2
+    with store.session() as session:
+        assert audit.verify(session).checked == 0  # the refused writer's record was rolled back
+    store.close()
+
+
+def test_an_older_database_with_two_open_requests_for_a_secret_is_not_upgraded(
+    db_url: str,
+) -> None:
+    """The upgrade that adds the index stops, naming the secret, and changes nothing: the
+    operator decides which request stays."""
+    store = _older_store(db_url, "0005")
+    with store.transaction() as tx:
+        tx.add(_request())
+        tx.add(_request(State.APPROVED))
+    with pytest.raises(RuntimeError, match="more than one open request for h1/API_KEY"):
+        store.migrate()
+    assert _open_count(store) == 2
+    with store.session() as session:
+        assert session.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
     store.close()
