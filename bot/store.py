@@ -625,13 +625,23 @@ def _sqlite_engine(url: str, path: Path | None) -> Engine:
 
     if path:
         # A pooled connection keeps working on a file renamed away or replaced, and whatever it
-        # wrote would be lost with that inode: check it is still the file at the path.
+        # wrote would be lost with that inode: check it is still the file at the path when a
+        # connection is taken from the pool, and again before a commit (a group commit's
+        # transaction takes in writers for a while after its checkout).
         @event.listens_for(engine, "checkout")
         def _checkout(_: Any, record: Any, __: Any) -> None:
-            if _identity(path) != record.info.get("file"):
-                raise exc.DisconnectionError(f"the SQLite database {path} is gone or replaced")
+            _still_there(path, record.info.get("file"))
+
+        @event.listens_for(engine, "commit")
+        def _commit(connection: Any) -> None:
+            _still_there(path, connection.info.get("file"))
 
     return engine
+
+
+def _still_there(path: Path, opened: tuple[int, int] | None) -> None:
+    if _identity(path) != opened:
+        raise exc.DisconnectionError(f"the SQLite database {path} is gone or replaced")
 
 
 def _open_existing(path: Path) -> sqlite3.Connection:
