@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -142,6 +143,7 @@ class BotServer(WSGIServer):
         settings = load_app_settings(Mode.RUN)
         self.runtime = build_runtime(settings)
         self.runtime.start_sweeper()
+        freeze_startup_objects()
         log.info("serving Slack over HTTP", port=self.port, threads=self.threads)
         secret = settings.slack_signing_secret
         return bounded(self.runtime.wsgi(secret.get_secret_value() if secret else ""))
@@ -181,6 +183,7 @@ def serve_socket_mode(settings: Settings) -> None:
     _preflight_or_exit(settings)
     runtime = build_runtime(settings)
     runtime.start_sweeper()
+    freeze_startup_objects()
     token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
     handler = SocketModeHandler(runtime.app, token)
     stop = threading.Event()
@@ -197,6 +200,15 @@ def serve_socket_mode(settings: Settings) -> None:
     closing.join(timeout=10)
     runtime.close(GRACEFUL_TIMEOUT - 12)
     log.info("shut down cleanly")
+
+
+def freeze_startup_objects() -> None:
+    """Leave what startup built (modules, the app, the pools: most of the objects in the
+    process) out of every later garbage collection. A full collection walks every tracked
+    object; with them it paused a request for tens of milliseconds now and then (the view
+    submission p99 at 10 clients halved without them: see benchmarks.ack_latency)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _preflight_or_exit(settings: Settings) -> None:
