@@ -4,7 +4,9 @@
                                      [--readme README.md]
 
 For each Auth0 latency (milliseconds the Auth0 sandbox waits before it answers) and for 1, 10
-and 50 concurrent connections sending signed requests back to back, measures the time to
+and 50 concurrent connections sending signed requests back to back (and one connection that
+waits 50 ms after each answer: one person at a time, whose background work is done before
+the next request, where back to back it competes with the next ack), measures the time to
 Slack's answer of a slash command (``/hook-secret add``: ack, then the modal opens in the
 background) and of a request-form view submission (the bot checks the form and stores the
 encrypted request before it acks) for:
@@ -40,12 +42,14 @@ from benchmarks.common import (
 )
 from tests.bot_process import APPROVALS
 
-LEVELS = (1, 10, 50)
-REQUESTS = {1: 200, 10: 500, 50: 1000}
-QUICK = {1: 50, 10: 200, 50: 400}
+# (connections, milliseconds each waits after an answer before its next request)
+LEVELS = ((1, 0), (10, 0), (50, 0), (1, 50))
+REQUESTS = {(1, 0): 200, (10, 0): 500, (50, 0): 1000, (1, 50): 200}
+QUICK = {(1, 0): 50, (10, 0): 200, (50, 0): 400, (1, 50): 50}
 WARMUP = 50
 APPS = ("bot", "bare")
 KINDS = ("slash command", "view submission")
+SAME = ("kind", "clients", "pause_ms", "auth0_ms")  # a bot row and its bare row
 BEGIN, END = "<!-- benchmark:ack_latency -->", "<!-- /benchmark:ack_latency -->"
 
 
@@ -70,12 +74,22 @@ class Run:
         names = [f"BENCH_{self._serial}_{i}" for i in range(n)]
         return self.env.submission_bodies(*self._form, names)
 
-    def measure(self, app: str, kind: str, level: int, n: int, latency: int) -> dict[str, Any]:
-        """Send ``n`` requests with ``level`` connections; the latencies and the CPU used."""
+    def measure(
+        self, app: str, kind: str, level: tuple[int, int], n: int, latency: int
+    ) -> dict[str, Any]:
+        """Send ``n`` requests with ``level``'s connections and pause; the latencies and the
+        CPU used."""
+        clients, pause = level
         bodies = self.bodies(kind, n)
         before, cpu = _background_done(self.env, kind), cpu_seconds(self.pids[app])
-        result = run_load(self.urls[app], bodies, level)
-        row: dict[str, Any] = {"app": app, "kind": kind, "clients": level, "auth0_ms": latency}
+        result = run_load(self.urls[app], bodies, clients, pause / 1000)
+        row: dict[str, Any] = {
+            "app": app,
+            "kind": kind,
+            "clients": clients,
+            "pause_ms": pause,
+            "auth0_ms": latency,
+        }
         if app == "bot":
             row["background_done"] = _wait_background(self.env, kind, before, n)
         latencies = result["latencies"]
@@ -153,7 +167,8 @@ def main() -> None:
 
 def _print(row: dict[str, Any]) -> None:
     print(
-        f"Auth0 {row['auth0_ms']:>3} ms {row['kind']:<16} c={row['clients']:<3} {row['app']:<5} "
+        f"Auth0 {row['auth0_ms']:>3} ms {row['kind']:<16} c={row['clients']:<3} "
+        f"pause={row['pause_ms']:<3} {row['app']:<5} "
         f"p50 {row['p50_ms']:8.2f} ms  p99 {row['p99_ms']:8.2f} ms  {row['rps']:6.0f} req/s  "
         f"{row['cpu_ms']:6.2f} CPU ms/req  {row['statuses']} {row.get('background_done', '')}",
         flush=True,
@@ -173,13 +188,10 @@ def _table(rows: list[dict[str, Any]], idle: dict[str, float], seconds: float, a
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in rows if r["app"] == "bot"):
-        base = next(
-            r
-            for r in rows
-            if r["app"] == "bare" and all(r[k] == row[k] for k in ("kind", "clients", "auth0_ms"))
-        )
+        base = next(r for r in rows if r["app"] == "bare" and all(r[k] == row[k] for k in SAME))
+        clients = f"{row['clients']}" + (f", {row['pause_ms']} ms apart" if row["pause_ms"] else "")
         lines.append(
-            f"| {row['auth0_ms']} ms | {row['kind']} | {row['clients']} "
+            f"| {row['auth0_ms']} ms | {row['kind']} | {clients} "
             f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {base['p50_ms']:.1f} / "
             f"{base['p99_ms']:.1f} | {row['p99_ms'] / base['p99_ms']:.1f}× | {row['rps']:.0f} "
             f"| {row['cpu_ms']:.2f} / {base['cpu_ms']:.2f} |"

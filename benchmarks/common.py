@@ -207,8 +207,9 @@ def stack(rate_limit: RateLimit | None = None) -> Iterator[Stack]:
                         proc.wait(40)
 
 
-def run_load(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
-    """Send ``bodies`` with ``concurrency`` connections from a separate process."""
+def run_load(url: str, bodies: list[str], concurrency: int, pause: float = 0) -> dict[str, Any]:
+    """Send ``bodies`` with ``concurrency`` connections from a separate process, each
+    waiting ``pause`` seconds after an answer before it sends the next request."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
         json.dump(
             {
@@ -216,6 +217,7 @@ def run_load(url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
                 "secret": SIGNING_SECRET,
                 "bodies": bodies,
                 "concurrency": concurrency,
+                "pause": pause,
             },
             spec,
         )

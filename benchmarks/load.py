@@ -1,4 +1,5 @@
-"""Closed-loop load generator: C connections each sending signed Slack requests back to back.
+"""Closed-loop load generator: C connections each sending signed Slack requests back to back,
+or pausing after each answer (a person, not a flood).
 
 Runs in its own process (``python -m benchmarks.load SPEC.json``) so that its CPU use does not
 share a GIL with the stand-ins. A small HTTP/1.1 keep-alive client over asyncio streams keeps
@@ -50,6 +51,7 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
     statuses: dict[str, int] = {}
     non_empty = 0
     next_index = iter(range(len(bodies)))
+    pause = float(spec.get("pause", 0))  # seconds a user waits after an answer
 
     async def user() -> None:
         nonlocal non_empty
@@ -62,6 +64,8 @@ async def _run(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(time.perf_counter() - started)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             non_empty += bool(body)
+            if pause:
+                await asyncio.sleep(pause)
             if close:
                 writer.close()
                 reader, writer = await asyncio.open_connection(host, port)
