@@ -634,7 +634,13 @@ def _sqlite_engine(url: str, path: Path | None) -> Engine:
 
         @event.listens_for(engine, "commit")
         def _commit(connection: Any) -> None:
-            _still_there(path, connection.info.get("file"))
+            try:
+                _still_there(path, connection.info.get("file"))
+            except exc.DisconnectionError as error:
+                # Raised before SQLAlchemy's own error handling: without this the connection
+                # would go back to the pool inside its transaction, holding the write lock.
+                connection.invalidate(error)
+                raise
 
     return engine
 
