@@ -142,8 +142,8 @@ class BotServer(WSGIServer):
 
         settings = load_app_settings(Mode.RUN)
         self.runtime = build_runtime(settings)
+        freeze_startup_objects()  # before the sweeper's first pass makes anything to collect
         self.runtime.start_sweeper()
-        freeze_startup_objects()
         log.info("serving Slack over HTTP", port=self.port, threads=self.threads)
         secret = settings.slack_signing_secret
         return bounded(self.runtime.wsgi(secret.get_secret_value() if secret else ""))
@@ -182,8 +182,8 @@ def serve_socket_mode(settings: Settings) -> None:
 
     _preflight_or_exit(settings)
     runtime = build_runtime(settings)
-    runtime.start_sweeper()
     freeze_startup_objects()
+    runtime.start_sweeper()
     token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
     handler = SocketModeHandler(runtime.app, token)
     stop = threading.Event()
