@@ -18,8 +18,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot.logs import configure_logging
-from bot.server import WSGIServer
-from bot.web import WSGIApp
+from bot.serve.server import WSGIServer
+from bot.serve.wsgi import WSGIApp
 from tests.bot_process import BOT_TOKEN as TOKEN  # the stand-in's (fake) bot token
 
 

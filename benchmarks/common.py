@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot import ids
+from bot.slack import ids
 from standins.auth0 import Auth0Sandbox, RateLimit
 from standins.slack import SlackDriver, SlackStandIn, build_state_values
 from standins.tls import LoopbackTLS, loopback_tls

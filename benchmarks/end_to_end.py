@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import Stack, machine, percentile, stack
-from bot import ids
+from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, RateLimit
 from standins.slack import SlackDriver
 from tests.bot_process import APPROVALS, ORIGIN

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import Stack, machine, memory_mib, stack
-from bot import ids
+from bot.slack import ids
 from standins.slack import ApiCall, SlackDriver
 from tests.bot_process import APPROVALS, APPROVER, CLIENT_SECRET, ORIGIN, REQUESTER
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from benchmarks.common import machine
-from bot import blocks
-from bot.models import Kind
-from bot.slack_http import PooledWebClient
+from bot.db.models import Kind
+from bot.slack import blocks
+from bot.slack.web_client import PooledWebClient
 from standins.slack import SlackStandIn
 from standins.tls import loopback_tls
 

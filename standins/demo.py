@@ -12,13 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import ids
-from bot.audit import AuditSink
-from bot.blocks import hook_option
-from bot.crypto import generate_key
+from bot.db.audit import AuditSink
+from bot.db.encryption import generate_key
+from bot.db.store import Store
 from bot.logs import configure_logging
 from bot.settings import Mode, Settings, load_app_settings
-from bot.store import Store
+from bot.slack import ids
+from bot.slack.blocks import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot

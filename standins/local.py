@@ -10,14 +10,14 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bot.app import Deps, create_app
-from bot.crypto import Vault
-from bot.flow import Services
+from bot.db.encryption import Vault
+from bot.db.store import Store
 from bot.metrics import Metrics
-from bot.runtime import auth0_client, slack_client
+from bot.serve.runtime import auth0_client, slack_client
+from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings
-from bot.store import Store
-from bot.web import WSGIApp, wsgi_app
+from bot.slack.app import Deps, create_app
+from bot.slack.services import Services
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from bot import ids
-from bot.crypto import generate_key
+from bot.db.encryption import generate_key
+from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 

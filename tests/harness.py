@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import ids
-from bot.audit import AuditSink
-from bot.crypto import generate_key
-from bot.flow import Services
-from bot.models import SecretRequest
+from bot.db.audit import AuditSink
+from bot.db.encryption import generate_key
+from bot.db.models import SecretRequest
+from bot.db.store import Store
 from bot.settings import Mode, Settings, load_app_settings
-from bot.store import Store
+from bot.slack import ids
+from bot.slack.services import Services
 from standins.auth0 import Auth0Sandbox, RecordedRequest
 from standins.local import local_bot
 from standins.slack import SlackDriver, SlackStandIn
@@ -79,7 +79,7 @@ class Bot:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
         hook = next(h for h in self.services.catalog.hooks() if h.id == hook_id)
-        from bot.blocks import hook_option
+        from bot.slack.blocks import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}
 

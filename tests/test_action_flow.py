@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import answers, ids
-from bot.blocks import hook_option
-from bot.models import SecretRequest, State
+from bot.db.models import SecretRequest, State
+from bot.slack import answers, ids
+from bot.slack.blocks import hook_option
 from bot.targets import ActionTarget, TargetKind
 from standins.auth0 import FULL_SCOPES, RecordedRequest
 from tests.harness import (

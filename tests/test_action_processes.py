@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from bot import ids
-from bot.models import SecretRequest, State
-from bot.store import Store
+from bot.db.models import SecretRequest, State
+from bot.db.store import Store
+from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (

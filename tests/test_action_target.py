@@ -12,7 +12,7 @@ from bot.auth0 import actions as api
 from bot.auth0.actions import ChangeKind, Waits
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import ConcurrentEdit
-from bot.models import Kind
+from bot.db.models import Kind
 from bot.targets import ActionTarget, Change, NoProgress, TargetLocks
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 

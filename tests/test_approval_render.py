@@ -14,12 +14,12 @@ from typing import Any
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot import blocks
-from bot.delivery import Delivery
-from bot.models import OutboxMessage, OutboxState, SecretRequest
-from bot.notify import Notifier
-from bot.outbox import Message, Method
-from bot.store import Store
+from bot.db.models import OutboxMessage, OutboxState, SecretRequest
+from bot.db.store import Store
+from bot.outbox.messages import Message, Method
+from bot.outbox.notify import Notifier
+from bot.outbox.worker import Delivery
+from bot.slack import blocks
 from standins.slack import SlackStandIn
 from tests.harness import APPROVALS
 from tests.unit.factories import secret_request

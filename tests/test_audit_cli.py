@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from bot import audit
+from bot.db import audit
 from tests.conftest import pg_schema
 from tests.harness import ORIGIN, OUTSIDER, running_bot
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from bot import audit
-from bot.audit import AuditEvent
-from bot.models import SecretRequest
+from bot.db import audit
+from bot.db.audit import AuditEvent
+from bot.db.models import SecretRequest
 from tests.harness import running_bot
 
 SUBMISSIONS = 16  # the hook holds one secret; Auth0 allows 20

@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.deadlines import Deadlines
-from bot.server import BODY_TIMEOUT, HEADER_TIMEOUT
-from bot.web import MAX_BODY
+from bot.serve.deadlines import Deadlines
+from bot.serve.server import BODY_TIMEOUT, HEADER_TIMEOUT
+from bot.serve.wsgi import MAX_BODY
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (

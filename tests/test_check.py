@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.check import run_checks
+from bot.ops.check import run_checks
 from bot.settings import Mode, load_app_settings
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackStandIn

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot import ids
+from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (

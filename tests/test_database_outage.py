@@ -17,10 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
-from bot import audit, ids
-from bot.audit import AuditEvent
-from bot.outage import NOT_RECORDED, answer, is_outage
-from bot.store import Store
+from bot.db import audit
+from bot.db.audit import AuditEvent
+from bot.db.store import Store
+from bot.slack import ids
+from bot.slack.outage import NOT_RECORDED, answer, is_outage
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (

@@ -109,21 +109,21 @@ def test_the_wheel_ships_the_bot_and_no_stand_in(tmp_path: Path) -> None:
         "bot",
         wheel.name.split("-py3")[0] + ".dist-info",
     }
-    assert "bot/cli.py" in names and "bot/demo.py" in names
+    assert "bot/ops/cli.py" in names and "bot/ops/demo.py" in names
     assert not [n for n in names if "standins" in n or "sandbox" in n or n.startswith("tests")]
 
 
 def test_nothing_in_bot_imports_the_stand_ins_but_the_demo_entry_point(tmp_path: Path) -> None:
-    """The product never depends on test servers: only bot/demo.py names the package, and
+    """The product never depends on test servers: only bot/ops/demo.py names the package, and
     only when the demo runs (the console script's other commands never load it)."""
     users = [
         path.relative_to(REPO).as_posix()
         for path in (REPO / "bot").rglob("*.py")
         if "standins" in path.read_text()
     ]
-    assert users == ["bot/demo.py"]
+    assert users == ["bot/ops/demo.py"]
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, bot.cli, bot.demo; print(sorted(sys.modules))"],
+        [sys.executable, "-c", "import sys, bot.ops.cli, bot.ops.demo; print(sorted(sys.modules))"],
         capture_output=True,
         text=True,
         check=True,

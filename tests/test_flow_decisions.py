@@ -6,9 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot import blocks, ids
-from bot.models import State
-from bot.workflow import APPLY_LEASE
+from bot.approvals.workflow import APPLY_LEASE
+from bot.db.models import State
+from bot.slack import blocks, ids
 from tests.harness import (
     APPROVALS,
     APPROVER,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import State
+from bot.db.models import State
 from tests.harness import (
     APPROVALS,
     APPROVER,

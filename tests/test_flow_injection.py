@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from bot import ids
-from bot.blocks import esc
-from bot.models import State
+from bot.db.models import State
+from bot.slack import ids
+from bot.slack.blocks import esc
 from tests.harness import (
     APPROVALS,
     APPROVER,

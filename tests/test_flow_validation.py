@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot import ids
-from bot.models import State
+from bot.db.models import State
+from bot.slack import ids
 from tests.harness import (
     GROUPIE,
     REQUESTER,

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from bot import audit
-from bot.audit import AuditEvent, AuditSink
-from bot.models import SecretRequest, State
-from bot.store import Store, new_request_id
+from bot.db import audit
+from bot.db.audit import AuditEvent, AuditSink
+from bot.db.models import SecretRequest, State
+from bot.db.store import Store, new_request_id
 
 WRITERS = 24
 

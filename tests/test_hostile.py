@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot import ids
+from bot.slack import ids
 from standins.slack import Ack, build_state_values
 from tests.conftest import pg_schema
 from tests.harness import (

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.delivery import Delivery
-from bot.models import OutboxState
-from bot.notify import Notifier
-from bot.outbox import Message, Method
-from bot.store import Store
+from bot.db.models import OutboxState
+from bot.db.store import Store
+from bot.outbox.messages import Message, Method
+from bot.outbox.notify import Notifier
+from bot.outbox.worker import Delivery
 from standins.slack import SlackStandIn
 from tests.harness import ORIGIN
 

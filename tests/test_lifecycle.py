@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import ids
-from bot.models import State
+from bot.db.models import State
+from bot.slack import ids
 from tests.harness import APPROVALS, APPROVER, ORIGIN, OUTSIDER, REQUESTER, Bot, running_bot
 
 

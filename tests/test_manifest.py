@@ -11,7 +11,7 @@ import yaml
 from jsonschema import FormatChecker
 from jsonschema.validators import validator_for
 
-from bot import ids
+from bot.slack import ids
 from tests.harness import APPROVALS, ORIGIN, REQUESTER, Bot, running_bot
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,13 +8,13 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.delivery import Backoff, Delivery
+from bot.approvals.workflow import Timing
+from bot.db.models import OutboxState, State
+from bot.db.store import Store
 from bot.metrics import Metrics
-from bot.models import OutboxState, State
-from bot.notify import Notifier
-from bot.outbox import Message, Method
-from bot.store import Store
-from bot.workflow import Timing
+from bot.outbox.messages import Message, Method
+from bot.outbox.notify import Notifier
+from bot.outbox.worker import Backoff, Delivery
 from standins.slack import SlackStandIn
 from tests.harness import (
     APPROVALS,

@@ -9,7 +9,7 @@ import httpx
 from pydantic import SecretStr
 
 from bot.auth0.client import Auth0Client
-from bot.pacing import PacedTransport
+from bot.auth0.pacing import PacedTransport
 from standins.auth0 import Auth0Sandbox, RateLimit
 
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot import answers, ids
-from bot.models import State
+from bot.db.models import State
+from bot.slack import answers, ids
 from standins.auth0 import RecordedRequest
 from tests.harness import (
     APPROVALS,

@@ -12,12 +12,12 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.delivery import Delivery
-from bot.models import OutboxState, SecretRequest
-from bot.notify import Notifier
-from bot.outbox import Message, Method
-from bot.readback import EVENT_TYPE
-from bot.store import Store
+from bot.db.models import OutboxState, SecretRequest
+from bot.db.store import Store
+from bot.outbox.messages import Message, Method
+from bot.outbox.notify import Notifier
+from bot.outbox.readback import EVENT_TYPE
+from bot.outbox.worker import Delivery
 from standins.slack import SlackStandIn
 from tests.harness import APPROVALS, ORIGIN, REQUESTER
 from tests.unit.factories import secret_request

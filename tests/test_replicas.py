@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot import ids
-from bot.crypto import generate_key
+from bot.db.encryption import generate_key
+from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
 from tests.bot_process import (

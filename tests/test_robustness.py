@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from pydantic import SecretStr
 
-from bot import check, ids
 from bot.auth0.client import Auth0Client
-from bot.catalog import HookCatalog
-from bot.crypto import generate_key
+from bot.db.encryption import generate_key
+from bot.db.models import State
 from bot.logs import SECRETS
-from bot.models import State
+from bot.ops import check
+from bot.slack import ids
+from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
 from tests.harness import (
     APPROVALS,

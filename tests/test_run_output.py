@@ -24,7 +24,7 @@ def test_at_info_only_the_bots_own_lines_are_printed(tmp_path: Path) -> None:
             assert bot.stop() == 0
     lines = bot.output().splitlines()
     records = [json.loads(line) for line in lines]
-    assert {record["logger"] for record in records} == {"bot.server"}, lines
+    assert {record["logger"] for record in records} == {"bot.serve.server"}, lines
     assert [r["event"] for r in records] == [
         "serving Slack over HTTP",
         "shutting down: finishing in-flight work",

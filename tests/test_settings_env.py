@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot import ids
-from bot.crypto import generate_key
+from bot.db.encryption import generate_key
+from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
 from tests.bot_process import (
@@ -263,7 +263,7 @@ def test_a_heroku_postgres_url_connects(tmp_path: Path) -> None:
     heroku = "postgres://" + PG_URL.split("://", 1)[1]
     env = {**BASE, "DATABASE_URL": heroku}
     probe = (
-        "from bot.settings import Mode, load_settings; from bot.store import Store;"
+        "from bot.settings import Mode, load_settings; from bot.db.store import Store;"
         "print(Store(load_settings(Mode.STORE).database_url).ping(schema=False))"
     )
     done = _child([sys.executable, "-c", probe], _clean_env(**env), tmp_path)

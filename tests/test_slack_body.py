@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot import ids, slack_body
-from bot.app import FOREIGN_TEAM
+from bot.slack import body as slack_body
+from bot.slack import ids
+from bot.slack.app import FOREIGN_TEAM
 from tests.harness import (
     APPROVALS,
     ORIGIN,

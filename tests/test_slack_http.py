@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.slack_http import PooledWebClient, short_lived
+from bot.slack.web_client import PooledWebClient, short_lived
 from standins.slack import SlackStandIn, webapi
 from standins.tls import loopback_tls
 

@@ -12,10 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from bot import audit
-from bot.audit import AuditEvent, AuditSink
-from bot.models import SecretRequest, State
-from bot.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
+from bot.db import audit
+from bot.db.audit import AuditEvent, AuditSink
+from bot.db.models import SecretRequest, State
+from bot.db.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
 
 
 def _store(url: str) -> Store:

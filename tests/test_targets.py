@@ -9,9 +9,9 @@ from pydantic import SecretStr
 
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
-from bot.catalog import HookCatalog
-from bot.models import Kind
+from bot.db.models import Kind
 from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
+from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
 
 VALUE = "s3cr3t-target-value"

@@ -30,7 +30,7 @@ from bot.auth0.errors import (
 )
 from bot.auth0.responses import UNREADABLE, decode, envelope, json_body, retry_at, unreadable
 from bot.auth0.token import ManagementToken, Token, parse_token
-from bot.domain import MAX_SECRETS_PER_HOOK, VALUE_PLACEHOLDER
+from bot.limits import MAX_SECRETS_PER_HOOK, VALUE_PLACEHOLDER
 from bot.logs import SECRETS, get_logger
 
 log = get_logger(__name__)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from bot.domain import MAX_SECRETS_PER_HOOK
+from bot.limits import MAX_SECRETS_PER_HOOK
 
 _EXPECTED_SCOPES = re.compile(r"expected any of:\s*(?P<scopes>.+)$", re.IGNORECASE)
 

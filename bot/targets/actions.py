@@ -15,7 +15,6 @@ from bot.auth0 import actions as api
 from bot.auth0.actions import Action, ActionVersion, ChangeKind, PatchExpectation, Waits
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope, OutcomeUnknown
-from bot.catalog import Catalog
 from bot.targets.base import (
     Applied,
     Change,
@@ -26,6 +25,7 @@ from bot.targets.base import (
     TargetKind,
     TargetRef,
 )
+from bot.targets.catalog import Catalog
 from bot.targets.locks import TargetLocks
 
 PLANNED: Final = "planned"

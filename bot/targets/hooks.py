@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import HooksUnavailable, InsufficientScope
-from bot.catalog import HookCatalog
-from bot.domain import MAX_SECRETS_PER_HOOK
-from bot.models import Kind
+from bot.db.models import Kind
+from bot.limits import MAX_SECRETS_PER_HOOK
 from bot.targets.base import (
     Applied,
     Change,
@@ -17,6 +16,7 @@ from bot.targets.base import (
     TargetKind,
     TargetRef,
 )
+from bot.targets.catalog import HookCatalog
 
 
 def described(hook: Hook) -> Described:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.models import Kind, SecretRequest, State
+from bot.db.models import Kind, SecretRequest, State
 
 REQUEST_ID = "hsr_0123456789abcdef"
 

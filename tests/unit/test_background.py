@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 
-from bot.background import Background
+from bot.serve.background import Background
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot import blocks, ids
 from bot.auth0.client import Hook
-from bot.domain import MAX_SECRETS_PER_HOOK, Provenance
-from bot.models import Kind, SecretRequest, State
+from bot.db.models import Kind, SecretRequest, State
+from bot.limits import MAX_SECRETS_PER_HOOK, Provenance
+from bot.slack import blocks, ids
 from standins.slack import validate_message_blocks, validate_options_response, validate_view
 from tests.unit.factories import secret_request
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.models import Kind
-from bot.validation import Command, parse_command
+from bot.db.models import Kind
+from bot.slack.validation import Command, parse_command
 
 
 @pytest.mark.parametrize("text", ["", "   ", "help", "HELP", "frobnicate", "frobnicate x"])

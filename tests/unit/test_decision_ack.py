@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import answers, ids
-from bot.models import SecretRequest, State
-from bot.workflow import Outcome, Result
+from bot.approvals.workflow import Outcome, Result
+from bot.db.models import SecretRequest, State
+from bot.slack import answers, ids
 from tests.unit.factories import REQUEST_ID, secret_request
 
 

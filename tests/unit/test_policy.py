@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 
-from bot.policy import Directory, Policy, Principals
+from bot.approvals.policy import Directory, Policy, Principals
 
 TEAM = "T0TEAM"
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.auth0.errors import HookNotFound
-from bot.prefetch import Prefetch
 from bot.targets import TargetKind
+from bot.targets.prefetch import Prefetch
 
 HOOK = TargetKind.HOOK
 

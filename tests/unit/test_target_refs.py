@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from bot import blocks
+from bot.slack import blocks
+from bot.slack.validation import parse_command
 from bot.targets import Described, Offer, TargetKind, TargetLocks, TargetRef
-from bot.validation import parse_command
 from standins.slack import validate_options_response
 
 ACTION_ID = "0e5b3c1a-9c3e-4f3e-8a57-3b1f9f2f0a11"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import one_line, visible
+from bot.slack.text import one_line, visible
 
 
 @pytest.mark.parametrize(

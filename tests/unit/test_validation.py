@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot import ids
-from bot.domain import NAME_MAX, REASON_MAX, VALUE_MAX, VALUE_PLACEHOLDER
-from bot.models import Kind
-from bot.validation import (
+from bot.db.models import Kind
+from bot.limits import NAME_MAX, REASON_MAX, VALUE_MAX, VALUE_PLACEHOLDER
+from bot.slack import ids
+from bot.slack.validation import (
     NUL_IN_TEXT,
     TOO_LONG_SHOWN,
     VALUE_ECHOED,

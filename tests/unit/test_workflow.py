@@ -14,13 +14,23 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.audit import AuditSink
+from bot.approvals.workflow import (
+    APPLY_LEASE,
+    SETTLE_WITHIN,
+    UNCLAIMED_GRACE,
+    AlreadyOpen,
+    Draft,
+    Outcome,
+    Timing,
+    Workflow,
+)
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
-from bot.crypto import Vault, generate_key
-from bot.models import Kind, OutboxMessage, State
-from bot.notify import Notifier
-from bot.outbox import Method
-from bot.store import Store
+from bot.db.audit import AuditSink
+from bot.db.encryption import Vault, generate_key
+from bot.db.models import Kind, OutboxMessage, State
+from bot.db.store import Store
+from bot.outbox.messages import Method
+from bot.outbox.notify import Notifier
 from bot.targets import (
     Applied,
     Change,
@@ -31,16 +41,6 @@ from bot.targets import (
     TargetKind,
     TargetRef,
     Targets,
-)
-from bot.workflow import (
-    APPLY_LEASE,
-    SETTLE_WITHIN,
-    UNCLAIMED_GRACE,
-    AlreadyOpen,
-    Draft,
-    Outcome,
-    Timing,
-    Workflow,
 )
 
 VALUE = "s3cr3t-value-never-stored"

@@ -1,0 +1,80 @@
+"""What follows each transition: the apply an approval starts, and the outbox's delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from bot.approvals.workflow import Outcome, Result, Workflow
+from bot.auth0.errors import ActionNotFound, HookNotFound
+from bot.db.models import SecretRequest, State
+from bot.logs import get_logger
+from bot.outbox.worker import Delivery
+from bot.serve.background import Background
+from bot.targets import TargetKind, Targets
+from bot.targets.prefetch import Prefetch
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class Followups:
+    """The one place further work starts after a transition; the messages a transition implies
+    were queued in its transaction and ``delivery`` sends them."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        delivery: Delivery,
+        targets: Targets,
+        background: Background,
+        prefetch: Prefetch[Any],
+    ) -> None:
+        self.workflow = workflow
+        self.delivery = delivery
+        self.targets = targets
+        self.background = background
+        self.prefetch = prefetch
+
+    def submitted(self, request: SecretRequest) -> None:
+        """Apply at once when the policy needs no approval (the approval post is queued)."""
+        if request.state == State.APPROVED:
+            self.apply_later(request.id)
+
+    def decided(self, result: Result) -> None:
+        """Apply an approval (a rejection's or expiry's messages are queued already)."""
+        if result.request is not None and result.outcome is Outcome.APPROVED:
+            self.apply_later(result.request.id)
+
+    def apply_later(self, request_id: str, reconciling: bool = False) -> None:
+        """Apply in the appliers' pool, tracked like other background work."""
+        self.background.apply(self.apply, request_id, reconciling)
+
+    def apply(self, request_id: str, reconciling: bool = False) -> None:
+        """Apply once (the outcome's messages are queued with it)."""
+        self.applied(self.workflow.apply(request_id, reconciling=reconciling))
+
+    def applied(self, result: Result) -> None:
+        """Drop what was read ahead of the target (Auth0 now knows better, whatever the
+        outcome); a target that turned out to be gone leaves the cached list."""
+        if result.request is None:
+            return
+        self.prefetch.forget(TargetKind(result.request.target_kind), result.request.hook_id)
+        if isinstance(result.error, HookNotFound | ActionNotFound):
+            self.targets[result.request.target_kind].forget()
+
+    def sweep(self) -> None:
+        """Expire overdue requests, finish stranded applies, send what is due (periodically
+        and on start)."""
+        self.workflow.expire_due()
+        for result in self.workflow.reconcile():
+            _logged(self.applied, result)
+        _logged(self.delivery.deliver_due, 50)
+
+
+def _logged(step: Callable[[T], object], item: T) -> None:
+    """One step of a sweep; a failure is logged and the sweep goes on."""
+    try:
+        step(item)
+    except Exception:
+        log.exception("sweep step failed")

@@ -1,0 +1,2 @@
+"""Persistence: engine, tables, queries, group commit, the audit chain, values at rest,
+migrations."""

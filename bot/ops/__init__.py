@@ -1,0 +1,1 @@
+"""Operator commands: the command line, check, and the demo."""

@@ -1,0 +1,279 @@
+"""The hook-secret-bot command line: run, check, demo, audit, keygen."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.db import audit
+from bot.db.encryption import generate_key
+from bot.logs import configure_logging
+from bot.settings import Mode, SettingsError, StoreSettings, load_app_settings, load_settings
+
+EXIT_SETTINGS = 2
+EXIT_UNREADABLE = 3  # audit verify/export: the database could not be read
+
+
+SLACK_VARS = "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_API_URL"
+AUTH0_VARS = "AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_BASE_URL"
+POLICY_VARS = (
+    "HOOK_SECRET_REQUESTERS, HOOK_SECRET_APPROVERS, HOOK_SECRET_APPROVAL_CHANNEL,\n"
+    "  HOOK_SECRET_REQUIRED_APPROVALS, HOOK_SECRET_REQUEST_TTL"
+)
+STORE_VARS = "DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY, LOG_LEVEL, LOG_FORMAT"
+ENV_NOTE = "Settings come from the environment or a .env file in the working directory."
+TOP = """Change Auth0 Hook secrets from Slack, with approval and a tamper-evident audit trail.
+
+Start with `hook-secret-bot check`, then `hook-secret-bot run`; `hook-secret-bot demo`
+shows the whole flow locally without credentials. Each command's --help says which
+settings it reads and what its exit status means."""
+
+
+@dataclass(frozen=True)
+class _Help:
+    """One subcommand's help: what it does, what it reads, how it exits."""
+
+    summary: str
+    what: str
+    reads: str
+    exits: str
+
+    def add_to(self, commands: Any, name: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            name,
+            help=self.summary,
+            description=self.what,
+            epilog=f"reads:\n  {self.reads}\n  {ENV_NOTE}\n\nexit status:\n{self.exits}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return parser
+
+
+COMMANDS: dict[str, _Help] = {
+    "run": _Help(
+        "serve Slack (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)",
+        "Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on\n"
+        "0.0.0.0:$PORT (POST /slack/events, GET /healthz, GET /metrics). Before opening a\n"
+        "port it checks the settings, migrates the database and asks Slack who it is.",
+        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}, PORT",
+        "  0  stopped by SIGTERM or SIGINT after finishing in-flight work\n"
+        "  1  cannot start: the database or Slack refused (the line names the variable)\n"
+        "  2  settings missing or invalid, one line per variable",
+    ),
+    "check": _Help(
+        "verify the settings, Slack and Auth0 before the first start",
+        "Verify the settings and connectivity: Slack auth.test and the transport, the\n"
+        "approval channel, who the requesters and approvers are, the Auth0 token and its\n"
+        "scopes, the hooks it can read, and the database (never created here). One line\n"
+        "per check, each failure with what to fix; never prints a secret.",
+        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}",
+        "  0  every check passed\n"
+        "  1  at least one check failed (its line says what to do)\n"
+        "  2  settings missing or invalid, one line per variable",
+    ),
+    "demo": _Help(
+        "the whole flow locally, no credentials and no network",
+        "Run the real app over real HTTP against a local Slack stand-in and Auth0\n"
+        "sandbox: a request, its approval, the change applied; prints what each person\n"
+        "would see in Slack and the audit trail.",
+        "nothing: the demo brings its own settings",
+        "  0  the flow ran through and the value appeared nowhere it must not\n"
+        "  1  the value showed up in Slack or the audit trail (a bug: please report it)",
+    ),
+    "keygen": _Help(
+        "print a new HOOK_SECRET_ENCRYPTION_KEY",
+        "Print a new Fernet key for HOOK_SECRET_ENCRYPTION_KEY. To rotate, put the new\n"
+        "key first and the old one after it, comma-separated.",
+        "nothing",
+        "  0  always",
+    ),
+}
+AUDIT_EXITS = (
+    "  2  settings invalid (DATABASE_URL)\n"
+    "  3  the database could not be read (nothing there, no audit table, down);\n"
+    "     it is never created or migrated here"
+)
+AUDIT_COMMANDS: dict[str, _Help] = {
+    "verify": _Help(
+        "check the audit trail's hash chain",
+        "Walk the audit trail's hash chain from the first record and print one line.",
+        "DATABASE_URL (nothing else: no Slack or Auth0 settings needed)",
+        "  0  intact: N records\n  1  broken at record K (the first bad or missing one)\n"
+        + AUDIT_EXITS,
+    ),
+    "export": _Help(
+        "print the audit trail as JSON lines",
+        "Print the stored audit trail, one JSON object per line: the same objects as\n"
+        'the "audit": true lines `run` prints, plus any the process could not print.',
+        "DATABASE_URL (nothing else: no Slack or Auth0 settings needed)",
+        "  0  exported\n" + AUDIT_EXITS,
+    ),
+}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run one command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        # No command (or `audit` alone): show what there is to run.
+        (args.help_of or parser).print_help()
+        return EXIT_SETTINGS
+    try:
+        return int(args.handler(args))
+    except SettingsError as error:
+        for line in error.problems:
+            print(line, file=sys.stderr)
+        return EXIT_SETTINGS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hook-secret-bot",
+        description=TOP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=None, help_of=None)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.add_to(commands, name).set_defaults(handler=HANDLERS[name])
+    audit_cmd = commands.add_parser(
+        "audit",
+        help="verify or export the audit trail",
+        description="Verify or export the audit trail (the database only).",
+    )
+    audit_cmd.set_defaults(help_of=audit_cmd)
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", title="commands", metavar="COMMAND")
+    for name, command in AUDIT_COMMANDS.items():
+        sub = command.add_to(audit_sub, name)
+        sub.set_defaults(handler=HANDLERS[f"audit {name}"])
+        if name == "export":
+            sub.add_argument(
+                "--since", type=_iso8601, help="ISO 8601 time; earlier records are skipped"
+            )
+    return parser
+
+
+def _iso8601(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _logging(settings: StoreSettings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _run(_: argparse.Namespace) -> int:
+    settings = load_app_settings(Mode.RUN)
+    _logging(settings)
+    from bot.serve import server
+
+    if settings.socket_mode:
+        server.serve_socket_mode(settings)
+    else:
+        server.serve_http(settings)
+    return 0
+
+
+def _check(_: argparse.Namespace) -> int:
+    settings = load_app_settings(Mode.CHECK)
+    # check's output is its lines alone: a failure it finds is on its line, not in a log line.
+    configure_logging("CRITICAL", settings.log_format, sys.stderr)
+    from bot.ops.check import run_checks
+
+    return run_checks(settings)
+
+
+def _demo(_: argparse.Namespace) -> int:
+    from bot.ops.demo import run_demo
+
+    return run_demo()
+
+
+def _store_settings() -> StoreSettings:
+    settings = load_settings(Mode.STORE)
+    configure_logging("WARNING", settings.log_format, sys.stderr)
+    return settings
+
+
+def _read_trail(settings: StoreSettings, work: Callable[[Session], int]) -> int:
+    """Run ``work`` on the trail; a database that can't be read exits 3, never 1 (broken)."""
+    # The store alone, not bot.serve.runtime: a cron job checking the trail needs no Slack client.
+    from bot.db.store import Store
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        # Never create (or migrate) a database here: a typo must not read as an empty trail.
+        print(f"cannot read the audit trail: no database file at {url.database}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
+        store = Store(settings.database_url)
+        with store.session() as session:
+            return work(session)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        if url.password:
+            reason = reason.replace(str(url.password), "***")
+        where = url.render_as_string(hide_password=True)
+        print(f"cannot read the audit trail at {where}: {reason}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+def _keygen(_: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def _verify(_: argparse.Namespace) -> int:
+    return _read_trail(_store_settings(), _verify_trail)
+
+
+def _verify_trail(session: Session) -> int:
+    result = audit.verify(session)
+    if result.broken_at is not None:
+        print(
+            f"audit trail BROKEN at record {result.broken_at}: {result.problem} "
+            f"({result.checked} records intact before it)"
+        )
+        return 1
+    print(f"audit trail intact: {result.checked} records")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = _store_settings()
+
+    # The sink that prints the live lines: an exported line is byte for byte the one `run` printed.
+    sink = audit.AuditSink(sys.stdout)
+
+    def write(session: Session) -> int:
+        for record in audit.export(session, args.since):
+            sink.emit(record)
+        return 0
+
+    return _read_trail(settings, write)
+
+
+HANDLERS.update(
+    {
+        "run": _run,
+        "check": _check,
+        "demo": _demo,
+        "keygen": _keygen,
+        "audit verify": _verify,
+        "audit export": _export,
+    }
+)

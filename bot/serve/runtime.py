@@ -1,0 +1,219 @@
+"""A running bot: clients and store built from settings, the app, and its periodic sweep."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.auth0.client import Auth0Client
+from bot.auth0.pacing import PacedTransport
+from bot.db.encryption import Vault, key_file_for, load_or_create_key
+from bot.db.store import Store
+from bot.logs import SECRETS, get_logger
+from bot.metrics import Metrics
+from bot.serve.wsgi import WSGIApp, wsgi_app
+from bot.settings import Settings, StoreSettings
+from bot.slack.app import Deps, create_app
+from bot.slack.services import Services
+from bot.slack.web_client import PooledWebClient
+
+log = get_logger(__name__)
+# With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
+SWEEP_INTERVAL = 10.0
+# The preflight's Slack client logs nothing: its failure becomes one `cannot start` line.
+_QUIET = logging.getLogger("bot.serve.runtime.preflight")
+_QUIET.disabled = True
+
+
+def register_settings_secrets(settings: StoreSettings) -> None:
+    """Teach the log redactor every secret the settings hold."""
+    SECRETS.pin(*settings.encryption_keys)
+    if isinstance(settings, Settings):
+        for secret in (
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.auth0_client_secret,
+        ):
+            if secret is not None:
+                SECRETS.pin(secret.get_secret_value())
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The migrated store."""
+    store = Store(settings.database_url)
+    store.migrate()
+    return store
+
+
+def open_vault(settings: StoreSettings) -> Vault:
+    """The vault, with the configured keys or the generated key file (SQLite only)."""
+    keys = settings.encryption_keys or [load_or_create_key(key_file_for(settings.database_url))]
+    return Vault(keys)
+
+
+def slack_client(settings: Settings, logger: logging.Logger | None = None) -> PooledWebClient:
+    """The Web API client, retrying rate limits and dropped connections, over kept-alive
+    connections."""
+    return PooledWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        logger=logger,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: Any) -> Auth0Client:
+    """The Management API client, pacing its calls to the tenant's rate limit; ``options``
+    (tests) override the defaults."""
+    # Waits are counted once, where the pacing holds a call back (after a 429 too).
+    on_wait = metrics.observe_wait if metrics else None
+    defaults: dict[str, Any] = {
+        "transport": PacedTransport(on_wait=on_wait),
+        "observer": metrics.observe_auth0 if metrics else None,
+    }
+    return Auth0Client(
+        domain=settings.auth0_domain,
+        client_id=settings.auth0_client_id,
+        client_secret=settings.auth0_client_secret,
+        base_url=settings.auth0_base_url,
+        **(defaults | options),
+    )
+
+
+@dataclass
+class Runtime:
+    """Everything a serving process holds; ``close`` finishes in-flight work first."""
+
+    app: App
+    services: Services
+    store: Store
+    metrics: Metrics
+    auth0: Auth0Client
+    slack: WebClient
+    _stop: threading.Event
+    _sweeper: threading.Thread | None = None
+
+    def wsgi(self, signing_secret: str) -> WSGIApp:
+        """The WSGI application of HTTP mode."""
+        return wsgi_app(
+            self.app,
+            self.store,
+            self.metrics,
+            signing_secret=signing_secret,
+            in_flight=self.services.background.requests,
+        )
+
+    def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
+        """Expire and reconcile now, then every ``interval`` seconds."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.services.sweep()
+                except Exception:
+                    log.exception("sweep failed")
+                if self._stop.wait(interval):
+                    return
+
+        self._sweeper = threading.Thread(target=loop, name="sweeper", daemon=True)
+        self._sweeper.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop sweeping, let background work (and what it queues) finish, release clients."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=timeout)
+        if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
+            log.warning("background work still running at shutdown", timeout=timeout)
+        self.auth0.close()
+        if isinstance(self.slack, PooledWebClient):
+            self.slack.close()
+        self.store.close()
+
+
+class StartupError(Exception):
+    """The bot can't serve: a dependency named in the message is unreachable or refuses it."""
+
+
+def preflight(settings: Settings) -> str:
+    """Migrate the database and ask Slack who the bot is; the workspace's team id.
+
+    Run before a port is opened so that a wrong URL or token fails fast with one clear line.
+    """
+    register_settings_secrets(settings)
+    try:
+        store = open_store(settings)
+    except Exception as error:
+        raise StartupError(
+            f"DATABASE_URL: the database can't be opened or migrated: {_first_line(error)}"
+        ) from error
+    store.close()
+    slack = slack_client(settings, _QUIET)
+    try:
+        response = slack.auth_test()
+    except SlackApiError as error:
+        raise StartupError(
+            f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
+        ) from error
+    except Exception as error:
+        raise StartupError(
+            f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
+        ) from error
+    finally:
+        slack.close()
+    return str(response["team_id"])
+
+
+def _first_line(error: BaseException) -> str:
+    # SQLAlchemy wraps the driver's error and appends its SQL and a docs link: keep the cause.
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime:
+    """Connect to the store, Slack and Auth0, and build the app."""
+    register_settings_secrets(settings)
+    store = open_store(settings)
+    metrics = Metrics(pending=store.count_pending)
+    slack = slack or slack_client(settings)
+    team_id = slack.auth_test()["team_id"]
+    auth0 = auth0_client(settings, metrics)
+    app, services = create_app(
+        settings,
+        Deps(
+            slack=slack,
+            auth0=auth0,
+            store=store,
+            vault=open_vault(settings),
+            team_id=team_id,
+            on_undelivered=metrics.observe_undelivered,
+            on_prefetch=metrics.observe_prefetch,
+        ),
+    )
+    return Runtime(
+        app=app,
+        services=services,
+        store=store,
+        metrics=metrics,
+        auth0=auth0,
+        slack=slack,
+        _stop=threading.Event(),
+    )

@@ -1,0 +1,77 @@
+"""What Slack is answered: pure mappings from outcomes to acks and field-error texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.approvals.workflow import Outcome, Result
+from bot.auth0.actions import MAX_SECRETS_PER_ACTION
+from bot.limits import MAX_SECRETS_PER_HOOK
+from bot.slack import blocks, ids
+
+NOT_A_REQUESTER = "You are not allowed to request hook secret changes."
+NOT_AN_APPROVER = "You are not (or no longer) an approver, so this was not recorded."
+SELF_DECISION = "You requested this change: another approver has to decide it."
+NO_SUCH_REQUEST = "No such request."
+HOOK_GONE = "That hook no longer exists in Auth0. Pick another."
+NAME_EXISTS = (
+    "This hook already has a secret with that name. Use `/hook-secret update` to rotate it."
+)
+HOOK_FULL = f"This hook already has {MAX_SECRETS_PER_HOOK} secrets, Auth0's maximum."
+NAME_MISSING = "This hook has no secret with that name. Use `/hook-secret add` to create it."
+ACTION_GONE = "That action no longer exists in Auth0. Pick another."
+ACTION_FULL = f"This action already has {MAX_SECRETS_PER_ACTION} secrets, Auth0's maximum."
+
+
+def name_exists(kind: str) -> str:
+    """A name already on the target."""
+    return NAME_EXISTS.replace("This hook", f"This {kind}")
+
+
+def name_missing(kind: str) -> str:
+    """A name the target lacks."""
+    return NAME_MISSING.replace("This hook", f"This {kind}")
+
+
+def full(kind: str) -> str:
+    """The target holds as many secrets as Auth0 allows."""
+    return ACTION_FULL if kind == "action" else HOOK_FULL
+
+
+@dataclass(frozen=True)
+class DecisionAck:
+    """How to answer a decision modal's submission, and whether follow-ups run."""
+
+    ack: dict[str, Any]
+    follow_up: bool
+
+
+def decision_ack(result: Result) -> DecisionAck:
+    """The ack for a decision's outcome: field errors, an "already decided" view, or none."""
+    if result.outcome is Outcome.SELF_APPROVAL:
+        return DecisionAck(errors(ids.BLOCK_COMMENT, SELF_DECISION), follow_up=False)
+    if result.outcome is Outcome.NOT_FOUND or result.request is None:
+        return DecisionAck(errors(ids.BLOCK_COMMENT, NO_SUCH_REQUEST), follow_up=False)
+    if result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):
+        text = (
+            f"Request `{result.request.id}` was {blocks.describe_state(result.request)}. "
+            "Nothing more to do."
+        )
+        view = blocks.info_modal("Already decided", text)
+        return DecisionAck({"response_action": "update", "view": view}, follow_up=True)
+    return DecisionAck({}, follow_up=True)
+
+
+def errors(block_id: str, message: str) -> dict[str, Any]:
+    """Ack arguments showing ``message`` under one input block."""
+    return {"response_action": "errors", "errors": {block_id: message}}
+
+
+def still_open(request_id: str) -> str:
+    """Why a second request for the same secret waits (plain text: field errors show a
+    <@U…> mention raw, so it names no one)."""
+    return (
+        f"Request {request_id} for this secret is still open; wait for it to be decided "
+        "(see the approval channel)."
+    )

@@ -1,0 +1,218 @@
+"""The app factory: the only place a Bolt ``App`` is built."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_bolt import App, BoltContext, BoltResponse
+from slack_sdk import WebClient
+
+from bot.approvals.followups import Followups
+from bot.approvals.policy import Directory, Policy, Principals
+from bot.approvals.workflow import Workflow
+from bot.auth0.actions import Waits
+from bot.auth0.client import Auth0Client
+from bot.db.encryption import Vault
+from bot.db.store import Store
+from bot.logs import get_logger
+from bot.outbox.notify import Notifier
+from bot.outbox.worker import Delivery
+from bot.serve.background import Background
+from bot.settings import Settings
+from bot.slack import ids, outage
+from bot.slack.listeners import register_all
+from bot.slack.modals import Modals
+from bot.slack.services import Services, target_reader
+from bot.slack.web_client import short_lived
+from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
+from bot.targets.catalog import HookCatalog
+from bot.targets.prefetch import Prefetch
+
+log = get_logger(__name__)
+# Seconds a user group lookup may take before an ack; it fails closed past that.
+LOOKUP_TIMEOUT = 2
+FOREIGN_TEAM = "This app serves another Slack workspace; nothing was done."
+
+
+@dataclass
+class Deps:
+    """What the app talks to; tests hand in clients pointed at local stand-ins."""
+
+    slack: WebClient
+    auth0: Auth0Client
+    store: Store
+    vault: Vault
+    team_id: str
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # How an action's build and deploy are polled (tests and the demo wait less).
+    action_waits: Waits | None = None
+    # Told of each Slack message that could not be delivered (method, Slack's error): metrics.
+    on_undelivered: Callable[[str, str], None] | None = None
+    # Told "hit" or "miss" each time a submission looks for read-ahead names: metrics.
+    on_prefetch: Callable[[str], None] | None = None
+
+
+def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
+    """Build the Bolt app and the services behind its listeners."""
+    services = _services(settings, deps)
+    app = App(
+        client=deps.slack,
+        signing_secret=(
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else None
+        ),
+        token_verification_enabled=False,
+        # Ack in the request path: no 10 ms polling for ack(); slow work goes to our pools.
+        process_before_response=True,
+        logger=logging.getLogger("slack_bolt"),
+        request_verification_enabled=not settings.socket_mode,
+    )
+    app.use(_bind_context)
+    app.use(_team_guard(services))
+    app.use(_provide(services))
+    register_all(app)
+    app.error(_on_error)
+    return app, services
+
+
+def _services(settings: Settings, deps: Deps) -> Services:
+    catalog = HookCatalog(deps.auth0)
+    actions = ActionTarget(deps.auth0, TargetLocks(deps.store.engine), deps.action_waits)
+    targets = Targets(HookTarget(deps.auth0, catalog), actions)
+    workflow = Workflow(
+        deps.store,
+        deps.vault,
+        targets,
+        ttl=timedelta(seconds=settings.hook_secret_request_ttl),
+        required_approvals=settings.hook_secret_required_approvals,
+        now=deps.now,
+    )
+    approvers = Principals.parse(settings.hook_secret_approvers)
+    policy = Policy(
+        Principals.parse(settings.hook_secret_requesters),
+        approvers,
+        Directory(_lookup_client(deps.slack), deps.team_id),
+        deps.team_id,
+    )
+    mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
+    notifier = Notifier(settings.hook_secret_approval_channel, mention)
+    workflow.messages = notifier
+    background = Background()
+    delivery = _delivery(deps, notifier, background)
+    # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
+    prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
+    return Services(
+        workflow=workflow,
+        policy=policy,
+        followups=Followups(workflow, delivery, targets, background, prefetch),
+        targets=targets,
+        catalog=catalog,
+        prefetch=prefetch,
+        background=background,
+        modals=Modals(deps.slack),
+        team_id=deps.team_id,
+        require_reason=settings.hook_secret_required_approvals > 0,
+    )
+
+
+def _delivery(deps: Deps, notifier: Notifier, background: Background) -> Delivery:
+    """The outbox worker, started: it renders approval posts with ``notifier`` and yields to
+    requests in flight."""
+    delivery = Delivery(
+        deps.slack, deps.store, deps.now, approval=notifier.approval, on_dead=deps.on_undelivered
+    )
+    delivery.pause = background.requests.quiet_by
+    delivery.start()
+    return delivery
+
+
+def _provide(services: Services) -> Callable[..., None]:
+    """Listeners are plain functions: Bolt passes them ``services`` from the context."""
+
+    def provide(context: BoltContext, next: Callable[[], None]) -> None:
+        context["services"] = services
+        next()
+
+    return provide
+
+
+def _bind_context(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        slack_user=context.user_id,
+        team_id=context.team_id,
+        slack_kind=body.get("type") or ("slash_command" if "command" in body else None),
+    )
+    next()
+
+
+def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
+    def guard(
+        context: BoltContext, body: dict[str, Any], next: Callable[[], None]
+    ) -> BoltResponse | None:
+        named = _body_teams(body) - {None, ""}
+        teams = {context.team_id, *named} - {None, ""}
+        # A payload naming no team (another organization's org-wide install) is refused too:
+        # Bolt fills context.team_id with the bot's own team when the payload has none.
+        if not named or teams != {services.team_id}:
+            enterprise = {"enterprise_id": context.enterprise_id} if context.enterprise_id else {}
+            services.refuse_later(
+                _denial_event(body),
+                context.user_id or "unknown",
+                ",".join(sorted(t for t in named if t)),
+                "foreign_team",
+                **enterprise,
+            )
+            return BoltResponse(status=200, body=FOREIGN_TEAM)
+        next()
+        return None
+
+    return guard
+
+
+def _lookup_client(client: WebClient) -> WebClient:
+    """A copy of the Slack client for membership checks made before an ack: a short timeout
+    and no rate-limit retries, which would sleep out a limit past Slack's 3 s."""
+    return short_lived(client, LOOKUP_TIMEOUT)
+
+
+def _denial_event(body: dict[str, Any]) -> str:
+    """Approve/Reject clicks and decision modals are approval attempts; the rest requests."""
+    actions = body.get("actions") or [{}]
+    callback = (body.get("view") or {}).get("callback_id")
+    deciding = actions[0].get("action_id") in (ids.ACTION_APPROVE, ids.ACTION_REJECT) or (
+        callback in (ids.CALLBACK_APPROVE, ids.CALLBACK_REJECT)
+    )
+    return "approval.denied" if deciding else "request.denied"
+
+
+def _body_teams(body: dict[str, Any]) -> set[str | None]:
+    """Every team a payload names: its own, its user's (a guest's differs), its enterprise's."""
+    team, user = body.get("team"), body.get("user")
+    return {
+        body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else None,
+        user.get("team_id") if isinstance(user, dict) else None,
+    }
+
+
+def _on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
+    if outage.is_outage(error):
+        log.error("the database is unavailable", error=type(error).__name__)
+        return outage.answer(body)
+    log.error(
+        "unhandled error in a listener",
+        exc_info=error,
+        kind=body.get("type") or body.get("command"),
+    )
+    return BoltResponse(
+        status=200,
+        body="Something went wrong on our side; nothing was changed. "
+        "The error is in the bot's logs.",
+    )

@@ -1,0 +1,30 @@
+"""Options loads for the target picker, answered from the cached hook and action lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.auth0.errors import Auth0Error
+from bot.slack import blocks, ids
+from bot.slack.services import Services
+
+# Options loads must answer inside 3 s.
+OPTIONS_DEADLINE = 2.0
+
+
+def register(app: App) -> None:
+    """Attach the hook picker's options listener."""
+    app.options(ids.BLOCK_HOOK)(on_hook_options)
+
+
+def on_hook_options(ack: Ack, payload: dict[str, Any], services: Services) -> None:
+    """Actions and hooks matching what the user typed; one unusable option when Auth0 can't
+    answer."""
+    try:
+        offers = services.offers(payload.get("value") or "", OPTIONS_DEADLINE)
+    except Auth0Error as error:
+        ack(options=[blocks.unavailable_option(error.reason).to_dict()])
+        return
+    ack(**blocks.target_options(offers))

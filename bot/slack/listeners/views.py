@@ -1,0 +1,145 @@
+"""View submissions: the request form and the approval/rejection modals."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.approvals.workflow import AlreadyOpen, Draft
+from bot.db.models import Kind
+from bot.limits import COMMENT_MAX, valid_name
+from bot.slack import answers, ids
+from bot.slack.services import Services
+from bot.slack.validation import RequestForm, comment_problem, form_errors, parse_form
+from bot.targets import Described, TargetKind, TargetRef
+
+# Refusals where the secret name passed its own checks (the error is about the hook's state).
+NAME_WAS_VALID = ("name_exists", "name_missing", "request_open")
+KINDS = {
+    ids.CALLBACK_ADD: Kind.ADD,
+    ids.CALLBACK_UPDATE: Kind.UPDATE,
+    ids.CALLBACK_REMOVE: Kind.REMOVE,
+}
+
+
+def register(app: App) -> None:
+    """Attach the view submission listeners."""
+    for callback in ids.REQUEST_CALLBACKS:
+        app.view(callback)(on_request)
+    app.view(ids.CALLBACK_APPROVE)(on_decision)
+    app.view(ids.CALLBACK_REJECT)(on_decision)
+
+
+def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
+    """Check the form (Auth0 too, within the ack deadline), record it, then ack."""
+    user, team = body["user"]["id"], body["team"]["id"]
+    kind, form = KINDS[view["callback_id"]], parse_form(view)
+    if not services.policy.may_request(user, team):
+        ack(**answers.errors(ids.BLOCK_SECRET_NAME, answers.NOT_A_REQUESTER))
+        services.refuse_later("request.denied", user, team, "not_a_requester")
+        return
+    errors, hook = form_errors(form, kind, services.require_reason), None
+    outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
+    if not errors:
+        checked = services.check_submission(form, kind, viewer=view.get("id") or "")
+        errors, hook, outcome = checked.errors, checked.hook, checked.outcome
+    if errors:
+        _refuse_input(services, ack, user, team, form, errors, outcome)
+        return
+    try:
+        request = services.submit(_draft(kind, team, user, view, form, hook), view.get("id") or "")
+    except AlreadyOpen as clash:  # submitted at the same moment as another one
+        errors = {ids.BLOCK_SECRET_NAME: answers.still_open(clash.request_id)}
+        _refuse_input(services, ack, user, team, form, errors, "request_open")
+        return
+    ack()
+    services.submitted(request)
+
+
+def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
+    """Record an approval or rejection; the ack says how it ended."""
+    user, team = body["user"]["id"], body["team"]["id"]
+    request_id = view.get("private_metadata") or ""
+    comment = _comment(view)
+    # Fresh membership: someone removed from the approver group since clicking can't decide.
+    if not services.policy.may_approve(user, team, fresh=True):
+        ack(**answers.errors(ids.BLOCK_COMMENT, answers.NOT_AN_APPROVER))
+        services.deny_later(request_id[:32], user, team, "not_an_approver")
+        return
+    problem = comment_problem(comment)
+    if problem:
+        ack(**answers.errors(ids.BLOCK_COMMENT, problem))
+        return
+    approve = view["callback_id"] == ids.CALLBACK_APPROVE
+    result = services.decide(request_id, user, approve, comment)
+    answer = answers.decision_ack(result)
+    ack(**answer.ack)
+    if answer.follow_up:
+        services.decided(result)
+
+
+def _draft(
+    kind: Kind,
+    team: str,
+    user: str,
+    view: dict[str, Any],
+    form: RequestForm,
+    hook: Described | None,
+) -> Draft:
+    ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
+    return Draft(
+        kind=kind,
+        team_id=team,
+        requester=user,
+        origin_channel=_origin_channel(view, user),
+        hook_id=ref.id,
+        target_kind=ref.kind,
+        tenant=ref.tenant,
+        # Auth0's name for the id; the option label is client-supplied.
+        hook_name=hook.name if hook else _hook_name(form),
+        secret_name=form.secret_name,
+        value=form.value if kind is not Kind.REMOVE else None,
+        reason=form.reason,
+    )
+
+
+def _refuse_input(
+    services: Services,
+    ack: Ack,
+    user: str,
+    team: str,
+    form: RequestForm,
+    errors: dict[str, str],
+    outcome: str,
+) -> None:
+    """Answer field errors and audit the refusal (after the ack); nothing is stored."""
+    ack(response_action="errors", errors=errors)
+    # A name that failed its checks may be anything, a pasted value included: not recorded.
+    name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
+    name = form.secret_name if name_checked and valid_name(form.secret_name) else None
+    ref = TargetRef.parse(form.hook_id or "")
+    where = {f"{ref.kind}_id": ref.id, "target": str(ref.kind)} if ref else {}
+    services.refuse_later(
+        "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
+    )
+
+
+def _hook_name(form: RequestForm) -> str:
+    label = form.hook_label or form.hook_id or ""
+    return label.rsplit(" (", 1)[0] if " (" in label else label
+
+
+def _origin_channel(view: dict[str, Any], user: str) -> str:
+    try:
+        channel = json.loads(view.get("private_metadata") or "{}").get("channel")
+    except json.JSONDecodeError:
+        channel = None
+    return channel if isinstance(channel, str) and channel else user
+
+
+def _comment(view: dict[str, Any]) -> str | None:
+    field = view.get("state", {}).get("values", {}).get(ids.BLOCK_COMMENT, {})
+    value = (field.get(ids.BLOCK_COMMENT) or {}).get("value")
+    return value.strip()[:COMMENT_MAX] if isinstance(value, str) and value.strip() else None
