@@ -23,7 +23,7 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from benchmarks.common import machine
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 from bot.slack import blocks
 from bot.slack.web_client import PooledWebClient
 from standins.slack import SlackStandIn

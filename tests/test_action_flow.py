@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db.models import SecretRequest, State
+from bot.approvals.states import State
+from bot.db.models import SecretRequest
 from bot.slack import answers, ids
 from bot.slack.blocks import hook_option
 from bot.targets import ActionTarget, TargetKind

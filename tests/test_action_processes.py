@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.db.models import SecretRequest, State
+from bot.approvals.states import State
+from bot.db.models import SecretRequest
 from bot.db.store import Store
 from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox

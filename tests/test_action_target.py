@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from bot.approvals.states import Kind
 from bot.auth0 import actions as api
-from bot.auth0.actions import ChangeKind, Waits
+from bot.auth0.actions import Waits
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import ConcurrentEdit
-from bot.db.models import Kind
 from bot.targets import ActionTarget, Change, NoProgress, TargetLocks
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 
@@ -67,7 +67,7 @@ def planned(target: ActionTarget, action_id: str, *, send: bool) -> NoProgress:
     """What a process records just before its PATCH (and, with ``send``, the PATCH it then
     sent before dying)."""
     patch = api.plan_secret_change(
-        target.read(action_id), ChangeKind.UPDATE, "ONE", SecretStr("rotated-one")
+        target.read(action_id), Kind.UPDATE, "ONE", SecretStr("rotated-one")
     )
     if send:
         api.patch_secrets(target.auth0, patch)

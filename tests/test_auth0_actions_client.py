@@ -13,12 +13,12 @@ import pytest
 from openapi_core import OpenAPI
 from pydantic import SecretStr
 
+from bot.approvals.states import Kind
 from bot.auth0 import actions
 from bot.auth0.actions import (
     Action,
     ActionSecret,
     ActionVersion,
-    ChangeKind,
     PatchExpectation,
     Waits,
 )
@@ -76,7 +76,7 @@ def entries(patch: actions.SecretsPatch) -> list[dict[str, str]]:
 
 def test_plan_add_sends_the_others_name_only_and_the_new_value() -> None:
     """Adding sends every other secret as {"name"} and only the new one with its value."""
-    patch = actions.plan_secret_change(THREE, ChangeKind.ADD, "NEW", SecretStr(VALUE))
+    patch = actions.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
     assert entries(patch) == [
         {"name": "A"},
         {"name": "B"},
@@ -89,16 +89,16 @@ def test_plan_add_sends_the_others_name_only_and_the_new_value() -> None:
 
 def test_plan_update_sends_the_value_once() -> None:
     """Rotating B sends A and C name-only and B with the new value, remembering B's stamp."""
-    patch = actions.plan_secret_change(THREE, ChangeKind.UPDATE, "B", SecretStr(VALUE))
+    patch = actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
     assert entries(patch) == [{"name": "A"}, {"name": "C"}, {"name": "B", "value": VALUE}]
     assert (patch.expectation.name_updated_at, patch.expectation.action_updated_at) == (T0, T1)
 
 
 def test_plan_remove_leaves_the_name_out_and_sends_no_value() -> None:
     """Removing B sends only A and C, name-only; removing the last secret sends [] on purpose."""
-    patch = actions.plan_secret_change(THREE, ChangeKind.REMOVE, "B", None)
+    patch = actions.plan_secret_change(THREE, Kind.REMOVE, "B", None)
     assert entries(patch) == [{"name": "A"}, {"name": "C"}]
-    last = actions.plan_secret_change(action_with(("ONLY", T0)), ChangeKind.REMOVE, "ONLY", None)
+    last = actions.plan_secret_change(action_with(("ONLY", T0)), Kind.REMOVE, "ONLY", None)
     assert entries(last) == []
     assert last.expectation.expected_names == frozenset()
 
@@ -106,27 +106,27 @@ def test_plan_remove_leaves_the_name_out_and_sends_no_value() -> None:
 @pytest.mark.parametrize(
     ("action", "kind", "name", "value", "error"),
     [
-        (action_with(("A", T0), deployed=False), ChangeKind.ADD, "N", "v", DraftNotDeployed),
-        (action_with(("A", T0), status="failed"), ChangeKind.ADD, "N", "v", BuildFailed),
-        (THREE, ChangeKind.ADD, "A", "v", SecretConflict),
-        (THREE, ChangeKind.UPDATE, "NOPE", "v", SecretNotFound),
-        (THREE, ChangeKind.REMOVE, "NOPE", None, SecretNotFound),
+        (action_with(("A", T0), deployed=False), Kind.ADD, "N", "v", DraftNotDeployed),
+        (action_with(("A", T0), status="failed"), Kind.ADD, "N", "v", BuildFailed),
+        (THREE, Kind.ADD, "A", "v", SecretConflict),
+        (THREE, Kind.UPDATE, "NOPE", "v", SecretNotFound),
+        (THREE, Kind.REMOVE, "NOPE", None, SecretNotFound),
         (
             action_with(*((f"S{n}", T0) for n in range(30))),
-            ChangeKind.ADD,
+            Kind.ADD,
             "N",
             "v",
             ActionFull,
         ),
-        (THREE, ChangeKind.ADD, "N" * 129, "v", InvalidRequest),
-        (THREE, ChangeKind.ADD, "", "v", InvalidRequest),
-        (THREE, ChangeKind.ADD, "N", "v" * 4097, InvalidRequest),
-        (THREE, ChangeKind.ADD, "N", None, InvalidRequest),
-        (THREE, ChangeKind.REMOVE, "A", "v", InvalidRequest),
+        (THREE, Kind.ADD, "N" * 129, "v", InvalidRequest),
+        (THREE, Kind.ADD, "", "v", InvalidRequest),
+        (THREE, Kind.ADD, "N", "v" * 4097, InvalidRequest),
+        (THREE, Kind.ADD, "N", None, InvalidRequest),
+        (THREE, Kind.REMOVE, "A", "v", InvalidRequest),
     ],
 )
 def test_plan_refuses_what_must_not_be_sent(
-    action: Action, kind: ChangeKind, name: str, value: str | None, error: type[Auth0Error]
+    action: Action, kind: Kind, name: str, value: str | None, error: type[Auth0Error]
 ) -> None:
     """Undeployed drafts, failed builds, name clashes, missing names, 30 secrets and the
     length limits are refused before anything is sent."""
@@ -138,15 +138,13 @@ def test_plan_refuses_what_must_not_be_sent(
 def test_plan_accepts_the_limits_exactly() -> None:
     """A 128-character name, a 4,096-character value and the 30th secret are accepted."""
     twenty_nine = action_with(*((f"S{n}", T0) for n in range(29)))
-    patch = actions.plan_secret_change(
-        twenty_nine, ChangeKind.ADD, "N" * 128, SecretStr("v" * 4096)
-    )
+    patch = actions.plan_secret_change(twenty_nine, Kind.ADD, "N" * 128, SecretStr("v" * 4096))
     assert len(patch.expectation.expected_names) == 30
 
 
 def test_expectation_survives_a_restart_as_json() -> None:
     """The expectation round-trips through JSON (to be stored with the request), value-free."""
-    patch = actions.plan_secret_change(THREE, ChangeKind.UPDATE, "B", SecretStr(VALUE))
+    patch = actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
     stored = patch.expectation.to_json()
     assert VALUE not in stored
     assert PatchExpectation.from_json(stored) == patch.expectation
@@ -154,7 +152,7 @@ def test_expectation_survives_a_restart_as_json() -> None:
 
 def test_plan_repr_never_shows_the_value() -> None:
     """The plan's repr (what a log or traceback would print) never holds the value."""
-    patch = actions.plan_secret_change(THREE, ChangeKind.ADD, "NEW", SecretStr(VALUE))
+    patch = actions.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
     assert VALUE not in repr(patch)
 
 
@@ -173,15 +171,15 @@ def answer(*secrets: tuple[str, str], updated_at: str = T2) -> Action:
 
 
 def rotate_b() -> PatchExpectation:
-    return actions.plan_secret_change(THREE, ChangeKind.UPDATE, "B", SecretStr(VALUE)).expectation
+    return actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE)).expectation
 
 
 def test_verify_accepts_the_expected_answer() -> None:
     """The changed secret's stamp moved and the others' did not: accepted, for each kind."""
     actions.verify_patch(rotate_b(), answer(("A", T0), ("B", T2), ("C", T0)))
-    add = actions.plan_secret_change(THREE, ChangeKind.ADD, "N", SecretStr(VALUE)).expectation
+    add = actions.plan_secret_change(THREE, Kind.ADD, "N", SecretStr(VALUE)).expectation
     actions.verify_patch(add, answer(("A", T0), ("B", T0), ("C", T0), ("N", T2)))
-    remove = actions.plan_secret_change(THREE, ChangeKind.REMOVE, "B", None).expectation
+    remove = actions.plan_secret_change(THREE, Kind.REMOVE, "B", None).expectation
     actions.verify_patch(remove, answer(("A", T0), ("C", T0)))
 
 
@@ -262,9 +260,7 @@ def calls(sandbox: Auth0Sandbox, method: str, suffix: str = "") -> list[Recorded
     ]
 
 
-def apply(
-    client: Auth0Client, action_id: str, kind: ChangeKind, name: str, value: str | None
-) -> Action:
+def apply(client: Auth0Client, action_id: str, kind: Kind, name: str, value: str | None) -> Action:
     """Every step of one change, in the order the workflow runs them."""
     patch = actions.plan_secret_change(
         actions.get_action(client, action_id),
@@ -284,16 +280,16 @@ def apply(
 @pytest.mark.parametrize(
     ("kind", "name", "expected"),
     [
-        (ChangeKind.ADD, "NEW", {**OTHERS, "NEW": VALUE}),
-        (ChangeKind.UPDATE, "API_KEY", {**OTHERS, "API_KEY": VALUE}),
-        (ChangeKind.REMOVE, "API_KEY", {k: v for k, v in OTHERS.items() if k != "API_KEY"}),
+        (Kind.ADD, "NEW", {**OTHERS, "NEW": VALUE}),
+        (Kind.UPDATE, "API_KEY", {**OTHERS, "API_KEY": VALUE}),
+        (Kind.REMOVE, "API_KEY", {k: v for k, v in OTHERS.items() if k != "API_KEY"}),
     ],
 )
 def test_one_change_keeps_every_other_deployed_value(
     sandbox: Auth0Sandbox,
     client: Auth0Client,
     deploy_status: int,
-    kind: ChangeKind,
+    kind: Kind,
     name: str,
     expected: dict[str, str],
 ) -> None:
@@ -302,11 +298,11 @@ def test_one_change_keeps_every_other_deployed_value(
     sandbox.actions.deploy_status = deploy_status
     sandbox.actions.deploy_seconds = 0.2
     action_id = sandbox.actions.add("login", OTHERS)
-    done = apply(client, action_id, kind, name, None if kind is ChangeKind.REMOVE else VALUE)
+    done = apply(client, action_id, kind, name, None if kind is Kind.REMOVE else VALUE)
     assert sandbox.actions.deployed_secrets(action_id) == expected
     [patch] = calls(sandbox, "PATCH")
     values = [entry["value"] for entry in patch.json()["secrets"] if "value" in entry]
-    assert values == ([] if kind is ChangeKind.REMOVE else [VALUE])
+    assert values == ([] if kind is Kind.REMOVE else [VALUE])
     assert len(calls(sandbox, "POST", "/deploy")) == 1
     assert done.deployed_version is not None and done.deployed_version.number == 2
     assert done.all_changes_deployed is True
@@ -362,7 +358,7 @@ def test_unknown_action_is_action_not_found_at_every_step(
     sandbox.actions.patch_not_found_message = patch_404
     action_id = sandbox.actions.add("login", {"A": "1"})
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "N", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "N", SecretStr(VALUE)
     )
     gone = replace(patch.expectation, action_id="00000000-0000-4000-8000-000000000000")
     lost = actions.SecretsPatch(gone, patch.value)
@@ -416,7 +412,7 @@ def test_edit_between_read_and_patch_is_a_concurrent_edit(
     answer shows it, nothing is deployed, and their value is kept."""
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.actions.edit(action_id, {"WEBHOOK": "dashboard-value"})
     with pytest.raises(ConcurrentEdit, match="changed: WEBHOOK"):
@@ -435,7 +431,7 @@ def test_secret_deleted_between_read_and_patch_is_a_concurrent_edit(
     sandbox.actions.name_only_unknown = unknown_name
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.UPDATE, "API_KEY", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.UPDATE, "API_KEY", SecretStr(VALUE)
     )
     sandbox.actions.edit(action_id, remove=("DB_URL",))
     with pytest.raises(ConcurrentEdit):
@@ -451,7 +447,7 @@ def test_lost_patch_answer_is_read_back_as_landed(
     nothing was sent twice."""
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.UPDATE, "API_KEY", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.UPDATE, "API_KEY", SecretStr(VALUE)
     )
     sandbox.drop_connection_after_write()
     with pytest.raises(OutcomeUnknown) as caught:
@@ -468,7 +464,7 @@ def test_patch_answered_503_is_read_back_as_not_landed(
     """A PATCH answered 503 is not retried blindly: read_back says it did not land."""
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.fail_next(1, 503, method="PATCH")
     with pytest.raises(OutcomeUnknown):
@@ -483,7 +479,7 @@ def test_lost_patch_then_someone_else_edits_is_a_concurrent_edit(
     """When the lost PATCH did not land but the action changed anyway, read_back refuses."""
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.fail_next(1, 503, method="PATCH")
     with pytest.raises(OutcomeUnknown):
@@ -500,7 +496,7 @@ def test_failed_build_is_reported_without_a_deploy(
     sandbox.actions.fail_next_builds()
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
     with pytest.raises(BuildFailed) as caught:
@@ -537,7 +533,7 @@ def test_deploy_while_building_waits_and_retries(
     sandbox.actions.build_seconds = 0.4
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
     version = actions.deploy(client, action_id, FAST)
@@ -553,7 +549,7 @@ def test_deploy_without_create_actions_names_the_scope(
     sandbox.set_scopes("read:actions", "update:actions")
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
     actions.wait_until_built(client, action_id, FAST)
@@ -634,7 +630,7 @@ def test_draft_changed_between_patch_and_deploy_is_reported(
     verify_deployed says so, naming the missing secret."""
     action_id = sandbox.actions.add("login", OTHERS)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.ADD, "NEW", SecretStr(VALUE)
+        actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     sandbox.actions.edit(action_id, remove=("WEBHOOK",))
@@ -651,9 +647,9 @@ def test_no_value_in_logs_or_errors(
     """A whole change and a concurrent edit log nothing and raise nothing holding the value."""
     caplog.set_level(logging.DEBUG)
     action_id = sandbox.actions.add("login", OTHERS)
-    apply(client, action_id, ChangeKind.ADD, "NEW", VALUE)
+    apply(client, action_id, Kind.ADD, "NEW", VALUE)
     patch = actions.plan_secret_change(
-        actions.get_action(client, action_id), ChangeKind.UPDATE, "NEW", SecretStr(VALUE + "2")
+        actions.get_action(client, action_id), Kind.UPDATE, "NEW", SecretStr(VALUE + "2")
     )
     sandbox.actions.edit(action_id, {"DB_URL": "x"})
     with pytest.raises(ConcurrentEdit) as caught:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.db.models import State
+from bot.approvals.states import State
 from bot.slack import ids
 from tests.harness import (
     APPROVALS,
@@ -205,7 +205,7 @@ def test_hook_and_name_arguments_prefill_the_modal(sqlite_url: str, hook_arg: st
         assert ack.status == 200 and not ack.body
         bot.drain()
         (row,) = all_requests(bot.store)
-        assert row.hook_id == bot.hook_id and row.hook_name == HOOK_NAME
+        assert row.target_id == bot.hook_id and row.target_name == HOOK_NAME
 
 
 def test_unknown_prefilled_hook_leaves_the_picker_empty_with_a_notice(sqlite_url: str) -> None:

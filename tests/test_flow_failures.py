@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.db.models import State
+from bot.approvals.states import State
 from tests.harness import (
     APPROVALS,
     APPROVER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.db.models import State
+from bot.approvals.states import State
 from bot.slack import ids
 from bot.slack.blocks import esc
 from tests.harness import (
@@ -139,5 +139,5 @@ def test_hook_name_shown_to_approvers_comes_from_auth0_not_the_payload(sqlite_ur
         bot.decide(message, user=APPROVER)
         bot.drain()
         (row,) = all_requests(bot.store)
-        assert row.hook_name == HOOK_NAME
+        assert row.target_name == HOOK_NAME
         _assert_never_raw(bot)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.db.models import State
+from bot.approvals.states import State
 from bot.slack import ids
 from tests.harness import (
     GROUPIE,

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
+from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
-from bot.db.models import SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.db.store import Store, new_request_id
 
 WRITERS = 24
@@ -36,8 +37,8 @@ def _request(name: str) -> SecretRequest:
         team_id="T1",
         requester="U1",
         origin_channel="C1",
-        hook_id="h1",
-        hook_name="Hook",
+        target_id="h1",
+        target_name="Hook",
         secret_name=name,
         reason="r",
         value_ciphertext=b"ciphertext",

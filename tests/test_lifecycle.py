@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.db.models import State
+from bot.approvals.states import State
 from bot.slack import ids
 from tests.harness import APPROVALS, APPROVER, ORIGIN, OUTSIDER, REQUESTER, Bot, running_bot
 

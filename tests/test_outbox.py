@@ -8,8 +8,9 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot.approvals.states import State
 from bot.approvals.workflow import Timing
-from bot.db.models import OutboxState, State
+from bot.db.models import OutboxState
 from bot.db.store import Store
 from bot.metrics import Metrics
 from bot.outbox.messages import Message, Method

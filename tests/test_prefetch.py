@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.db.models import State
+from bot.approvals.states import State
 from bot.slack import answers, ids
 from standins.auth0 import RecordedRequest
 from tests.harness import (
@@ -104,7 +104,11 @@ def test_valid_submission_is_recorded_without_asking_auth0(sqlite_url: str) -> N
         assert not ack.body
         bot.drain()
         (row,) = all_requests(bot.store)
-        assert (row.state, row.secret_name, row.hook_name) == (State.PENDING, "NEW_KEY", HOOK_NAME)
+        assert (row.state, row.secret_name, row.target_name) == (
+            State.PENDING,
+            "NEW_KEY",
+            HOOK_NAME,
+        )
 
 
 def test_name_added_in_the_dashboard_after_the_read_fails_the_apply_as_a_conflict(

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from pydantic import SecretStr
 
+from bot.approvals.states import State
 from bot.auth0.client import Auth0Client
 from bot.db.encryption import generate_key
-from bot.db.models import State
 from bot.logs import SECRETS
 from bot.ops import check
 from bot.slack import ids

@@ -12,9 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
+from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
-from bot.db.models import SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.db.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
 
 
@@ -33,8 +34,8 @@ def _request(state: State = State.PENDING) -> SecretRequest:
         team_id="T1",
         requester="U1",
         origin_channel="C1",
-        hook_id="h1",
-        hook_name="Hook",
+        target_id="h1",
+        target_name="Hook",
         secret_name="API_KEY",
         reason="r",
         value_ciphertext=b"ciphertext",

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from bot.approvals.states import Kind
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
-from bot.db.models import Kind
 from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox

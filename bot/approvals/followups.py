@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from bot.approvals.states import State
 from bot.approvals.workflow import Outcome, Result, Workflow
 from bot.auth0.errors import ActionNotFound, HookNotFound
-from bot.db.models import SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.logs import get_logger
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
@@ -59,7 +60,7 @@ class Followups:
         outcome); a target that turned out to be gone leaves the cached list."""
         if result.request is None:
             return
-        self.prefetch.forget(TargetKind(result.request.target_kind), result.request.hook_id)
+        self.prefetch.forget(TargetKind(result.request.target_kind), result.request.target_id)
         if isinstance(result.error, HookNotFound | ActionNotFound):
             self.targets[result.request.target_kind].forget()
 

@@ -13,10 +13,11 @@ from typing import Any, Protocol, TypeVar
 from pydantic import SecretStr
 
 from bot.approvals.heartbeat import Heartbeat
+from bot.approvals.states import Kind, State
 from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.db.audit import AuditEvent
 from bot.db.encryption import Vault, VaultError
-from bot.db.models import Kind, SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.db.store import Store, Taken, Tx, new_request_id
 from bot.limits import Provenance
 from bot.logs import get_logger
@@ -79,8 +80,8 @@ class Draft:
     team_id: str
     requester: str
     origin_channel: str
-    hook_id: str
-    hook_name: str
+    target_id: str  # a hook's id or an action's id
+    target_name: str
     secret_name: str
     value: SecretStr | None
     reason: str
@@ -192,7 +193,7 @@ class Workflow:
             return self._record(draft)
         except Taken:
             pass  # the database keeps one open request per secret, on any replica
-        existing = self.store.open_request_for(draft.hook_id, draft.secret_name)
+        existing = self.store.open_request_for(draft.target_id, draft.secret_name)
         if existing is not None:
             raise AlreadyOpen(existing.id, existing.requester)
         # Decided between the clash and that read: the secret is free again (a third writer
@@ -236,8 +237,8 @@ class Workflow:
             team_id=draft.team_id,
             requester=draft.requester,
             origin_channel=draft.origin_channel,
-            hook_id=draft.hook_id,
-            hook_name=draft.hook_name,
+            target_id=draft.target_id,
+            target_name=draft.target_name,
             secret_name=draft.secret_name,
             reason=draft.reason,
             value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
@@ -373,7 +374,7 @@ class Workflow:
 
     def _send(self, request: SecretRequest, reconciling: bool, claim: list[datetime]) -> Applied:
         target = self.targets[request.target_kind]
-        change = Change(Kind(request.kind), request.hook_id, request.secret_name, None)
+        change = Change(Kind(request.kind), request.target_id, request.secret_name, None)
         # After a crash the earlier attempt may have reached Auth0: read back before resending.
         if reconciling and target.landed(change):
             return Applied()
@@ -485,13 +486,13 @@ class Workflow:
         stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
-    def open_request(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+    def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
         """The pending or approved request for this hook secret, if any."""
-        return self.store.open_request_for(hook_id, secret_name)
+        return self.store.open_request_for(target_id, secret_name)
 
-    def provenance(self, hook_id: str) -> dict[str, Provenance]:
+    def provenance(self, target_id: str) -> dict[str, Provenance]:
         """Who last set each of a hook's secrets through the bot."""
-        return self.store.provenance(hook_id)
+        return self.store.provenance(target_id)
 
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""
@@ -542,19 +543,19 @@ class Workflow:
     ) -> AuditEvent:
         # An action's id is ``action_id``; ``hook_id`` stays null (CONTRACT §5).
         action = request.target_kind == TargetKind.ACTION
-        where: dict[str, object] = {"action_id": request.hook_id} if action else {}
+        where: dict[str, object] = {"action_id": request.target_id} if action else {}
         return AuditEvent(
             event=event,
             actor=actor,
             team_id=request.team_id,
             request_id=request.id,
-            hook_id=None if action else request.hook_id,
+            hook_id=None if action else request.target_id,
             secret_name=request.secret_name,
             outcome=outcome,
             detail={
                 "kind": request.kind,
                 "target": request.target_kind,
-                "hook_name": request.hook_name,
+                "hook_name": request.target_name,
                 **where,
                 **detail,
             },

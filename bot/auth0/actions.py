@@ -12,7 +12,6 @@ After a PATCH whose answer was lost, ``read_back`` tells from those stamps wheth
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import re
 import time
@@ -23,6 +22,7 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
+from bot.approvals.states import Kind
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import (
     ActionFull,
@@ -42,10 +42,7 @@ from bot.auth0.errors import (
     SecretNotFound,
 )
 from bot.auth0.responses import decode, envelope
-
-MAX_SECRETS_PER_ACTION: Final = 30
-MAX_NAME_LENGTH: Final = 128
-MAX_VALUE_LENGTH: Final = 4096
+from bot.limits import MAX_SECRETS_PER_ACTION, NAME_MAX, VALUE_MAX
 
 _ACTIONS: Final = "/api/v2/actions/actions"
 _ACTION_ID: Final = re.compile(r"[A-Za-z0-9-]+")
@@ -59,14 +56,6 @@ DEPLOY_SCOPE: Final = (
     "the Auth0 application lacks the `create:actions` scope, which deploying an action needs "
     "(`update:actions` alone cannot publish): grant it in Auth0 Dashboard → Applications → APIs"
 )
-
-
-class ChangeKind(enum.StrEnum):
-    """What a request does to one secret."""
-
-    ADD = "add"
-    UPDATE = "update"
-    REMOVE = "remove"
 
 
 @dataclass(frozen=True)
@@ -110,7 +99,7 @@ class PatchExpectation:
 
     action_id: str
     action_updated_at: str  # the action's updated_at in the read the plan was made from
-    kind: ChangeKind
+    kind: Kind
     name: str
     name_updated_at: str | None  # the changed secret's stamp before (None: it is new)
     others: tuple[ActionSecret, ...]  # every other secret, whose stamps must not move
@@ -125,7 +114,7 @@ class PatchExpectation:
         return cls(
             action_id=data["action_id"],
             action_updated_at=data["action_updated_at"],
-            kind=ChangeKind(data["kind"]),
+            kind=Kind(data["kind"]),
             name=data["name"],
             name_updated_at=data["name_updated_at"],
             others=tuple(ActionSecret(**secret) for secret in data["others"]),
@@ -134,7 +123,7 @@ class PatchExpectation:
     @property
     def expected_names(self) -> frozenset[str]:
         kept = {s.name for s in self.others}
-        return frozenset(kept if self.kind is ChangeKind.REMOVE else kept | {self.name})
+        return frozenset(kept if self.kind is Kind.REMOVE else kept | {self.name})
 
 
 @dataclass(frozen=True)
@@ -209,7 +198,7 @@ def read_back(client: Auth0Client, expectation: PatchExpectation) -> bool:
 
 
 def plan_secret_change(
-    action: Action, kind: ChangeKind, name: str, value: SecretStr | None
+    action: Action, kind: Kind, name: str, value: SecretStr | None
 ) -> SecretsPatch:
     """The PATCH that changes one secret and keeps every other, or the reason it must not run."""
     if action.status == "failed":
@@ -218,11 +207,11 @@ def plan_secret_change(
         raise DraftNotDeployed()
     _check_name_and_value(kind, name, value)
     present = {s.name for s in action.secrets}
-    if kind is ChangeKind.ADD and name in present:
+    if kind is Kind.ADD and name in present:
         raise SecretConflict(f"the action already has a secret named {name}")
-    if kind is not ChangeKind.ADD and name not in present:
+    if kind is not Kind.ADD and name not in present:
         raise SecretNotFound(f"the action has no secret named {name}")
-    if kind is ChangeKind.ADD and len(present) >= MAX_SECRETS_PER_ACTION:
+    if kind is Kind.ADD and len(present) >= MAX_SECRETS_PER_ACTION:
         raise ActionFull()
     expectation = PatchExpectation(
         action_id=action.id,
@@ -232,7 +221,7 @@ def plan_secret_change(
         name_updated_at=action.stamp_of(name),
         others=tuple(s for s in action.secrets if s.name != name),
     )
-    return SecretsPatch(expectation, None if kind is ChangeKind.REMOVE else value)
+    return SecretsPatch(expectation, None if kind is Kind.REMOVE else value)
 
 
 def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
@@ -244,7 +233,7 @@ def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
     moved = sorted(s.name for s in expectation.others if answer.stamp_of(s.name) != s.updated_at)
     if moved:
         raise ConcurrentEdit(f"{ConcurrentEdit.default_message} (changed: {', '.join(moved)})")
-    if expectation.kind is not ChangeKind.REMOVE:
+    if expectation.kind is not Kind.REMOVE:
         stamp = answer.stamp_of(expectation.name)
         if stamp == expectation.name_updated_at:
             raise ConcurrentEdit(
@@ -409,17 +398,17 @@ def _action_path(action_id: str) -> str:
     return f"{_ACTIONS}/{action_id}"
 
 
-def _check_name_and_value(kind: ChangeKind, name: str, value: SecretStr | None) -> None:
-    if not 1 <= len(name) <= MAX_NAME_LENGTH:
-        raise InvalidRequest(f"a secret name has 1 to {MAX_NAME_LENGTH} characters")
-    if kind is ChangeKind.REMOVE:
+def _check_name_and_value(kind: Kind, name: str, value: SecretStr | None) -> None:
+    if not 1 <= len(name) <= NAME_MAX:
+        raise InvalidRequest(f"a secret name has 1 to {NAME_MAX} characters")
+    if kind is Kind.REMOVE:
         if value is not None:
             raise InvalidRequest("removing a secret takes no value")
         return
     if value is None or not value.get_secret_value():
         raise InvalidRequest(f"a value is needed to {kind.value} {name}")
-    if len(value.get_secret_value()) > MAX_VALUE_LENGTH:
-        raise InvalidRequest(f"a secret value has at most {MAX_VALUE_LENGTH} characters")
+    if len(value.get_secret_value()) > VALUE_MAX:
+        raise InvalidRequest(f"a secret value has at most {VALUE_MAX} characters")
 
 
 def _error_for(response: httpx.Response, scope: str) -> Auth0Error:

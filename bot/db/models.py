@@ -32,26 +32,6 @@ class Base(DeclarativeBase):
     """Declarative base of the bot's tables."""
 
 
-class Kind(StrEnum):
-    """What a request does to the hook's secrets."""
-
-    ADD = "add"
-    UPDATE = "update"
-    REMOVE = "remove"
-
-
-class State(StrEnum):
-    """Lifecycle: pending → approved → applied | failed; pending → rejected | expired."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    APPLIED = "applied"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-
-OPEN_STATES = (State.PENDING, State.APPROVED)
 OPEN_CONDITION = text("state IN ('pending', 'approved')")
 
 
@@ -70,8 +50,9 @@ class SecretRequest(Base):
     team_id: Mapped[str] = mapped_column(String(32))
     requester: Mapped[str] = mapped_column(String(32))
     origin_channel: Mapped[str] = mapped_column(String(32))
-    hook_id: Mapped[str] = mapped_column(String(64))
-    hook_name: Mapped[str] = mapped_column(String(255))
+    # A hook's or an action's id; the column keeps its first name (CONTRACT §5 calls it hook_id).
+    target_id: Mapped[str] = mapped_column("hook_id", String(64))
+    target_name: Mapped[str] = mapped_column("hook_name", String(255))
     secret_name: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     value_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

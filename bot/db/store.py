@@ -30,22 +30,15 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
+from bot.approvals.states import OPEN_STATES, State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
 from bot.db.group_commit import GroupCommit
-from bot.db.models import (
-    OPEN_STATES,
-    AuditRecord,
-    Base,
-    OutboxMessage,
-    OutboxState,
-    SecretRequest,
-    State,
-    UTCDateTime,
-)
+from bot.db.models import AuditRecord, Base, OutboxMessage, OutboxState, SecretRequest, UTCDateTime
 from bot.limits import Provenance
 from bot.outbox.messages import APPROVAL_POSTS, Message
 
@@ -56,7 +49,11 @@ MIGRATE_LOCK = 0x486F6F6B4D696772
 CONNECT_TIMEOUT = 2
 M = TypeVar("M", bound=Base)
 # Built once: SQLAlchemy caches each statement's compiled form by its structure.
-REQUEST_COLUMNS = tuple(SecretRequest.__table__.columns)
+# Each column with the attribute that holds it (``target_id`` is the column ``hook_id``).
+REQUEST_COLUMNS = tuple(
+    (column, sa_inspect(SecretRequest).get_property_by_column(column).key)
+    for column in SecretRequest.__table__.columns
+)
 INSERT_REQUEST = insert(SecretRequest)
 INSERT_OUTBOX = insert(OutboxMessage)
 INSERT_HELD = insert(OutboxMessage).returning(*OutboxMessage.__table__.columns)
@@ -74,7 +71,9 @@ def _deliverable(now: datetime | BindParameter[datetime]) -> Any:
 
 
 _NOW = bindparam("p_now", type_=UTCDateTime())
-GET_REQUEST = select(*SecretRequest.__table__.columns).where(SecretRequest.id == bindparam("p_id"))
+GET_REQUEST = select(*(column.label(key) for column, key in REQUEST_COLUMNS)).where(
+    SecretRequest.id == bindparam("p_id")
+)
 READY = (
     select(OutboxMessage.id)
     .where(_deliverable(_NOW))
@@ -133,9 +132,9 @@ def _detached(model: type[M], row: Row[Any]) -> M:
 class Taken(Exception):
     """A request was not inserted: the secret has an open request already."""
 
-    def __init__(self, hook_id: str, secret_name: str) -> None:
-        super().__init__(f"{hook_id}/{secret_name}")
-        self.hook_id = hook_id
+    def __init__(self, target_id: str, secret_name: str) -> None:
+        super().__init__(f"{target_id}/{secret_name}")
+        self.target_id = target_id
         self.secret_name = secret_name
 
 
@@ -233,11 +232,11 @@ class Store:
             row = connection.execute(GET_REQUEST, {"p_id": request_id}).first()
         return _detached(SecretRequest, row) if row is not None else None
 
-    def open_request_for(self, hook_id: str, secret_name: str) -> SecretRequest | None:
+    def open_request_for(self, target_id: str, secret_name: str) -> SecretRequest | None:
         """A pending or approved request for the same hook and secret name, if any."""
         with self._reads() as session:
             query = select(SecretRequest).where(
-                SecretRequest.hook_id == hook_id,
+                SecretRequest.target_id == target_id,
                 SecretRequest.secret_name == secret_name,
                 SecretRequest.state.in_(OPEN_STATES),
             )
@@ -270,7 +269,7 @@ class Store:
             query = select(func.count()).where(SecretRequest.state == State.PENDING)
             return int(session.execute(query).scalar_one())
 
-    def provenance(self, hook_id: str) -> dict[str, Provenance]:
+    def provenance(self, target_id: str) -> dict[str, Provenance]:
         """For each secret name on a hook, who last added or rotated it, and when."""
         events = ("secret.added", "secret.updated", "secret.removed")
         query = (
@@ -278,7 +277,7 @@ class Store:
             # By the requests' target id: an action's records leave ``hook_id`` null.
             .where(
                 AuditRecord.request_id.in_(
-                    select(SecretRequest.id).where(SecretRequest.hook_id == hook_id)
+                    select(SecretRequest.id).where(SecretRequest.target_id == target_id)
                 ),
                 AuditRecord.event.in_(events),
             )
@@ -485,17 +484,17 @@ class Tx:
         when the secret has an open request already: the transaction must end (PostgreSQL
         refuses any further statement in it)."""
         state = request.__dict__
-        for column in REQUEST_COLUMNS:
-            if column.key not in state:
+        for column, key in REQUEST_COLUMNS:
+            if key not in state:
                 default = column.default
-                setattr(request, column.key, getattr(default, "arg", None))  # a scalar default
+                setattr(request, key, getattr(default, "arg", None))  # a scalar default
         try:
             self.session.connection().execute(
-                INSERT_REQUEST, {column.key: state[column.key] for column in REQUEST_COLUMNS}
+                INSERT_REQUEST, {column.key: state[key] for column, key in REQUEST_COLUMNS}
             )
         except exc.IntegrityError as error:
             if any(name in str(error.orig) for name in OPEN_CLASH):
-                raise Taken(request.hook_id, request.secret_name) from None
+                raise Taken(request.target_id, request.secret_name) from None
             raise
         make_transient_to_detached(request)
 

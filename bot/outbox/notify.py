@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.approvals.states import Kind
 from bot.approvals.workflow import ApplyError
 from bot.auth0.errors import Auth0Error, Auth0Unavailable
-from bot.db.models import Kind, SecretRequest
+from bot.db.models import SecretRequest
 from bot.outbox.messages import Message, Method
 from bot.slack import blocks
 from bot.slack.blocks import esc, shown
@@ -51,7 +52,7 @@ class Notifier:
         return (
             f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
             f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
-            f"{shown(request.hook_name)} is waiting for "
+            f"{shown(request.target_name)} is waiting for "
             f"approval in {where}. It expires if nobody decides in time."
         )
 
@@ -87,7 +88,7 @@ class Notifier:
         text = (
             f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
             f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
-            f"{shown(request.hook_name)}) failed: "
+            f"{shown(request.target_name)}) failed: "
             f"{esc(reason)}.{changed} The value was erased."
         )
         messages = [*self.decided(request, text), self.tell(request, text)]
@@ -100,7 +101,7 @@ class Notifier:
         text = (
             f":hourglass_flowing_sand: Request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
             f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
-            f"{shown(request.hook_name)}): Auth0 did not "
+            f"{shown(request.target_name)}): Auth0 did not "
             "confirm the change. The bot is reading Auth0 back to find out whether it landed "
             "and will say when it knows."
         )
@@ -123,7 +124,7 @@ class Notifier:
         text = (
             f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
             f"{blocks.target_noun(request)} "
-            f"{shown(request.hook_name)} was rejected by <@{request.decided_by}>.{said}"
+            f"{shown(request.target_name)} was rejected by <@{request.decided_by}>.{said}"
         )
         return [*self.decided(request, outcome, comment), self.tell(request, text)]
 
@@ -133,7 +134,7 @@ class Notifier:
         text = (
             f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
             f"{blocks.target_noun(request)} "
-            f"{shown(request.hook_name)} expired; its value was erased. Submit it again "
+            f"{shown(request.target_name)} expired; its value was erased. Submit it again "
             "if it is still needed."
         )
         return [*self.decided(request, outcome), self.tell(request, text)]

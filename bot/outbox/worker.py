@@ -14,7 +14,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Row
 
-from bot.db.models import SecretRequest, State
+from bot.approvals.states import State
+from bot.db.models import SecretRequest
 from bot.db.store import Store
 from bot.logs import get_logger
 from bot.outbox.messages import APPROVAL_POSTS, Message, Method

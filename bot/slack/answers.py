@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.approvals.workflow import Outcome, Result
-from bot.auth0.actions import MAX_SECRETS_PER_ACTION
-from bot.limits import MAX_SECRETS_PER_HOOK
+from bot.limits import MAX_SECRETS_PER_ACTION, MAX_SECRETS_PER_HOOK
 from bot.slack import blocks, ids
 
 NOT_A_REQUESTER = "You are not allowed to request hook secret changes."

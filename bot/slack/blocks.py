@@ -24,8 +24,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.approvals.states import Kind, State
 from bot.auth0.client import Hook
-from bot.db.models import Kind, SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.limits import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
 from bot.slack import ids
 from bot.slack.text import cut, one_line
@@ -271,7 +272,8 @@ def _request_inputs(
 def _facts(request: SecretRequest) -> str:
     """The request's facts as the bot states them (names escaped and kept on one line)."""
     lines = [
-        f"*{target_noun(request).capitalize()}:* {shown(request.hook_name)} (`{request.hook_id}`)",
+        f"*{target_noun(request).capitalize()}:* "
+        f"{shown(request.target_name)} (`{request.target_id}`)",
         f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
         f"*Requested by:* <@{request.requester}>",
     ]
@@ -325,7 +327,7 @@ def approval_message(
     head = f"{mention} " if mention else ""
     text = (
         f"{head}<@{request.requester}> asks to {VERB[Kind(request.kind)]} secret "
-        f"`{esc(request.secret_name)}` on {target_noun(request)} {shown(request.hook_name)}"
+        f"`{esc(request.secret_name)}` on {target_noun(request)} {shown(request.target_name)}"
     )
     blocks: list[Block] = [
         *_summary(request, f"{head}*Approval needed*\n"),
@@ -370,10 +372,10 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         else ""
     )
     text = (
-        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on {noun} {shown(request.hook_name)}"
+        f"Secret `{esc(request.secret_name)}` {DONE[kind]} on {noun} {shown(request.target_name)}"
         f"{deployed} by <@{request.requester}>, {approver}."
     )
-    note = f"Request `{request.id}` · {noun} id `{request.hook_id}` · the value is never shown"
+    note = f"Request `{request.id}` · {noun} id `{request.target_id}` · the value is never shown"
     return _message(text, [_section(f":white_check_mark: {text}"), _note(note)])
 
 

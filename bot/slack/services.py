@@ -12,9 +12,10 @@ from slack_bolt import Respond
 
 from bot.approvals.followups import Followups
 from bot.approvals.policy import Policy
+from bot.approvals.states import Kind
 from bot.approvals.workflow import AlreadyOpen, Draft, Result, Workflow
 from bot.auth0.errors import ActionNotFound, Auth0Error, HookNotFound
-from bot.db.models import Kind, SecretRequest
+from bot.db.models import SecretRequest
 from bot.limits import Provenance
 from bot.logs import get_logger
 from bot.serve.background import Background
@@ -137,7 +138,7 @@ class Services:
     def check_submission(self, form: RequestForm, kind: Kind, viewer: str = "") -> Checked:
         """Checks that need Auth0, against names read ahead when fresh, else within the ack
         deadline (either way they run again on apply)."""
-        ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
+        ref = TargetRef.parse(form.target or "") or TargetRef(TargetKind.HOOK, "")
         target = self.targets[ref.kind]
         remote = self.check_remote(ref)
         if isinstance(remote.error, HookNotFound | ActionNotFound):
@@ -188,7 +189,7 @@ class Services:
             request = self.workflow.submit(draft)
         except AlreadyOpen:
             if viewer:  # the modal stays open with the error: keep what it shows fresh
-                self.prefetch.watch(draft.target_kind, draft.hook_id, viewer)
+                self.prefetch.watch(draft.target_kind, draft.target_id, viewer)
             raise
         self.prefetch.unwatch(viewer)  # the modal closes with this ack
         return request

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 from bot.limits import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.slack import ids
 from bot.slack.blocks import COMMENT_LABEL, REASON_LABEL, fits_typed
@@ -81,8 +81,8 @@ def parse_command(text: str) -> Command:
 class RequestForm:
     """The request modal's fields as submitted."""
 
-    hook_id: str | None
-    hook_label: str | None
+    target: str | None  # the picked option's value: a hook id or ``action:`` and an id
+    target_label: str | None
     secret_name: str
     value: SecretStr | None
     reason: str
@@ -100,8 +100,8 @@ def parse_form(view: dict[str, Any]) -> RequestForm:
     selected = (values.get(ids.BLOCK_HOOK, {}).get(ids.BLOCK_HOOK) or {}).get("selected_option")
     raw_value = text(ids.BLOCK_SECRET_VALUE)
     return RequestForm(
-        hook_id=selected.get("value") if selected else None,
-        hook_label=(selected.get("text") or {}).get("text") if selected else None,
+        target=selected.get("value") if selected else None,
+        target_label=(selected.get("text") or {}).get("text") if selected else None,
         secret_name=(text(ids.BLOCK_SECRET_NAME) or "").strip(),
         value=SecretStr(raw_value) if raw_value is not None else None,
         reason=(text(ids.BLOCK_REASON) or "").strip(),
@@ -111,7 +111,7 @@ def parse_form(view: dict[str, Any]) -> RequestForm:
 def form_errors(form: RequestForm, kind: Kind, require_reason: bool) -> dict[str, str]:
     """Problems found without asking Auth0, keyed by block id."""
     errors: dict[str, str] = {}
-    if not form.hook_id or TargetRef.parse(form.hook_id) is None:
+    if not form.target or TargetRef.parse(form.target) is None:
         errors[ids.BLOCK_HOOK] = "Choose a hook from the list."
     name = form.secret_name
     if not name:

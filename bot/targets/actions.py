@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from bot.approvals.states import Kind
 from bot.auth0 import actions as api
-from bot.auth0.actions import Action, ActionVersion, ChangeKind, PatchExpectation, Waits
+from bot.auth0.actions import Action, ActionVersion, PatchExpectation, Waits
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope, OutcomeUnknown
+from bot.limits import MAX_SECRETS_PER_ACTION
 from bot.targets.base import (
     Applied,
     Change,
@@ -44,7 +46,7 @@ class ActionTarget:
     """Auth0 Actions: the whole secret list is PATCHed, then the draft is built and deployed."""
 
     kind = TargetKind.ACTION
-    max_secrets = api.MAX_SECRETS_PER_ACTION
+    max_secrets = MAX_SECRETS_PER_ACTION
 
     def __init__(
         self, auth0: Auth0Client, locks: TargetLocks, waits: Waits | None = None, ttl: float = 60.0
@@ -111,7 +113,7 @@ class ActionTarget:
         """Change one secret and deploy it, resuming from the last recorded phase."""
         first = self.read(change.target_id)
         if progress.phase is None:  # refuse an unfinished draft before waiting for the lock
-            api.plan_secret_change(first, ChangeKind(change.kind), change.name, change.value)
+            api.plan_secret_change(first, Kind(change.kind), change.name, change.value)
             self._can_deploy()
         with self.locks.hold(f"{TargetRef(self.kind, change.target_id).tenant}:{change.target_id}"):
             resumed = progress.phase == PATCHED
@@ -134,7 +136,7 @@ class ActionTarget:
             if api.patch_landed(expectation, current):  # an earlier process's PATCH arrived
                 progress.record(PATCHED)
                 return
-        patch = api.plan_secret_change(current, ChangeKind(change.kind), change.name, change.value)
+        patch = api.plan_secret_change(current, Kind(change.kind), change.name, change.value)
         live = current.deployed_version or first.deployed_version
         progress.record(
             PLANNED,

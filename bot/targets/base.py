@@ -10,7 +10,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import SecretStr
 
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 
 # One tenant today; a reference carries it so that several tenants can come later.
 DEFAULT_TENANT: Final = "default"

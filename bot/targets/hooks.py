@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.approvals.states import Kind
 from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import HooksUnavailable, InsufficientScope
-from bot.db.models import Kind
 from bot.limits import MAX_SECRETS_PER_HOOK
 from bot.targets.base import (
     Applied,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.db.models import Kind, SecretRequest, State
+from bot.approvals.states import Kind, State
+from bot.db.models import SecretRequest
 
 REQUEST_ID = "hsr_0123456789abcdef"
 
@@ -21,8 +22,8 @@ def secret_request(kind: Kind = Kind.ADD, **changes: Any) -> SecretRequest:
         "team_id": "T0",
         "requester": "U0REQ",
         "origin_channel": "C0",
-        "hook_id": "01-hook",
-        "hook_name": "Hook <b>&",
+        "target_id": "01-hook",
+        "target_name": "Hook <b>&",
         "secret_name": "API_KEY",
         "reason": "vendor <rotated>",
         "fingerprint": "fp0123",

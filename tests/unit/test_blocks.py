@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from bot.approvals.states import Kind, State
 from bot.auth0.client import Hook
-from bot.db.models import Kind, SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.limits import MAX_SECRETS_PER_HOOK, Provenance
 from bot.slack import blocks, ids
 from standins.slack import validate_message_blocks, validate_options_response, validate_view
@@ -18,7 +19,7 @@ HOOK = Hook(id="01-hook", name="Hook <b>&", trigger_id="credentials-exchange", e
 
 
 def request(kind: Kind = Kind.ADD, **changes: Any) -> SecretRequest:
-    return secret_request(kind, hook_id=HOOK.id, hook_name=HOOK.name, **changes)
+    return secret_request(kind, target_id=HOOK.id, target_name=HOOK.name, **changes)
 
 
 def texts(body: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 from bot.slack.validation import Command, parse_command
 
 

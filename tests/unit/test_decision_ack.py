@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.approvals.states import State
 from bot.approvals.workflow import Outcome, Result
-from bot.db.models import SecretRequest, State
+from bot.db.models import SecretRequest
 from bot.slack import answers, ids
 from tests.unit.factories import REQUEST_ID, secret_request
 

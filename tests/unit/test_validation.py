@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 from bot.limits import NAME_MAX, REASON_MAX, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.slack import ids
 from bot.slack.validation import (
@@ -24,8 +24,8 @@ from bot.slack.validation import (
 
 def form(**changes: Any) -> RequestForm:
     fields: dict[str, Any] = {
-        "hook_id": "01-hook",
-        "hook_label": "Hook (credentials-exchange)",
+        "target": "01-hook",
+        "target_label": "Hook (credentials-exchange)",
         "secret_name": "API_KEY",
         "value": SecretStr("s3cr3t-value"),
         "reason": "vendor rotated the key",
@@ -42,7 +42,7 @@ def test_a_complete_form_has_no_errors() -> None:
 @pytest.mark.parametrize("hook_id", [None, "", "!unavailable", "../../users", "h" * 65])
 def test_hook_must_be_an_id_from_the_list(hook_id: str | None) -> None:
     """No hook, the 'unavailable' option or anything not shaped like an id is refused."""
-    errors = form_errors(form(hook_id=hook_id), Kind.ADD, require_reason=True)
+    errors = form_errors(form(target=hook_id), Kind.ADD, require_reason=True)
     assert errors == {ids.BLOCK_HOOK: "Choose a hook from the list."}
 
 
@@ -155,7 +155,7 @@ def test_parse_form_reads_state_and_keeps_the_value_secret() -> None:
         }
     }
     parsed = parse_form(view)
-    assert (parsed.hook_id, parsed.hook_label) == ("01-hook", "Hook (trigger)")
+    assert (parsed.target, parsed.target_label) == ("01-hook", "Hook (trigger)")
     assert (parsed.secret_name, parsed.reason) == ("API_KEY", "")
     assert isinstance(parsed.value, SecretStr) and parsed.value.get_secret_value() == " v "
     assert " v " not in repr(parsed)

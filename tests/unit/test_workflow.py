@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.approvals.states import Kind, State
 from bot.approvals.workflow import (
     APPLY_LEASE,
     SETTLE_WITHIN,
@@ -27,7 +28,7 @@ from bot.approvals.workflow import (
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.db.audit import AuditSink
 from bot.db.encryption import Vault, generate_key
-from bot.db.models import Kind, OutboxMessage, State
+from bot.db.models import OutboxMessage
 from bot.db.store import Store
 from bot.outbox.messages import Method
 from bot.outbox.notify import Notifier
@@ -161,8 +162,8 @@ def draft(kind: Kind = Kind.ADD, name: str = "API_KEY", value: str | None = VALU
         team_id="T0",
         requester="U0REQ",
         origin_channel="C0",
-        hook_id="h1",
-        hook_name="Hook one",
+        target_id="h1",
+        target_name="Hook one",
         secret_name=name,
         value=SecretStr(value) if value is not None else None,
         reason="because",

@@ -6,7 +6,8 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.db.models import SecretRequest, State
+from bot.approvals.states import State
+from bot.db.models import SecretRequest
 from bot.slack import blocks, ids
 from bot.slack.services import Services
 

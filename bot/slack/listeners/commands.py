@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.db.models import Kind
+from bot.approvals.states import Kind
 from bot.slack import blocks, ids
 from bot.slack.blocks import esc
 from bot.slack.listeners.listing import show_list

@@ -25,8 +25,8 @@ def on_pick(
     """List the secrets of the hook or action just picked."""
     ack()
     user, team = body["user"]["id"], body["team"]["id"]
-    hook_id = (action.get("selected_option") or {}).get("value", "")
-    services.later_for(respond, show_list, services, respond, user, team, hook_id)
+    target = (action.get("selected_option") or {}).get("value", "")
+    services.later_for(respond, show_list, services, respond, user, team, target)
 
 
 def show_list(

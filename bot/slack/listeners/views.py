@@ -7,8 +7,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.approvals.states import Kind
 from bot.approvals.workflow import AlreadyOpen, Draft
-from bot.db.models import Kind
 from bot.limits import COMMENT_MAX, valid_name
 from bot.slack import answers, ids
 from bot.slack.services import Services
@@ -88,17 +88,17 @@ def _draft(
     form: RequestForm,
     hook: Described | None,
 ) -> Draft:
-    ref = TargetRef.parse(form.hook_id or "") or TargetRef(TargetKind.HOOK, "")
+    ref = TargetRef.parse(form.target or "") or TargetRef(TargetKind.HOOK, "")
     return Draft(
         kind=kind,
         team_id=team,
         requester=user,
         origin_channel=_origin_channel(view, user),
-        hook_id=ref.id,
+        target_id=ref.id,
         target_kind=ref.kind,
         tenant=ref.tenant,
         # Auth0's name for the id; the option label is client-supplied.
-        hook_name=hook.name if hook else _hook_name(form),
+        target_name=hook.name if hook else _target_name(form),
         secret_name=form.secret_name,
         value=form.value if kind is not Kind.REMOVE else None,
         reason=form.reason,
@@ -119,15 +119,15 @@ def _refuse_input(
     # A name that failed its checks may be anything, a pasted value included: not recorded.
     name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
     name = form.secret_name if name_checked and valid_name(form.secret_name) else None
-    ref = TargetRef.parse(form.hook_id or "")
+    ref = TargetRef.parse(form.target or "")
     where = {f"{ref.kind}_id": ref.id, "target": str(ref.kind)} if ref else {}
     services.refuse_later(
         "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
     )
 
 
-def _hook_name(form: RequestForm) -> str:
-    label = form.hook_label or form.hook_id or ""
+def _target_name(form: RequestForm) -> str:
+    label = form.target_label or form.target or ""
     return label.rsplit(" (", 1)[0] if " (" in label else label
 
 
