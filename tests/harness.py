@@ -78,7 +78,7 @@ class Bot:
     def hook_option(self, hook_id: str | None = None) -> dict[str, Any]:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
-        hook = next(h for h in self.services.catalog.hooks() if h.id == hook_id)
+        hook = next(h for h in self.services.targets.hooks.listing() if h.id == hook_id)
         from bot.slack.blocks import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}

@@ -10,7 +10,8 @@ import httpx
 from pydantic import SecretStr
 
 from bot.approvals.states import State
-from bot.auth0.client import Auth0Client
+from bot.auth0.hooks import HooksApi
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import generate_key
 from bot.logs import SECRETS
 from bot.ops import check
@@ -89,7 +90,7 @@ def test_stale_hook_list_lookups_from_a_full_pool_finish_with_one_list_call() ->
     with Auth0Sandbox() as tenant:
         hook_id = tenant.add_hook("Client Credentials Exchange")
         tenant.latency = 0.3
-        client = Auth0Client(
+        client = Auth0Transport(
             domain=tenant.domain,
             client_id=tenant.client_id,
             client_secret=SecretStr("sandbox-client-secret"),
@@ -162,7 +163,7 @@ def test_check_passes_the_scope_line_when_auth0_leaves_scope_out() -> None:
             200, json={"access_token": "eyJ0.e30.sig", "expires_in": 86400, "token_type": "Bearer"}
         )
 
-    client = Auth0Client(
+    client = Auth0Transport(
         domain="acme.eu.auth0.com",
         client_id="id",
         client_secret=SecretStr("client-secret"),
@@ -215,13 +216,13 @@ def test_rotating_a_secret_deleted_since_the_request_fails_without_a_patch(
         assert bot.submit(view, name="EXISTING").status == 200
         bot.drain()
         message = next(m for m in ws.slack.messages(APPROVALS) if m.get("blocks"))
-        admin = Auth0Client(
+        admin = Auth0Transport(
             domain=ws.auth0.domain,
             client_id=ws.auth0.client_id,
             client_secret=SecretStr("sandbox-client-secret"),
             base_url=ws.auth0.url,
         )
-        admin.delete_secrets(ws.hook_id, ["EXISTING"])
+        HooksApi(admin).delete_secrets(ws.hook_id, ["EXISTING"])
         admin.close()
         bot.decide(message)
         bot.drain()

@@ -8,8 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.approvals.states import Kind
-from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
+from bot.auth0.transport import Auth0Transport
 from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
@@ -31,7 +31,7 @@ def seen() -> Seen:
 
 @pytest.fixture
 def target(sandbox: Auth0Sandbox, seen: Seen) -> Iterator[HookTarget]:
-    client = Auth0Client(
+    client = Auth0Transport(
         domain=sandbox.domain,
         client_id=sandbox.client_id,
         client_secret=SecretStr("sandbox-client-secret"),

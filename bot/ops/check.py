@@ -17,8 +17,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.approvals.policy import Principals
 from bot.auth0.actions import list_actions
-from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope
+from bot.auth0.hooks import HooksApi
+from bot.auth0.transport import Auth0Transport
 from bot.db.store import Store, sqlite_path
 from bot.logs import SECRETS
 from bot.outbox.readback import SCOPES as READ_BACK_SCOPES
@@ -53,7 +54,7 @@ def run_checks(
     settings: Settings,
     out: TextIO | None = None,
     slack: WebClient | None = None,
-    auth0: Auth0Client | None = None,
+    auth0: Auth0Transport | None = None,
 ) -> int:
     """Print one line per check; 0 only when every check passes. Never prints a secret."""
     register_settings_secrets(settings)
@@ -69,7 +70,7 @@ def run_checks(
     return 0 if all(c.ok for c in results) else 1
 
 
-def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Check]:
+def _checks(settings: Settings, slack: WebClient, auth0: Auth0Transport) -> list[Check]:
     results = [Check(True, "settings", "all variables valid")]
     auth_test = _reaching_slack(settings, lambda: _slack_auth(slack))
     team_id = _run(results, "slack auth.test", auth_test)
@@ -241,7 +242,7 @@ def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[]
     return probe
 
 
-def _scopes(auth0: Auth0Client) -> str:
+def _scopes(auth0: Auth0Transport) -> str:
     scopes = auth0.token_scopes()
     if scopes is None:  # Auth0 may leave `scope` out of the token answer
         return "token issued (Auth0 did not list its scopes; the next check reads hooks)"
@@ -254,8 +255,8 @@ def _scopes(auth0: Auth0Client) -> str:
     return "token issued with " + " ".join(s for s in sorted(scopes) if s.endswith(":hooks"))
 
 
-def _hooks(auth0: Auth0Client) -> str:
-    hooks = auth0.list_hooks()
+def _hooks(auth0: Auth0Transport) -> str:
+    hooks = HooksApi(auth0).list_hooks()
     return f"{_count(len(hooks), 'hook')} readable"
 
 
@@ -263,7 +264,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _actions(auth0: Auth0Client) -> str:
+def _actions(auth0: Auth0Transport) -> str:
     scopes = auth0.token_scopes()
     missing = [s for s in ACTION_SCOPES if scopes is not None and s not in scopes]
     grant = f"grant {'them' if len(missing) > 1 else 'it'} in {GRANT_PLACE}"

@@ -16,8 +16,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.auth0.client import Auth0Client
-from bot.auth0.pacing import PacedTransport
+from bot.auth0.rate_limit import PacedTransport
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
 from bot.logs import SECRETS, get_logger
@@ -78,7 +78,9 @@ def slack_client(settings: Settings, logger: logging.Logger | None = None) -> Po
     )
 
 
-def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: Any) -> Auth0Client:
+def auth0_client(
+    settings: Settings, metrics: Metrics | None = None, **options: Any
+) -> Auth0Transport:
     """The Management API client, pacing its calls to the tenant's rate limit; ``options``
     (tests) override the defaults."""
     # Waits are counted once, where the pacing holds a call back (after a 429 too).
@@ -87,7 +89,7 @@ def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: 
         "transport": PacedTransport(on_wait=on_wait),
         "observer": metrics.observe_auth0 if metrics else None,
     }
-    return Auth0Client(
+    return Auth0Transport(
         domain=settings.auth0_domain,
         client_id=settings.auth0_client_id,
         client_secret=settings.auth0_client_secret,
@@ -104,7 +106,7 @@ class Runtime:
     services: Services
     store: Store
     metrics: Metrics
-    auth0: Auth0Client
+    auth0: Auth0Transport
     slack: WebClient
     _stop: threading.Event
     _sweeper: threading.Thread | None = None

@@ -16,7 +16,7 @@ from bot.approvals.followups import Followups
 from bot.approvals.policy import Directory, Policy, Principals
 from bot.approvals.workflow import Workflow
 from bot.auth0.actions import Waits
-from bot.auth0.client import Auth0Client
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault
 from bot.db.store import Store
 from bot.logs import get_logger
@@ -44,7 +44,7 @@ class Deps:
     """What the app talks to; tests hand in clients pointed at local stand-ins."""
 
     slack: WebClient
-    auth0: Auth0Client
+    auth0: Auth0Transport
     store: Store
     vault: Vault
     team_id: str

@@ -25,7 +25,6 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.approvals.states import Kind, State
-from bot.auth0.client import Hook
 from bot.db.models import SecretRequest
 from bot.limits import COMMENT_MAX, MAX_SECRETS_PER_HOOK, NAME_MAX, REASON_MAX, Provenance
 from bot.slack import ids
@@ -74,7 +73,7 @@ def shown(text: str) -> str:
     return esc(one_line(text))
 
 
-def hook_label(hook: Hook | Described) -> str:
+def hook_label(hook: Described) -> str:
     """Option text for a hook or action: its name and trigger, within Slack's 75 characters."""
     label = f"{hook.name} ({hook.trigger_id})"
     if not hook.enabled:
@@ -82,9 +81,9 @@ def hook_label(hook: Hook | Described) -> str:
     return cut(label, LABEL_MAX)
 
 
-def hook_option(hook: Hook | Described) -> Option:
+def hook_option(hook: Described) -> Option:
     """A select option whose value is the Auth0 hook id, or ``action:`` and the action id."""
-    value = hook.ref.key if isinstance(hook, Described) else hook.id
+    value = hook.ref.key
     return Option(text=hook_label(hook), value=value)
 
 
@@ -116,7 +115,7 @@ def unavailable_option(reason: str) -> Option:
     return Option(text=f"Auth0: {reason}"[:LABEL_MAX], value=ids.OPTION_UNAVAILABLE)
 
 
-def hook_picker(hooks: list[Hook] | list[Described]) -> list[dict[str, Any]]:
+def hook_picker(hooks: list[Described]) -> list[dict[str, Any]]:
     """The list command's picker: which hook's secrets to show."""
     picker = SectionBlock(
         text=MarkdownTextObject(text="Which hook's or action's secrets?"),
@@ -130,7 +129,7 @@ def hook_picker(hooks: list[Hook] | list[Described]) -> list[dict[str, Any]]:
 
 
 def secret_list(
-    hook: Hook | Described,
+    hook: Described,
     names: list[str],
     origin: dict[str, Provenance],
     *,
@@ -180,7 +179,7 @@ def request_modal(
     *,
     private_metadata: str,
     require_reason: bool,
-    hook: Hook | Described | None = None,
+    hook: Described | None = None,
     secret_name: str | None = None,
     notice: str | None = None,
 ) -> dict[str, Any]:
@@ -205,7 +204,7 @@ def _request_view(
     kind: Kind,
     private_metadata: str,
     require_reason: bool,
-    hook: Hook | Described | None,
+    hook: Described | None,
     secret_name: str | None,
     notice: str | None,
 ) -> dict[str, Any]:
@@ -227,7 +226,7 @@ def _request_view(
 
 
 def _request_inputs(
-    kind: Kind, require_reason: bool, hook: Hook | Described | None, secret_name: str | None
+    kind: Kind, require_reason: bool, hook: Described | None, secret_name: str | None
 ) -> list[Block]:
     """The request form's input blocks, each block id equal to its element's action id."""
     value = InputBlock(

@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Final
 
 from bot.approvals.states import Kind
+from bot.auth0 import action_plan as plan
 from bot.auth0 import actions as api
-from bot.auth0.actions import Action, ActionVersion, PatchExpectation, Waits
-from bot.auth0.client import Auth0Client
+from bot.auth0.action_plan import Action, ActionVersion, PatchExpectation
+from bot.auth0.actions import Waits
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope, OutcomeUnknown
+from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_ACTION
 from bot.targets.base import (
     Applied,
@@ -49,7 +51,11 @@ class ActionTarget:
     max_secrets = MAX_SECRETS_PER_ACTION
 
     def __init__(
-        self, auth0: Auth0Client, locks: TargetLocks, waits: Waits | None = None, ttl: float = 60.0
+        self,
+        auth0: Auth0Transport,
+        locks: TargetLocks,
+        waits: Waits | None = None,
+        ttl: float = 60.0,
     ) -> None:
         self.auth0 = auth0
         self.locks = locks
@@ -113,7 +119,7 @@ class ActionTarget:
         """Change one secret and deploy it, resuming from the last recorded phase."""
         first = self.read(change.target_id)
         if progress.phase is None:  # refuse an unfinished draft before waiting for the lock
-            api.plan_secret_change(first, Kind(change.kind), change.name, change.value)
+            plan.plan_secret_change(first, Kind(change.kind), change.name, change.value)
             self._can_deploy()
         with self.locks.hold(f"{TargetRef(self.kind, change.target_id).tenant}:{change.target_id}"):
             resumed = progress.phase == PATCHED
@@ -133,10 +139,10 @@ class ActionTarget:
         current = self.read(change.target_id)
         if progress.phase == PLANNED:
             expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            if api.patch_landed(expectation, current):  # an earlier process's PATCH arrived
+            if plan.patch_landed(expectation, current):  # an earlier process's PATCH arrived
                 progress.record(PATCHED)
                 return
-        patch = api.plan_secret_change(current, Kind(change.kind), change.name, change.value)
+        patch = plan.plan_secret_change(current, Kind(change.kind), change.name, change.value)
         live = current.deployed_version or first.deployed_version
         progress.record(
             PLANNED,
@@ -144,7 +150,7 @@ class ActionTarget:
             deployed_number=live.number if live else None,
         )
         try:
-            api.verify_patch(patch.expectation, api.patch_secrets(self.auth0, patch))
+            plan.verify_patch(patch.expectation, api.patch_secrets(self.auth0, patch))
         except OutcomeUnknown:
             if not api.read_back(self.auth0, patch.expectation):
                 raise Auth0Unavailable("Auth0 did not take the change: nothing changed") from None
@@ -168,7 +174,7 @@ class ActionTarget:
             )
             running = api.wait_until_deployed(self.auth0, action_id, version, self.waits)
             expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            api.verify_deployed(expectation, running)
+            plan.verify_deployed(expectation, running)
             deployed = running.deployed_version
             progress.record(DEPLOYED, action_version=deployed.number if deployed else None)
         number = progress.data.get("action_version")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bot.approvals.states import Kind
-from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import HooksUnavailable, InsufficientScope
+from bot.auth0.hooks import Hook, HooksApi
+from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_HOOK
 from bot.targets.base import (
     Applied,
@@ -30,8 +31,8 @@ class HookTarget:
     kind = TargetKind.HOOK
     max_secrets = MAX_SECRETS_PER_HOOK
 
-    def __init__(self, auth0: Auth0Client, catalog: HookCatalog) -> None:
-        self.auth0 = auth0
+    def __init__(self, auth0: Auth0Transport, catalog: HookCatalog) -> None:
+        self.auth0 = HooksApi(auth0)
         self.catalog = catalog
 
     def offer(self, deadline: float | None = None) -> Offer:

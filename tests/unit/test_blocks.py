@@ -8,14 +8,19 @@ from typing import Any
 import pytest
 
 from bot.approvals.states import Kind, State
-from bot.auth0.client import Hook
 from bot.db.models import SecretRequest
 from bot.limits import MAX_SECRETS_PER_HOOK, Provenance
 from bot.slack import blocks, ids
+from bot.targets import Described, TargetKind, TargetRef
 from standins.slack import validate_message_blocks, validate_options_response, validate_view
 from tests.unit.factories import secret_request
 
-HOOK = Hook(id="01-hook", name="Hook <b>&", trigger_id="credentials-exchange", enabled=True)
+
+def hook(hook_id: str, name: str, trigger_id: str, enabled: bool) -> Described:
+    return Described(TargetRef(TargetKind.HOOK, hook_id), name, trigger_id, enabled)
+
+
+HOOK = hook("01-hook", "Hook <b>&", "credentials-exchange", enabled=True)
 
 
 def request(kind: Kind = Kind.ADD, **changes: Any) -> SecretRequest:
@@ -39,9 +44,9 @@ def test_esc_neutralises_mrkdwn_control_characters() -> None:
 def test_hook_label_fits_slack_and_marks_disabled_hooks() -> None:
     """Name and trigger, [disabled] when off, cut to 75 characters with an ellipsis."""
     assert blocks.hook_label(HOOK) == "Hook <b>& (credentials-exchange)"
-    off = Hook("h", "Quiet", "post-login", enabled=False)
+    off = hook("h", "Quiet", "post-login", enabled=False)
     assert blocks.hook_label(off) == "Quiet (post-login) [disabled]"
-    long = blocks.hook_label(Hook("h", "N" * 100, "t", True))
+    long = blocks.hook_label(hook("h", "N" * 100, "t", True))
     assert len(long) == blocks.LABEL_MAX and long.endswith("…")
     assert blocks.hook_option(HOOK).to_dict()["value"] == HOOK.id
 
@@ -194,7 +199,7 @@ def test_info_modal_cuts_its_title_to_slacks_limit() -> None:
 
 def test_hook_picker_offers_at_most_100_hooks_under_the_list_id() -> None:
     """The list command's picker is a static select with id ids.LIST_PICKER."""
-    hooks = [Hook(f"h{i}", f"Hook {i}", "t", True) for i in range(120)]
+    hooks = [hook(f"h{i}", f"Hook {i}", "t", True) for i in range(120)]
     body = blocks.hook_picker(hooks)
     assert validate_message_blocks(body) == []
     accessory = body[0]["accessory"]
