@@ -31,10 +31,9 @@ from bot.logs import get_logger
 
 log = get_logger(__name__)
 
-# Seconds to hold calls after a 429 that says nothing about when to come back.
-DEFAULT_PAUSE = 1.0
-# A 429 with neither Retry-After nor x-ratelimit-reset: wait about one refill.
-_DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
+# A 429 that says nothing about when to come back (neither Retry-After nor x-ratelimit-reset):
+# wait about one refill, and hold the paced calls as long.
+DEFAULT_PAUSE: Final = 1.0
 # Our clock may run ahead of Auth0's reset instant: never answer a 429 with an instant retry.
 MIN_WAIT: Final = 0.1
 
@@ -92,7 +91,7 @@ def retry_at(headers: httpx.Headers, now: float) -> float:
     try:
         return float(headers["x-ratelimit-reset"])
     except (KeyError, ValueError):
-        return now + _DEFAULT_RATE_LIMIT_WAIT
+        return now + DEFAULT_PAUSE
 
 
 def _seconds_after(value: str | None, now: float) -> float | None:
