@@ -31,7 +31,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 
 def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> None:
-    """The README's first command, run elsewhere than the checkout: exit 0, Slack as people
+    """The Quickstart's demo command, run elsewhere than the checkout: exit 0, Slack as people
     see it, the comment, a clear verdict, and a kept database the printed commands read."""
     done = _run([str(SCRIPT), "demo"], tmp_path, _env(tmp_path))
     assert done.returncode == 0, done.stderr
