@@ -12,6 +12,7 @@ from bot.auth0.client import Auth0Client
 from bot.auth0.errors import HookNotFound, SecretNotFound
 from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
 from bot.targets.catalog import HookCatalog
+from bot.targets.errors import TargetError, TargetGone
 from standins.auth0 import Auth0Sandbox
 
 VALUE = "s3cr3t-target-value"
@@ -105,12 +106,18 @@ def test_listing_find_search_and_forget(sandbox: Auth0Sandbox, target: HookTarge
 def test_unknown_hooks_and_names_raise_domain_errors(
     sandbox: Auth0Sandbox, target: HookTarget
 ) -> None:
-    """A deleted hook is HookNotFound; rotating a name the hook lacks is SecretNotFound."""
+    """Auth0's errors leave the seam translated, reason and message unchanged: a deleted hook
+    is TargetGone (hook_not_found); rotating a name the hook lacks is secret_not_found."""
     hook_id = sandbox.add_hook("Target hook")
-    with pytest.raises(SecretNotFound):
+    with pytest.raises(TargetError) as lacking:
         target.apply(change(Kind.UPDATE, hook_id, "NOPE"), NoProgress())
-    with pytest.raises(HookNotFound):
+    assert isinstance(lacking.value.__cause__, SecretNotFound)
+    assert lacking.value.reason == "secret_not_found"
+    assert lacking.value.message == lacking.value.__cause__.message
+    with pytest.raises(TargetGone) as gone:
         target.secret_names("01HZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert isinstance(gone.value.__cause__, HookNotFound)
+    assert gone.value.reason == "hook_not_found"
 
 
 def test_a_refused_token_is_renewed_once_and_both_exchanges_are_observed(
