@@ -15,6 +15,7 @@ from bot.auth0.actions import Waits
 from bot.auth0.errors import ConcurrentEdit
 from bot.auth0.transport import Auth0Transport
 from bot.targets import ActionTarget, Change, NoProgress, TargetLocks
+from bot.targets.errors import TargetError
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
@@ -134,7 +135,9 @@ def test_a_dashboard_edit_after_the_plan_is_a_concurrent_edit_on_resume(
     action_id = sandbox.actions.add("Enrich", dict(OTHERS))
     resumed = planned(target, action_id, send=False)
     sandbox.actions.edit(action_id, {"TWO": "dashboard"})
-    with pytest.raises(ConcurrentEdit):
+    with pytest.raises(TargetError) as caught:
         target.apply(rotate(action_id), resumed)
+    assert isinstance(caught.value.__cause__, ConcurrentEdit)
+    assert caught.value.reason == "concurrent_edit"
     assert count(sandbox, "PATCH") == 0 and count(sandbox, "POST", "/deploy") == 0
     assert sandbox.actions.draft_secrets(action_id)["TWO"] == "dashboard"

@@ -6,8 +6,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bot.approvals.recovery import APPLY_LEASE
 from bot.approvals.states import State
-from bot.approvals.workflow import APPLY_LEASE
 from bot.slack import blocks, ids
 from tests.harness import (
     APPROVALS,

@@ -23,7 +23,8 @@ import pytest
 import structlog
 from sqlalchemy import MetaData, create_engine, select
 
-from bot.approvals.workflow import SETTLE_WITHIN, Result
+from bot.approvals.recovery import SETTLE_WITHIN
+from bot.approvals.results import Result
 from bot.db.encryption import generate_key
 from bot.logs import configure_logging
 from bot.slack import ids

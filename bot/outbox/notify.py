@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.approvals.results import Failure
 from bot.approvals.states import Kind
-from bot.approvals.workflow import ApplyError
-from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.db.models import SecretRequest
 from bot.outbox.messages import Message, Method
 from bot.slack import blocks
 from bot.slack.blocks import esc, shown
+from bot.targets.errors import TargetUnavailable
 
 COULD_NOT_POST = (
     "the approval channel, where the bot could not post: invite it there and the request "
@@ -78,13 +78,11 @@ class Notifier:
         )
         return [*self.decided(request, outcome), confirm]
 
-    def failed(
-        self, request: SecretRequest, error: Auth0Error | ApplyError | None
-    ) -> list[Message]:
+    def failed(self, request: SecretRequest, error: Failure | None) -> list[Message]:
         """Tell the requester, the approver and the approval channel why applying failed."""
         reason = error.message if error else "unknown error"
         # Timeouts and lost answers leave Auth0's state unknown: don't promise nothing changed.
-        changed = blocks.failure_effect(request, isinstance(error, Auth0Unavailable))
+        changed = blocks.failure_effect(request, isinstance(error, TargetUnavailable))
         text = (
             f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
             f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.approvals.workflow import Outcome, Result
+from bot.approvals.results import Outcome, Result
 from bot.limits import MAX_SECRETS_PER_ACTION, MAX_SECRETS_PER_HOOK
 from bot.slack import blocks, ids
 

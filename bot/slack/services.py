@@ -12,9 +12,9 @@ from slack_bolt import Respond
 
 from bot.approvals.followups import Followups
 from bot.approvals.policy import Policy
+from bot.approvals.results import Result
 from bot.approvals.states import Kind
-from bot.approvals.workflow import AlreadyOpen, Draft, Result, Workflow
-from bot.auth0.errors import ActionNotFound, Auth0Error, HookNotFound
+from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.db.models import SecretRequest
 from bot.limits import Provenance
 from bot.logs import get_logger
@@ -24,6 +24,7 @@ from bot.slack.modals import Modals
 from bot.slack.validation import RequestForm
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.targets.catalog import HookCatalog
+from bot.targets.errors import TargetError, TargetGone
 from bot.targets.prefetch import Prefetch
 
 P = ParamSpec("P")
@@ -38,7 +39,7 @@ class RemoteCheck:
 
     hook: Described | None
     names: list[str] | None
-    error: Auth0Error | None = None
+    error: TargetError | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Services:
 
     def refuse(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial that changes nothing."""
-        self.workflow.refuse(event, user, team, outcome, **detail)
+        self.workflow.refusals.refuse(event, user, team, outcome, **detail)
 
     def refuse_later(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial after the ack."""
@@ -113,7 +114,7 @@ class Services:
 
     def deny(self, request_id: str, user: str, team: str, outcome: str) -> None:
         """Audit someone not allowed to decide ``request_id`` (an unknown id as given)."""
-        self.workflow.deny(request_id, user, team, outcome)
+        self.workflow.refusals.deny(request_id, user, team, outcome)
 
     def deny_later(self, request_id: str, user: str, team: str, outcome: str) -> None:
         """``deny``, after the ack."""
@@ -141,7 +142,7 @@ class Services:
         ref = TargetRef.parse(form.target or "") or TargetRef(TargetKind.HOOK, "")
         target = self.targets[ref.kind]
         remote = self.check_remote(ref)
-        if isinstance(remote.error, HookNotFound | ActionNotFound):
+        if isinstance(remote.error, TargetGone):
             target.forget()
             gone = answers.ACTION_GONE if ref.kind is TargetKind.ACTION else answers.HOOK_GONE
             return Checked({ids.BLOCK_HOOK: gone}, None, f"unknown_{ref.kind}")
@@ -168,7 +169,7 @@ class Services:
                 snapshot = self.prefetch.read(ref.kind, ref.id).result(ACK_DEADLINE)
             except TimeoutError:
                 return RemoteCheck(None, None)
-            except Auth0Error as error:
+            except TargetError as error:
                 return RemoteCheck(None, None, error)
         return RemoteCheck(snapshot.described, list(snapshot.names))
 

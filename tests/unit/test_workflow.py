@@ -14,17 +14,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.approvals.apply import Timing
+from bot.approvals.recovery import APPLY_LEASE, SETTLE_WITHIN, UNCLAIMED_GRACE
+from bot.approvals.results import Outcome
 from bot.approvals.states import Kind, State
-from bot.approvals.workflow import (
-    APPLY_LEASE,
-    SETTLE_WITHIN,
-    UNCLAIMED_GRACE,
-    AlreadyOpen,
-    Draft,
-    Outcome,
-    Timing,
-    Workflow,
-)
+from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.db.audit import AuditSink
 from bot.db.encryption import Vault, generate_key
@@ -43,6 +37,7 @@ from bot.targets import (
     TargetRef,
     Targets,
 )
+from bot.targets.errors import TargetError, translate
 
 VALUE = "s3cr3t-value-never-stored"
 
@@ -246,9 +241,10 @@ def test_an_auth0_refusal_fails_the_request_with_its_reason(w: World) -> None:
     """A refused change ends failed, audited with the reason, value erased."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = SecretConflict()
+    w.target.fail_with = translate(SecretConflict())
     result = w.workflow.apply(request.id)
-    assert result.outcome is Outcome.FAILED and isinstance(result.error, SecretConflict)
+    assert result.outcome is Outcome.FAILED and isinstance(result.error, TargetError)
+    assert result.error.message == SecretConflict.default_message
     assert result.request is not None and result.request.failure_reason == "conflict"
     failed = w.audit()[-1]
     assert (failed["event"], failed["outcome"]) == ("request.failed", "conflict")
@@ -282,7 +278,7 @@ def test_unknown_outcome_stays_open_until_read_back_settles_it(w: World) -> None
     reconcile reads back and, once the change is visible, records secret.added."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = Auth0Unavailable()
+    w.target.fail_with = translate(Auth0Unavailable())
     result = w.workflow.apply(request.id)
     assert result.outcome is Outcome.CHECKING and result.request is not None
     row = result.request
@@ -302,7 +298,7 @@ def test_unknown_outcome_fails_once_it_could_not_be_settled_in_time(w: World) ->
     """Auth0 still not answering after SETTLE_WITHIN fails the apply with auth0_unavailable."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = Auth0Unavailable()
+    w.target.fail_with = translate(Auth0Unavailable())
     assert w.workflow.apply(request.id).outcome is Outcome.CHECKING
     w.clock.advance(seconds=SETTLE_WITHIN.total_seconds() + 1)
     [result] = w.workflow.reconcile()
