@@ -24,7 +24,7 @@ from slack_sdk import WebClient
 
 from benchmarks.common import machine
 from bot.approvals.states import Kind
-from bot.slack import blocks
+from bot.slack.blocks.request_form import request_modal
 from bot.slack.web_client import PooledWebClient
 from standins.slack import SlackStandIn
 from standins.tls import loopback_tls
@@ -36,7 +36,7 @@ WARMUP = 30
 
 def _per_call(slack: SlackStandIn, client: WebClient, calls: int) -> tuple[float, float]:
     """CPU and wall milliseconds per ``views.open`` of the bot's request modal."""
-    view = blocks.request_modal(Kind.ADD, private_metadata="{}", require_reason=True)
+    view = request_modal(Kind.ADD, private_metadata="{}", require_reason=True)
     triggers = [slack.issue_trigger_id(USER) for _ in range(calls)]
     cpu, wall = time.thread_time(), time.perf_counter()
     for trigger in triggers:

@@ -18,7 +18,7 @@ from bot.db.store import Store
 from bot.logs import configure_logging
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
-from bot.slack.blocks import hook_option
+from bot.slack.blocks.pickers import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot

@@ -79,7 +79,7 @@ class Bot:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
         hook = next(h for h in self.services.catalog.hooks() if h.id == hook_id)
-        from bot.slack.blocks import hook_option
+        from bot.slack.blocks.pickers import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}
 
