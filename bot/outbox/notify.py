@@ -171,3 +171,12 @@ class Notifier:
             user=request.requester,
             text=text,
         )
+
+
+def not_posted(request_id: str, code: str, render_failed: bool) -> str:
+    """What the requester is told when their approval request can never be posted."""
+    why = "the bot could not build the message." if render_failed else f"Slack answered `{code}`."
+    return (
+        f"The approval request `{request_id}` could not be posted: {why}"
+        " Ask an administrator to check the bot."
+    )
