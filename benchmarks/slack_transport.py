@@ -1,5 +1,5 @@
 """What a Slack Web API call costs the bot's process: slack_sdk's urllib transport against the
-bot's kept-alive pool (``bot.slack_http.PooledWebClient``), over HTTP and over HTTPS.
+bot's kept-alive pool (``bot.latency.slack_pool.PooledWebClient``), over HTTP and over HTTPS.
 
     python -m benchmarks.slack_transport [--calls N] [--rounds N]
 
@@ -24,8 +24,8 @@ from slack_sdk import WebClient
 
 from benchmarks.common import machine
 from bot.approvals.states import Kind
+from bot.latency.slack_pool import PooledWebClient
 from bot.slack.blocks.request_form import request_modal
-from bot.slack.web_client import PooledWebClient
 from standins.slack import SlackStandIn
 from standins.tls import loopback_tls
 

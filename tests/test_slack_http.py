@@ -18,7 +18,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.slack.web_client import PooledWebClient, short_lived
+from bot.latency.slack_pool import PooledWebClient
+from bot.slack.web_client import short_lived
 from standins.slack import SlackStandIn, webapi
 from standins.tls import loopback_tls
 

@@ -16,6 +16,7 @@ from sqlalchemy import Row
 
 from bot.db.models import SecretRequest
 from bot.db.store import Store
+from bot.latency.yielding import YIELD_FOR
 from bot.logs import get_logger
 from bot.outbox.messages import Message
 from bot.outbox.sending import (
@@ -29,7 +30,6 @@ from bot.outbox.sending import (
     fallback,
     tell,
 )
-from bot.serve.yielding import YIELD_FOR
 
 log = get_logger(__name__)
 
@@ -74,7 +74,7 @@ class Delivery:
         self._taken = 0  # claims begun so far: idle() sees one that began during its look
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Called before each message with the moment a pass stops yielding (bot.serve.yielding).
+        # Called before each message with the moment a pass stops yielding (bot.latency.yielding).
         self.pause: Callable[[float], None] = lambda _until: None
         self._yield_until = 0.0  # when the current pass stops yielding (time.monotonic)
         store.on_enqueue = self._wake.set

@@ -20,6 +20,7 @@ from bot.auth0.client import Auth0Client
 from bot.auth0.pacing import PacedTransport
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
+from bot.latency.slack_pool import PooledWebClient
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
 from bot.serve import lifecycle
@@ -27,7 +28,6 @@ from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
-from bot.slack.web_client import PooledWebClient
 
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
