@@ -1,5 +1,4 @@
-"""How each kind of outbox message is sent to Slack, and what Slack's answers mean for it:
-sent, retried later, or refused (with the DM a refused message falls back to)."""
+"""How each outbox method is sent to Slack, and whether Slack's answer means retry or refused."""
 
 from __future__ import annotations
 

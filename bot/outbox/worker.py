@@ -1,5 +1,4 @@
-"""The outbox's delivery loop: claims due rows under a lease, has ``sending`` send each, and
-settles it (done, retried with backoff, rewritten as a DM, or dead)."""
+"""The outbox's delivery loop: claims due rows under a lease, sends each, settles the row."""
 
 from __future__ import annotations
 

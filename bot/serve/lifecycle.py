@@ -1,5 +1,4 @@
-"""The process's background parts seen as a whole: waiting until they are idle, stopping them,
-and how the prefetch reads a target (wired in when the app is built)."""
+"""The process's background parts as a whole: waiting until idle, stopping, the target reader."""
 
 from __future__ import annotations
 

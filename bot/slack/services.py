@@ -1,5 +1,4 @@
-"""What listeners may ask of the bot: one small interface over policy, workflow and targets
-(starting and stopping the parts behind it is ``bot.serve.lifecycle``)."""
+"""What listeners may ask of the bot: one small interface over policy, workflow and targets."""
 
 from __future__ import annotations
 

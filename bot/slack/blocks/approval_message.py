@@ -1,5 +1,4 @@
-"""The approval request message in the approval channel, its updates once decided, and the
-Approve/Reject modal that shows the same facts."""
+"""The approval request message, its updates once decided, and the Approve/Reject modal."""
 
 from __future__ import annotations
 

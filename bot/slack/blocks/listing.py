@@ -1,5 +1,4 @@
-"""What the ``list`` and ``help`` commands show: the target picker, a target's secret names
-and who last set them (never a value), and the usage text."""
+"""What ``list`` and ``help`` show: the target picker, secret names and who set them, usage."""
 
 from __future__ import annotations
 
