@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shlex
@@ -16,9 +17,10 @@ from bot.db.audit import AuditSink
 from bot.db.encryption import generate_key
 from bot.db.store import Store
 from bot.logs import configure_logging
+from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
-from bot.slack.blocks import hook_option
+from bot.slack.blocks.pickers import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot
@@ -55,7 +57,7 @@ def run_demo(out: TextIO | None = None) -> int:
         story = Story(out, slack, Renderer(slack.user_name, slack.channel_name, ansi=_tty(out)))
         with local_bot(settings, store, slack.team_id) as (url, services):
             story.driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
-            story.idle = services.wait_idle
+            story.idle = functools.partial(lifecycle.wait_idle, services)
             story.play(next(h for h in services.catalog.hooks() if h.id == hook_id))
             story.play_action(services.targets[TargetKind.ACTION].find(action_id))
             story.driver.close()

@@ -16,6 +16,7 @@ from bot.db.audit import AuditSink
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
 from bot.db.store import Store
+from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
 from bot.slack.services import Services
@@ -60,7 +61,7 @@ class Bot:
     def audit(self) -> list[dict[str, Any]]:
         """Audit lines printed so far, once background work (refusals are audited after the
         ack) has settled."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
         return [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
 
     def events(self) -> list[str]:
@@ -79,7 +80,7 @@ class Bot:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
         hook = next(h for h in self.services.targets.hooks.listing() if h.id == hook_id)
-        from bot.slack.blocks import hook_option
+        from bot.slack.blocks.pickers import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}
 
@@ -140,7 +141,7 @@ class Bot:
 
     def drain(self) -> None:
         """Wait until background work queued so far (and what it queued) has finished."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
 
 
 def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra: Any) -> Settings:

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from bot.approvals.states import OPEN_STATES, State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
-from bot.db.group_commit import GroupCommit
 from bot.db.models import AuditRecord, Base, OutboxMessage, OutboxState, SecretRequest, UTCDateTime
+from bot.latency.group_commit import GroupCommit
 from bot.limits import Provenance
 from bot.outbox.messages import APPROVAL_POSTS, Message
 

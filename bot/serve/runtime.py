@@ -20,13 +20,14 @@ from bot.auth0.rate_limit import PacedTransport
 from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
+from bot.latency.slack_pool import PooledWebClient
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
+from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
-from bot.slack.web_client import PooledWebClient
 
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
@@ -142,7 +143,7 @@ class Runtime:
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=timeout)
-        if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
+        if not lifecycle.shutdown(self.services, max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
         self.auth0.close()
         if isinstance(self.slack, PooledWebClient):
