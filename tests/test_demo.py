@@ -73,6 +73,38 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
     assert records[2]["comment"] == "checked with the vendor"
 
 
+def test_demo_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """``hook-secret-bot demo | head -1``: once the reader is gone the demo ends with SIGPIPE's
+    status and no BrokenPipeError traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo"],
+        cwd=tmp_path,
+        env=_env(tmp_path, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"== hook-secret-bot demo")
+    proc.stdout.close()
+    assert proc.wait(120) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_the_demo_ignores_settings_meant_for_a_real_installation(tmp_path: Path) -> None:
+    """Settings in the environment (no second approver, Socket Mode, a database elsewhere)
+    change nothing: the demo brings its own, as its --help says."""
+    settings = {
+        "HOOK_SECRET_REQUIRED_APPROVALS": "0",
+        "SLACK_APP_TOKEN": "xapp-1-A0-not-a-real-token",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'bot.db'}",
+    }
+    env = _env(tmp_path, PYTHONPATH=str(REPO)) | settings
+    done = _run([sys.executable, "-m", "bot", "demo"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "✅ Added (approved by @alex)" in done.stdout
+    assert not (tmp_path / "missing").exists()
+
+
 def test_demo_without_the_standins_says_how_to_get_them(tmp_path: Path) -> None:
     """An installed ``bot`` with no source checkout beside it: exit 2 and one line."""
     shutil.copytree(REPO / "bot", tmp_path / "site" / "bot", ignore=NOT_SOURCE)
