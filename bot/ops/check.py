@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from bot.logs import SECRETS
 from bot.ops.check_auth0 import auth0_checks, count
 from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed
 from bot.outbox.readback import SCOPES as READ_BACK_SCOPES
+from bot.serve.problems import slack_unreachable, sqlite_file_problem
 from bot.serve.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
 
@@ -102,12 +102,7 @@ def _reaching_slack(settings: Settings, probe: Callable[[], str]) -> Callable[[]
         try:
             return probe()
         except (URLError, OSError) as error:
-            why = getattr(error, "reason", None) or error
-            raise CheckFailed(
-                f"cannot reach Slack at {settings.slack_api_url} ({why}): check SLACK_API_URL "
-                "(leave it unset for https://slack.com/api/) and that this machine may reach "
-                "it (DNS, firewall, HTTPS_PROXY)"
-            ) from None
+            raise CheckFailed(slack_unreachable(settings, error)) from None
 
     return reached
 
@@ -196,13 +191,9 @@ def _database(url: str) -> str:
 
 def _future_sqlite_file(path: Path) -> str:
     """A SQLite file that does not exist yet is fine if `run` may create it."""
-    if not path.parent.is_dir():
-        raise CheckFailed(f"directory {path.parent} does not exist: create it or fix DATABASE_URL")
-    if not os.access(path.parent, os.W_OK):
-        raise CheckFailed(
-            f"directory {path.parent} is not writable: `run` could not create {path.name} there; "
-            "fix its permissions or DATABASE_URL"
-        )
+    problem = sqlite_file_problem(path)
+    if problem:
+        raise CheckFailed(problem)
     return f"no database yet at {path}: `run` creates it on first start"
 
 
