@@ -37,6 +37,8 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "-- @rita types in #platform:" in out
+    # Actions lead: the action's story comes first, the hook's after it.
+    assert out.index('/hook-secret update "Enrich ID tokens"') < out.index("/hook-secret add")
     assert '/hook-secret add "Client Credentials Exchange" VENDOR_API_KEY' in out
     assert "Requested by: @rita" in out and "✅ Added (approved by @alex)" in out
     assert "⛔ You can't decide request" in out
@@ -61,16 +63,16 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r["event"] for r in records] == [
         "request.submitted",
-        "approval.denied",
-        "request.approved",
-        "secret.added",
-        "request.submitted",
         "request.approved",
         *["apply.phase"] * 4,
         "secret.updated",
+        "request.submitted",
+        "approval.denied",
+        "request.approved",
+        "secret.added",
     ]
-    assert records[-1]["target"] == "action" and records[-1]["action_version"] == 2
-    assert records[2]["comment"] == "checked with the vendor"
+    assert records[6]["target"] == "action" and records[6]["action_version"] == 2
+    assert records[-2]["comment"] == "checked with the vendor"
 
 
 def test_demo_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
