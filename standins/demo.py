@@ -58,8 +58,8 @@ def run_demo(out: TextIO | None = None) -> int:
         with local_bot(settings, store, slack.team_id) as (url, services):
             story.driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
             story.idle = functools.partial(lifecycle.wait_idle, services)
-            story.play(next(h for h in services.catalog.hooks() if h.id == hook_id))
             story.play_action(services.targets[TargetKind.ACTION].find(action_id))
+            story.play(services.targets[TargetKind.HOOK].find(hook_id))
             story.driver.close()
         store.close()
         _tenant_now(story, auth0, hook_id, action_id)
@@ -134,12 +134,13 @@ class Story:
     def play(self, hook: Any) -> None:
         """Rita asks, tries to approve her own request, Alex approves with a comment."""
         self.out.write(
-            "== hook-secret-bot demo: the real app, a local Slack workspace and a local "
-            "Auth0 tenant ==\n   @rita may request changes, @alex may approve them; "
-            "approval requests go to #secret-approvals.\n"
+            "\n== The same for an Auth0 Hook (Auth0 retired Hooks on 2026-11-18; a tenant that "
+            "still has them is served) ==\n"
         )
         self._request(hook)
-        approval = self.slack.wait_for_message(APPROVALS, lambda m: bool(m.get("blocks")))
+        approval = self.slack.wait_for_message(
+            APPROVALS, lambda m: "VENDOR_API_KEY" in m.get("text", "") and bool(m.get("blocks"))
+        )
         self.say("the bot posts in #secret-approvals", self.blocks(approval))
         self.say("only @rita sees, in #platform", self.latest_ephemeral(REQUESTER))
         self.say("@rita clicks [Approve] on her own request in #secret-approvals", "")
@@ -152,7 +153,12 @@ class Story:
 
     def play_action(self, action: Any) -> None:
         """Rita rotates a secret of an Auth0 Action; Alex approves; it is deployed."""
-        self.out.write("\n== The same for an Auth0 Action (the successor of Hooks) ==\n")
+        self.out.write(
+            "== hook-secret-bot demo: the real app, a local Slack workspace and a local "
+            "Auth0 tenant ==\n   @rita may request changes, @alex may approve them; "
+            "approval requests go to #secret-approvals.\n"
+            "\n== An Auth0 Action: a secret rotated, approved and deployed ==\n"
+        )
         command = f'/hook-secret update "{ACTION}" PARTNER_TOKEN'
         self.say("@rita types in #platform", command)
         self.driver.slash_command(REQUESTER, command.split(" ", 1)[1], channel_id=ORIGIN)
@@ -225,7 +231,9 @@ class Story:
         self.say("the bot posts in #platform", self.md.render(done.get("text", "")))
         self.say(
             "the bot's message in #secret-approvals now reads",
-            self.blocks(self.slack.messages(APPROVALS)[0]),
+            self.blocks(
+                next(m for m in self.slack.messages(APPROVALS) if m["ts"] == approval["ts"])
+            ),
         )
 
     def latest_ephemeral(self, user_id: str) -> str:

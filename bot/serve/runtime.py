@@ -160,7 +160,14 @@ def preflight(settings: Settings) -> str:
 
     Run before a port is opened so that a wrong URL or token fails fast with one clear line.
     """
+    from bot.db.store import sqlite_path
+    from bot.serve.problems import slack_unreachable, sqlite_file_problem
+
     register_settings_secrets(settings)
+    path = sqlite_path(settings.database_url)
+    problem = sqlite_file_problem(path) if path is not None and not path.exists() else None
+    if problem:
+        raise StartupError(f"DATABASE_URL: {problem}")
     try:
         store = open_store(settings)
     except Exception as error:
@@ -176,9 +183,7 @@ def preflight(settings: Settings) -> str:
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
         ) from error
     except Exception as error:
-        raise StartupError(
-            f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
-        ) from error
+        raise StartupError(slack_unreachable(settings, error, prefixed=True)) from error
     finally:
         slack.close()
     return str(response["team_id"])
