@@ -18,7 +18,9 @@ from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.db.audit import AuditEvent
 from bot.db.encryption import Vault, VaultError
 from bot.db.models import SecretRequest
-from bot.db.store import Store, Taken, Tx, new_request_id
+from bot.db.requests import new_request_id
+from bot.db.store import Store
+from bot.db.tx import Taken, Tx
 from bot.limits import Provenance
 from bot.logs import get_logger
 from bot.outbox.messages import Message

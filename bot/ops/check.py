@@ -19,7 +19,8 @@ from bot.approvals.policy import Principals
 from bot.auth0.actions import list_actions
 from bot.auth0.client import Auth0Client
 from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope
-from bot.db.store import Store, sqlite_path
+from bot.db.engine import sqlite_path
+from bot.db.store import Store
 from bot.logs import SECRETS
 from bot.outbox.readback import SCOPES as READ_BACK_SCOPES
 from bot.serve.runtime import auth0_client, register_settings_secrets, slack_client
