@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.db.audit import AuditEvent, AuditSink
 from bot.db.engine import create_sqlite_file, make_engine, sqlite_path
 from bot.db.group_commit import GroupCommit
+from bot.db.scrub import WalScrubber
 from bot.db.tx import Tx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +38,9 @@ class Database:
         # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
         self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
+        # SQLite: truncates the WAL soon after an erase (PostgreSQL: see migration 0007).
+        path = sqlite_path(url)
+        self.scrubber = WalScrubber(path) if path is not None else None
         # Called after a commit that queued outbox messages (the delivery worker's wake-up).
         self.on_enqueue: Callable[[], None] = lambda: None
 
@@ -83,6 +87,8 @@ class Database:
 
     def close(self) -> None:
         """Release every pooled connection."""
+        if self.scrubber is not None:
+            self.scrubber.close()
         self.engine.dispose()
         self._read_engine.dispose()
 
@@ -95,6 +101,8 @@ class Database:
                 self.sink.emit(record)
             if tx.enqueued:
                 self.on_enqueue()
+            if tx.erased and self.scrubber is not None:
+                self.scrubber.erased()
 
         with self._writes.member(printed) as session:
             tx = Tx(session)

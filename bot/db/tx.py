@@ -60,6 +60,7 @@ class Tx:
         self.session = session
         self.audited: list[dict[str, Any]] = []
         self.enqueued = 0
+        self.erased = False  # a value was erased: SQLite's WAL is scrubbed once this commits
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Append an event to the chain in this transaction."""
@@ -133,6 +134,8 @@ class Tx:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
             return None
+        if "value_ciphertext" in values and values["value_ciphertext"] is None:
+            self.erased = True
         row = self.session.get(SecretRequest, request_id, populate_existing=True)
         return row
 
