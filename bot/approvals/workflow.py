@@ -286,7 +286,7 @@ class Workflow:
         if not approve:
             values.update(value_ciphertext=None, finished_at=now)
         with self.store.transaction() as tx:
-            decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
+            decided = tx.transition(request_id, [State.PENDING], target, unexpired=True, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
                 if not approve:
@@ -306,12 +306,12 @@ class Workflow:
 
     def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
-        now = self.now()
         with self.store.transaction() as tx:
-            claimed = tx.claim(request_id, now, stale_before=now - APPLY_LEASE)
-        if claimed is None:
+            claimed = tx.claim(request_id, APPLY_LEASE)  # on the database's clock
+        if claimed is None or claimed.apply_started_at is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
-        claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
+        # The heartbeat moves it; the outcome is recorded against the latest.
+        claim = [claimed.apply_started_at]
         try:
             recheck = reconciling or claimed.unknown_since is not None
             with self._heartbeat(claimed, claim):
@@ -333,12 +333,11 @@ class Workflow:
         """Renew the claim while the apply runs; tell the requester when it is slow."""
 
         def renew() -> None:
-            now = self.now()
             with self._claims:
                 with self.store.transaction() as tx:
-                    moved = tx.renew(request.id, claim[0], now)
-                if moved:  # only once committed: a failed commit leaves the claim where it was
-                    claim[0] = now
+                    moved = tx.renew(request.id, claim[0])
+                if moved is not None:  # once committed: a failed commit leaves the claim as it was
+                    claim[0] = moved
 
         def slow() -> None:
             with self.store.transaction() as tx:
@@ -461,7 +460,12 @@ class Workflow:
         now = self.now()
         with self.store.transaction() as tx:
             expired = tx.transition(
-                request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
+                request_id,
+                [State.PENDING],
+                State.EXPIRED,
+                due=True,  # by the database's clock, whatever this replica's says
+                value_ciphertext=None,
+                finished_at=now,
             )
             if expired is not None:
                 self._tell(tx, "expired", expired)
@@ -480,12 +484,11 @@ class Workflow:
 
     def expire_due(self) -> list[SecretRequest]:
         """Expire every pending request past its TTL (one failure does not stop the rest)."""
-        return [r for r in _each(self.expire, self.store.due_for_expiry(self.now())) if r]
+        return [r for r in _each(self.expire, self.store.due_for_expiry()) if r]
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
-        now = self.now()
-        stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
+        stranded = self.store.stranded(UNCLAIMED_GRACE, APPLY_LEASE)  # the database's clock
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
@@ -499,7 +502,9 @@ class Workflow:
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""
         request = self.store.get(request_id)
-        if request is None or request.state != State.PENDING or request.expires_at > self.now():
+        if request is None or request.state != State.PENDING:
+            return request, False
+        if request.expires_at > self.store.now():  # the database's clock, as expire's guard
             return request, False
         expired = self.expire(request_id)
         return (expired or self.store.get(request_id)), expired is not None

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.audit import AuditEvent, AuditSink
+from bot.db.clock import Pinned, database_time
 from bot.db.engine import create_sqlite_file, make_engine, sqlite_path
 from bot.db.group_commit import GroupCommit
 from bot.db.scrub import WalScrubber
@@ -38,6 +40,8 @@ class Database:
         # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
         self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
+        # Leases and expiry run on the database's clock; tests pin it to theirs.
+        self.pinned: Pinned = None
         # SQLite: truncates the WAL soon after an erase (PostgreSQL: see migration 0007).
         path = sqlite_path(url)
         self.scrubber = WalScrubber(path) if path is not None else None
@@ -105,8 +109,13 @@ class Database:
                 self.scrubber.erased()
 
         with self._writes.member(printed) as session:
-            tx = Tx(session)
+            tx = Tx(session, self.pinned)
             yield tx
+
+    def now(self) -> datetime:
+        """The database's current time (what leases and expiry are measured on)."""
+        with self._read_engine.connect() as connection:
+            return connection.execute(select(database_time(self.pinned))).scalar_one()
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Record an event that changes no request (a refusal, a denial)."""

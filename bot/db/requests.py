@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, func, select
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot.approvals.states import OPEN_STATES, State
+from bot.db.clock import database_time
 from bot.db.database import Database
 from bot.db.models import AuditRecord, Base, SecretRequest
 from bot.db.tx import REQUEST_COLUMNS
@@ -56,16 +57,21 @@ class RequestQueries(Database):
             )
             return session.execute(query.limit(1)).scalar_one_or_none()
 
-    def due_for_expiry(self, now: datetime) -> Sequence[str]:
-        """Ids of pending requests whose time is up."""
+    def due_for_expiry(self) -> Sequence[str]:
+        """Ids of pending requests whose time is up by the database's clock."""
         with self._reads() as session:
             query = select(SecretRequest.id).where(
-                SecretRequest.state == State.PENDING, SecretRequest.expires_at <= now
+                SecretRequest.state == State.PENDING,
+                SecretRequest.expires_at <= database_time(self.pinned),
             )
             return list(session.execute(query).scalars())
 
-    def stranded(self, unclaimed_before: datetime, started_before: datetime) -> Sequence[str]:
-        """Approved requests nobody is applying: never claimed, or claimed by a dead process."""
+    def stranded(self, grace: timedelta, lease: timedelta) -> Sequence[str]:
+        """Approved requests nobody is applying, by the database's clock: never claimed
+        ``grace`` after the decision, or claimed and not renewed for ``lease`` (a dead
+        process)."""
+        unclaimed_before = database_time(self.pinned, -grace)
+        started_before = database_time(self.pinned, -lease)
         with self._reads() as session:
             query = select(SecretRequest.id).where(
                 SecretRequest.state == State.APPROVED,

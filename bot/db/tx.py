@@ -4,7 +4,7 @@ audit records, all committed together."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exc, insert, update
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent
+from bot.db.clock import Pinned, database_time
 from bot.db.models import OutboxMessage, OutboxState, SecretRequest
 from bot.outbox.messages import Message
 
@@ -56,8 +57,9 @@ def _queued(message: Message, now: datetime) -> dict[str, Any]:
 class Tx:
     """One open transaction: request writes and the audit records that go with them."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, pinned: Pinned = None) -> None:
         self.session = session
+        self.pinned = pinned  # tests' clock in place of the database's (None: the database's)
         self.audited: list[dict[str, Any]] = []
         self.enqueued = 0
         self.erased = False  # a value was erased: SQLite's WAL is scrubbed once this commits
@@ -115,15 +117,19 @@ class Tx:
         from_states: Sequence[State],
         to_state: State,
         *,
-        unexpired_at: datetime | None = None,
+        unexpired: bool = False,
+        due: bool = False,
         claimed_at: datetime | None = None,
         **values: Any,
     ) -> SecretRequest | None:
         """Compare-and-set: move the request only if it is still in ``from_states`` (and, if
-        given, not expired at ``unexpired_at`` / still claimed by the apply of ``claimed_at``)."""
+        asked, not expired / expired by the database's clock, or still claimed by the apply of
+        ``claimed_at``)."""
         conditions = [SecretRequest.id == request_id, SecretRequest.state.in_(from_states)]
-        if unexpired_at is not None:
-            conditions.append(SecretRequest.expires_at > unexpired_at)
+        if unexpired:
+            conditions.append(SecretRequest.expires_at > database_time(self.pinned))
+        if due:
+            conditions.append(SecretRequest.expires_at <= database_time(self.pinned))
         if claimed_at is not None:
             conditions.append(SecretRequest.apply_started_at == claimed_at)
         result = self.session.execute(
@@ -139,32 +145,35 @@ class Tx:
         row = self.session.get(SecretRequest, request_id, populate_existing=True)
         return row
 
-    def renew(self, request_id: str, claimed_at: datetime, now: datetime) -> bool:
-        """Move a running apply's claim to ``now``, if it is still the one taken at
-        ``claimed_at`` (False: the lease lapsed and another process took it over)."""
-        result = self.session.execute(
+    def renew(self, request_id: str, claimed_at: datetime) -> datetime | None:
+        """Move a running apply's claim to the database's time, if it is still the one taken
+        at ``claimed_at``: the new claim (None: the lease lapsed and another process took it
+        over)."""
+        return self.session.execute(
             update(SecretRequest)
             .where(
                 SecretRequest.id == request_id,
                 SecretRequest.state == State.APPROVED,
                 SecretRequest.apply_started_at == claimed_at,
             )
-            .values(apply_started_at=now)
+            .values(apply_started_at=database_time(self.pinned))
+            .returning(SecretRequest.apply_started_at)
             .execution_options(synchronize_session=False)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # UPDATE's CursorResult
+        ).scalar()
 
-    def claim(self, request_id: str, now: datetime, stale_before: datetime) -> SecretRequest | None:
-        """Take the right to apply an approved request; only one caller at a time gets it."""
+    def claim(self, request_id: str, lease: timedelta) -> SecretRequest | None:
+        """Take the right to apply an approved request, unclaimed or not renewed for ``lease``
+        by the database's clock; only one caller at a time gets it (its ``apply_started_at``
+        is the claim, for ``renew`` and ``transition``)."""
         result = self.session.execute(
             update(SecretRequest)
             .where(
                 SecretRequest.id == request_id,
                 SecretRequest.state == State.APPROVED,
                 (SecretRequest.apply_started_at.is_(None))
-                | (SecretRequest.apply_started_at <= stale_before),
+                | (SecretRequest.apply_started_at <= database_time(self.pinned, -lease)),
             )
-            .values(apply_started_at=now)
+            .values(apply_started_at=database_time(self.pinned))
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
