@@ -1,5 +1,4 @@
-"""The database's clock, in SQL: apply leases and request expiry are measured on it, so replicas
-whose own clocks disagree still agree on which lease is live and which request is expired."""
+"""The database's clock in SQL, which apply leases and request expiry are measured on."""
 
 from __future__ import annotations
 

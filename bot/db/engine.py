@@ -1,5 +1,4 @@
-"""Engines: SQLite files checked to be the ones opened (never created by accident), PostgreSQL
-connections that fail fast."""
+"""Engines: SQLite files checked to be the ones opened, PostgreSQL that fails fast."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The outbox queue: rows claimed with a compare-and-set lease, so any replica may send them,
-and settled only by the worker that holds them."""
+"""The outbox queue: rows claimed with a compare-and-set lease, settled by their holder."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Reads of requests: one by id, the open one for a secret, those due for expiry or stranded,
-and who last set each secret."""
+"""Reads of requests: by id, open, due for expiry, stranded, and who last set a secret."""
 
 from __future__ import annotations
 

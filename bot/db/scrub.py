@@ -1,5 +1,4 @@
-"""Erased means erased in SQLite: after an erase commits, the write-ahead log is checkpointed and
-truncated, so no older copy of an erased value stays in the database's files."""
+"""SQLite: the WAL is checkpointed and truncated soon after an erase commits."""
 
 from __future__ import annotations
 

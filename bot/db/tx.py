@@ -1,5 +1,4 @@
-"""One write transaction: request inserts and compare-and-set transitions, outbox rows and
-audit records, all committed together."""
+"""One write transaction: request inserts and transitions, outbox rows, audit records."""
 
 from __future__ import annotations
 

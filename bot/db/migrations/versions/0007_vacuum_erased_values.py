@@ -1,5 +1,4 @@
-"""PostgreSQL: vacuum ``secret_requests`` soon after any update, so that the dead row versions
-an erase leaves (with the value's ciphertext) are removed within about a minute."""
+"""PostgreSQL: autovacuum takes secret_requests soon after any update (an erase)."""
 
 from alembic import op
 
