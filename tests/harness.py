@@ -230,6 +230,7 @@ def serve(
     store.sink = AuditSink(stream)
     store.migrate()
     clock = clock or Clock()
+    store.pinned = clock  # leases and expiry run on the database's clock: pinned to the test's
     options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}
     with local_bot(settings, store, slack.team_id, clock, **options) as (url, services):
         driver = SlackDriver(slack, url + "/slack/events", SIGNING_SECRET)

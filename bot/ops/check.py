@@ -14,7 +14,8 @@ from slack_sdk.errors import SlackApiError
 from bot.approvals.policy import Principals
 from bot.auth0.errors import Auth0Error
 from bot.auth0.transport import Auth0Transport
-from bot.db.store import Store, sqlite_path
+from bot.db.engine import sqlite_path
+from bot.db.store import Store
 from bot.logs import SECRETS
 from bot.ops.check_auth0 import auth0_checks, count
 from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed

@@ -160,7 +160,7 @@ def preflight(settings: Settings) -> str:
 
     Run before a port is opened so that a wrong URL or token fails fast with one clear line.
     """
-    from bot.db.store import sqlite_path
+    from bot.db.engine import sqlite_path
     from bot.serve.problems import slack_unreachable, sqlite_file_problem
 
     register_settings_secrets(settings)
