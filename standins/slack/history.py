@@ -25,6 +25,15 @@ def needed_scope(channel: Channel) -> str:
     return "groups:history" if channel.is_private else "channels:history"
 
 
+def read_scope(channel: Channel) -> str:
+    """The scope conversations.info needs for a conversation of this kind."""
+    if channel.is_im:
+        return "im:read"
+    if channel.is_mpim:
+        return "mpim:read"
+    return "groups:read" if channel.is_private else "channels:read"
+
+
 def readable(channels: dict[str, Channel], channel_id: str, scopes: frozenset[str]) -> Channel:
     """The conversation, when this bot may read it; Slack's error otherwise."""
     channel = channels.get(channel_id)
