@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
+from bot.logs import configure_logging
 from bot.outbox.messages import Message, Method
 from bot.outbox.origin import REMEMBER_FOR, CannotCheck, OriginGuard
 from bot.outbox.sending import Retry
@@ -34,6 +40,19 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """The process's log lines, as JSON, while the test runs."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("DEBUG", "json", stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.contextvars.clear_contextvars()
 
 
 def confirm(channel: str = CHANNEL) -> Message:
@@ -86,3 +105,16 @@ def test_a_refusal_fails_closed_and_a_transient_error_leaves_the_message_waiting
 def test_messages_not_for_a_channel_are_not_asked_about(message: Message) -> None:
     slack = Slack()
     assert OriginGuard(slack).route(message) is message and slack.asked == []
+
+
+def test_each_rerouted_message_is_logged_with_why(logs: io.StringIO) -> None:
+    """The operator sees why a message went to the requester: a warning naming Slack's
+    answer when it would not say, an info line when the channel is shared."""
+    OriginGuard(Slack(CannotCheck("missing_scope"))).route(confirm())
+    OriginGuard(Slack({"is_ext_shared": True})).route(confirm())
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    unchecked, shared = (r for r in lines if r.get("logger") == "bot.outbox.origin")
+    assert unchecked["level"] == "warning" and unchecked["error"] == "missing_scope"
+    assert "could not check" in unchecked["event"] and unchecked["channel"] == CHANNEL
+    assert shared["level"] == "info" and "shared with another organization" in shared["event"]
+    assert shared["request_id"] == "hsr_1" and shared["method"] == "confirm"
