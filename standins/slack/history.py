@@ -1,7 +1,7 @@
 """``conversations.history`` as Slack serves it (tests/reference/slack/methods/
 conversations.history.json): the scope each kind of conversation needs (conversations.info's
-too), membership, the
-``oldest``/``latest`` window, newest first, cursor pages, metadata only when asked for."""
+too), membership, the ``oldest``/``latest`` window, newest first, cursor pages, metadata only
+when asked for."""
 
 from __future__ import annotations
 
