@@ -462,6 +462,8 @@ class SlackStandIn(ResponseUrls):
             return {"view": copy.deepcopy(self._views[view_id].view)}
 
     def _channel_info(self, channel: Channel) -> JSON:
+        """A conversation as conversations.info describes it (reference/slack/methods/
+        conversations.info.json), Slack Connect sharing included."""
         if channel.is_im:
             return {
                 "id": channel.id,
@@ -472,6 +474,7 @@ class SlackStandIn(ResponseUrls):
                 "is_open": True,
                 "is_member": True,
             }
+        shared = bool(channel.shared_with)
         return {
             "id": channel.id,
             "name": channel.name,
@@ -481,13 +484,25 @@ class SlackStandIn(ResponseUrls):
             "is_im": False,
             "is_mpim": channel.is_mpim,
             "is_private": channel.is_private,
+            "created": channel.created,
             "is_archived": False,
             "is_general": channel.name == "general",
-            "is_shared": False,
-            "is_ext_shared": False,
+            "unlinked": 0,
+            "is_shared": shared,
+            "is_frozen": False,
             "is_org_shared": False,
-            "created": channel.created,
+            "is_pending_ext_shared": bool(channel.pending_with),
+            "pending_shared": list(channel.pending_with),
             "context_team_id": self.team_id,
+            "updated": channel.created * 1000,
+            "parent_conversation": None,
+            "creator": self.bot_user_id,
+            "is_ext_shared": shared,
+            "shared_team_ids": [self.team_id, *channel.shared_with],
+            "pending_connected_team_ids": list(channel.pending_with),
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "previous_names": [],
             "is_member": channel.bot_is_member,
         }
 
@@ -530,7 +545,14 @@ class SlackStandIn(ResponseUrls):
         with self._cond:
             self._require(args, "channel")
             channel = self._channels.get(str(args["channel"]))
-            if channel is None or (channel.is_private and not channel.bot_is_member):
+            if channel is None:
+                raise ApiError("channel_not_found")
+            scope = history.read_scope(channel)
+            if scope not in self.scopes:
+                raise ApiError(
+                    "missing_scope", needed=scope, provided=",".join(sorted(self.scopes))
+                )
+            if channel.is_private and not channel.bot_is_member:
                 raise ApiError("channel_not_found")
             return {"channel": self._channel_info(channel)}
 
