@@ -62,7 +62,7 @@ def wsgi_app(
             return _reply(
                 start_response,
                 "200 OK" if ok else "503 Service Unavailable",
-                json.dumps(body).encode(),
+                json.dumps(body, separators=(",", ":")).encode(),  # CONTRACT §3, byte for byte
                 "application/json",
             )
         if path == "/metrics" and method == "GET":
@@ -96,20 +96,22 @@ class SlackEvents:
             raw = read_body(environ)
         except BodyTooLarge:
             return "unknown", _plain(413, "Slack never sends a body this large.")
-        headers = WsgiHttpRequest(environ).get_headers()
-        body: dict[str, Any] | None = None
-        why = ""
-        try:
-            body = slack_body.parse(raw, environ.get("CONTENT_TYPE"))
-        except slack_body.Malformed as problem:
-            why = str(problem)
-        kind = slack_body.kind_of(body) if body is not None else "unknown"
+        content_type = environ.get("CONTENT_TYPE")
+        if slack_body.is_ssl_check(raw, content_type):
+            return "unknown", BoltResponse(status=200, body="")  # CONTRACT §3: does nothing
+        headers = _headers(environ)
         if not self._signed(raw, headers):
-            return kind, BoltResponse(status=401, body={"error": "invalid request"})
-        if body is None:
+            # Nothing of an unverified body is parsed: it may be anything (issue 23.5).
+            return slack_body.kind_guess(raw), BoltResponse(
+                status=401, body={"error": "invalid request"}
+            )
+        try:
+            body = slack_body.parse(raw, content_type)
+        except slack_body.Malformed as problem:
             # Signed, yet not what Slack sends: answered like bad input, nothing runs.
-            log.warning("malformed Slack request", problem=why)  # where, never what
-            return kind, _plain(400, "Malformed Slack request; nothing was done.")
+            log.warning("malformed Slack request", problem=str(problem))  # where, never what
+            return "unknown", _plain(400, "Malformed Slack request; nothing was done.")
+        kind = slack_body.kind_of(body)
         if kind in RECORDING and not self._health.recent():
             # Said before any listener runs: an ack followed by a failure in the background
             # would leave the person with silence.
@@ -120,11 +122,15 @@ class SlackEvents:
         return kind, self._app.dispatch(request)
 
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
+        """Slack's signature over the raw bytes; any header Slack would never send (a
+        timestamp that is not a number, a signature that is not ASCII) is simply unsigned."""
         timestamp = _header(headers, "x-slack-request-timestamp")
         signature = _header(headers, "x-slack-signature")
+        if not (timestamp.isascii() and timestamp.isdigit() and signature.isascii()):
+            return False
         try:
             return self._verifier.is_valid(raw, timestamp, signature)
-        except ValueError:  # a timestamp that is not a number
+        except (ValueError, TypeError, OverflowError):  # slack_sdk's own checks, guarded
             return False
 
 
@@ -198,6 +204,12 @@ class Health:
             else:
                 log.warning("the database can't record requests: /healthz answers 503")
         future.set_result(healthy)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str | Sequence[str]]:
+    """The request's headers as Bolt reads them."""
+    headers: dict[str, str | Sequence[str]] = WsgiHttpRequest(environ).get_headers()
+    return headers
 
 
 def _header(headers: dict[str, str | Sequence[str]], name: str) -> str:
