@@ -19,7 +19,14 @@ from bot.logs import get_logger
 from bot.outbox.messages import APPROVAL_POSTS, Message, Method
 from bot.outbox.notify import not_posted
 from bot.outbox.origin import CannotCheck, OriginGuard
-from bot.outbox.readback import CannotRead, ReadTooSlow, earlier_copy, tag
+from bot.outbox.readback import (
+    CannotRead,
+    Identity,
+    OwnIdentity,
+    ReadTooSlow,
+    earlier_copy,
+    tag,
+)
 from bot.slack.web_client import short_lived
 
 log = get_logger(__name__)
@@ -142,6 +149,8 @@ class Sender:
         self.store = store
         self.approval = approval  # renders an approval post from its request (Notifier.approval)
         self.origin = OriginGuard(self._channel_info)
+        # The read-back adopts only posts carrying the bot's own ids (issue 23.5).
+        self.own = OwnIdentity(lambda: Identity.of(self.client.auth_test()))
 
     def send(self, message: Message, attempt: Attempt) -> Done:
         """Send ``message`` within ``attempt``."""
@@ -233,7 +242,13 @@ class Sender:
         deadline = time.monotonic() + READ_WITHIN
         try:
             found = earlier_copy(
-                history, channel, message.request_id, attempt.row_id, since, deadline
+                history,
+                channel,
+                message.request_id,
+                attempt.row_id,
+                since,
+                deadline,
+                own=self.own.get(),
             )
         except CannotRead as cannot:
             log.info(

@@ -306,6 +306,7 @@ class SlackStandIn(ResponseUrls):
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            "app_id": self.app_id,  # auth.test's output schema (reference/slack/methods)
             "is_enterprise_install": False,
         }
 

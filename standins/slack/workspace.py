@@ -483,6 +483,18 @@ class Workspace:
             self._cond.notify_all()
         return message
 
+    def post_as_other_app(
+        self, channel_id: str, content: JSON, *, bot_id: str, app_id: str
+    ) -> JSON:
+        """Add a message another app in the workspace posted: its own ``bot_id``, ``app_id``
+        and bot user, and whatever metadata it chose."""
+        message = {**self._bot_message(content), "bot_id": bot_id, "app_id": app_id}
+        message["user"] = f"U{bot_id[1:]}"
+        with self._cond:
+            self._messages.setdefault(channel_id, []).append(message)
+            self._cond.notify_all()
+        return message
+
     def close_view(self, view_id: str) -> None:
         """Close a modal (the user submitted or dismissed it)."""
         with self._cond:
