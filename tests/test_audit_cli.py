@@ -41,12 +41,16 @@ class Trail:
     url: str
     printed: list[dict[str, Any]]
     cwd: Path
+    key: str | None = None  # HOOK_SECRET_ENCRYPTION_KEY, which keys the chain
 
 
 def _cli(trail: Trail, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m bot audit ARGS`` with only DATABASE_URL set, as a cron job would run it."""
+    """``python -m bot audit ARGS`` with only DATABASE_URL and the encryption key set, as a cron
+    job would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AUTH0_", "HOOK_"))}
     env |= {"DATABASE_URL": trail.url, "PYTHONPATH": str(REPO)}
+    if trail.key is not None:
+        env["HOOK_SECRET_ENCRYPTION_KEY"] = trail.key
     return subprocess.run(
         [sys.executable, "-m", "bot", "audit", *args],
         capture_output=True,
@@ -79,7 +83,8 @@ def trail(
             assert bot.driver.slash_command(OUTSIDER, "add", channel_id=ORIGIN).status == 200
             bot.drain()
             printed = bot.audit()
-        yield Trail(url, printed, cwd)
+            key = ",".join(bot.settings.encryption_keys)
+        yield Trail(url, printed, cwd, key)
 
 
 @pytest.fixture
@@ -200,7 +205,8 @@ def _backdate(c: Connection) -> int:
 
 
 def _edit_and_rehash(c: Connection) -> int:
-    """Change who approved, and give the record a hash matching its new content."""
+    """Change who approved, and give the record a plain hash matching its new content (the
+    keyed one needs the key): an unkeyed record after keyed ones is caught where it is."""
     seq = _seq(c, "request.approved")
     c.execute(text("UPDATE audit_log SET actor = 'U0FORGER' WHERE seq = :s"), {"s": seq})
     row = c.execute(text("SELECT * FROM audit_log WHERE seq = :s"), {"s": seq}).one()._mapping
@@ -208,7 +214,7 @@ def _edit_and_rehash(c: Connection) -> int:
     body["detail"] = json.loads(row["detail"])
     rehashed = audit.record_hash(row["prev_hash"], body)
     c.execute(text("UPDATE audit_log SET hash = :h WHERE seq = :s"), {"h": rehashed, "s": seq})
-    return seq + 1  # the record after it no longer links to it
+    return seq
 
 
 def _delete(c: Connection) -> int:
@@ -264,7 +270,7 @@ TAMPERS: dict[str, tuple[Callable[[Connection], int], str]] = {
     "edited outcome": (_edit_outcome, "content does not match"),
     "edited detail": (_edit_detail, "content does not match"),
     "backdated": (_backdate, "content does not match"),
-    "edited and rehashed": (_edit_and_rehash, "link to the previous record is broken"),
+    "edited and rehashed": (_edit_and_rehash, "unkeyed after keyed records"),
     "deleted": (_delete, "missing"),
     "first deleted": (_delete_first, "missing"),
     "reordered pair": (_reorder, "link to the previous record is broken"),

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from bot.approvals.states import OPEN_STATES, State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
+from bot.db.audit_chain import ChainKeys
 from bot.db.group_commit import GroupCommit
 from bot.db.models import AuditRecord, Base, OutboxMessage, OutboxState, SecretRequest, UTCDateTime
 from bot.limits import Provenance
@@ -146,7 +147,9 @@ def new_request_id() -> str:
 class Store:
     """The database: schema migration, transactions, request transitions and the audit chain."""
 
-    def __init__(self, url: str, sink: AuditSink | None = None) -> None:
+    def __init__(
+        self, url: str, sink: AuditSink | None = None, chain: ChainKeys | None = None
+    ) -> None:
         self.url = url
         self.engine = _make_engine(url, writer=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -158,6 +161,8 @@ class Store:
         # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
         self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
+        # The audit chain's keys: without them records get the plain, unkeyed hash.
+        self.chain = chain
         # Called after a commit that queued outbox messages (the delivery worker's wake-up).
         self.on_enqueue: Callable[[], None] = lambda: None
 
@@ -218,7 +223,7 @@ class Store:
                 self.on_enqueue()
 
         with self._writes.member(printed) as session:
-            tx = Tx(session)
+            tx = Tx(session, self.chain)
             yield tx
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
@@ -446,14 +451,15 @@ def _queued(message: Message, now: datetime) -> dict[str, Any]:
 class Tx:
     """One open transaction: request writes and the audit records that go with them."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, chain: ChainKeys | None = None) -> None:
         self.session = session
+        self.chain = chain
         self.audited: list[dict[str, Any]] = []
         self.enqueued = 0
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Append an event to the chain in this transaction."""
-        record = audit.append(self.session, event)
+        record = audit.append(self.session, event, keys=self.chain)
         self.audited.append(record)
         return record
 
