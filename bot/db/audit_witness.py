@@ -14,8 +14,8 @@ from bot.db.audit import as_printed
 class Kind(Enum):
     """How a record and its printed line disagree."""
 
-    NOT_IN_DATABASE = "in the file but not in the database (deleted?)"
-    NOT_IN_FILE = "in the database but not in the file (added, or the file is cut short?)"
+    NOT_IN_DATABASE = "is in the file but not in the database (deleted?)"
+    NOT_IN_FILE = "is in the database but not in the file (added, or the file is cut short?)"
     CHANGED = "differs between the database and the file"
 
 
@@ -72,7 +72,7 @@ class Difference:
     def describe(self) -> str:
         """One phrase: the record, how it differs and (when changed) in which fields."""
         where = f" ({', '.join(self.fields)})" if self.fields else ""
-        return f"record {self.seq} is {self.kind.value}{where}"
+        return f"record {self.seq} {self.kind.value}{where}"
 
 
 @dataclass
