@@ -119,7 +119,7 @@ AUDIT_COMMANDS: dict[str, _Help] = {
         "  2  settings invalid (DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY), or FILE unreadable\n"
         "  3  the database could not be read (nothing there, no audit table, down);\n"
         "     it is never created or migrated here\n"
-        "  4  nothing wrong found, but keyed records were not checked: no key",
+        "  Without the key it checks links and order only (exit 0 when they hold) and says so.",
     ),
     "export": _Help(
         "print the audit trail as JSON lines",
