@@ -17,6 +17,7 @@ from bot.db.audit_chain import chain_keys
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
 from bot.db.store import Store
+from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
 from bot.slack.services import Services
@@ -61,7 +62,7 @@ class Bot:
     def audit(self) -> list[dict[str, Any]]:
         """Audit lines printed so far, once background work (refusals are audited after the
         ack) has settled."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
         return [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
 
     def events(self) -> list[str]:
@@ -80,7 +81,7 @@ class Bot:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
         hook = next(h for h in self.services.targets.hooks.listing() if h.id == hook_id)
-        from bot.slack.blocks import hook_option
+        from bot.slack.blocks.pickers import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}
 
@@ -141,7 +142,7 @@ class Bot:
 
     def drain(self) -> None:
         """Wait until background work queued so far (and what it queued) has finished."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
 
 
 def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra: Any) -> Settings:
@@ -232,6 +233,7 @@ def serve(
     if store.chain is None:  # keyed as the bot keys it (runtime.open_store)
         store.chain = chain_keys(settings.encryption_keys, settings.database_url, create=True)
     clock = clock or Clock()
+    store.pinned = clock  # leases and expiry run on the database's clock: pinned to the test's
     options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}
     with local_bot(settings, store, slack.team_id, clock, **options) as (url, services):
         driver = SlackDriver(slack, url + "/slack/events", SIGNING_SECRET)

@@ -14,7 +14,7 @@ from bot.auth0.hooks import HooksApi
 from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import generate_key
 from bot.logs import SECRETS
-from bot.ops import check
+from bot.ops import check_auth0
 from bot.slack import ids
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
@@ -170,7 +170,7 @@ def test_check_passes_the_scope_line_when_auth0_leaves_scope_out() -> None:
         transport=httpx.MockTransport(tenant),
     )
     assert client.token_scopes() is None
-    assert "did not list its scopes" in check._scopes(client)
+    assert "did not list its scopes" in check_auth0.token_check(client.token_scopes()).detail
     client.close()
 
 

@@ -63,12 +63,12 @@ class Applier:
 
     def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
-        now = self.now()
         with self.store.transaction() as tx:
-            claimed = tx.claim(request_id, now, stale_before=now - recovery.APPLY_LEASE)
-        if claimed is None:
+            claimed = tx.claim(request_id, recovery.APPLY_LEASE)  # on the database's clock
+        if claimed is None or claimed.apply_started_at is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
-        claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
+        # The heartbeat moves it; the outcome is recorded against the latest.
+        claim = [claimed.apply_started_at]
         try:
             recheck = reconciling or claimed.unknown_since is not None
             with self._heartbeat(claimed, claim):
@@ -92,12 +92,11 @@ class Applier:
         """Renew the claim while the apply runs; tell the requester when it is slow."""
 
         def renew() -> None:
-            now = self.now()
             with self._claims:
                 with self.store.transaction() as tx:
-                    moved = tx.renew(request.id, claim[0], now)
-                if moved:  # only once committed: a failed commit leaves the claim where it was
-                    claim[0] = now
+                    moved = tx.renew(request.id, claim[0])
+                if moved is not None:  # once committed: a failed commit leaves the claim as it was
+                    claim[0] = moved
 
         def slow() -> None:
             with self.store.transaction() as tx:

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from bot.approvals.results import Failure
 from bot.db.models import SecretRequest
-from bot.db.store import Tx
+from bot.db.tx import Tx
 from bot.outbox.messages import Message
 
 

@@ -33,9 +33,10 @@ UNCLAIMED_GRACE = timedelta(seconds=15)
 SETTLE_WITHIN = timedelta(hours=1)
 
 
-def stranded(store: Store, now: datetime) -> list[str]:
-    """The approved requests whose apply died (or was never claimed): the sweep applies them."""
-    return list(store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE))
+def stranded(store: Store) -> list[str]:
+    """The approved requests whose apply died (or was never claimed): the sweep applies them,
+    judged on the database's clock."""
+    return list(store.stranded(UNCLAIMED_GRACE, APPLY_LEASE))
 
 
 def landed(target: Target, change: Change, reconciling: bool) -> bool:

@@ -19,7 +19,9 @@ from bot.approvals.results import Outcome, Result
 from bot.approvals.states import Kind, State
 from bot.db.encryption import Vault
 from bot.db.models import SecretRequest
-from bot.db.store import Store, Taken, Tx, new_request_id
+from bot.db.requests import new_request_id
+from bot.db.store import Store
+from bot.db.tx import Taken, Tx
 from bot.limits import Provenance
 from bot.logs import get_logger
 from bot.targets import DEFAULT_TENANT, TargetKind, Targets
@@ -200,7 +202,7 @@ class Workflow:
         if not approve:
             values.update(value_ciphertext=None, finished_at=now)
         with self.store.transaction() as tx:
-            decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
+            decided = tx.transition(request_id, [State.PENDING], target, unexpired=True, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
                 if not approve:
@@ -223,7 +225,12 @@ class Workflow:
         now = self.now()
         with self.store.transaction() as tx:
             expired = tx.transition(
-                request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
+                request_id,
+                [State.PENDING],
+                State.EXPIRED,
+                due=True,  # by the database's clock, whatever this replica's says
+                value_ciphertext=None,
+                finished_at=now,
             )
             if expired is not None:
                 self._tell(tx, "expired", expired)
@@ -242,7 +249,7 @@ class Workflow:
 
     def expire_due(self) -> list[SecretRequest]:
         """Expire every pending request past its TTL (one failure does not stop the rest)."""
-        return [r for r in _each(self.expire, self.store.due_for_expiry(self.now())) if r]
+        return [r for r in _each(self.expire, self.store.due_for_expiry()) if r]
 
     def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
@@ -250,7 +257,7 @@ class Workflow:
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
-        stranded = recovery.stranded(self.store, self.now())
+        stranded = recovery.stranded(self.store)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
@@ -264,7 +271,9 @@ class Workflow:
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""
         request = self.store.get(request_id)
-        if request is None or request.state != State.PENDING or request.expires_at > self.now():
+        if request is None or request.state != State.PENDING:
+            return request, False
+        if request.expires_at > self.store.now():  # the database's clock, as expire's guard
             return request, False
         expired = self.expire(request_id)
         return (expired or self.store.get(request_id)), expired is not None

@@ -168,7 +168,7 @@ def append(
     """Add ``event`` to the chain inside the caller's transaction and return its public form;
     with ``keys`` its hash is an HMAC under the newest key (else the plain, unkeyed hash)."""
     # Core statements on the transaction's connection: the ORM's unit of work costs several
-    # times more CPU per row, inside the one writer's turn (see bot.db.group_commit).
+    # times more CPU per row, inside the one writer's turn (see bot.latency.group_commit).
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Serialise appends across replicas so that the chain never forks.

@@ -21,13 +21,14 @@ from bot.auth0.transport import Auth0Transport
 from bot.db.audit_chain import chain_keys
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
+from bot.latency.slack_pool import PooledWebClient
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
+from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
-from bot.slack.web_client import PooledWebClient
 
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
@@ -145,7 +146,7 @@ class Runtime:
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=timeout)
-        if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
+        if not lifecycle.shutdown(self.services, max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
         self.auth0.close()
         if isinstance(self.slack, PooledWebClient):
@@ -162,7 +163,14 @@ def preflight(settings: Settings) -> str:
 
     Run before a port is opened so that a wrong URL or token fails fast with one clear line.
     """
+    from bot.db.engine import sqlite_path
+    from bot.serve.problems import slack_unreachable, sqlite_file_problem
+
     register_settings_secrets(settings)
+    path = sqlite_path(settings.database_url)
+    problem = sqlite_file_problem(path) if path is not None and not path.exists() else None
+    if problem:
+        raise StartupError(f"DATABASE_URL: {problem}")
     try:
         store = open_store(settings)
     except Exception as error:
@@ -178,9 +186,7 @@ def preflight(settings: Settings) -> str:
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
         ) from error
     except Exception as error:
-        raise StartupError(
-            f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
-        ) from error
+        raise StartupError(slack_unreachable(settings, error, prefixed=True)) from error
     finally:
         slack.close()
     return str(response["team_id"])

@@ -23,11 +23,12 @@ from bot.logs import get_logger
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
+from bot.serve.lifecycle import target_reader
 from bot.settings import Settings
 from bot.slack import ids, outage
 from bot.slack.listeners import register_all
 from bot.slack.modals import Modals
-from bot.slack.services import Services, target_reader
+from bot.slack.services import Services
 from bot.slack.web_client import short_lived
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
 from bot.targets.catalog import HookCatalog

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError
 from dataclasses import dataclass
@@ -231,49 +230,6 @@ class Services:
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
         self.followups.sweep()
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until background work, prefetch reads and the messages due now have finished
-        (including work and messages they queued in turn)."""
-        deadline = time.monotonic() + timeout
-        delivery = self.followups.delivery
-        while time.monotonic() < deadline:
-            if not self.background.wait_idle(max(0.0, deadline - time.monotonic())):
-                return False
-            if not self.prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
-                return False
-            # Work that finishes while the outbox is looked at may have queued a message:
-            # idle only if nothing ran on either side of that look (a refresh read may have
-            # started since the wait above, too).
-            background = self.background
-            if background.idle() and delivery.idle() and background.idle() and self.prefetch.idle():
-                return True
-            time.sleep(0.01)
-        return False
-
-    def shutdown(self, timeout: float = 30.0) -> bool:
-        """Let queued work and due messages finish (within ``timeout``), then stop; False if
-        cut off (undelivered messages stay queued for the next start)."""
-        finished = self.wait_idle(timeout)
-        self.prefetch.close()
-        self.background.shutdown(timeout if finished else 0)
-        self.followups.delivery.stop()
-        self.catalog.close()
-        self.targets.close()
-        return finished
-
-
-def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
-    """How the prefetch reads a target: its secret names, then its description."""
-
-    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
-        # The names call answers 404 for a deleted target; the target itself usually comes
-        # from the list the picker just loaded, saving a call against Auth0's rate limit.
-        target = targets[kind]
-        names = target.secret_names(target_id)
-        return target.describe(target_id), names
-
-    return read
 
 
 def _name_errors(

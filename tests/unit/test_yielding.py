@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.serve.yielding import InFlight
+from bot.latency.yielding import InFlight
 
 
 def test_with_no_request_in_flight_a_step_goes_at_once() -> None:
