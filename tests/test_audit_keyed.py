@@ -6,7 +6,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -18,6 +22,7 @@ from bot.db.encryption import derive_key, generate_key
 from bot.db.store import Store
 
 Seal = Callable[[str, dict[str, Any]], str]
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _store(url: str, keys: ChainKeys | None) -> Store:
@@ -86,7 +91,7 @@ def test_a_rewritten_and_rehashed_trail_fails_verify(db_url: str) -> None:
     posing.keys[0] = ChainKey(real.keys[0].kid, posing.keys[0].secret)
     forgeries: dict[str, tuple[Seal, str]] = {
         "plain": (audit.record_hash, "unkeyed after keyed records"),
-        "own key": (mine.seal, "keyed under a key none of"),
+        "own key": (mine.seal, f"keyed under key id {mine.keys[0].kid}, which none"),
         "real key id": (posing.seal, "content does not match"),
     }
     for seal, problem in forgeries.values():
@@ -150,3 +155,39 @@ def test_the_chain_key_is_derived_not_the_encryption_key(sqlite_url: str) -> Non
     assert created is not None and again is not None
     assert created.keys[0].kid == again.keys[0].kid
     assert chain_keys([], "postgresql+psycopg://u@h/db", create=True) is None
+
+
+def _verify_cli(url: str, key: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m bot audit verify`` as an operator runs it, with the database and the key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AUTH0_", "HOOK_"))}
+    env |= {"DATABASE_URL": url, "HOOK_SECRET_ENCRYPTION_KEY": key, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "verify"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_verify_reads_a_trail_keyed_after_an_upgrade_and_counts_the_unkeyed_records(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Run as a user runs it: a trail begun unkeyed and continued keyed (then under a rotated
+    key) exits 0 and says how many records predate the keying."""
+    old = _store(db_url, None)
+    _trail(old, 1, 2)
+    old.close()
+    first, second = generate_key(), generate_key()
+    for keys in ([first], [second, first]):
+        store = _store(db_url, ChainKeys(keys))
+        _trail(store, 3 if len(keys) == 1 else 5, 2)
+        store.close()
+    result = _verify_cli(db_url, f"{second},{first}", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == (
+        "audit trail intact: 6 records (2 of them unkeyed, from before the chain was keyed: "
+        "a rewrite of those needs no key)\n"
+    )

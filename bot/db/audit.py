@@ -14,12 +14,34 @@ from typing import Any, TextIO
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from bot.db.audit_chain import GENESIS, ChainKeys, Check, canonical, check, record_hash
+from bot.db.audit_chain import (
+    GENESIS,
+    ChainKeys,
+    Check,
+    canonical,
+    check,
+    key_id,
+    record_hash,
+)
 from bot.db.models import AuditRecord
 from bot.logs import SECRETS
 from bot.slack.text import cut
 
-__all__ = ["GENESIS", "AuditEvent", "AuditSink", "VerifyResult", "canonical", "record_hash"]
+# The chain's hashing lives in bot.db.audit_chain; its names stay importable from here.
+__all__ = [
+    "CORE_FIELDS",
+    "GENESIS",
+    "AuditEvent",
+    "AuditSink",
+    "VerifyResult",
+    "append",
+    "as_printed",
+    "canonical",
+    "export",
+    "record_hash",
+    "to_public",
+    "verify",
+]
 CORE_FIELDS = ("request_id", "actor", "team_id", "hook_id", "secret_name", "outcome")
 # Any 64-bit number works: it only has to be the same in every replica.
 PG_LOCK_KEY = 0x486F6F6B53656372
@@ -225,8 +247,9 @@ class _Walk:
             return "content does not match its hash"
         if found is Check.UNKNOWN_KEY:
             return (
-                "it is keyed under a key none of HOOK_SECRET_ENCRYPTION_KEY's keys derives "
-                "(a retired key must stay listed, last, for its records to verify)"
+                f"it is keyed under key id {key_id(row.hash)}, which none of the given keys has "
+                "(HOOK_SECRET_ENCRYPTION_KEY, or SQLite's key file; a retired key must stay "
+                "listed, last, for its records to verify)"
             )
         if found is Check.PLAIN and self.counts[Check.KEYED] + self.counts[Check.NO_KEY]:
             return "its hash is unkeyed after keyed records: rewritten without the key"

@@ -103,7 +103,9 @@ def compare(records: Iterable[dict[str, Any]], witness: Witness) -> Comparison:
             continue
         seen.add(seq)
         fields = _changed(record, line)
-        if fields or seq in witness.conflicting:
+        if seq in witness.conflicting:
+            fields += ("printed twice in the file, differently",)
+        if fields:
             result.differences.append(Difference(seq, Kind.CHANGED, fields))
         else:
             result.agreed += 1
