@@ -63,7 +63,7 @@ class SecretRegistry:
     def pin(self, *values: str | None, slot: str | None = None) -> None:
         """Register credentials the process holds for its whole life: never forgotten. A value
         pinned in a ``slot`` (a renewed access token) replaces the one pinned there before."""
-        kept = [v for v in values if v and len(v) >= 4]
+        kept = [v for v in values if v and len(v) >= 4 and _encodable(v)]
         with self._lock:
             for value in kept:
                 self._pinned[slot or value] = value
@@ -79,7 +79,7 @@ class SecretRegistry:
                 if not value or len(value) < 4:
                     continue  # too short to scrub without mangling ordinary words
                 # A value handled again (decrypted to apply) starts a new life among the fresh.
-                if value not in self._fresh:
+                if value not in self._fresh and _encodable(value):
                     self._fresh[value] = None
                     changed = True
                 if len(self._fresh) >= self.CHUNK:
@@ -151,17 +151,29 @@ class _Needles:
         return "".join(pieces) + text[end:]
 
 
+def _encodable(value: str) -> bool:
+    """Whether every encoding of ``value`` can be computed: a value that could not would fail
+    each later publish and so poison the registry for every log line after it."""
+    try:
+        list(_encodings(value))
+    except Exception:  # kept out whole rather than poisoning the registry
+        return False
+    return True
+
+
 def _pattern(values: Iterable[str]) -> re.Pattern[str]:
     needles = sorted({n for v in values for n in _encodings(v)}, key=len, reverse=True)
     return re.compile("|".join(re.escape(n) for n in needles))
 
 
 def _encodings(value: str) -> Iterable[str]:
+    """``value`` as it may travel: raw, JSON-escaped, and URL-encoded. Never raises: text that
+    is not valid Unicode (a lone surrogate, valid in JSON) is URL-encoded byte for byte."""
     escaped = json.dumps(value)[1:-1]
     for form in {value, escaped}:
         yield form
-        yield quote(form, safe="")
-        yield quote_plus(form, safe="")
+        yield quote(form, safe="", errors="surrogatepass")
+        yield quote_plus(form, safe="", errors="surrogatepass")
 
 
 SECRETS = SecretRegistry()

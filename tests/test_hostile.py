@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import inspect
 
 from bot.slack import ids
 from standins.slack import Ack, build_state_values
@@ -503,7 +504,10 @@ def _arena(bot: Bot, name: str, requester: str = REQUESTER) -> Arena:
 def _state(bot: Bot) -> tuple[Any, ...]:
     """Every request row, the number of Auth0 writes, and the hook's secret names."""
     rows = sorted(
-        (tuple(getattr(r, c.key) for c in r.__table__.columns) for r in all_requests(bot.store)),
+        (
+            tuple(getattr(r, column.key) for column in inspect(type(r)).column_attrs)
+            for r in all_requests(bot.store)
+        ),
         key=repr,
     )
     writes = [r for r in bot.auth0.requests if r.method in WRITES]

@@ -16,7 +16,7 @@ from bot.db.models import OutboxState, SecretRequest
 from bot.db.store import Store
 from bot.outbox.messages import Message, Method
 from bot.outbox.notify import Notifier
-from bot.outbox.readback import EVENT_TYPE
+from bot.outbox.readback import EVENT_TYPE, Identity
 from bot.outbox.worker import Delivery
 from standins.slack import SlackStandIn
 from tests.harness import APPROVALS, ORIGIN, REQUESTER
@@ -103,6 +103,43 @@ def test_a_confirmation_cut_off_by_a_crash_is_found_not_posted_twice(db_url: str
         assert w.store.outbox_counts() == {OutboxState.SENT: 1}
         w.clock.advance(120)
         assert w.delivery.deliver_due() == 0 and w.confirmations() == [CONFIRMATION]
+
+
+def test_another_app_s_post_with_matching_metadata_is_not_adopted(db_url: str) -> None:
+    """A worker dies before its post reached Slack; another app in the workspace then posts
+    a message carrying the same metadata. The read-back sees it, but only the bot's own posts
+    (auth.test's bot_id and app_id) are copies: the bot posts its own confirmation."""
+    with world(db_url, *HISTORY) as w:
+        (row_id,) = w.store.outbox_ready(w.clock(), 10)
+        assert w.store.outbox_claim(row_id, w.clock(), w.clock() + w.delivery.lease)
+        metadata = {
+            "event_type": EVENT_TYPE,
+            "event_payload": {"request_id": "hsr_1", "outbox_id": row_id},
+        }
+        foreign = {"text": CONFIRMATION, "metadata": metadata}
+        w.slack.post_as_other_app(ORIGIN, foreign, bot_id="B0OTHER", app_id="A0OTHER")
+        w.clock.advance(w.delivery.lease.total_seconds() + 1)
+        assert w.delivery.deliver_due() == 1
+        assert len(w.slack.calls_to("conversations.history")) == 1  # it did look
+        (own_post,) = w.slack.calls_to("chat.postMessage")
+        assert own_post.ok and w.confirmations() == [CONFIRMATION, CONFIRMATION]
+        mine = [m for m in w.slack.messages(ORIGIN) if m.get("bot_id") == w.slack.bot_id]
+        assert [m["app_id"] for m in mine] == [w.slack.app_id]
+        assert w.store.outbox_counts() == {OutboxState.SENT: 1}
+
+
+def test_the_bot_s_identity_comes_from_auth_test_and_a_copy_needs_both_ids() -> None:
+    """auth.test names the bot's bot_id and app_id (the stand-in as Slack); a message is the
+    bot's own only with its bot_id, and with its app_id when the message carries one."""
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        own = Identity.of(WebClient(token=TOKEN, base_url=slack.api_url).auth_test())
+        assert own == Identity(slack.bot_id, slack.app_id)
+    assert own.posted({"bot_id": slack.bot_id, "app_id": slack.app_id})
+    assert own.posted({"bot_id": slack.bot_id})
+    assert not own.posted({"bot_id": slack.bot_id, "app_id": "A0OTHER"})
+    assert not own.posted({"bot_id": "B0OTHER", "app_id": slack.app_id})
+    assert not own.posted({"user": "U0RITA"})
+    assert Identity.of({"user_id": "U0RITA"}) is None  # a user token's answer names no bot
 
 
 def test_without_the_history_scopes_it_is_posted_again_and_nothing_is_lost(

@@ -68,3 +68,17 @@ def test_registering_a_value_is_cheap_with_a_full_registry() -> None:
     # One pattern of all 256 values took ~30-100 ms to compile; a chunk of 16 takes a few.
     assert per_value < 0.005, per_value
     assert len(re.findall(re.escape(REDACTED), registry.scrub("new-value-0511-0123456789"))) == 1
+
+
+def test_a_value_that_is_not_valid_unicode_poisons_nothing() -> None:
+    """A lone surrogate (valid JSON from Slack) is scrubbed in every form it travels in, and
+    every value registered after it, fresh or sealed, is still scrubbed (issue 23.4)."""
+    registry = SecretRegistry()
+    registry.register("\ud800lone-surrogate")
+    registry.pin("\udfffpinned-credential")
+    later = [f"later-value-{i:03d}" for i in range(SecretRegistry.CHUNK * 2)]
+    for value in later:
+        registry.register(value)
+    forms = ("\ud800lone-surrogate", "\\ud800lone-surrogate", "%ED%A0%80lone-surrogate")
+    for form in (*forms, "\udfffpinned-credential", *later):
+        assert registry.scrub(f"<{form}>") == f"<{REDACTED}>"

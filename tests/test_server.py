@@ -82,6 +82,7 @@ def test_healthz_answers_ok_while_the_database_answers(served: Served) -> None:
     """GET /healthz is 200 {"status": "ok"}; an unknown path is 404."""
     health = httpx.get(f"{served.bot.url}/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert health.content == b'{"status":"ok"}'  # exactly as CONTRACT §3 writes it
     assert httpx.get(f"{served.bot.url}/nowhere").status_code == 404
 
 
@@ -220,6 +221,7 @@ def test_healthz_is_503_once_the_database_is_gone(tmp_path: Path) -> None:
             health = httpx.get(f"{bot.url}/healthz", timeout=10)
             assert health.status_code == 503 and time.monotonic() - started < 3.0
             assert health.json()["status"] != "ok"
+            assert b" " not in health.content  # compact, as the 200 body
             metrics = httpx.get(f"{bot.url}/metrics", timeout=10)
             assert metrics.status_code == 200
             assert "hook_secret_bot_pending_requests NaN" in metrics.text

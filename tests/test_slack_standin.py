@@ -119,6 +119,7 @@ def test_auth_test_names_the_workspace_and_bot(client: WebClient) -> None:
         "team_id": "T0TEAM",
         "user_id": "U0BOT",
         "bot_id": "B0BOT",
+        "app_id": "A0APP",  # auth.test's output schema names it; the read-back checks it
         "is_enterprise_install": False,
     }
 

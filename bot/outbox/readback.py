@@ -10,8 +10,10 @@ without it Slack answers ``missing_scope``, and the message is posted again (at 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +31,48 @@ PAGE = 15
 PAGES = 20
 # Clocks differ between this host and Slack's: look this much before the row was queued.
 SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the bot is in Slack (``auth.test``'s ``bot_id`` and ``app_id``): only a message
+    carrying them is the bot's own. Any app in the workspace can post matching metadata."""
+
+    bot_id: str
+    app_id: str | None = None
+
+    @classmethod
+    def of(cls, auth_test: Any) -> Identity | None:
+        """From an ``auth.test`` answer; None when it names no bot (a user token)."""
+        bot_id, app_id = auth_test.get("bot_id"), auth_test.get("app_id")
+        if not isinstance(bot_id, str) or not bot_id:
+            return None
+        return cls(bot_id, app_id if isinstance(app_id, str) and app_id else None)
+
+    def posted(self, message: dict[str, Any]) -> bool:
+        """Whether this bot posted ``message`` (an app id, when both sides know it, too)."""
+        app_id = message.get("app_id")
+        same_app = self.app_id is None or app_id is None or app_id == self.app_id
+        return message.get("bot_id") == self.bot_id and same_app
+
+
+class OwnIdentity:
+    """The bot's identity, looked up (``auth.test``) once when a read-back first needs it."""
+
+    def __init__(self, lookup: Callable[[], Identity | None]) -> None:
+        self._lock = threading.Lock()
+        self._lookup = lookup
+        self._known: Identity | None = None
+
+    def get(self) -> Identity | None:
+        """The identity, None when it can't be known (then nothing is adopted)."""
+        with self._lock:
+            if self._known is None:
+                try:
+                    self._known = self._lookup()
+                except Exception as error:  # asked again at the next read-back
+                    log.warning("auth.test failed; adopting no earlier copy", error=str(error))
+            return self._known
 
 
 def tag(request_id: str, outbox_id: int) -> dict[str, Any]:
@@ -59,12 +103,18 @@ def earlier_copy(
     outbox_id: int,
     since: datetime,
     deadline: float | None = None,
+    *,
+    own: Identity | None,
 ) -> str | None:
     """The ``ts`` of this row's copy already in ``channel``, None when there is none.
 
+    Only a post of the bot's own (``own``) is a copy: when the bot's identity
+    can't be known, none is adopted and the message is posted again (at least once).
     ``history`` calls ``conversations.history``, raising ``CannotRead`` when Slack refuses it
     for good; anything else it raises (a retry) propagates: the post waits until the copy
     can be looked for."""
+    if own is None:
+        return None
     oldest = f"{(since - SKEW).timestamp():.6f}"
     cursor: str | None = None
     for _ in range(PAGES):
@@ -78,7 +128,7 @@ def earlier_copy(
             **({"cursor": cursor} if cursor else {}),
         )
         for message in page.get("messages") or []:
-            if _is_copy(message, request_id, outbox_id):
+            if own.posted(message) and _is_copy(message, request_id, outbox_id):
                 return str(message["ts"])
         cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
         if not page.get("has_more") or not cursor:

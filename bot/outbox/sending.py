@@ -18,7 +18,15 @@ from bot.db.store import Store
 from bot.logs import get_logger
 from bot.outbox.messages import APPROVAL_POSTS, Message, Method
 from bot.outbox.notify import not_posted
-from bot.outbox.readback import CannotRead, ReadTooSlow, earlier_copy, tag
+from bot.outbox.origin import CannotCheck, OriginGuard
+from bot.outbox.readback import (
+    CannotRead,
+    Identity,
+    OwnIdentity,
+    ReadTooSlow,
+    earlier_copy,
+    tag,
+)
 from bot.slack.web_client import short_lived
 
 log = get_logger(__name__)
@@ -43,6 +51,8 @@ READ_TIMEOUT = 5
 RENDER_FAILED = "render_failed"
 # An approval channel the bot is not in yet is tried again this often (as the old sweep did).
 REPOST_EVERY = 60.0
+# A message for the request's channel that went to the requester instead (bot.outbox.origin).
+SENT_DIRECTLY = "sent_directly"
 # A message that may be in Slack already, from a post of a crashed or timed-out attempt.
 WAITING_FOR_POST = "waiting_for_post"
 
@@ -138,6 +148,9 @@ class Sender:
         self.client = client
         self.store = store
         self.approval = approval  # renders an approval post from its request (Notifier.approval)
+        self.origin = OriginGuard(self._channel_info)
+        # The read-back adopts only posts carrying the bot's own ids (issue 23.5).
+        self.own = OwnIdentity(lambda: Identity.of(self.client.auth_test()))
 
     def send(self, message: Message, attempt: Attempt) -> Done:
         """Send ``message`` within ``attempt``."""
@@ -145,16 +158,17 @@ class Sender:
             return self._post_approval(message, attempt)
         if message.method is Method.UPDATE_APPROVAL:
             return self._update_approval(message)
-        if message.method is Method.TELL:
+        routed = self.origin.route(message)  # nothing in a channel shared outside
+        if routed.method is Method.TELL:
             self._call(
-                "chat_postEphemeral", channel=message.channel, user=message.user, text=message.text
+                "chat_postEphemeral", channel=routed.channel, user=routed.user, text=routed.text
             )
-        elif message.method is Method.DM:
-            opened = self._call("conversations_open", users=message.user)
-            self._post(message, attempt, str(opened["channel"]["id"]))
+        elif routed.method is Method.DM:
+            opened = self._call("conversations_open", users=routed.user)
+            self._post(routed, attempt, str(opened["channel"]["id"]))
         else:
-            self._post(message, attempt)
-        return Done()
+            self._post(routed, attempt)
+        return Done(note=None if routed is message else SENT_DIRECTLY)
 
     def _post_approval(self, message: Message, attempt: Attempt) -> Done:
         request = self.store.get(message.request_id)
@@ -228,7 +242,13 @@ class Sender:
         deadline = time.monotonic() + READ_WITHIN
         try:
             found = earlier_copy(
-                history, channel, message.request_id, attempt.row_id, since, deadline
+                history,
+                channel,
+                message.request_id,
+                attempt.row_id,
+                since,
+                deadline,
+                own=self.own.get(),
             )
         except CannotRead as cannot:
             log.info(
@@ -254,6 +274,17 @@ class Sender:
                 raise CannotRead(refused.code) from None
 
         return history
+
+    def _channel_info(self, channel: str) -> dict[str, Any]:
+        """``conversations.info``'s channel; a refusal (no ``channels:read``/``groups:read``,
+        ``channel_not_found``) is ``CannotCheck``, a 429 or 5xx a ``Retry``."""
+        try:
+            info = self._call("conversations_info", channel=channel).get("channel")
+        except Refused as refused:
+            raise CannotCheck(refused.code) from None
+        if not isinstance(info, dict):  # an answer that describes nothing: assume the worst
+            raise CannotCheck("no_channel_in_answer")
+        return info
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         return _call_on(self.client, method, **kwargs)

@@ -10,6 +10,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import structlog
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
@@ -62,7 +63,7 @@ def wsgi_app(
             return _reply(
                 start_response,
                 "200 OK" if ok else "503 Service Unavailable",
-                json.dumps(body).encode(),
+                json.dumps(body, separators=(",", ":")).encode(),  # CONTRACT §3, byte for byte
                 "application/json",
             )
         if path == "/metrics" and method == "GET":
@@ -85,6 +86,8 @@ class SlackEvents:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
+        # A server thread answers many requests: none logs with the last one's context.
+        structlog.contextvars.clear_contextvars()
         kind, response = self._answer(environ)
         answer = WsgiHttpResponse(response.status, response.headers, response.body)
         self._metrics.observe_request(kind, str(response.status), started)
@@ -96,20 +99,22 @@ class SlackEvents:
             raw = read_body(environ)
         except BodyTooLarge:
             return "unknown", _plain(413, "Slack never sends a body this large.")
-        headers = WsgiHttpRequest(environ).get_headers()
-        body: dict[str, Any] | None = None
-        why = ""
-        try:
-            body = slack_body.parse(raw, environ.get("CONTENT_TYPE"))
-        except slack_body.Malformed as problem:
-            why = str(problem)
-        kind = slack_body.kind_of(body) if body is not None else "unknown"
+        content_type = environ.get("CONTENT_TYPE")
+        if slack_body.is_ssl_check(raw, content_type):
+            return "unknown", BoltResponse(status=200, body="")  # CONTRACT §3: does nothing
+        headers = _headers(environ)
         if not self._signed(raw, headers):
-            return kind, BoltResponse(status=401, body={"error": "invalid request"})
-        if body is None:
+            # Nothing of an unverified body is parsed: it may be anything (issue 23.5).
+            return slack_body.kind_guess(raw), BoltResponse(
+                status=401, body={"error": "invalid request"}
+            )
+        try:
+            body = slack_body.parse(raw, content_type)
+        except slack_body.Malformed as problem:
             # Signed, yet not what Slack sends: answered like bad input, nothing runs.
-            log.warning("malformed Slack request", problem=why)  # where, never what
-            return kind, _plain(400, "Malformed Slack request; nothing was done.")
+            log.warning("malformed Slack request", problem=str(problem))  # where, never what
+            return "unknown", _plain(400, "Malformed Slack request; nothing was done.")
+        kind = slack_body.kind_of(body)
         if kind in RECORDING and not self._health.recent():
             # Said before any listener runs: an ack followed by a failure in the background
             # would leave the person with silence.
@@ -120,11 +125,18 @@ class SlackEvents:
         return kind, self._app.dispatch(request)
 
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:
+        """slack_sdk's check of Slack's signature, guarded: headers Slack would never send (a
+        timestamp that is not a number, a signature that is not ASCII) and bodies it never
+        signs (not UTF-8) are unsigned, never an exception."""
         timestamp = _header(headers, "x-slack-request-timestamp")
         signature = _header(headers, "x-slack-signature")
+        if not (0 < len(timestamp) <= 20 and timestamp.isascii() and timestamp.isdigit()):
+            return False
+        if not signature.isascii():  # hmac.compare_digest raises TypeError on such text
+            return False
         try:
             return self._verifier.is_valid(raw, timestamp, signature)
-        except ValueError:  # a timestamp that is not a number
+        except (ValueError, TypeError):  # a body that is not UTF-8, among others
             return False
 
 
@@ -198,6 +210,12 @@ class Health:
             else:
                 log.warning("the database can't record requests: /healthz answers 503")
         future.set_result(healthy)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str | Sequence[str]]:
+    """The request's headers as Bolt reads them."""
+    headers: dict[str, str | Sequence[str]] = WsgiHttpRequest(environ).get_headers()
+    return headers
 
 
 def _header(headers: dict[str, str | Sequence[str]], name: str) -> str:

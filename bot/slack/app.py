@@ -28,6 +28,7 @@ from bot.settings import Settings
 from bot.slack import ids, outage
 from bot.slack.listeners import register_all
 from bot.slack.modals import Modals
+from bot.slack.replies import DirectReply, clicked_channel
 from bot.slack.services import Services
 from bot.slack.web_client import short_lived
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
@@ -76,6 +77,7 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
     )
     app.use(_bind_context)
     app.use(_team_guard(services))
+    app.use(_reply_without_url)
     app.use(_provide(services))
     register_all(app)
     app.error(_on_error)
@@ -154,14 +156,14 @@ def _bind_context(context: BoltContext, body: dict[str, Any], next: Callable[[],
 
 
 def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
+    """Refuse, before any listener runs, every payload whose team is not pinned to the bot's
+    own workspace: another team, no team at all, or an org-wide install (issue 23.8)."""
+
     def guard(
         context: BoltContext, body: dict[str, Any], next: Callable[[], None]
     ) -> BoltResponse | None:
         named = _body_teams(body) - {None, ""}
-        teams = {context.team_id, *named} - {None, ""}
-        # A payload naming no team (another organization's org-wide install) is refused too:
-        # Bolt fills context.team_id with the bot's own team when the payload has none.
-        if not named or teams != {services.team_id}:
+        if not _pinned(body, context, services.team_id):
             enterprise = {"enterprise_id": context.enterprise_id} if context.enterprise_id else {}
             services.refuse_later(
                 _denial_event(body),
@@ -177,6 +179,28 @@ def _team_guard(services: Services) -> Callable[..., BoltResponse | None]:
     return guard
 
 
+def _pinned(body: dict[str, Any], context: BoltContext, team_id: str) -> bool:
+    """Whether the payload names its own team, names no other, and is no org-wide install
+    (``team: null``, the team only in ``user.team_id``). Bolt fills ``context.team_id`` with
+    the bot's own team when the payload has none, so the payload itself is read."""
+    if body.get("is_enterprise_install") in (True, "true"):
+        return False
+    own = body.get("team_id") if "command" in body else body.get("team")
+    own = own.get("id") if isinstance(own, dict) else own
+    named = (_body_teams(body) | _view_teams(body)) - {None, ""}
+    return own == team_id and named == {team_id} and context.team_id in (None, team_id)
+
+
+def _reply_without_url(
+    context: BoltContext, body: dict[str, Any], next: Callable[[], None]
+) -> None:
+    """Without a ``response_url`` (a click in a modal or on the Home tab), ``respond`` answers
+    through the Web API instead of raising."""
+    if not context.response_url and context.user_id:
+        context["respond"] = DirectReply(context.client, context.user_id, clicked_channel(body))
+    next()
+
+
 def _lookup_client(client: WebClient) -> WebClient:
     """A copy of the Slack client for membership checks made before an ack: a short timeout
     and no rate-limit retries, which would sleep out a limit past Slack's 3 s."""
@@ -185,22 +209,35 @@ def _lookup_client(client: WebClient) -> WebClient:
 
 def _denial_event(body: dict[str, Any]) -> str:
     """Approve/Reject clicks and decision modals are approval attempts; the rest requests."""
-    actions = body.get("actions") or [{}]
-    callback = (body.get("view") or {}).get("callback_id")
-    deciding = actions[0].get("action_id") in (ids.ACTION_APPROVE, ids.ACTION_REJECT) or (
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    action = first.get("action_id") if isinstance(first, dict) else None
+    callback = _inner(body, "view", "callback_id")
+    deciding = action in (ids.ACTION_APPROVE, ids.ACTION_REJECT) or (
         callback in (ids.CALLBACK_APPROVE, ids.CALLBACK_REJECT)
     )
     return "approval.denied" if deciding else "request.denied"
 
 
-def _body_teams(body: dict[str, Any]) -> set[str | None]:
-    """Every team a payload names: its own, its user's (a guest's differs), its enterprise's."""
-    team, user = body.get("team"), body.get("user")
+def _body_teams(body: dict[str, Any]) -> set[Any]:
+    """Every team a payload names (the audit records them): its own, its user's (a guest's
+    differs)."""
+    team = body.get("team")
     return {
         body.get("team_id"),
-        team.get("id") if isinstance(team, dict) else None,
-        user.get("team_id") if isinstance(user, dict) else None,
+        team if isinstance(team, str) else _inner(body, "team", "id"),
+        _inner(body, "user", "team_id"),
     }
+
+
+def _view_teams(body: dict[str, Any]) -> set[Any]:
+    """The teams a payload's view names (Bolt reads ``app_installed_team_id`` first)."""
+    return {_inner(body, "view", "team_id"), _inner(body, "view", "app_installed_team_id")}
+
+
+def _inner(body: dict[str, Any], outer: str, key: str) -> Any:
+    holder = body.get(outer)
+    return holder.get(key) if isinstance(holder, dict) else None
 
 
 def _on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:

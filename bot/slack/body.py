@@ -15,6 +15,9 @@ from slack_bolt.request import BoltRequest
 SERVED = ("block_actions", "block_suggestion", "view_submission", "view_closed")
 # Slack's form bodies have a dozen fields; far more means the body is not Slack's.
 MAX_FIELDS = 64
+# Slack's payloads nest a dozen levels (rich text in a message in a view); far more is not
+# Slack's, and would exhaust the recursion of whatever walks it next (Bolt copies each body).
+MAX_DEPTH = 48
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -107,7 +110,8 @@ def parse(raw: bytes, content_type: str | None) -> dict[str, Any]:
         raise Malformed("not UTF-8") from None
     media = (content_type or "").split(";")[0].strip().lower()
     if media == "application/json":
-        return _json_object(text)  # Events API; the bot subscribes to none, Bolt answers them
+        # Events API; the bot subscribes to none, Bolt answers them.
+        return _unicode_only(_json_object(text))
     fields = _form(text)
     if "payload" in fields:
         return _envelope(_json_object(fields["payload"]))
@@ -115,6 +119,28 @@ def parse(raw: bytes, content_type: str | None) -> dict[str, Any]:
         return fields  # Slack's certificate probe, answered by Bolt
     _checked(_Command, fields)
     return fields
+
+
+def is_ssl_check(raw: bytes, content_type: str | None) -> bool:
+    """Whether the body is Slack's certificate check (``ssl_check=1``, a form with no
+    ``payload``): answered 200 with an empty body, signed or not (CONTRACT §3). Never raises."""
+    try:
+        if (content_type or "").split(";")[0].strip().lower() == "application/json":
+            return False
+        fields = _form(raw.decode("utf-8"))
+    except (UnicodeDecodeError, Malformed):
+        return False
+    return fields.get("ssl_check") == "1" and "payload" not in fields
+
+
+def kind_guess(raw: bytes) -> str:
+    """The kind of an unverified body for metrics, from its form field names only (no JSON
+    is parsed before the signature is checked). Never raises."""
+    try:
+        fields = _form(raw.decode("utf-8"))
+    except (UnicodeDecodeError, Malformed):
+        return "unknown"
+    return "slash_command" if "command" in fields and "payload" not in fields else "unknown"
 
 
 def kind_of(body: dict[str, Any]) -> str:
@@ -171,9 +197,38 @@ def _json_object(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError:
         raise Malformed("not JSON") from None
+    except RecursionError:
+        raise Malformed("nested too deep") from None
     if not isinstance(value, dict):
         raise Malformed("not a JSON object")
+    if _depth(value) > MAX_DEPTH:
+        raise Malformed("nested too deep")
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value``'s lists and objects nest, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _unicode_only(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` when every string in it is valid Unicode, but for what a person typed into a
+    form (``view.state``): that is answered with a field error by the listener. A lone
+    surrogate (``"\\ud800"`` is valid JSON) anywhere else is not Slack's."""
+    view = payload.get("view")
+    rest = {**payload, "view": {**view, "state": None}} if isinstance(view, dict) else payload
+    try:
+        json.dumps(rest, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Malformed("text that is not valid Unicode") from None
+    return payload
 
 
 def _envelope(payload: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +240,7 @@ def _envelope(payload: dict[str, Any]) -> dict[str, Any]:
             raise Malformed(f"{envelope.type} without {key}")
     if envelope.type == "block_actions" and not envelope.actions:
         raise Malformed("block_actions without an action")
-    return payload
+    return _unicode_only(payload)
 
 
 def _checked(model: type[M], value: dict[str, Any]) -> M:

@@ -1,6 +1,7 @@
 """``conversations.history`` as Slack serves it (tests/reference/slack/methods/
-conversations.history.json): the scope each kind of conversation needs, membership, the
-``oldest``/``latest`` window, newest first, cursor pages, metadata only when asked for."""
+conversations.history.json): the scope each kind of conversation needs (conversations.info's
+too), membership, the ``oldest``/``latest`` window, newest first, cursor pages, metadata only
+when asked for."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ def needed_scope(channel: Channel) -> str:
     if channel.is_mpim:
         return "mpim:history"
     return "groups:history" if channel.is_private else "channels:history"
+
+
+def read_scope(channel: Channel) -> str:
+    """The scope conversations.info needs for a conversation of this kind."""
+    if channel.is_im:
+        return "im:read"
+    if channel.is_mpim:
+        return "mpim:read"
+    return "groups:read" if channel.is_private else "channels:read"
 
 
 def readable(channels: dict[str, Channel], channel_id: str, scopes: frozenset[str]) -> Channel:

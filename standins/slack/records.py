@@ -112,6 +112,10 @@ class Channel:
     im_user: str | None = None
     members: set[str] | None = None  # None: everybody is in the channel
     created: int = field(default_factory=lambda: int(time.time()))
+    # Other organizations' teams the channel is shared with (Slack Connect), and those
+    # invited that have not accepted yet.
+    shared_with: tuple[str, ...] = ()
+    pending_with: tuple[str, ...] = ()
 
     @property
     def is_private(self) -> bool:

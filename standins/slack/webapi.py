@@ -306,6 +306,7 @@ class SlackStandIn(ResponseUrls):
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": self.bot_id,
+            "app_id": self.app_id,  # auth.test's output schema (reference/slack/methods)
             "is_enterprise_install": False,
         }
 
@@ -462,6 +463,8 @@ class SlackStandIn(ResponseUrls):
             return {"view": copy.deepcopy(self._views[view_id].view)}
 
     def _channel_info(self, channel: Channel) -> JSON:
+        """A conversation as conversations.info describes it (reference/slack/methods/
+        conversations.info.json), Slack Connect sharing included."""
         if channel.is_im:
             return {
                 "id": channel.id,
@@ -472,6 +475,7 @@ class SlackStandIn(ResponseUrls):
                 "is_open": True,
                 "is_member": True,
             }
+        shared = bool(channel.shared_with)
         return {
             "id": channel.id,
             "name": channel.name,
@@ -481,13 +485,25 @@ class SlackStandIn(ResponseUrls):
             "is_im": False,
             "is_mpim": channel.is_mpim,
             "is_private": channel.is_private,
+            "created": channel.created,
             "is_archived": False,
             "is_general": channel.name == "general",
-            "is_shared": False,
-            "is_ext_shared": False,
+            "unlinked": 0,
+            "is_shared": shared,
+            "is_frozen": False,
             "is_org_shared": False,
-            "created": channel.created,
+            "is_pending_ext_shared": bool(channel.pending_with),
+            "pending_shared": list(channel.pending_with),
             "context_team_id": self.team_id,
+            "updated": channel.created * 1000,
+            "parent_conversation": None,
+            "creator": self.bot_user_id,
+            "is_ext_shared": shared,
+            "shared_team_ids": [self.team_id, *channel.shared_with],
+            "pending_connected_team_ids": list(channel.pending_with),
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "previous_names": [],
             "is_member": channel.bot_is_member,
         }
 
@@ -530,7 +546,14 @@ class SlackStandIn(ResponseUrls):
         with self._cond:
             self._require(args, "channel")
             channel = self._channels.get(str(args["channel"]))
-            if channel is None or (channel.is_private and not channel.bot_is_member):
+            if channel is None:
+                raise ApiError("channel_not_found")
+            scope = history.read_scope(channel)
+            if scope not in self.scopes:
+                raise ApiError(
+                    "missing_scope", needed=scope, provided=",".join(sorted(self.scopes))
+                )
+            if channel.is_private and not channel.bot_is_member:
                 raise ApiError("channel_not_found")
             return {"channel": self._channel_info(channel)}
 

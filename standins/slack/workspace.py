@@ -67,7 +67,7 @@ class Workspace:
         self.trigger_ttl = trigger_ttl
         self.response_url_uses = response_url_uses
         self.response_url_ttl = response_url_ttl
-        # The bot token's scopes (checked where the bot's use depends on them: history).
+        # The bot token's scopes (checked where the bot's use depends on them: history, info).
         self.scopes = frozenset(scopes)
 
         self._cond = threading.Condition(threading.RLock())
@@ -115,14 +115,20 @@ class Workspace:
         *,
         bot_is_member: bool = True,
         members: Sequence[str] | None = None,
+        shared_with: Sequence[str] = (),
+        pending_with: Sequence[str] = (),
     ) -> None:
-        """Add a channel (``G…`` ids are private); ``members=None`` means everyone is in it."""
+        """Add a channel (``G…`` ids are private); ``members=None`` means everyone is in it.
+        ``shared_with`` names other organizations' teams it is shared with (Slack Connect),
+        ``pending_with`` those invited that have not accepted yet."""
         with self._cond:
             self._channels[channel_id] = Channel(
                 channel_id,
                 name,
                 bot_is_member,
                 members=None if members is None else set(members),
+                shared_with=tuple(shared_with),
+                pending_with=tuple(pending_with),
             )
             self._messages.setdefault(channel_id, [])
 
@@ -130,6 +136,11 @@ class Workspace:
         """Give the bot token more scopes (as reinstalling the app with them would)."""
         with self._cond:
             self.scopes = self.scopes | set(scopes)
+
+    def revoke(self, *scopes: str) -> None:
+        """Take scopes from the bot token (as reinstalling the app without them would)."""
+        with self._cond:
+            self.scopes = self.scopes - set(scopes)
 
     def add_usergroup(self, group_id: str, handle: str, members: list[str]) -> None:
         """Add a user group (``S…``) with its members."""
@@ -467,6 +478,18 @@ class Workspace:
     def post_as_bot(self, channel_id: str, content: JSON) -> JSON:
         """Add a message from the bot to a channel without a Web API call (``in_channel``)."""
         message = self._bot_message(content)
+        with self._cond:
+            self._messages.setdefault(channel_id, []).append(message)
+            self._cond.notify_all()
+        return message
+
+    def post_as_other_app(
+        self, channel_id: str, content: JSON, *, bot_id: str, app_id: str
+    ) -> JSON:
+        """Add a message another app in the workspace posted: its own ``bot_id``, ``app_id``
+        and bot user, and whatever metadata it chose."""
+        message = {**self._bot_message(content), "bot_id": bot_id, "app_id": app_id}
+        message["user"] = f"U{bot_id[1:]}"
         with self._cond:
             self._messages.setdefault(channel_id, []).append(message)
             self._cond.notify_all()

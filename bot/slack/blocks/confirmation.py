@@ -1,4 +1,5 @@
-"""The redacted confirmation posted once a change is applied, and what a failed apply left."""
+"""The redacted confirmation posted once a change is applied, what a failed apply left, and
+why a message about a request came as a DM rather than in its channel."""
 
 from __future__ import annotations
 
@@ -40,3 +41,31 @@ def failure_effect(request: SecretRequest, unknown: bool) -> str:
     if request.target_kind == TargetKind.ACTION and request.apply_phase not in (None, "planned"):
         return " Nothing was deployed; the action's draft in Auth0 holds the change."
     return " Nothing was changed by it."
+
+
+def shared_channel(channel: str) -> str:
+    """Why a message about a request came as a DM: its channel is shared with another
+    organization (Slack Connect)."""
+    return (
+        f"Sent to you directly: <#{channel}> is shared with another organization, "
+        "so the bot posts nothing about secrets there."
+    )
+
+
+def unchecked_channel(channel: str, code: str) -> str:
+    """Why a message about a request came as a DM: Slack would not say whether its channel is
+    shared with another organization."""
+    return (
+        f"Sent to you directly: the bot could not check whether <#{channel}> is shared with "
+        f"another organization (Slack answered `{esc(code)}`), so it posts nothing about "
+        "secrets there."
+    )
+
+
+def sent_directly(
+    text: str, blocks: list[dict[str, Any]], why: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """A message meant for a channel, as a DM that says why it came there instead."""
+    if not blocks:
+        return f"{text}\n_{why}_", []
+    return f"{text}\n{why}", [*blocks, note(why).to_dict()]

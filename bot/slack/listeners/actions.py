@@ -30,7 +30,7 @@ def open_decision(
     services: Services, respond: Respond, body: dict[str, Any], action: dict[str, Any]
 ) -> None:
     """Open the approval or rejection modal, or say why this user can't decide."""
-    user, team = body["user"]["id"], body["team"]["id"]
+    user, team = body["user"]["id"], services.team_id  # the team guard pinned it
     request = services.pending(str(action.get("value", ""))[:32])
     if request is None:
         _say(respond, "That request does not exist.")
@@ -44,8 +44,9 @@ def open_decision(
     if request.state != State.PENDING:
         _decided_already(services, respond, body, request)
         return
-    approve = action["action_id"] == ids.ACTION_APPROVE
-    services.modals.open(respond, body["trigger_id"], blocks.decision_modal(request, approve))
+    approve = action.get("action_id") == ids.ACTION_APPROVE
+    trigger = body.get("trigger_id") or ""
+    services.modals.open(respond, trigger, blocks.decision_modal(request, approve))
 
 
 def _decided_already(

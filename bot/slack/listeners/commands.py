@@ -41,7 +41,7 @@ def on_command(ack: Ack, command: dict[str, Any], respond: Respond, services: Se
         services.refuse_later(
             "request.refused",
             command["user_id"],
-            command["team_id"],
+            services.team_id,  # the team guard pinned it
             "value_in_command",
             channel=command.get("channel_id"),
         )
@@ -54,7 +54,7 @@ def open_request(
     services: Services, respond: Respond, command: dict[str, Any], parsed: Command
 ) -> None:
     """Open the request modal (or answer ``list``), once the user may request."""
-    user, team = command["user_id"], command["team_id"]
+    user, team = command["user_id"], services.team_id  # the team guard pinned it
     if parsed.action == "list":
         show_list(services, respond, user, team, parsed.hook)
         return
@@ -62,14 +62,14 @@ def open_request(
         _not_a_requester(services, respond, user, team, parsed)
         return
     kind = parsed.kind or Kind.ADD
-    metadata = json.dumps({"channel": command["channel_id"]})
+    metadata = json.dumps({"channel": command.get("channel_id") or user})
     view = blocks.request_modal(
         kind,
         private_metadata=metadata,
         require_reason=services.require_reason,
         secret_name=parsed.name,
     )
-    opened = services.modals.open(respond, command["trigger_id"], view)
+    opened = services.modals.open(respond, command.get("trigger_id") or "", view)
     if opened is not None and parsed.hook:
         _prefill_hook(services, opened, kind, metadata, parsed)
 

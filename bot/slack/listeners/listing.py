@@ -24,7 +24,7 @@ def on_pick(
 ) -> None:
     """List the secrets of the hook or action just picked."""
     ack()
-    user, team = body["user"]["id"], body["team"]["id"]
+    user, team = body["user"]["id"], services.team_id  # the team guard pinned it
     target = (action.get("selected_option") or {}).get("value", "")
     services.later_for(respond, show_list, services, respond, user, team, target)
 

@@ -17,6 +17,10 @@ from bot.targets import Described, TargetKind, TargetRef
 
 # Refusals where the secret name passed its own checks (the error is about the hook's state).
 NAME_WAS_VALID = ("name_exists", "name_missing", "request_open")
+NOT_UNICODE = (
+    "This contains characters that are not valid text (a broken emoji or a stray half of a "
+    "character pair). Please type or paste it again."
+)
 KINDS = {
     ids.CALLBACK_ADD: Kind.ADD,
     ids.CALLBACK_UPDATE: Kind.UPDATE,
@@ -34,13 +38,13 @@ def register(app: App) -> None:
 
 def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     """Check the form (Auth0 too, within the ack deadline), record it, then ack."""
-    user, team = body["user"]["id"], body["team"]["id"]
+    user, team = body["user"]["id"], services.team_id  # the team guard pinned it
     kind, form = KINDS[view["callback_id"]], parse_form(view)
     if not services.policy.may_request(user, team):
         ack(**answers.errors(ids.BLOCK_SECRET_NAME, answers.NOT_A_REQUESTER))
         services.refuse_later("request.denied", user, team, "not_a_requester")
         return
-    errors, hook = form_errors(form, kind, services.require_reason), None
+    errors, hook = _not_unicode(view) or form_errors(form, kind, services.require_reason), None
     outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
     if not errors:
         checked = services.check_submission(form, kind, viewer=view.get("id") or "")
@@ -60,7 +64,7 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
 
 def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     """Record an approval or rejection; the ack says how it ended."""
-    user, team = body["user"]["id"], body["team"]["id"]
+    user, team = body["user"]["id"], services.team_id  # the team guard pinned it
     request_id = view.get("private_metadata") or ""
     comment = _comment(view)
     # Fresh membership: someone removed from the approver group since clicking can't decide.
@@ -68,7 +72,7 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
         ack(**answers.errors(ids.BLOCK_COMMENT, answers.NOT_AN_APPROVER))
         services.deny_later(request_id[:32], user, team, "not_an_approver")
         return
-    problem = comment_problem(comment)
+    problem = _not_unicode(view).get(ids.BLOCK_COMMENT) or comment_problem(comment)
     if problem:
         ack(**answers.errors(ids.BLOCK_COMMENT, problem))
         return
@@ -124,6 +128,27 @@ def _refuse_input(
     services.refuse_later(
         "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
     )
+
+
+def _not_unicode(view: dict[str, Any]) -> dict[str, str]:
+    """A field error for each input holding text that is not valid Unicode (a lone surrogate,
+    valid JSON from Slack): refused before anything stores, encrypts or logs it."""
+    values = (view.get("state") or {}).get("values") or {}
+    errors = {
+        str(block): NOT_UNICODE
+        for block, fields in values.items()
+        if not _is_unicode(fields) and _is_unicode(block)
+    }
+    # An error Slack can show only on an input block of the form: the name when none fits.
+    return errors or ({ids.BLOCK_SECRET_NAME: NOT_UNICODE} if not _is_unicode(values) else {})
+
+
+def _is_unicode(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _target_name(form: RequestForm) -> str:
