@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.db.audit import AuditSink
+from bot.db.audit_chain import chain_keys
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
 from bot.db.store import Store
@@ -229,6 +230,8 @@ def serve(
     store = store or Store(settings.database_url, AuditSink(stream))
     store.sink = AuditSink(stream)
     store.migrate()
+    if store.chain is None:  # keyed as the bot keys it (runtime.open_store)
+        store.chain = chain_keys(settings.encryption_keys, settings.database_url, create=True)
     clock = clock or Clock()
     store.pinned = clock  # leases and expiry run on the database's clock: pinned to the test's
     options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}

@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.orm import Session
 
 from bot.db import audit
+from bot.db.audit_chain import ChainKeys
+from bot.db.encryption import generate_key
 from tests.conftest import pg_schema
 from tests.harness import ORIGIN, OUTSIDER, running_bot
 
@@ -41,12 +44,16 @@ class Trail:
     url: str
     printed: list[dict[str, Any]]
     cwd: Path
+    key: str | None = None  # HOOK_SECRET_ENCRYPTION_KEY, which keys the chain
 
 
 def _cli(trail: Trail, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m bot audit ARGS`` with only DATABASE_URL set, as a cron job would run it."""
+    """``python -m bot audit ARGS`` with only DATABASE_URL and the encryption key set, as a cron
+    job would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AUTH0_", "HOOK_"))}
     env |= {"DATABASE_URL": trail.url, "PYTHONPATH": str(REPO)}
+    if trail.key is not None:
+        env["HOOK_SECRET_ENCRYPTION_KEY"] = trail.key
     return subprocess.run(
         [sys.executable, "-m", "bot", "audit", *args],
         capture_output=True,
@@ -79,7 +86,8 @@ def trail(
             assert bot.driver.slash_command(OUTSIDER, "add", channel_id=ORIGIN).status == 200
             bot.drain()
             printed = bot.audit()
-        yield Trail(url, printed, cwd)
+            key = ",".join(bot.settings.encryption_keys)
+        yield Trail(url, printed, cwd, key)
 
 
 @pytest.fixture
@@ -218,7 +226,8 @@ def _backdate(c: Connection) -> int:
 
 
 def _edit_and_rehash(c: Connection) -> int:
-    """Change who approved, and give the record a hash matching its new content."""
+    """Change who approved, and give the record a plain hash matching its new content (the
+    keyed one needs the key): an unkeyed record after keyed ones is caught where it is."""
     seq = _seq(c, "request.approved")
     c.execute(text("UPDATE audit_log SET actor = 'U0FORGER' WHERE seq = :s"), {"s": seq})
     row = c.execute(text("SELECT * FROM audit_log WHERE seq = :s"), {"s": seq}).one()._mapping
@@ -226,7 +235,7 @@ def _edit_and_rehash(c: Connection) -> int:
     body["detail"] = json.loads(row["detail"])
     rehashed = audit.record_hash(row["prev_hash"], body)
     c.execute(text("UPDATE audit_log SET hash = :h WHERE seq = :s"), {"h": rehashed, "s": seq})
-    return seq + 1  # the record after it no longer links to it
+    return seq
 
 
 def _delete(c: Connection) -> int:
@@ -282,7 +291,7 @@ TAMPERS: dict[str, tuple[Callable[[Connection], int], str]] = {
     "edited outcome": (_edit_outcome, "content does not match"),
     "edited detail": (_edit_detail, "content does not match"),
     "backdated": (_backdate, "content does not match"),
-    "edited and rehashed": (_edit_and_rehash, "link to the previous record is broken"),
+    "edited and rehashed": (_edit_and_rehash, "unkeyed after keyed records"),
     "deleted": (_delete, "missing"),
     "first deleted": (_delete_first, "missing"),
     "reordered pair": (_reorder, "link to the previous record is broken"),
@@ -334,3 +343,176 @@ def test_a_database_without_a_trail_exits_3_and_is_not_created(tmp_path: Path, d
     assert result.returncode == 3, result.stdout + result.stderr
     assert "intact" not in result.stdout
     assert not (tmp_path / "typo.db").exists()
+
+
+def _witness(trail: Trail, path: Path, lines: list[dict[str, Any]] | None = None) -> str:
+    """The printed lines as a SIEM would export them, among a log line and a broken line."""
+    printed = trail.printed if lines is None else lines
+    noise = [json.dumps({"event": "request served", "level": "info"}), "not json {"]
+    path.write_text("\n".join([noise[0], *map(json.dumps, printed), noise[1]]) + "\n")
+    return str(path)
+
+
+def _tampered(trail: Trail, statement: str, **params: Any) -> None:
+    engine = create_engine(trail.url)
+    with engine.begin() as connection:
+        connection.execute(text(statement), params)
+    engine.dispose()
+
+
+def test_verify_against_the_printed_lines_exits_0_and_says_what_it_ignored(
+    trail: Trail, tmp_path: Path
+) -> None:
+    """The trail and the lines the bot printed agree: exit 0, two lines, the ignored ones
+    (not JSON, not audit) counted."""
+    result = _cli(trail, "verify", "--against", _witness(trail, tmp_path / "siem.jsonl"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    chain, compared = result.stdout.splitlines()
+    assert chain == f"audit trail intact: {len(trail.printed)} records"
+    assert f"matches {tmp_path / 'siem.jsonl'}: {len(trail.printed)} records" in compared
+    assert "2 lines ignored: 1 not JSON, 1 not audit lines" in compared
+
+
+def test_a_cut_off_tail_passes_plain_verify_but_fails_verify_against(
+    pristine: Trail, tmp_path: Path
+) -> None:
+    """Deleting the last records leaves an intact chain (plain verify can't see it: exit 0),
+    but the printed lines hold more: exit 1 naming the first deleted record."""
+    last = len(pristine.printed)
+    _tampered(pristine, "DELETE FROM audit_log WHERE seq >= :s", s=last - 1)
+    assert _cli(pristine, "verify").returncode == 0
+    result = _cli(pristine, "verify", "--against", _witness(pristine, tmp_path / "w.jsonl"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"DIFFERS from {tmp_path / 'w.jsonl'} at record {last - 1}: " in result.stdout
+    assert f"record {last - 1} is in the file but not in the database" in result.stdout
+    assert "2 not in the database, 0 not in the file, 0 changed" in result.stdout
+
+
+def test_a_file_cut_short_fails_verify_against(trail: Trail, tmp_path: Path) -> None:
+    """A file whose tail was cut off misses records the database has: exit 1 naming the
+    first one."""
+    lines = trail.printed[:-2]
+    result = _cli(trail, "verify", "--against", _witness(trail, tmp_path / "w.jsonl", lines))
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = len(trail.printed) - 1
+    assert f"at record {first}: record {first} is in the database but not in the file" in (
+        result.stdout
+    )
+
+
+def test_an_extra_record_sealed_with_the_key_fails_only_verify_against(
+    pristine: Trail, tmp_path: Path
+) -> None:
+    """A record added with the key (or never printed) keeps the chain intact, and the file
+    names it as missing there: exit 1 with its id."""
+    assert pristine.key is not None
+    engine = create_engine(pristine.url)
+    with Session(engine) as session, session.begin():
+        keys = ChainKeys(pristine.key.split(","))
+        added = audit.append(session, audit.AuditEvent("secret.added", actor="U0X"), keys=keys)
+    engine.dispose()
+    assert _cli(pristine, "verify").returncode == 0
+    result = _cli(pristine, "verify", "--against", _witness(pristine, tmp_path / "w.jsonl"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"at record {added['id']}: record {added['id']} is in the database but not" in (
+        result.stdout
+    )
+
+
+def test_a_changed_record_fails_verify_against_naming_the_field(
+    pristine: Trail, tmp_path: Path
+) -> None:
+    """An edited record (or an edited line) is named with the fields that differ; the chain
+    is reported broken at the same record."""
+    seq = next(r["id"] for r in pristine.printed if r["event"] == "request.rejected")
+    _tampered(pristine, "UPDATE audit_log SET outcome = 'approved' WHERE seq = :s", s=seq)
+    result = _cli(pristine, "verify", "--against", _witness(pristine, tmp_path / "w.jsonl"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    chain, compared = result.stdout.splitlines()
+    assert f"BROKEN at record {seq}:" in chain
+    assert f"at record {seq}: record {seq} differs between the database and the file (outcome)" in (
+        compared
+    )
+    assert "0 not in the database, 0 not in the file, 1 changed" in compared
+
+
+def test_a_changed_line_in_the_file_fails_verify_against(trail: Trail, tmp_path: Path) -> None:
+    """A line edited in the file (here a dropped field) differs from its intact record."""
+    lines = [dict(r) for r in trail.printed]
+    del lines[1]["actor"]
+    result = _cli(trail, "verify", "--against", _witness(trail, tmp_path / "w.jsonl", lines))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "intact" in result.stdout.splitlines()[0]
+    assert f"record {lines[1]['id']} differs between the database and the file (actor)" in (
+        result.stdout
+    )
+
+
+def test_a_missing_middle_record_fails_verify_against_with_its_id(
+    pristine: Trail, tmp_path: Path
+) -> None:
+    """A record deleted from the middle: both checks name it."""
+    _tampered(pristine, "DELETE FROM audit_log WHERE seq = 3")
+    result = _cli(pristine, "verify", "--against", _witness(pristine, tmp_path / "w.jsonl"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    chain, compared = result.stdout.splitlines()
+    assert "BROKEN at record 3: record 3 is missing" in chain
+    assert "at record 3: record 3 is in the file but not in the database" in compared
+
+
+def test_a_rewritten_and_rehashed_trail_fails_verify(pristine: Trail) -> None:
+    """Rewriting one record and recomputing every later hash without the key: exit 1 naming
+    the rewritten record."""
+    seq = next(r["id"] for r in pristine.printed if r["event"] == "request.approved")
+    engine = create_engine(pristine.url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_log SET actor = 'U0FORGER' WHERE seq = :s"), {"s": seq}
+        )
+        rows = connection.execute(
+            text("SELECT * FROM audit_log WHERE seq >= :s ORDER BY seq"), {"s": seq}
+        ).all()
+        prev = rows[0]._mapping["prev_hash"]
+        for row in rows:
+            body = {n: row._mapping[n] for n in ("seq", "event", "timestamp", *audit.CORE_FIELDS)}
+            body["detail"] = json.loads(row._mapping["detail"])
+            new = audit.record_hash(prev, body)
+            connection.execute(
+                text("UPDATE audit_log SET prev_hash = :p, hash = :h WHERE seq = :s"),
+                {"p": prev, "h": new, "s": row._mapping["seq"]},
+            )
+            prev = new
+    engine.dispose()
+    result = _cli(pristine, "verify")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"BROKEN at record {seq}: its hash is unkeyed after keyed records" in result.stdout
+
+
+def test_verify_without_the_key_says_what_it_could_not_check(trail: Trail) -> None:
+    """Without HOOK_SECRET_ENCRYPTION_KEY (and no key file) the links are checked but not the
+    HMACs: exit 0 as before the keying, and the line says what went unchecked and why."""
+    result = _cli(Trail(trail.url, trail.printed, trail.cwd), "verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NOT fully checked" in result.stdout and "intact" not in result.stdout
+    assert f"the HMACs of the {len(trail.printed)} keyed ones were not checked" in result.stdout
+    assert "HOOK_SECRET_ENCRYPTION_KEY is not set" in result.stdout
+
+
+def test_verify_after_a_key_rotation(trail: Trail) -> None:
+    """With a new key put first, records sealed under the old one still verify (exit 0);
+    with the old key dropped, the first record it sealed is named (exit 1)."""
+    assert trail.key is not None
+    new = generate_key()
+    rotated = _cli(Trail(trail.url, trail.printed, trail.cwd, f"{new},{trail.key}"), "verify")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    dropped = _cli(Trail(trail.url, trail.printed, trail.cwd, new), "verify")
+    assert dropped.returncode == 1, dropped.stdout + dropped.stderr
+    assert "BROKEN at record 1: it is keyed under key id " in dropped.stdout
+    assert "a retired key must stay listed, last" in dropped.stdout
+
+
+def test_verify_against_a_file_it_cannot_read_exits_2(trail: Trail, tmp_path: Path) -> None:
+    """A FILE that can't be read exits 2 with one line naming it, before reading the trail."""
+    result = _cli(trail, "verify", "--against", str(tmp_path / "nowhere.jsonl"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == "" and "nowhere.jsonl" in result.stderr

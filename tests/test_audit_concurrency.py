@@ -39,10 +39,10 @@ def test_parallel_submissions_and_appends_leave_one_unbroken_chain(db_url: str) 
         assert acks == [200] * SUBMISSIONS
         trail = bot.audit()
         with bot.store.session() as session:
-            result = audit.verify(session)
+            result = audit.verify(session, bot.store.chain)
             stored = session.query(SecretRequest).count()
     assert result.broken_at is None, result.problem
-    assert result.checked == len(trail)
+    assert result.checked == len(trail) == result.keyed  # each HMAC checked with the key
     # Lines print after their commits, in chain order, none missing.
     assert [r["id"] for r in trail] == list(range(1, len(trail) + 1))
     submitted = {r["secret_name"] for r in trail if r["event"] == "request.submitted"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import threading
@@ -15,11 +14,34 @@ from typing import Any, TextIO
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
+from bot.db.audit_chain import (
+    GENESIS,
+    ChainKeys,
+    Check,
+    canonical,
+    check,
+    key_id,
+    record_hash,
+)
 from bot.db.models import AuditRecord
 from bot.logs import SECRETS
 from bot.slack.text import cut
 
-GENESIS = "0" * 64
+# The chain's hashing lives in bot.db.audit_chain; its names stay importable from here.
+__all__ = [
+    "CORE_FIELDS",
+    "GENESIS",
+    "AuditEvent",
+    "AuditSink",
+    "VerifyResult",
+    "append",
+    "as_printed",
+    "canonical",
+    "export",
+    "record_hash",
+    "to_public",
+    "verify",
+]
 CORE_FIELDS = ("request_id", "actor", "team_id", "hook_id", "secret_name", "outcome")
 # Any 64-bit number works: it only has to be the same in every replica.
 PG_LOCK_KEY = 0x486F6F6B53656372
@@ -47,16 +69,6 @@ class AuditEvent:
     secret_name: str | None = None
     outcome: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-def canonical(record: dict[str, Any]) -> bytes:
-    """The byte form that is hashed: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def record_hash(prev_hash: str, body: dict[str, Any]) -> str:
-    """Hash of a record's content together with the previous record's hash."""
-    return hashlib.sha256(prev_hash.encode() + canonical(body)).hexdigest()
 
 
 def to_public(row: AuditRecord) -> dict[str, Any]:
@@ -109,6 +121,11 @@ class AuditSink:
         with self._lock:
             stream.write(line + "\n")
             stream.flush()
+
+
+def as_printed(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as its printed line reads once parsed (tokens scrubbed as on stdout)."""
+    return _clean(record)
 
 
 def _visible(line: str) -> str:
@@ -164,8 +181,14 @@ def _storable(name: str, value: str | None) -> str | None:
     return value if limit is None else cut(value, limit)
 
 
-def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
-    """Add ``event`` to the chain inside the caller's transaction and return its public form."""
+def append(
+    session: Session,
+    event: AuditEvent,
+    now: datetime | None = None,
+    keys: ChainKeys | None = None,
+) -> dict[str, Any]:
+    """Add ``event`` to the chain inside the caller's transaction and return its public form;
+    with ``keys`` its hash is an HMAC under the newest key (else the plain, unkeyed hash)."""
     # Core statements on the transaction's connection: the ORM's unit of work costs several
     # times more CPU per row, inside the one writer's turn (see bot.latency.group_commit).
     connection = session.connection()
@@ -183,32 +206,76 @@ def append(session: Session, event: AuditEvent, now: datetime | None = None) -> 
         "prev_hash": prev,
         **{name: _storable(name, getattr(event, name)) for name in CORE_FIELDS},
     }
-    values["hash"] = record_hash(prev, _hashed_body(values))
+    body = _hashed_body(values)
+    values["hash"] = keys.seal(prev, body) if keys else record_hash(prev, body)
     connection.execute(INSERT, values)
     return _public(values)
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of walking the chain: ``broken_at`` is the first bad record's id, if any."""
+    """Outcome of walking the chain: ``broken_at`` is the first bad record's id, if any.
+
+    ``keyed`` records had their HMAC checked, ``unkeyed`` ones (written before the chain was
+    keyed) their plain hash; ``unchecked`` keyed records could not be, for want of a key.
+    """
 
     checked: int
     broken_at: int | None = None
     problem: str | None = None
+    keyed: int = field(default=0, compare=False)
+    unkeyed: int = field(default=0, compare=False)
+    unchecked: int = field(default=0, compare=False)
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the chain from the first record; report the first altered, missing or forged one."""
-    expected_prev, expected_seq, checked = GENESIS, 1, 0
+class _Walk:
+    """The chain walked record by record: where it should be, and what it has seen."""
+
+    def __init__(self, keys: ChainKeys | None) -> None:
+        self.keys = keys
+        self.prev, self.seq = GENESIS, 1
+        self.counts = dict.fromkeys(Check, 0)
+
+    def step(self, row: AuditRecord) -> str | None:
+        """The problem with ``row``, if any; else move past it."""
+        if row.seq != self.seq:
+            return f"record {self.seq} is missing"
+        if row.prev_hash != self.prev:
+            return "link to the previous record is broken"
+        found = check(row.hash, row.prev_hash, _hashed_body(_columns(row)), self.keys)
+        if found is Check.BAD:
+            return "content does not match its hash"
+        if found is Check.UNKNOWN_KEY:
+            return (
+                f"it is keyed under key id {key_id(row.hash)}, which none of the given keys has "
+                "(HOOK_SECRET_ENCRYPTION_KEY, or SQLite's key file; a retired key must stay "
+                "listed, last, for its records to verify)"
+            )
+        if found is Check.PLAIN and self.counts[Check.KEYED] + self.counts[Check.NO_KEY]:
+            return "its hash is unkeyed after keyed records: rewritten without the key"
+        self.counts[found] += 1
+        self.prev, self.seq = row.hash, row.seq + 1
+        return None
+
+    def result(self, broken: int | None = None, problem: str | None = None) -> VerifyResult:
+        """What the walk found so far."""
+        counts = self.counts
+        checked = counts[Check.PLAIN] + counts[Check.KEYED] + counts[Check.NO_KEY]
+        return VerifyResult(
+            checked, broken, problem, counts[Check.KEYED], counts[Check.PLAIN], counts[Check.NO_KEY]
+        )
+
+
+def verify(session: Session, keys: ChainKeys | None = None) -> VerifyResult:
+    """Walk the chain from the first record; report the first altered, missing or forged one.
+    Without ``keys`` the keyed records' links are checked, but not their HMACs."""
+    walk = _Walk(keys)
     for row in _rows(session):
-        if row.seq != expected_seq:
-            return VerifyResult(checked, expected_seq, f"record {expected_seq} is missing")
-        if row.prev_hash != expected_prev:
-            return VerifyResult(checked, row.seq, "link to the previous record is broken")
-        if record_hash(row.prev_hash, _hashed_body(_columns(row))) != row.hash:
-            return VerifyResult(checked, row.seq, "content does not match its hash")
-        expected_prev, expected_seq, checked = row.hash, row.seq + 1, checked + 1
-    return VerifyResult(checked)
+        problem = walk.step(row)
+        if problem is not None:
+            broken = walk.seq if problem.endswith("is missing") else row.seq
+            return walk.result(broken, problem)
+    return walk.result()
 
 
 def export(session: Session, since: datetime | None = None) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.db.audit import AuditEvent, AuditSink
+from bot.db.audit_chain import ChainKeys
 from bot.db.clock import Pinned, database_time
 from bot.db.engine import create_sqlite_file, make_engine, sqlite_path
 from bot.db.scrub import WalScrubber
@@ -28,7 +29,9 @@ MIGRATE_LOCK = 0x486F6F6B4D696772
 class Database:
     """The database: schema migration, health, and write transactions with their audit records."""
 
-    def __init__(self, url: str, sink: AuditSink | None = None) -> None:
+    def __init__(
+        self, url: str, sink: AuditSink | None = None, chain: ChainKeys | None = None
+    ) -> None:
         self.url = url
         self.engine = make_engine(url, writer=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -40,6 +43,8 @@ class Database:
         # audit chain's lock in PostgreSQL) and share commits: see GroupCommit.
         self._writes = GroupCommit(self._sessions)
         self.sink = sink or AuditSink()
+        # The audit chain's keys: without them records get the plain, unkeyed hash.
+        self.chain = chain
         # Leases and expiry run on the database's clock; tests pin it to theirs.
         self.pinned: Pinned = None
         # SQLite: truncates the WAL soon after an erase (PostgreSQL: see migration 0007).
@@ -109,7 +114,7 @@ class Database:
                 self.scrubber.erased()
 
         with self._writes.member(printed) as session:
-            tx = Tx(session, self.pinned)
+            tx = Tx(session, self.pinned, self.chain)
             yield tx
 
     def now(self) -> datetime:

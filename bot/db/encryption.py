@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -9,6 +10,8 @@ import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 from bot.logs import SECRETS, get_logger
@@ -51,6 +54,13 @@ class Vault:
         """A keyed HMAC prefix to compare out of band; reveals neither value nor length."""
         digest = hmac.new(self._mac_key, value.get_secret_value().encode("utf-8"), hashlib.sha256)
         return digest.hexdigest()[:12]
+
+
+def derive_key(fernet_key: str, purpose: bytes) -> bytes:
+    """A 32-byte key for ``purpose`` (HKDF-SHA256 over the Fernet key's bytes): a different
+    purpose gives an unrelated key, and neither reveals the Fernet key."""
+    material = base64.urlsafe_b64decode(fernet_key.encode())
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose).derive(material)
 
 
 def generate_key() -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent
+from bot.db.audit_chain import ChainKeys
 from bot.db.clock import Pinned, database_time
 from bot.db.models import OutboxMessage, OutboxState, SecretRequest
 from bot.outbox.messages import Message
@@ -56,8 +57,11 @@ def _queued(message: Message, now: datetime) -> dict[str, Any]:
 class Tx:
     """One open transaction: request writes and the audit records that go with them."""
 
-    def __init__(self, session: Session, pinned: Pinned = None) -> None:
+    def __init__(
+        self, session: Session, pinned: Pinned = None, chain: ChainKeys | None = None
+    ) -> None:
         self.session = session
+        self.chain = chain  # the audit chain's keys (None: plain, unkeyed hashes)
         self.pinned = pinned  # tests' clock in place of the database's (None: the database's)
         self.audited: list[dict[str, Any]] = []
         self.enqueued = 0
@@ -65,7 +69,7 @@ class Tx:
 
     def audit(self, event: AuditEvent) -> dict[str, Any]:
         """Append an event to the chain in this transaction."""
-        record = audit.append(self.session, event)
+        record = audit.append(self.session, event, keys=self.chain)
         self.audited.append(record)
         return record
 

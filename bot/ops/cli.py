@@ -20,6 +20,7 @@ import bot
 from bot.db import audit
 from bot.db.encryption import generate_key
 from bot.logs import configure_logging
+from bot.ops.audit_verify import Verification
 from bot.settings import Mode, SettingsError, StoreSettings, load_app_settings, load_settings
 
 EXIT_SETTINGS = 2
@@ -122,11 +123,21 @@ AUDIT_EXITS = (
 )
 AUDIT_COMMANDS: dict[str, _Help] = {
     "verify": _Help(
-        "check the audit trail's hash chain",
-        "Walk the audit trail's hash chain from the first record and print one line.",
-        "DATABASE_URL (nothing else: no Slack or Auth0 settings needed)",
-        "  0  intact: N records\n  1  broken at record K (the first bad or missing one)\n"
-        + AUDIT_EXITS,
+        "check the audit trail's hash chain (and compare it with the printed lines)",
+        "Walk the audit trail's hash chain from the first record and print one line. Each\n"
+        "record's hash is an HMAC under a key derived from HOOK_SECRET_ENCRYPTION_KEY (records\n"
+        "from before the chain was keyed have a plain SHA-256 hash), so a rewrite needs the key.\n"
+        "Records deleted from the end leave no trace in the database: --against FILE compares\n"
+        'the trail with the "audit": true lines the bot printed (e.g. exported from a SIEM),\n'
+        "record by record (by id), and prints a second line.",
+        "DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY (or SQLite's key file; never created here)",
+        "  0  intact: N records (and each equal to its line in FILE)\n"
+        "  1  broken at record K (the first bad or missing one), or the trail and FILE\n"
+        "     differ at record K (missing, changed or extra on either side)\n"
+        "  2  settings invalid (DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY), or FILE unreadable\n"
+        "  3  the database could not be read (nothing there, no audit table, down);\n"
+        "     it is never created or migrated here\n"
+        "  Without the key it checks links and order only (exit 0 when they hold) and says so.",
     ),
     "export": _Help(
         "print the audit trail as JSON lines",
@@ -188,6 +199,13 @@ def _parser() -> argparse.ArgumentParser:
     for name, command in AUDIT_COMMANDS.items():
         sub = command.add_to(audit_sub, name)
         sub.set_defaults(handler=HANDLERS[f"audit {name}"])
+        if name == "verify":
+            sub.add_argument(
+                "--against",
+                type=Path,
+                metavar="FILE",
+                help='the bot\'s printed lines (JSON lines with "audit": true) to compare with',
+            )
         if name == "export":
             sub.add_argument(
                 "--since", type=_iso8601, help="ISO 8601 time; earlier records are skipped"
@@ -268,20 +286,12 @@ def _keygen(_: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(_: argparse.Namespace) -> int:
-    return _read_trail(_store_settings(), _verify_trail)
-
-
-def _verify_trail(session: Session) -> int:
-    result = audit.verify(session)
-    if result.broken_at is not None:
-        print(
-            f"audit trail BROKEN at record {result.broken_at}: {result.problem} "
-            f"({result.checked} records intact before it)"
-        )
-        return 1
-    print(f"audit trail intact: {result.checked} records")
-    return 0
+def _verify(args: argparse.Namespace) -> int:
+    settings = _store_settings()
+    verification = Verification.from_settings(settings, args.against)
+    if verification is None:  # FILE can't be read: said on stderr
+        return EXIT_SETTINGS
+    return _read_trail(settings, verification.run)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.auth0.rate_limit import PacedTransport
 from bot.auth0.transport import Auth0Transport
+from bot.db.audit_chain import chain_keys
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
 from bot.latency.slack_pool import PooledWebClient
@@ -52,9 +53,11 @@ def register_settings_secrets(settings: StoreSettings) -> None:
 
 
 def open_store(settings: StoreSettings) -> Store:
-    """The migrated store."""
+    """The migrated store, keying the audit chain with the encryption key."""
     store = Store(settings.database_url)
     store.migrate()
+    # After the migration: a database that can't be opened leaves no key file behind.
+    store.chain = chain_keys(settings.encryption_keys, settings.database_url, create=True)
     return store
 
 
