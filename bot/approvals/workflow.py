@@ -154,11 +154,12 @@ class Messages(Protocol):
 
 @dataclass
 class Timing:
-    """How often a running apply renews its claim and when it counts as slow (tests shorten
-    them; the defaults are the product's)."""
+    """How often a running apply renews its claim, when it counts as slow, and when its claim
+    lapses (tests shorten them; the defaults are the product's)."""
 
     heartbeat: timedelta = HEARTBEAT
     slow_apply: timedelta = SLOW_APPLY
+    apply_lease: timedelta = APPLY_LEASE
 
 
 class Workflow:
@@ -306,7 +307,7 @@ class Workflow:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
         now = self.now()
         with self.store.transaction() as tx:
-            claimed = tx.claim(request_id, now, stale_before=now - APPLY_LEASE)
+            claimed = tx.claim(request_id, now, stale_before=now - self.timing.apply_lease)
         if claimed is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
@@ -483,7 +484,7 @@ class Workflow:
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
         now = self.now()
-        stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - APPLY_LEASE)
+        stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - self.timing.apply_lease)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
