@@ -24,7 +24,8 @@ from bot.db.store import Store
 from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.inprocess import request_id_of
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
@@ -32,14 +33,13 @@ from tests.bot_process import (
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     free_port,
     open_approval,
     running,
     running_many,
-    workspace,
 )
-from tests.harness import request_id_of
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
 
@@ -62,7 +62,7 @@ class Tenant:
 def tenant() -> Iterator[Tenant]:
     """Slack and an Auth0 tenant granting the action scopes, holding one action."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.add_channel(ORIGIN, "general")
         auth0.add_hook("Client Credentials Exchange")
         yield Tenant(slack, auth0, auth0.actions.add("Enrich tokens", dict(OTHERS)))

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from bot.db import audit
 from tests.conftest import pg_schema
-from tests.harness import ORIGIN, OUTSIDER, running_bot
+from tests.harness.inprocess import ORIGIN, OUTSIDER, running_bot
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL")

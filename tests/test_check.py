@@ -16,7 +16,7 @@ from bot.ops.check import run_checks
 from bot.settings import Mode, load_app_settings
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackStandIn
-from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
+from tests.harness.process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
 
 APPROVALS = "C0APPROVE"
 CHECKS = [

@@ -17,12 +17,13 @@ import pytest
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     confirmations,
     free_port,
@@ -31,7 +32,6 @@ from tests.bot_process import (
     secret_posts,
     submit_form,
     submit_request,
-    workspace,
 )
 
 VALUE = "s3cr3t-value-0123"
@@ -120,7 +120,7 @@ def test_sigkill_during_an_apply_is_settled_after_restart(tmp_path: Path, fault:
     exactly one write, one approval message (its buttons gone), one confirmation, and an audit
     trail that verifies."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         with running(env, tmp_path / "first") as first:
@@ -146,7 +146,7 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
     """Killed right after acknowledging a submission: the queued approval request is posted once
     (by the next process, within the outbox lease), and the request then runs to the end."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         with running(env, tmp_path / "first") as first:
@@ -184,7 +184,7 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
     updated; a click on the stale copy answers with the request's state and replaces its
     buttons too. One Auth0 write, one confirmation, and the audit trail verifies."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         stale, first = _kill_mid_approval_post(slack, env, tmp_path, hook_id, "MID_POST")
@@ -245,7 +245,7 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
     recorded it. With the history scopes granted the next process finds that copy by its
     metadata once the dead worker's lease lapses, and does not post a second one."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.grant(*HISTORY_SCOPES)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
@@ -285,7 +285,7 @@ def test_sigkill_mid_approval_post_leaves_one_message_when_history_is_readable(
     next process finds that copy and stores its ts instead of posting another. The one message
     is decided, its buttons replaced; one Auth0 write, one confirmation."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.grant(*HISTORY_SCOPES)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")

@@ -24,7 +24,9 @@ from bot.slack import ids
 from bot.slack.outage import NOT_RECORDED, answer, is_outage
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.conftest import PG_URL, _schema_sql, private_schema_url
+from tests.harness.inprocess import running_bot
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
@@ -32,14 +34,12 @@ from tests.bot_process import (
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     pick_hook,
     running,
     submit_request,
-    workspace,
 )
-from tests.conftest import PG_URL, _schema_sql, private_schema_url
-from tests.harness import running_bot
 
 
 def _health(bot: BotProcess) -> int:
@@ -134,7 +134,7 @@ def test_a_sqlite_file_that_vanishes_and_returns_is_an_outage_not_a_new_trail(
     data = tmp_path / "data"
     database = data / "bot.db"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{database}")
         with running(env, tmp_path / "run") as bot:
@@ -317,7 +317,7 @@ def test_a_postgresql_outage_is_told_plainly_and_healthz_follows_it(
     url = private_schema_url(through_proxy.render_as_string(hide_password=False), pg_schema)
     try:
         with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-            workspace(slack)
+            add_people(slack)
             hook_id = auth0.add_hook("Client Credentials Exchange")
             with running(bot_env(slack, auth0, url), tmp_path / "run") as bot:
                 _outage_story(bot, slack, auth0, hook_id, proxy.stop, proxy.start)

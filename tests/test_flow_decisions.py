@@ -9,7 +9,7 @@ from typing import Any
 from bot.approvals.states import State
 from bot.approvals.workflow import APPLY_LEASE
 from bot.slack import blocks, ids
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     APPROVER2,

@@ -19,7 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.slack import ids
 from standins.slack import Ack, build_state_values
 from tests.conftest import pg_schema
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     GROUPIE,

@@ -31,7 +31,7 @@ from bot.slack.blocks import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,

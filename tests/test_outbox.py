@@ -17,7 +17,7 @@ from bot.outbox.messages import Message, Method
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Backoff, Delivery
 from standins.slack import SlackStandIn
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     ORIGIN,
     REQUESTER,

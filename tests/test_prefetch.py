@@ -13,7 +13,7 @@ from typing import Any
 from bot.approvals.states import State
 from bot.slack import answers, ids
 from standins.auth0 import RecordedRequest
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     ORIGIN,
     REQUESTER,

@@ -17,7 +17,7 @@ from bot.ops import check
 from bot.slack import ids
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     GROUPIE,

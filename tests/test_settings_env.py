@@ -16,19 +16,19 @@ from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.conftest import PG_URL
+from tests.harness.process import (
     BOT_TOKEN,
     CLIENT_SECRET,
     ORIGIN,
     REPO,
     REQUESTER,
     SIGNING_SECRET,
+    add_people,
     free_port,
     pick_hook,
     start,
-    workspace,
 )
-from tests.conftest import PG_URL
 
 README = (REPO / "README.md").read_text()
 KEY = generate_key()
@@ -275,7 +275,7 @@ def test_approvals_off_from_dotenv_is_a_working_self_service_bot(tmp_path: Path)
     form submission apply the secret in Auth0 and confirm it, with no approval step."""
     value = "self-service-value-0123"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         port = free_port()
         dotenv = {

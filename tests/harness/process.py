@@ -1,11 +1,10 @@
-"""``hook-secret-bot run`` as a real subprocess, pointed at stand-ins in the test process."""
+"""Subprocess harness: ``hook-secret-bot run`` as a real process, pointed at stand-ins here."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,27 +20,38 @@ from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
+from tests.harness.people import (
+    APP_TOKEN,
+    APPROVALS,
+    APPROVER,
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    ORIGIN,
+    REPO,
+    REQUESTER,
+    SIGNING_SECRET,
+    free_port,
+    secret_posts,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-# Long enough that the log redactor never mistakes ordinary words for them.
-SIGNING_SECRET = "process-signing-secret-0123456789"
-BOT_TOKEN = "xoxb-process-bot-token-0123456789"
-APP_TOKEN = "xapp-1-A0APP-process-app-token-0123456789"
-CLIENT_SECRET = "sandbox-client-secret"
-REQUESTER, APPROVER = "U0REQ", "U0APP"
-ORIGIN, APPROVALS = "C0GENERAL", "C0APPROVE"
+__all__ = [  # the shared names this module's users import from it
+    "APPROVALS",
+    "APPROVER",
+    "APP_TOKEN",
+    "BOT_TOKEN",
+    "CLIENT_SECRET",
+    "ORIGIN",
+    "REPO",
+    "REQUESTER",
+    "SIGNING_SECRET",
+    "free_port",
+    "secret_posts",
+]
 # Variables of the settings table (and the .env file): the subprocess gets only what we give.
 _SETTINGS_PREFIXES = ("SLACK_", "AUTH0_", "HOOK_SECRET_", "DATABASE_URL", "PORT", "LOG_")
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def workspace(slack: SlackStandIn) -> None:
+def add_people(slack: SlackStandIn) -> None:
     """The people and channels every server test uses."""
     slack.add_user(REQUESTER, "rita")
     slack.add_user(APPROVER, "alex")
@@ -236,11 +246,6 @@ def open_approval(
     assert ack.status == 200, (ack.status, ack.body)
     slack.wait_for("views.open", after=mark)
     return slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
-
-
-def secret_posts(auth0: Auth0Sandbox) -> list[Any]:
-    """The POSTs that added hook secrets, as the sandbox saw them."""
-    return [r for r in auth0.requests if r.method == "POST" and r.path.endswith("/secrets")]
 
 
 def confirmations(slack: SlackStandIn, name: str) -> list[dict[str, Any]]:
