@@ -129,6 +129,7 @@ class Runtime:
             while True:
                 try:
                     self.services.sweep()
+                    self.metrics.sweeps.inc()
                 except Exception:
                     log.exception("sweep failed")
                 if self._stop.wait(interval):
