@@ -7,7 +7,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.harness.process import (
     running,
     submit_request,
 )
+from tests.waiting import seconds_until, wait_until
 
 
 def _health(bot: BotProcess) -> int:
@@ -48,12 +48,7 @@ def _health(bot: BotProcess) -> int:
 
 def _wait_health(bot: BotProcess, status: int, timeout: float = 10.0) -> float:
     """Seconds until /healthz answered ``status``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if _health(bot) == status:
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"/healthz never answered {status} in {timeout} s")
+    return seconds_until(lambda: _health(bot) == status, timeout, what=f"/healthz {status}")
 
 
 def _form(slack: SlackStandIn, driver: SlackDriver) -> dict[str, Any]:
@@ -117,9 +112,7 @@ def _outage_story(
         _wait_health(bot, 200)
         _approve(slack, driver, message)
         submit_request(slack, driver, hook_id, name="AFTER_KEY")
-    deadline = time.monotonic() + 10
-    while "BEFORE_KEY" not in auth0.secrets(hook_id) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "BEFORE_KEY" in auth0.secrets(hook_id), 10, what="BEFORE_KEY applied")
     assert auth0.secrets(hook_id)["BEFORE_KEY"] == "s3cr3t-value-0123"
     names = {r.get("secret_name") for r in bot.audit()}
     assert "OUTAGE_KEY" not in names and {"BEFORE_KEY", "AFTER_KEY"} <= names
@@ -210,10 +203,8 @@ def test_writers_sharing_a_transaction_when_the_file_vanishes_are_told_and_store
     assert inside.wait(10)
     second = threading.Thread(target=write, args=("U_SECOND", False))
     second.start()
-    deadline = time.monotonic() + 10
-    while store._writes._waiting == 0 and time.monotonic() < deadline:  # it queued to join
-        time.sleep(0.005)
-    assert store._writes._waiting == 1
+    wait_until(store.writers_waiting, 10, every=0.005, what="the second writer queued to join")
+    assert store.writers_waiting() == 1
     database.rename(tmp_path / "moved.db")
     leave.set()
     first.join(10)
