@@ -1,7 +1,7 @@
 """Ack latency, CPU per request and idle memory: the bot beside a bare Bolt app, in one run.
 
     python -m benchmarks.ack_latency [--quick] [--auth0-latency 0,300] [--database-url URL]
-                                     [--readme README.md]
+                                     [--docs [docs/benchmarks.md]]
 
 For each Auth0 latency (milliseconds the Auth0 sandbox waits before it answers) and for 1, 10
 and 50 concurrent connections sending signed requests back to back (and one connection that
@@ -18,8 +18,8 @@ encrypted request before it acks) for:
 Both get the same request bodies; the load generator runs in its own process, the stand-ins
 in this one. It also reports each app's CPU milliseconds per request (its processes' user +
 system time over the run, background work included) and the idle PSS of everything each
-started (gunicorn master + worker). ``--readme`` rewrites the table between the benchmark
-markers of that file.
+started (gunicorn master + worker). ``--docs`` rewrites the table between the benchmark
+markers of ``docs/benchmarks.md`` (or of the file it names).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ APPS = ("bot", "bare")
 KINDS = ("slash command", "view submission")
 SAME = ("kind", "clients", "pause_ms", "auth0_ms")  # a bot row and its bare row
 BEGIN, END = "<!-- benchmark:ack_latency -->", "<!-- /benchmark:ack_latency -->"
+# The page that keeps the benchmark history, in this checkout.
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 class Run:
@@ -135,7 +137,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--auth0-latency", default="0,300", help="milliseconds, comma-separated")
     parser.add_argument("--database-url", help="the bot's DATABASE_URL (a scratch database)")
-    parser.add_argument("--readme", type=Path, help="rewrite the table in this file")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        nargs="?",
+        const=DOCS,
+        help="rewrite the table in docs/benchmarks.md (or in this file)",
+    )
     args = parser.parse_args()
     counts = QUICK if args.quick else REQUESTS
     latencies = [int(ms) for ms in args.auth0_latency.split(",")]
@@ -161,8 +169,8 @@ def main() -> None:
             bot.stop()
     table = _table(run.rows, idle, time.monotonic() - started, args)
     print("\n" + table + "\n\n" + json.dumps({"idle_pss_mib": idle, "rows": run.rows}))
-    if args.readme:
-        _rewrite(args.readme, table)
+    if args.docs:
+        _rewrite(args.docs, table)
 
 
 def _print(row: dict[str, Any]) -> None:
@@ -199,12 +207,12 @@ def _table(rows: list[dict[str, Any]], idle: dict[str, float], seconds: float, a
     return "\n".join(lines)
 
 
-def _rewrite(readme: Path, table: str) -> None:
-    text = readme.read_text()
+def _rewrite(target: Path, table: str) -> None:
+    text = target.read_text()
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{readme} has no {BEGIN} … {END} markers")
-    readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
+        raise SystemExit(f"{target} has no {BEGIN} … {END} markers")
+    target.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
 
 
 if __name__ == "__main__":

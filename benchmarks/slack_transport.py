@@ -1,5 +1,5 @@
 """What a Slack Web API call costs the bot's process: slack_sdk's urllib transport against the
-bot's kept-alive pool (``bot.slack_http.PooledWebClient``), over HTTP and over HTTPS.
+bot's kept-alive pool (``bot.latency.slack_pool.PooledWebClient``), over HTTP and over HTTPS.
 
     python -m benchmarks.slack_transport [--calls N] [--rounds N]
 
@@ -24,8 +24,8 @@ from slack_sdk import WebClient
 
 from benchmarks.common import machine
 from bot.approvals.states import Kind
-from bot.slack import blocks
-from bot.slack.web_client import PooledWebClient
+from bot.latency.slack_pool import PooledWebClient
+from bot.slack.blocks.request_form import request_modal
 from standins.slack import SlackStandIn
 from standins.tls import loopback_tls
 
@@ -36,7 +36,7 @@ WARMUP = 30
 
 def _per_call(slack: SlackStandIn, client: WebClient, calls: int) -> tuple[float, float]:
     """CPU and wall milliseconds per ``views.open`` of the bot's request modal."""
-    view = blocks.request_modal(Kind.ADD, private_metadata="{}", require_reason=True)
+    view = request_modal(Kind.ADD, private_metadata="{}", require_reason=True)
     triggers = [slack.issue_trigger_id(USER) for _ in range(calls)]
     cpu, wall = time.thread_time(), time.perf_counter()
     for trigger in triggers:

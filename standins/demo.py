@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shlex
@@ -16,9 +17,10 @@ from bot.db.audit import AuditSink
 from bot.db.encryption import generate_key
 from bot.db.store import Store
 from bot.logs import configure_logging
+from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
-from bot.slack.blocks import hook_option
+from bot.slack.blocks.pickers import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot
@@ -55,9 +57,9 @@ def run_demo(out: TextIO | None = None) -> int:
         story = Story(out, slack, Renderer(slack.user_name, slack.channel_name, ansi=_tty(out)))
         with local_bot(settings, store, slack.team_id) as (url, services):
             story.driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
-            story.idle = services.wait_idle
-            story.play(next(h for h in services.catalog.hooks() if h.id == hook_id))
+            story.idle = functools.partial(lifecycle.wait_idle, services)
             story.play_action(services.targets[TargetKind.ACTION].find(action_id))
+            story.play(services.targets[TargetKind.HOOK].find(hook_id))
             story.driver.close()
         store.close()
         _tenant_now(story, auth0, hook_id, action_id)
@@ -132,12 +134,13 @@ class Story:
     def play(self, hook: Any) -> None:
         """Rita asks, tries to approve her own request, Alex approves with a comment."""
         self.out.write(
-            "== hook-secret-bot demo: the real app, a local Slack workspace and a local "
-            "Auth0 tenant ==\n   @rita may request changes, @alex may approve them; "
-            "approval requests go to #secret-approvals.\n"
+            "\n== The same for an Auth0 Hook (Auth0 retired Hooks on 2026-11-18; a tenant that "
+            "still has them is served) ==\n"
         )
         self._request(hook)
-        approval = self.slack.wait_for_message(APPROVALS, lambda m: bool(m.get("blocks")))
+        approval = self.slack.wait_for_message(
+            APPROVALS, lambda m: "VENDOR_API_KEY" in m.get("text", "") and bool(m.get("blocks"))
+        )
         self.say("the bot posts in #secret-approvals", self.blocks(approval))
         self.say("only @rita sees, in #platform", self.latest_ephemeral(REQUESTER))
         self.say("@rita clicks [Approve] on her own request in #secret-approvals", "")
@@ -150,7 +153,12 @@ class Story:
 
     def play_action(self, action: Any) -> None:
         """Rita rotates a secret of an Auth0 Action; Alex approves; it is deployed."""
-        self.out.write("\n== The same for an Auth0 Action (the successor of Hooks) ==\n")
+        self.out.write(
+            "== hook-secret-bot demo: the real app, a local Slack workspace and a local "
+            "Auth0 tenant ==\n   @rita may request changes, @alex may approve them; "
+            "approval requests go to #secret-approvals.\n"
+            "\n== An Auth0 Action: a secret rotated, approved and deployed ==\n"
+        )
         command = f'/hook-secret update "{ACTION}" PARTNER_TOKEN'
         self.say("@rita types in #platform", command)
         self.driver.slash_command(REQUESTER, command.split(" ", 1)[1], channel_id=ORIGIN)
@@ -223,7 +231,9 @@ class Story:
         self.say("the bot posts in #platform", self.md.render(done.get("text", "")))
         self.say(
             "the bot's message in #secret-approvals now reads",
-            self.blocks(self.slack.messages(APPROVALS)[0]),
+            self.blocks(
+                next(m for m in self.slack.messages(APPROVALS) if m["ts"] == approval["ts"])
+            ),
         )
 
     def latest_ephemeral(self, user_id: str) -> str:

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from bot.db.encryption import Vault
 from bot.db.store import Store
 from bot.metrics import Metrics
+from bot.serve import lifecycle
 from bot.serve.runtime import auth0_client, slack_client
 from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings
@@ -78,5 +79,5 @@ def local_bot(
         with serve_wsgi(wsgi_app(app, store, Metrics(), signing_secret=signing)) as url:
             yield url, services
     finally:
-        services.shutdown()
+        lifecycle.shutdown(services)
         auth0.close()

@@ -12,7 +12,7 @@ from typing import Any
 from bot.approvals.states import State
 from bot.db.models import SecretRequest
 from bot.slack import answers, ids
-from bot.slack.blocks import hook_option
+from bot.slack.blocks.pickers import hook_option
 from bot.targets import ActionTarget, TargetKind
 from standins.auth0 import FULL_SCOPES, RecordedRequest
 from tests.harness.inprocess import (

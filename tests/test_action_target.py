@@ -9,11 +9,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.approvals.states import Kind
+from bot.auth0 import action_plan
 from bot.auth0 import actions as api
 from bot.auth0.actions import Waits
-from bot.auth0.client import Auth0Client
 from bot.auth0.errors import ConcurrentEdit
+from bot.auth0.transport import Auth0Transport
 from bot.targets import ActionTarget, Change, NoProgress, TargetLocks
+from bot.targets.errors import TargetError
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
@@ -28,7 +30,7 @@ def sandbox() -> Iterator[Auth0Sandbox]:
 
 @pytest.fixture
 def target(sandbox: Auth0Sandbox) -> Iterator[ActionTarget]:
-    client = Auth0Client(
+    client = Auth0Transport(
         domain=sandbox.domain,
         client_id=sandbox.client_id,
         client_secret=SecretStr("sandbox-client-secret"),
@@ -66,7 +68,7 @@ def test_a_change_records_every_phase_and_returns_the_deployed_version(
 def planned(target: ActionTarget, action_id: str, *, send: bool) -> NoProgress:
     """What a process records just before its PATCH (and, with ``send``, the PATCH it then
     sent before dying)."""
-    patch = api.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         target.read(action_id), Kind.UPDATE, "ONE", SecretStr("rotated-one")
     )
     if send:
@@ -133,7 +135,9 @@ def test_a_dashboard_edit_after_the_plan_is_a_concurrent_edit_on_resume(
     action_id = sandbox.actions.add("Enrich", dict(OTHERS))
     resumed = planned(target, action_id, send=False)
     sandbox.actions.edit(action_id, {"TWO": "dashboard"})
-    with pytest.raises(ConcurrentEdit):
+    with pytest.raises(TargetError) as caught:
         target.apply(rotate(action_id), resumed)
+    assert isinstance(caught.value.__cause__, ConcurrentEdit)
+    assert caught.value.reason == "concurrent_edit"
     assert count(sandbox, "PATCH") == 0 and count(sandbox, "POST", "/deploy") == 0
     assert sandbox.actions.draft_secrets(action_id)["TWO"] == "dashboard"

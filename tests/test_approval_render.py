@@ -19,7 +19,7 @@ from bot.db.store import Store
 from bot.outbox.messages import Message, Method
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
-from bot.slack import blocks
+from bot.slack.blocks import approval_message as approval
 from standins.slack import SlackStandIn
 from tests.harness.inprocess import APPROVALS
 from tests.unit.factories import secret_request
@@ -87,7 +87,7 @@ def test_the_approval_post_is_rendered_at_delivery_as_it_was_at_submit(db_url: s
 
         assert w.delivery().deliver_due() == 2  # the post, and the note after it
         (posted,) = w.slack.messages(APPROVALS)
-        text, body = blocks.approval_message(new, MENTION)
+        text, body = approval.approval_message(new, MENTION)
         assert posted["text"] == text and posted["text"].startswith(MENTION)
         assert len(posted["blocks"]) == len(body)
         for sent, built in zip(posted["blocks"], body, strict=True):

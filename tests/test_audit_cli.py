@@ -141,6 +141,24 @@ def _since(trail: Trail, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+def test_export_into_a_reader_that_stops_early_ends_quietly(trail: Trail) -> None:
+    """``audit export | head``: the reader goes away and export ends with SIGPIPE's status,
+    no BrokenPipeError traceback, nothing on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AUTH0_", "HOOK_"))}
+    env |= {"DATABASE_URL": trail.url, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "audit", "export"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=trail.cwd,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # a reader that is gone before the first line
+    assert proc.wait(60) == 141
+    assert proc.stderr.read() == b""
+
+
 def test_export_since_keeps_records_from_that_instant_on(trail: Trail) -> None:
     """``--since`` keeps the records at or after the instant, whatever offset it is written in;
     a naive time is UTC."""

@@ -14,15 +14,9 @@ from openapi_core import OpenAPI
 from pydantic import SecretStr
 
 from bot.approvals.states import Kind
-from bot.auth0 import actions
-from bot.auth0.actions import (
-    Action,
-    ActionSecret,
-    ActionVersion,
-    PatchExpectation,
-    Waits,
-)
-from bot.auth0.client import Auth0Client
+from bot.auth0 import action_plan, actions
+from bot.auth0.action_plan import Action, ActionSecret, ActionVersion, PatchExpectation
+from bot.auth0.actions import Waits
 from bot.auth0.errors import (
     ActionFull,
     ActionNotFound,
@@ -39,6 +33,7 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
+from bot.auth0.transport import Auth0Transport
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox, RecordedRequest
 from tests.test_auth0_actions_sandbox import actions_spec_violations, load_actions_spec
 from tests.test_auth0_client import CLIENT_SECRET, Sleeps
@@ -68,7 +63,7 @@ def action_with(*secrets: tuple[str, str], deployed: bool = True, status: str = 
 THREE = action_with(("A", T0), ("B", T0), ("C", T0))
 
 
-def entries(patch: actions.SecretsPatch) -> list[dict[str, str]]:
+def entries(patch: action_plan.SecretsPatch) -> list[dict[str, str]]:
     body = json.loads(patch.body())
     assert list(body) == ["secrets"]
     return list(body["secrets"])
@@ -76,7 +71,7 @@ def entries(patch: actions.SecretsPatch) -> list[dict[str, str]]:
 
 def test_plan_add_sends_the_others_name_only_and_the_new_value() -> None:
     """Adding sends every other secret as {"name"} and only the new one with its value."""
-    patch = actions.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
+    patch = action_plan.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
     assert entries(patch) == [
         {"name": "A"},
         {"name": "B"},
@@ -89,16 +84,16 @@ def test_plan_add_sends_the_others_name_only_and_the_new_value() -> None:
 
 def test_plan_update_sends_the_value_once() -> None:
     """Rotating B sends A and C name-only and B with the new value, remembering B's stamp."""
-    patch = actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
+    patch = action_plan.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
     assert entries(patch) == [{"name": "A"}, {"name": "C"}, {"name": "B", "value": VALUE}]
     assert (patch.expectation.name_updated_at, patch.expectation.action_updated_at) == (T0, T1)
 
 
 def test_plan_remove_leaves_the_name_out_and_sends_no_value() -> None:
     """Removing B sends only A and C, name-only; removing the last secret sends [] on purpose."""
-    patch = actions.plan_secret_change(THREE, Kind.REMOVE, "B", None)
+    patch = action_plan.plan_secret_change(THREE, Kind.REMOVE, "B", None)
     assert entries(patch) == [{"name": "A"}, {"name": "C"}]
-    last = actions.plan_secret_change(action_with(("ONLY", T0)), Kind.REMOVE, "ONLY", None)
+    last = action_plan.plan_secret_change(action_with(("ONLY", T0)), Kind.REMOVE, "ONLY", None)
     assert entries(last) == []
     assert last.expectation.expected_names == frozenset()
 
@@ -131,20 +126,22 @@ def test_plan_refuses_what_must_not_be_sent(
     """Undeployed drafts, failed builds, name clashes, missing names, 30 secrets and the
     length limits are refused before anything is sent."""
     with pytest.raises(error) as caught:
-        actions.plan_secret_change(action, kind, name, None if value is None else SecretStr(value))
+        action_plan.plan_secret_change(
+            action, kind, name, None if value is None else SecretStr(value)
+        )
     assert caught.value.reason == error.reason
 
 
 def test_plan_accepts_the_limits_exactly() -> None:
     """A 128-character name, a 4,096-character value and the 30th secret are accepted."""
     twenty_nine = action_with(*((f"S{n}", T0) for n in range(29)))
-    patch = actions.plan_secret_change(twenty_nine, Kind.ADD, "N" * 128, SecretStr("v" * 4096))
+    patch = action_plan.plan_secret_change(twenty_nine, Kind.ADD, "N" * 128, SecretStr("v" * 4096))
     assert len(patch.expectation.expected_names) == 30
 
 
 def test_expectation_survives_a_restart_as_json() -> None:
     """The expectation round-trips through JSON (to be stored with the request), value-free."""
-    patch = actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
+    patch = action_plan.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE))
     stored = patch.expectation.to_json()
     assert VALUE not in stored
     assert PatchExpectation.from_json(stored) == patch.expectation
@@ -152,7 +149,7 @@ def test_expectation_survives_a_restart_as_json() -> None:
 
 def test_plan_repr_never_shows_the_value() -> None:
     """The plan's repr (what a log or traceback would print) never holds the value."""
-    patch = actions.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
+    patch = action_plan.plan_secret_change(THREE, Kind.ADD, "NEW", SecretStr(VALUE))
     assert VALUE not in repr(patch)
 
 
@@ -171,16 +168,16 @@ def answer(*secrets: tuple[str, str], updated_at: str = T2) -> Action:
 
 
 def rotate_b() -> PatchExpectation:
-    return actions.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE)).expectation
+    return action_plan.plan_secret_change(THREE, Kind.UPDATE, "B", SecretStr(VALUE)).expectation
 
 
 def test_verify_accepts_the_expected_answer() -> None:
     """The changed secret's stamp moved and the others' did not: accepted, for each kind."""
-    actions.verify_patch(rotate_b(), answer(("A", T0), ("B", T2), ("C", T0)))
-    add = actions.plan_secret_change(THREE, Kind.ADD, "N", SecretStr(VALUE)).expectation
-    actions.verify_patch(add, answer(("A", T0), ("B", T0), ("C", T0), ("N", T2)))
-    remove = actions.plan_secret_change(THREE, Kind.REMOVE, "B", None).expectation
-    actions.verify_patch(remove, answer(("A", T0), ("C", T0)))
+    action_plan.verify_patch(rotate_b(), answer(("A", T0), ("B", T2), ("C", T0)))
+    add = action_plan.plan_secret_change(THREE, Kind.ADD, "N", SecretStr(VALUE)).expectation
+    action_plan.verify_patch(add, answer(("A", T0), ("B", T0), ("C", T0), ("N", T2)))
+    remove = action_plan.plan_secret_change(THREE, Kind.REMOVE, "B", None).expectation
+    action_plan.verify_patch(remove, answer(("A", T0), ("C", T0)))
 
 
 @pytest.mark.parametrize(
@@ -198,7 +195,7 @@ def test_verify_flags_anything_else_as_a_concurrent_edit(
 ) -> None:
     """A name missing or extra, another stamp moved, or the target's not: concurrent_edit."""
     with pytest.raises(ConcurrentEdit, match=phrase) as caught:
-        actions.verify_patch(rotate_b(), answer(*secrets))
+        action_plan.verify_patch(rotate_b(), answer(*secrets))
     assert caught.value.reason == "concurrent_edit"
 
 
@@ -206,12 +203,14 @@ def test_patch_landed_reads_the_stamps() -> None:
     """Unchanged action: not landed; the expected stamps: landed; anything else: concurrent_edit."""
     expectation = rotate_b()
     assert (
-        actions.patch_landed(expectation, answer(("A", T0), ("B", T0), ("C", T0), updated_at=T1))
+        action_plan.patch_landed(
+            expectation, answer(("A", T0), ("B", T0), ("C", T0), updated_at=T1)
+        )
         is False
     )
-    assert actions.patch_landed(expectation, answer(("A", T0), ("B", T2), ("C", T0))) is True
+    assert action_plan.patch_landed(expectation, answer(("A", T0), ("B", T2), ("C", T0))) is True
     with pytest.raises(ConcurrentEdit):
-        actions.patch_landed(expectation, answer(("A", T2), ("B", T0), ("C", T0)))
+        action_plan.patch_landed(expectation, answer(("A", T2), ("B", T0), ("C", T0)))
 
 
 # Against the sandbox over real HTTP ----------------------------------------------------
@@ -238,8 +237,8 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def client(sandbox: Auth0Sandbox, sleeps: Sleeps) -> Iterator[Auth0Client]:
-    with Auth0Client(
+def client(sandbox: Auth0Sandbox, sleeps: Sleeps) -> Iterator[Auth0Transport]:
+    with Auth0Transport(
         domain=sandbox.domain,
         client_id=sandbox.client_id,
         client_secret=SecretStr(CLIENT_SECRET),
@@ -260,19 +259,21 @@ def calls(sandbox: Auth0Sandbox, method: str, suffix: str = "") -> list[Recorded
     ]
 
 
-def apply(client: Auth0Client, action_id: str, kind: Kind, name: str, value: str | None) -> Action:
+def apply(
+    client: Auth0Transport, action_id: str, kind: Kind, name: str, value: str | None
+) -> Action:
     """Every step of one change, in the order the workflow runs them."""
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id),
         kind,
         name,
         None if value is None else SecretStr(value),
     )
-    actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+    action_plan.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     actions.wait_until_built(client, action_id, FAST)
     version = actions.deploy(client, action_id, FAST)
     running = actions.wait_until_deployed(client, action_id, version, FAST)
-    actions.verify_deployed(patch.expectation, running)
+    action_plan.verify_deployed(patch.expectation, running)
     return running
 
 
@@ -287,7 +288,7 @@ def apply(client: Auth0Client, action_id: str, kind: Kind, name: str, value: str
 )
 def test_one_change_keeps_every_other_deployed_value(
     sandbox: Auth0Sandbox,
-    client: Auth0Client,
+    client: Auth0Transport,
     deploy_status: int,
     kind: Kind,
     name: str,
@@ -309,7 +310,7 @@ def test_one_change_keeps_every_other_deployed_value(
 
 
 def test_list_actions_follows_pages_and_missing_keys(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """230 actions come from three pages of 100; a name nobody has gives [] (no total key)."""
     for n in range(230):
@@ -323,7 +324,7 @@ def test_list_actions_follows_pages_and_missing_keys(
 
 
 def test_list_actions_follows_smaller_pages_than_asked(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """If Auth0 answers 50 per page when asked for 100, paging follows total, missing none."""
     sandbox.actions.page_cap = 50
@@ -333,7 +334,9 @@ def test_list_actions_follows_smaller_pages_than_asked(
     assert [r.params["page"] for r in calls(sandbox, "GET")] == ["0", "1", "2"]
 
 
-def test_get_action_parses_what_the_bot_needs(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_get_action_parses_what_the_bot_needs(
+    sandbox: Auth0Sandbox, client: Auth0Transport
+) -> None:
     """get_action gives names with stamps, status, all_changes_deployed and the running version."""
     action_id = sandbox.actions.add("login", {"A": "1"}, trigger_id="credentials-exchange")
     action = actions.get_action(client, action_id)
@@ -352,16 +355,16 @@ def test_get_action_parses_what_the_bot_needs(sandbox: Auth0Sandbox, client: Aut
     "patch_404", ["That action does not exist.", "Action not found and cannot be updated."]
 )
 def test_unknown_action_is_action_not_found_at_every_step(
-    sandbox: Auth0Sandbox, client: Auth0Client, patch_404: str
+    sandbox: Auth0Sandbox, client: Auth0Transport, patch_404: str
 ) -> None:
     """GET, PATCH (either 404 wording) and deploy of a deleted action raise ActionNotFound."""
     sandbox.actions.patch_not_found_message = patch_404
     action_id = sandbox.actions.add("login", {"A": "1"})
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "N", SecretStr(VALUE)
     )
     gone = replace(patch.expectation, action_id="00000000-0000-4000-8000-000000000000")
-    lost = actions.SecretsPatch(gone, patch.value)
+    lost = action_plan.SecretsPatch(gone, patch.value)
     for step in (
         lambda: actions.get_action(client, gone.action_id),
         lambda: actions.patch_secrets(client, lost),
@@ -373,7 +376,7 @@ def test_unknown_action_is_action_not_found_at_every_step(
 
 
 def test_reads_are_retried_after_5xx_then_give_up(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A GET answered 503 is retried with backoff; four 503s in a row are auth0_unavailable."""
     action_id = sandbox.actions.add("login", OTHERS)
@@ -387,7 +390,7 @@ def test_reads_are_retried_after_5xx_then_give_up(
     assert not isinstance(caught.value, OutcomeUnknown)
 
 
-def test_revoked_token_is_renewed_once(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_revoked_token_is_renewed_once(sandbox: Auth0Sandbox, client: Auth0Transport) -> None:
     """A 401 on an actions call renews the token and repeats the call."""
     action_id = sandbox.actions.add("login", OTHERS)
     actions.get_action(client, action_id)
@@ -397,7 +400,7 @@ def test_revoked_token_is_renewed_once(sandbox: Auth0Sandbox, client: Auth0Clien
 
 
 def test_malformed_action_id_is_refused_before_sending(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """An id that could change the URL path raises InvalidRequest without any HTTP."""
     with pytest.raises(InvalidRequest):
@@ -406,17 +409,17 @@ def test_malformed_action_id_is_refused_before_sending(
 
 
 def test_edit_between_read_and_patch_is_a_concurrent_edit(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """Someone rotates another secret in the Dashboard between the read and the PATCH: the
     answer shows it, nothing is deployed, and their value is kept."""
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.actions.edit(action_id, {"WEBHOOK": "dashboard-value"})
     with pytest.raises(ConcurrentEdit, match="changed: WEBHOOK"):
-        actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+        action_plan.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     assert sandbox.actions.draft_secrets(action_id)["WEBHOOK"] == "dashboard-value"
     assert sandbox.actions.deployed_secrets(action_id) == OTHERS
     assert calls(sandbox, "POST", "/deploy") == []
@@ -424,29 +427,29 @@ def test_edit_between_read_and_patch_is_a_concurrent_edit(
 
 @pytest.mark.parametrize("unknown_name", ["reject", "empty"])
 def test_secret_deleted_between_read_and_patch_is_a_concurrent_edit(
-    sandbox: Auth0Sandbox, client: Auth0Client, unknown_name: str
+    sandbox: Auth0Sandbox, client: Auth0Transport, unknown_name: str
 ) -> None:
     """A secret deleted in the Dashboard meanwhile is caught whether Auth0 refuses the
     name-only entry (400) or stores it empty; nothing is deployed."""
     sandbox.actions.name_only_unknown = unknown_name
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.UPDATE, "API_KEY", SecretStr(VALUE)
     )
     sandbox.actions.edit(action_id, remove=("DB_URL",))
     with pytest.raises(ConcurrentEdit):
-        actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+        action_plan.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     assert sandbox.actions.deployed_secrets(action_id) == OTHERS
     assert calls(sandbox, "POST", "/deploy") == []
 
 
 def test_lost_patch_answer_is_read_back_as_landed(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """The PATCH lands but its answer is lost: OutcomeUnknown, then read_back says it landed;
     nothing was sent twice."""
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.UPDATE, "API_KEY", SecretStr(VALUE)
     )
     sandbox.drop_connection_after_write()
@@ -459,11 +462,11 @@ def test_lost_patch_answer_is_read_back_as_landed(
 
 
 def test_patch_answered_503_is_read_back_as_not_landed(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A PATCH answered 503 is not retried blindly: read_back says it did not land."""
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.fail_next(1, 503, method="PATCH")
@@ -474,11 +477,11 @@ def test_patch_answered_503_is_read_back_as_not_landed(
 
 
 def test_lost_patch_then_someone_else_edits_is_a_concurrent_edit(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """When the lost PATCH did not land but the action changed anyway, read_back refuses."""
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     sandbox.fail_next(1, 503, method="PATCH")
@@ -490,12 +493,12 @@ def test_lost_patch_then_someone_else_edits_is_a_concurrent_edit(
 
 
 def test_failed_build_is_reported_without_a_deploy(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A build that goes retrying then failed raises BuildFailed; no deploy is sent."""
     sandbox.actions.fail_next_builds()
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
@@ -511,7 +514,7 @@ def json_status(recorded: RecordedRequest) -> Any:
 
 
 def test_build_that_never_finishes_is_deploy_failed(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A draft still building after the build timeout raises DeployFailed, bounded in time."""
     sandbox.actions.build_seconds = 60.0
@@ -526,13 +529,13 @@ def test_build_that_never_finishes_is_deploy_failed(
 
 
 def test_deploy_while_building_waits_and_retries(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """Deploying straight after the PATCH meets the 400 'built' state, waits for the build and
     deploys once it is built."""
     sandbox.actions.build_seconds = 0.4
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
@@ -542,13 +545,13 @@ def test_deploy_while_building_waits_and_retries(
 
 
 def test_deploy_without_create_actions_names_the_scope(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """With update:actions but not create:actions the PATCH works and the deploy raises
     InsufficientScope naming create:actions."""
     sandbox.set_scopes("read:actions", "update:actions")
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
     actions.patch_secrets(client, patch)
@@ -559,7 +562,9 @@ def test_deploy_without_create_actions_names_the_scope(
     assert "`update:actions` alone cannot publish" in str(caught.value)
 
 
-def test_hooks_only_grant_cannot_list_actions(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_hooks_only_grant_cannot_list_actions(
+    sandbox: Auth0Sandbox, client: Auth0Transport
+) -> None:
     """Without read:actions, listing raises InsufficientScope naming read:actions."""
     sandbox.set_scopes("read:hooks", "update:hooks")
     with pytest.raises(InsufficientScope) as caught:
@@ -568,7 +573,7 @@ def test_hooks_only_grant_cannot_list_actions(sandbox: Auth0Sandbox, client: Aut
 
 
 def test_deploy_429_is_waited_out(
-    sandbox: Auth0Sandbox, client: Auth0Client, sleeps: Sleeps
+    sandbox: Auth0Sandbox, client: Auth0Transport, sleeps: Sleeps
 ) -> None:
     """A 429 on the deploy (recorded) is waited out like any other call, then it deploys."""
     action_id = sandbox.actions.add("login", OTHERS)
@@ -581,7 +586,7 @@ def test_deploy_429_is_waited_out(
 def test_deploy_429_past_the_budget_is_rate_limited(sandbox: Auth0Sandbox) -> None:
     """When 429s outlast the wait budget the deploy raises RateLimited, deploying nothing."""
     action_id = sandbox.actions.add("login", OTHERS)
-    with Auth0Client(
+    with Auth0Transport(
         domain=sandbox.domain,
         client_id=sandbox.client_id,
         client_secret=SecretStr(CLIENT_SECRET),
@@ -596,7 +601,7 @@ def test_deploy_429_past_the_budget_is_rate_limited(sandbox: Auth0Sandbox) -> No
 
 
 def test_lost_deploy_answer_is_found_in_the_versions(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """The deploy lands but its answer is lost: OutcomeUnknown, and version_after finds it."""
     action_id = sandbox.actions.add("login", OTHERS)
@@ -610,7 +615,7 @@ def test_lost_deploy_answer_is_found_in_the_versions(
 
 
 def test_deploy_that_never_runs_is_deploy_failed(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A version that does not start running before the deploy timeout raises DeployFailed."""
     sandbox.actions.deploy_seconds = 60.0
@@ -624,35 +629,35 @@ def test_deploy_that_never_runs_is_deploy_failed(
 
 
 def test_draft_changed_between_patch_and_deploy_is_reported(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: Auth0Transport
 ) -> None:
     """A secret removed in the Dashboard after the bot's PATCH is published by the deploy:
     verify_deployed says so, naming the missing secret."""
     action_id = sandbox.actions.add("login", OTHERS)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.ADD, "NEW", SecretStr(VALUE)
     )
-    actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+    action_plan.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     sandbox.actions.edit(action_id, remove=("WEBHOOK",))
     actions.wait_until_built(client, action_id, FAST)
     version = actions.deploy(client, action_id, FAST)
     running = actions.wait_until_deployed(client, action_id, version, FAST)
     with pytest.raises(ConcurrentEdit, match="missing WEBHOOK"):
-        actions.verify_deployed(patch.expectation, running)
+        action_plan.verify_deployed(patch.expectation, running)
 
 
 def test_no_value_in_logs_or_errors(
-    sandbox: Auth0Sandbox, client: Auth0Client, caplog: pytest.LogCaptureFixture
+    sandbox: Auth0Sandbox, client: Auth0Transport, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A whole change and a concurrent edit log nothing and raise nothing holding the value."""
     caplog.set_level(logging.DEBUG)
     action_id = sandbox.actions.add("login", OTHERS)
     apply(client, action_id, Kind.ADD, "NEW", VALUE)
-    patch = actions.plan_secret_change(
+    patch = action_plan.plan_secret_change(
         actions.get_action(client, action_id), Kind.UPDATE, "NEW", SecretStr(VALUE + "2")
     )
     sandbox.actions.edit(action_id, {"DB_URL": "x"})
     with pytest.raises(ConcurrentEdit) as caught:
-        actions.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
+        action_plan.verify_patch(patch.expectation, actions.patch_secrets(client, patch))
     assert VALUE not in caplog.text
     assert VALUE not in str(caught.value) and VALUE not in repr(caught.value)

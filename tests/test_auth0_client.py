@@ -1,4 +1,4 @@
-"""Auth0Client against the Auth0 sandbox over real HTTP: tokens, retries, limits and errors."""
+"""HooksApi and its Auth0Transport against the sandbox over real HTTP: tokens, retries, errors."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from pydantic import SecretStr
 
-from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import (
     Auth0Error,
     Auth0Unavailable,
@@ -32,7 +31,9 @@ from bot.auth0.errors import (
     SecretConflict,
     SecretNotFound,
 )
-from bot.auth0.responses import retry_at as _retry_at
+from bot.auth0.hooks import Hook, HooksApi
+from bot.auth0.rate_limit import retry_at as _retry_at
+from bot.auth0.transport import Auth0Transport
 from standins.auth0 import Auth0Sandbox, RateLimit, RecordedRequest
 
 CLIENT_SECRET = "sandbox-client-secret"
@@ -41,7 +42,7 @@ UNKNOWN_HOOK = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 # Auth0's OpenAPI document, the hooks and actions paths (tests/reference/README.md: source).
 SPEC = Path(__file__).parent / "reference" / "auth0" / "management-api.hooks-actions.openapi.json"
 
-MakeClient = Callable[..., Auth0Client]
+MakeClient = Callable[..., HooksApi]
 
 
 class Sleeps:
@@ -73,9 +74,9 @@ def sandbox(spec: OpenAPI) -> Iterator[Auth0Sandbox]:
 
 @pytest.fixture
 def make_client(sandbox: Auth0Sandbox) -> Iterator[MakeClient]:
-    clients: list[Auth0Client] = []
+    transports: list[Auth0Transport] = []
 
-    def make(**overrides: Any) -> Auth0Client:
+    def make(**overrides: Any) -> HooksApi:
         options: dict[str, Any] = {
             "domain": sandbox.domain,
             "client_id": sandbox.client_id,
@@ -86,17 +87,17 @@ def make_client(sandbox: Auth0Sandbox) -> Iterator[MakeClient]:
             "retry_backoff": 0.01,
         }
         options.update(overrides)
-        client = Auth0Client(**options)
-        clients.append(client)
-        return client
+        transport = Auth0Transport(**options)
+        transports.append(transport)
+        return HooksApi(transport)
 
     yield make
-    for client in clients:
-        client.close()
+    for transport in transports:
+        transport.close()
 
 
 @pytest.fixture
-def client(make_client: MakeClient) -> Auth0Client:
+def client(make_client: MakeClient) -> HooksApi:
     return make_client()
 
 
@@ -163,7 +164,7 @@ def recorded_contradicts_spec(recorded: RecordedRequest) -> bool:
 
 
 def test_every_client_request_matches_the_openapi_spec(
-    spec: OpenAPI, sandbox: Auth0Sandbox, client: Auth0Client
+    spec: OpenAPI, sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """Each operation the client sends validates against Auth0's OpenAPI subset, answers too."""
     hook_id = sandbox.add_hook("one", secrets={"OLD": "x"})
@@ -187,7 +188,7 @@ def test_spec_check_catches_a_bad_request(spec: OpenAPI) -> None:
 
 
 def test_list_hooks_returns_every_page_including_disabled_hooks(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """230 hooks come back from three pages of 100, disabled ones included."""
     for n in range(230):
@@ -202,13 +203,13 @@ def test_list_hooks_returns_every_page_including_disabled_hooks(
     ]
 
 
-def test_get_hook_returns_a_frozen_hook(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_get_hook_returns_a_frozen_hook(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """get_hook parses id, name, trigger and enabled into a Hook."""
     hook_id = sandbox.add_hook("register", trigger_id="pre-user-registration", enabled=False)
     assert client.get_hook(hook_id) == Hook(hook_id, "register", "pre-user-registration", False)
 
 
-def test_get_secret_names_lists_names_only(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_get_secret_names_lists_names_only(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """get_secret_names gives the names, and [] for a hook without secrets."""
     full = sandbox.add_hook("full", secrets={"A": "1", "B": "2"})
     empty = sandbox.add_hook("empty")
@@ -219,7 +220,7 @@ def test_get_secret_names_lists_names_only(sandbox: Auth0Sandbox, client: Auth0C
 # Writes --------------------------------------------------------------------------------
 
 
-def test_add_secrets_posts_the_value(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_add_secrets_posts_the_value(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """add_secrets POSTs {name: value} once and the tenant stores it."""
     hook_id = sandbox.add_hook("one")
     client.add_secrets(hook_id, {"API_KEY": SecretStr(VALUE)})
@@ -228,14 +229,14 @@ def test_add_secrets_posts_the_value(sandbox: Auth0Sandbox, client: Auth0Client)
     assert post.json() == {"API_KEY": VALUE}
 
 
-def test_update_secrets_patches_and_accepts_201(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_update_secrets_patches_and_accepts_201(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """update_secrets PATCHes the new value; Auth0's 201 counts as success."""
     hook_id = sandbox.add_hook("one", secrets={"API_KEY": "old", "OTHER": "keep"})
     client.update_secrets(hook_id, {"API_KEY": SecretStr("new")})
     assert sandbox.secrets(hook_id) == {"API_KEY": "new", "OTHER": "keep"}
 
 
-def test_delete_secrets_sends_a_json_array(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_delete_secrets_sends_a_json_array(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """delete_secrets DELETEs with a JSON array of names and the names are gone."""
     hook_id = sandbox.add_hook("one", secrets={"A": "1", "B": "2"})
     client.delete_secrets(hook_id, ["A"])
@@ -244,7 +245,7 @@ def test_delete_secrets_sends_a_json_array(sandbox: Auth0Sandbox, client: Auth0C
     assert delete.json() == ["A"]
 
 
-def test_placeholder_is_never_sent(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_placeholder_is_never_sent(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """Sending _VALUE_NOT_SHOWN_ as a value raises InvalidRequest before any HTTP."""
     hook_id = sandbox.add_hook("one", secrets={"A": "real"})
     with pytest.raises(InvalidRequest, match="placeholder"):
@@ -256,7 +257,7 @@ def test_placeholder_is_never_sent(sandbox: Auth0Sandbox, client: Auth0Client) -
 
 
 def test_malformed_hook_ids_are_refused_before_sending(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """A hook id that could change the URL path raises InvalidRequest without any HTTP."""
     with pytest.raises(InvalidRequest):
@@ -268,10 +269,10 @@ def test_malformed_hook_ids_are_refused_before_sending(
 
 
 def test_token_request_uses_json_and_the_slashed_audience(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """The token is asked for with JSON client credentials and audience https://{domain}/api/v2/."""
-    assert client.token_scopes() == frozenset(
+    assert client.transport.token_scopes() == frozenset(
         {"read:hooks", "create:hooks", "update:hooks", "delete:hooks"}
     )
     [token] = sandbox.requests
@@ -285,14 +286,14 @@ def test_token_request_uses_json_and_the_slashed_audience(
 
 
 def test_token_without_scope_field_leaves_scopes_unknown(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """A token answer without ``scope`` says nothing about scopes: None, not an empty set."""
     sandbox.set_scopes()
-    assert client.token_scopes() is None
+    assert client.transport.token_scopes() is None
 
 
-def test_token_is_cached_across_calls(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_token_is_cached_across_calls(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """Several calls reuse one token."""
     hook_id = sandbox.add_hook("one")
     for _ in range(3):
@@ -301,7 +302,7 @@ def test_token_is_cached_across_calls(sandbox: Auth0Sandbox, client: Auth0Client
 
 
 def test_concurrent_callers_share_one_token_request(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """Ten threads calling at once cause exactly one token request."""
     hook_id = sandbox.add_hook("one")
@@ -334,7 +335,7 @@ def test_token_is_renewed_before_it_expires(sandbox: Auth0Sandbox, make_client: 
 
 
 def test_revoked_token_is_renewed_once_and_the_call_retried(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """A 401 "Invalid token" makes the client fetch one new token and retry once."""
     hook_id = sandbox.add_hook("one")
@@ -345,9 +346,7 @@ def test_revoked_token_is_renewed_once_and_the_call_retried(
     assert [r.status for r in api_calls(sandbox)] == [200, 401, 200]
 
 
-def test_repeated_401_raises_authentication_failed(
-    sandbox: Auth0Sandbox, client: Auth0Client
-) -> None:
+def test_repeated_401_raises_authentication_failed(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """If the API refuses the renewed token too, AuthenticationFailed is raised."""
     hook_id = sandbox.add_hook("one")
     sandbox.fail_next(2, status=401)
@@ -378,7 +377,7 @@ def test_ungranted_audience_raises_authentication_failed(
 # Error mapping -------------------------------------------------------------------------
 
 
-def test_unknown_hook_raises_hook_not_found(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_unknown_hook_raises_hook_not_found(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """Auth0's 404 HookDoesNotExist becomes HookNotFound on reads and writes."""
     with pytest.raises(HookNotFound) as caught:
         client.get_hook(UNKNOWN_HOOK)
@@ -390,7 +389,7 @@ def test_unknown_hook_raises_hook_not_found(sandbox: Auth0Sandbox, client: Auth0
 
 
 def test_existing_name_raises_conflict_without_posting(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """Adding a name the hook already has raises SecretConflict and sends no POST."""
     hook_id = sandbox.add_hook("one", secrets={"A": "old"})
@@ -416,7 +415,7 @@ def test_auth0_409_raises_conflict(sandbox: Auth0Sandbox, make_client: MakeClien
     assert sandbox.secrets(hook_id) == {"A": "theirs"}
 
 
-def test_unknown_secret_raises_secret_not_found(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_unknown_secret_raises_secret_not_found(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """PATCH's 404 and a DELETE of a missing name both raise SecretNotFound."""
     hook_id = sandbox.add_hook("one", secrets={"A": "1"})
     with pytest.raises(SecretNotFound) as caught:
@@ -428,7 +427,7 @@ def test_unknown_secret_raises_secret_not_found(sandbox: Auth0Sandbox, client: A
 
 
 def test_full_hook_raises_hook_full_without_posting(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """19 existing secrets plus 2 new ones raise HookFull before any POST."""
     hook_id = sandbox.add_hook("one", secrets={f"S{n}": "v" for n in range(19)})
@@ -456,7 +455,7 @@ def test_auth0_400_about_the_cap_raises_hook_full(
     assert [r.status for r in api_calls(sandbox, "POST")] == [400]
 
 
-def test_other_400_raises_invalid_request(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_other_400_raises_invalid_request(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """A 400 that is not about the cap raises InvalidRequest."""
     hook_id = sandbox.add_hook("one")
     sandbox.fail_next(1, status=400)
@@ -478,7 +477,7 @@ def test_missing_scope_raises_insufficient_scope(
     sandbox: Auth0Sandbox,
     make_client: MakeClient,
     grant: tuple[str, ...],
-    call: Callable[[Auth0Client, str], object],
+    call: Callable[[HooksApi, str], object],
     scope: str,
 ) -> None:
     """Auth0's 403 insufficient_scope becomes InsufficientScope naming the scope to grant."""
@@ -493,7 +492,7 @@ def test_missing_scope_raises_insufficient_scope(
     assert "Applications → APIs" in str(caught.value)
 
 
-def test_disabled_hooks_raise_hooks_unavailable(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_disabled_hooks_raise_hooks_unavailable(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """A 403 "disabled for your tenant" becomes HooksUnavailable."""
     sandbox.hooks_disabled = True
     with pytest.raises(HooksUnavailable) as caught:
@@ -502,7 +501,7 @@ def test_disabled_hooks_raise_hooks_unavailable(sandbox: Auth0Sandbox, client: A
 
 
 def test_hooks_endpoint_gone_raises_hooks_unavailable(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """A 404 on the hooks list itself (hooks retired) becomes HooksUnavailable."""
     sandbox.fail_next(1, status=404)
@@ -575,7 +574,7 @@ def test_rate_limited_when_the_wait_would_pass_the_deadline(make_client: MakeCli
     assert sleeps.calls == []
 
 
-def exhaust(client: Auth0Client, hook_id: str, calls: int) -> None:
+def exhaust(client: HooksApi, hook_id: str, calls: int) -> None:
     for _ in range(calls):
         client.get_secret_names(hook_id)
 
@@ -618,7 +617,7 @@ def test_reads_give_up_after_the_retries(sandbox: Auth0Sandbox, make_client: Mak
 def test_timeouts_raise_auth0_unavailable(sandbox: Auth0Sandbox, make_client: MakeClient) -> None:
     """An answer slower than the timeout, every time, raises Auth0Unavailable without httpx."""
     client = make_client(timeout=0.1, read_retries=1)
-    client.token_scopes()
+    client.transport.token_scopes()
     sandbox.latency = 0.3
     with pytest.raises(Auth0Unavailable) as caught:
         client.list_hooks()
@@ -627,7 +626,7 @@ def test_timeouts_raise_auth0_unavailable(sandbox: Auth0Sandbox, make_client: Ma
 
 
 def test_post_with_lost_reply_is_read_back_not_reposted(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """After a dropped connection on POST, a read-back finds the secret: one POST, one secret."""
     hook_id = sandbox.add_hook("one")
@@ -638,7 +637,7 @@ def test_post_with_lost_reply_is_read_back_not_reposted(
     assert [r.method for r in api_calls(sandbox)] == ["GET", "POST", "GET"]
 
 
-def test_post_that_did_not_land_is_retried_once(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_post_that_did_not_land_is_retried_once(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """A 503 on POST with nothing stored is read back, then POSTed once more."""
     hook_id = sandbox.add_hook("one")
     sandbox.fail_next(1, status=503, method="POST")
@@ -648,7 +647,7 @@ def test_post_that_did_not_land_is_retried_once(sandbox: Auth0Sandbox, client: A
 
 
 def test_post_failing_twice_raises_without_a_third_try(
-    sandbox: Auth0Sandbox, client: Auth0Client
+    sandbox: Auth0Sandbox, client: HooksApi
 ) -> None:
     """Two unanswered POSTs raise Auth0Unavailable saying the outcome is unknown."""
     hook_id = sandbox.add_hook("one")
@@ -677,7 +676,7 @@ def test_conflict_on_the_retry_after_a_lost_reply_means_it_landed(
     assert [r.status for r in api_calls(sandbox, "POST")] == [503, 409]
 
 
-def test_delete_with_lost_reply_is_read_back(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_delete_with_lost_reply_is_read_back(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """After a dropped connection on DELETE, a read-back confirms it: one DELETE sent."""
     hook_id = sandbox.add_hook("one", secrets={"A": "1", "B": "2"})
     sandbox.drop_connection_after_write()
@@ -686,7 +685,7 @@ def test_delete_with_lost_reply_is_read_back(sandbox: Auth0Sandbox, client: Auth
     assert len(api_calls(sandbox, "DELETE")) == 1
 
 
-def test_patch_is_retried_after_a_lost_reply(sandbox: Auth0Sandbox, client: Auth0Client) -> None:
+def test_patch_is_retried_after_a_lost_reply(sandbox: Auth0Sandbox, client: HooksApi) -> None:
     """PATCH sets the same value again, so a 503 is simply retried."""
     hook_id = sandbox.add_hook("one", secrets={"A": "old"})
     sandbox.fail_next(1, status=503, method="PATCH")
@@ -715,7 +714,7 @@ def test_observer_sees_every_exchange(sandbox: Auth0Sandbox, make_client: MakeCl
 
 
 def test_secret_value_never_reaches_logs_errors_or_reprs(
-    sandbox: Auth0Sandbox, client: Auth0Client, caplog: pytest.LogCaptureFixture
+    sandbox: Auth0Sandbox, client: HooksApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whether adds succeed, lose their answer or fail, no log, error or repr holds a secret."""
     caplog.set_level(logging.DEBUG)
@@ -741,7 +740,7 @@ def test_secret_value_never_reaches_logs_errors_or_reprs(
     for record in caplog.records:
         line = f"{record.getMessage()} {record.__dict__!r}"
         assert not any(secret in line for secret in secrets_in_play)
-    assert CLIENT_SECRET not in repr(client)
+    assert CLIENT_SECRET not in repr(client.transport)
 
 
 def exception_chain(error: BaseException) -> Iterator[BaseException]:

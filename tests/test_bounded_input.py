@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.serve.deadlines import Deadlines
+from bot.latency.deadlines import Deadlines
 from bot.serve.server import BODY_TIMEOUT, HEADER_TIMEOUT
 from bot.serve.wsgi import MAX_BODY
 from standins.auth0 import Auth0Sandbox

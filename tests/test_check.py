@@ -14,7 +14,8 @@ import pytest
 
 from bot.ops.check import run_checks
 from bot.settings import Mode, load_app_settings
-from standins.auth0 import FULL_SCOPES, Auth0Sandbox
+from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
+from standins.auth0_actions import ACTION_SCOPES
 from standins.slack import SlackStandIn
 from tests.harness.process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
 
@@ -150,12 +151,17 @@ def test_a_token_without_read_hooks_fails_both_auth0_checks(tenant: Tenant) -> N
 
 
 def test_hooks_disabled_on_the_tenant_says_so(tenant: Tenant) -> None:
-    """A tenant with Hooks switched off fails GET /api/v2/hooks with that explanation."""
+    """A tenant with Hooks switched off passes: GET /api/v2/hooks is an ok line saying there are
+    none (retired) and that the form offers actions."""
     tenant.auth0.hooks_disabled = True
     status, printed = tenant.check()
-    assert status == 1
+    assert status == 0, printed
     line = _line(printed, "auth0 GET /api/v2/hooks")
-    assert line.startswith("FAIL") and "Hooks are disabled" in line
+    assert line == (
+        "ok   auth0 GET /api/v2/hooks: none on this tenant (retired 2026-11-18); "
+        "the form offers actions"
+    )
+    assert _line(printed, "auth0 targets") == "ok   auth0 targets: the request form offers actions"
 
 
 def test_wrong_client_secret_fails_without_printing_it(tenant: Tenant) -> None:
@@ -246,7 +252,7 @@ def _check_process(env: dict[str, str], cwd: Path) -> tuple[int, list[str], str]
 def _only_check_lines(lines: list[str], stderr: str) -> None:
     """Nothing but check's own lines: no JSON log line, no traceback, on either stream."""
     assert stderr == ""
-    assert lines and all(line.startswith(("ok   ", "FAIL ")) for line in lines), lines
+    assert lines and all(line.startswith(("ok   ", "FAIL ", "skip ")) for line in lines), lines
 
 
 @pytest.mark.parametrize(
@@ -259,17 +265,21 @@ def _only_check_lines(lines: list[str], stderr: str) -> None:
 def test_an_auth0_that_cannot_be_reached_names_its_variable(
     tmp_path: Path, tenant: Tenant, where: dict[str, str], variable: str, why: str
 ) -> None:
-    """A domain that does not resolve, or a base URL nothing listens on, fails the Auth0 lines
-    naming the variable to fix, with only check's lines in the output."""
+    """A domain that does not resolve, or a base URL nothing listens on, fails the token line
+    naming the variable to fix; the Auth0 lines after it are skipped with that reason, with
+    only check's lines in the output."""
     if where.get("AUTH0_BASE_URL") == "closed":
         where = {"AUTH0_BASE_URL": f"http://127.0.0.1:{free_port()}"}
     env = bot_env(tenant.slack, tenant.auth0, tenant.db_url, **where)
     status, lines, stderr = _check_process(env, tmp_path)
     assert status == 1
     _only_check_lines(lines, stderr)
-    for name in ("auth0 token", "auth0 GET /api/v2/hooks"):
+    token = _line("\n".join(lines), "auth0 token")
+    assert token.startswith("FAIL") and variable in token and why in token, token
+    for name in ("auth0 GET /api/v2/hooks", "auth0 GET /api/v2/actions/actions"):
         line = _line("\n".join(lines), name)
-        assert line.startswith("FAIL") and variable in line and why in line, line
+        assert line.startswith("skip") and "Auth0 could not be reached" in line, line
+        assert variable in line and why in line, line
     assert _line("\n".join(lines), "slack auth.test").startswith("ok")
 
 
@@ -332,14 +342,15 @@ def test_counts_read_as_english(tenant: Tenant) -> None:
 
 
 def test_missing_action_scopes_are_named_and_hooks_are_still_offered(tenant: Tenant) -> None:
-    """A hooks-only grant: the actions check names every missing action scope, and the form
-    offers hooks only."""
+    """A hooks-only grant passes: the actions line names every action scope to grant to offer
+    actions, and the form offers hooks only."""
     tenant.auth0.set_scopes("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
     status, printed = tenant.check()
-    assert status == 1
+    assert status == 0, printed
     line = _line(printed, "auth0 GET /api/v2/actions/actions")
-    assert line.startswith("FAIL") and "Management API" in line
+    assert line.startswith("ok") and "Management API" in line
     assert all(s in line for s in ("read:actions", "update:actions", "create:actions"))
+    assert line.endswith("; the form offers hooks")
     assert _line(printed, "auth0 targets") == "ok   auth0 targets: the request form offers hooks"
 
 
@@ -354,3 +365,107 @@ def test_an_application_that_cannot_deploy_is_told_it_needs_create_actions(
     line = _line(printed, "auth0 GET /api/v2/actions/actions")
     assert line.startswith("FAIL") and "create:actions" in line and "1 action readable" in line
     assert "read:actions," not in line
+
+
+# -- a tenant needs one kind of target: `check` as a user runs it -----------------------------
+
+
+def _tenant_env(tmp_path: Path, slack: SlackStandIn, auth0: Auth0Sandbox) -> dict[str, str]:
+    slack.add_user("U0REQ", "rita")
+    slack.add_user("U0APP", "alex")
+    slack.add_channel(APPROVALS, "secret-approvals")
+    return bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+
+
+@pytest.mark.parametrize(
+    ("scopes", "hooks_on_tenant", "offers"),
+    [
+        (ACTION_SCOPES, False, "actions"),
+        (DEFAULT_SCOPES, True, "hooks"),
+        (FULL_SCOPES, True, "actions and hooks"),
+        (FULL_SCOPES, False, "actions"),
+    ],
+    ids=["actions-only", "hooks-only", "both", "all-scopes-no-hooks"],
+)
+def test_one_kind_of_target_is_enough_to_pass(
+    tmp_path: Path, scopes: tuple[str, ...], hooks_on_tenant: bool, offers: str
+) -> None:
+    """An Actions-only tenant with an Actions-only application, an application with only the
+    hook scopes on a tenant with hooks, or both: every line ok, exit 0; the token line lists
+    the scopes granted, and the kind that is missing says what the form offers instead."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=scopes) as auth0:
+        auth0.hooks_disabled = not hooks_on_tenant
+        if hooks_on_tenant:
+            auth0.add_hook("Client Credentials Exchange")
+        auth0.actions.add("Enrich tokens", {"API_KEY": "x"})
+        status, lines, stderr = _check_process(_tenant_env(tmp_path, slack, auth0), tmp_path)
+    printed = "\n".join(lines)
+    assert status == 0, printed
+    _only_check_lines(lines, stderr)
+    assert [line.split(":")[0][5:] for line in lines] == CHECKS
+    assert all(line.startswith("ok   ") for line in lines), printed
+    assert _line(printed, "auth0 token") == "ok   auth0 token: token issued with " + " ".join(
+        [s for s in ACTION_SCOPES + DEFAULT_SCOPES if s in scopes]
+    )
+    assert _line(printed, "auth0 targets").endswith(f": the request form offers {offers}")
+    hooks = _line(printed, "auth0 GET /api/v2/hooks")
+    actions = _line(printed, "auth0 GET /api/v2/actions/actions")
+    if not hooks_on_tenant:
+        assert hooks.endswith(": none on this tenant (retired 2026-11-18); the form offers actions")
+    elif "read:hooks" not in scopes:
+        assert hooks.endswith(": not granted to this application; the form offers actions")
+    if "read:actions" not in scopes:
+        assert "not granted to this application" in actions
+        assert actions.endswith("; the form offers hooks")
+
+
+def test_neither_kind_fails_with_what_to_grant(tmp_path: Path) -> None:
+    """No Hooks on the tenant and no action scope: the targets line fails, naming the action
+    scopes to grant; the hooks line still only says there are none."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=DEFAULT_SCOPES) as auth0:
+        auth0.hooks_disabled = True
+        status, lines, stderr = _check_process(_tenant_env(tmp_path, slack, auth0), tmp_path)
+    printed = "\n".join(lines)
+    assert status == 1
+    _only_check_lines(lines, stderr)
+    assert _line(printed, "auth0 GET /api/v2/hooks").startswith("ok   ")
+    targets = _line(printed, "auth0 targets")
+    assert targets.startswith("FAIL") and "would offer nothing" in targets
+    assert "read:actions, update:actions, create:actions" in targets
+
+
+def test_an_unreachable_auth0_skips_what_depends_on_it(tmp_path: Path) -> None:
+    """Nothing listening at AUTH0_BASE_URL: the token line fails naming it, the hooks, actions
+    and targets lines are skipped with the reason (no conclusion about targets), every check
+    still has its line, and the exit status is 1."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
+        env = _tenant_env(tmp_path, slack, auth0)
+        env["AUTH0_BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+        status, lines, stderr = _check_process(env, tmp_path)
+    printed = "\n".join(lines)
+    assert status == 1
+    _only_check_lines(lines, stderr)
+    assert [line.split(":")[0][5:] for line in lines] == CHECKS
+    for name in ("auth0 GET /api/v2/hooks", "auth0 GET /api/v2/actions/actions", "auth0 targets"):
+        line = _line(printed, name)
+        assert line.startswith(f"skip {name}: Auth0 could not be reached"), line
+    assert "offers" not in _line(printed, "auth0 targets")
+    assert "neither" not in printed
+    assert _line(printed, "database").startswith("ok   ")
+
+
+def test_an_unreachable_slack_skips_what_depends_on_it(tmp_path: Path) -> None:
+    """Nothing listening at SLACK_API_URL: the checks that need Slack are skipped, each on its
+    own line with the reason, rather than left out."""
+    with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
+        auth0.add_hook("Client Credentials Exchange")
+        env = _tenant_env(tmp_path, slack, auth0)
+        env["SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"
+        status, lines, stderr = _check_process(env, tmp_path)
+    printed = "\n".join(lines)
+    assert status == 1
+    _only_check_lines(lines, stderr)
+    assert [line.split(":")[0][5:] for line in lines] == CHECKS
+    for name in ("slack read-back", "approval channel", "requesters", "approvers"):
+        assert _line(printed, name) == f"skip {name}: needs slack auth.test to pass (see above)"
+    assert _line(printed, "auth0 targets").startswith("ok   ")

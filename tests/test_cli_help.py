@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
+import bot
 from tests.harness.process import REPO
 from tests.test_settings_env import CASES
 
@@ -38,7 +40,7 @@ def test_top_level_help_lists_the_commands_in_plain_text() -> None:
     [
         (["run"], ["0", "1", "2"]),
         (["check"], ["0", "1", "2"]),
-        (["demo"], ["0", "1"]),
+        (["demo"], ["0", "1", "2"]),
         (["keygen"], ["0"]),
         (["audit", "verify"], ["0", "1", "2", "3"]),
         (["audit", "export"], ["0", "2", "3"]),
@@ -72,3 +74,28 @@ def test_audit_alone_lists_its_subcommands() -> None:
     done = _cli("audit")
     assert done.returncode == 2
     assert "verify" in done.stdout and "export" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    """``--version`` prints the program and its version, as the package records it."""
+    done = _cli("--version")
+    assert (done.returncode, done.stdout) == (0, f"hook-secret-bot {bot.__version__}\n")
+
+
+def test_help_and_description_lead_with_actions() -> None:
+    """The top-level help and the package description name Actions first."""
+    lead = "Change Auth0 Action and Hook secrets from Slack, with approvals"
+    assert _cli("--help").stdout.split("\n\n")[1].replace("\n", " ").startswith(lead)
+    assert (bot.__doc__ or "").startswith("hook-secret-bot: " + lead[0].lower() + lead[1:])
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"].startswith(lead)
+
+
+@pytest.mark.parametrize("command", [["demo"], ["keygen"]])
+def test_commands_that_read_no_settings_say_only_that(command: list[str]) -> None:
+    """``demo`` and ``keygen`` read no settings: their ``reads:`` part names no variable and
+    no .env file as a source."""
+    reads = _cli(*command, "--help").stdout.split("reads:")[1].split("exit status:")[0]
+    assert reads.strip().startswith("nothing")
+    assert "Settings come from" not in reads
+    assert [v for v in CONTRACT_VARIABLES if v in reads] == []

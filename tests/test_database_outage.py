@@ -125,6 +125,7 @@ def test_a_sqlite_file_that_vanishes_and_returns_is_an_outage_not_a_new_trail(
     """While bot.db is renamed away /healthz is 503, no new file appears, a click and a
     submission are told nothing was recorded; once it is back everything works on it."""
     data = tmp_path / "data"
+    data.mkdir()  # `run` creates the file, never a missing directory (the same as `check`)
     database = data / "bot.db"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
         add_people(slack)

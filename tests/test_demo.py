@@ -31,12 +31,14 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 
 def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> None:
-    """The README's first command, run elsewhere than the checkout: exit 0, Slack as people
+    """The Quickstart's demo command, run elsewhere than the checkout: exit 0, Slack as people
     see it, the comment, a clear verdict, and a kept database the printed commands read."""
     done = _run([str(SCRIPT), "demo"], tmp_path, _env(tmp_path))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "-- @rita types in #platform:" in out
+    # Actions lead: the action's story comes first, the hook's after it.
+    assert out.index('/hook-secret update "Enrich ID tokens"') < out.index("/hook-secret add")
     assert '/hook-secret add "Client Credentials Exchange" VENDOR_API_KEY' in out
     assert "Requested by: @rita" in out and "✅ Added (approved by @alex)" in out
     assert "⛔ You can't decide request" in out
@@ -61,16 +63,48 @@ def test_demo_reads_like_slack_and_its_audit_commands_work(tmp_path: Path) -> No
     records = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [r["event"] for r in records] == [
         "request.submitted",
-        "approval.denied",
-        "request.approved",
-        "secret.added",
-        "request.submitted",
         "request.approved",
         *["apply.phase"] * 4,
         "secret.updated",
+        "request.submitted",
+        "approval.denied",
+        "request.approved",
+        "secret.added",
     ]
-    assert records[-1]["target"] == "action" and records[-1]["action_version"] == 2
-    assert records[2]["comment"] == "checked with the vendor"
+    assert records[6]["target"] == "action" and records[6]["action_version"] == 2
+    assert records[-2]["comment"] == "checked with the vendor"
+
+
+def test_demo_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """``hook-secret-bot demo | head -1``: once the reader is gone the demo ends with SIGPIPE's
+    status and no BrokenPipeError traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo"],
+        cwd=tmp_path,
+        env=_env(tmp_path, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"== hook-secret-bot demo")
+    proc.stdout.close()
+    assert proc.wait(120) == 141
+    assert proc.stderr.read() == b""
+
+
+def test_the_demo_ignores_settings_meant_for_a_real_installation(tmp_path: Path) -> None:
+    """Settings in the environment (no second approver, Socket Mode, a database elsewhere)
+    change nothing: the demo brings its own, as its --help says."""
+    settings = {
+        "HOOK_SECRET_REQUIRED_APPROVALS": "0",
+        "SLACK_APP_TOKEN": "xapp-1-A0-not-a-real-token",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'bot.db'}",
+    }
+    env = _env(tmp_path, PYTHONPATH=str(REPO)) | settings
+    done = _run([sys.executable, "-m", "bot", "demo"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "✅ Added (approved by @alex)" in done.stdout
+    assert not (tmp_path / "missing").exists()
 
 
 def test_demo_without_the_standins_says_how_to_get_them(tmp_path: Path) -> None:

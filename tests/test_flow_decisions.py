@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
+from bot.approvals.recovery import APPLY_LEASE
 from bot.approvals.states import State
-from bot.approvals.workflow import APPLY_LEASE
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.blocks import approval_message as approval
 from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
@@ -111,7 +113,7 @@ def test_requester_who_is_an_approver_cannot_approve_through_the_modal(sqlite_ur
         assert _views_opened_since(bot, mark) == []
         row = bot.store.get(request_id)
         assert row is not None
-        forged = blocks.decision_modal(row, approve=True)
+        forged = approval.decision_modal(row, approve=True)
         ack = bot.driver.view_submission(APPROVER, forged, {ids.BLOCK_COMMENT: "lgtm"})
         assert ack.status == 200 and not ack.problems
         assert ack.json()["response_action"] == "errors"
@@ -142,7 +144,7 @@ def test_someone_not_in_the_approver_list_is_refused(sqlite_url: str) -> None:
         assert _views_opened_since(bot, mark) == []
         row = bot.store.get(request_id)
         assert row is not None
-        forged = blocks.decision_modal(row, approve=True)
+        forged = approval.decision_modal(row, approve=True)
         ack = bot.driver.view_submission(OUTSIDER, forged, {ids.BLOCK_COMMENT: None})
         assert ack.json()["response_action"] == "errors" and not ack.problems
         bot.drain()
@@ -337,7 +339,7 @@ def test_restart_after_auth0_took_the_secret_reconciles_without_a_second_post(
             # The dying process: decided, claimed the apply, its POST reached Auth0, then nothing.
             first.services.workflow.decide(request_id, APPROVER, True, None)
             with first.store.transaction() as tx:
-                assert tx.claim(request_id, clock(), stale_before=clock()) is not None
+                assert tx.claim(request_id, timedelta(0)) is not None
             ws.auth0.set_secrets(ws.hook_id, {"API_KEY": "landed-before-crash"})
             first.drain()
         with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=clock) as second:

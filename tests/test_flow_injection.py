@@ -6,7 +6,7 @@ import re
 
 from bot.approvals.states import State
 from bot.slack import ids
-from bot.slack.blocks import esc
+from bot.slack.text import esc
 from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,

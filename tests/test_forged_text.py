@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.serve import lifecycle
 from tests.harness.inprocess import APPROVALS, REQUESTER, Bot, running_bot, shown_texts
 
 # A second "Secret:" line, a bidi override reordering what follows, a zero-width space.
@@ -32,7 +33,7 @@ def _assert_unforged(bot: Bot) -> None:
 
 
 def _audit_lines(bot: Bot) -> list[str]:
-    assert bot.services.wait_idle(30)
+    assert lifecycle.wait_idle(bot.services, 30)
     return bot.audit_stream.getvalue().splitlines()
 
 

@@ -16,7 +16,8 @@ from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
 from bot.db.models import SecretRequest
-from bot.db.store import Store, new_request_id
+from bot.db.requests import new_request_id
+from bot.db.store import Store
 
 WRITERS = 24
 

@@ -23,11 +23,12 @@ import pytest
 import structlog
 from sqlalchemy import MetaData, create_engine, select
 
-from bot.approvals.workflow import SETTLE_WITHIN, Result
+from bot.approvals.recovery import SETTLE_WITHIN
+from bot.approvals.results import Result
 from bot.db.encryption import generate_key
 from bot.logs import configure_logging
 from bot.slack import ids
-from bot.slack.blocks import hook_option
+from bot.slack.blocks.pickers import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn

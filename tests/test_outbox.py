@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot.approvals.apply import Timing
 from bot.approvals.states import State
-from bot.approvals.workflow import Timing
 from bot.db.models import OutboxState
 from bot.db.store import Store
 from bot.metrics import Metrics

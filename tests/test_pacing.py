@@ -8,8 +8,9 @@ import time
 import httpx
 from pydantic import SecretStr
 
-from bot.auth0.client import Auth0Client
-from bot.auth0.pacing import PacedTransport
+from bot.auth0.hooks import HooksApi
+from bot.auth0.rate_limit import PacedTransport
+from bot.auth0.transport import Auth0Transport
 from standins.auth0 import Auth0Sandbox, RateLimit
 
 
@@ -18,7 +19,7 @@ def test_concurrent_calls_on_a_free_tenant_queue_instead_of_meeting_429s() -> No
     waits: list[float] = []
     with Auth0Sandbox(rate_limit=RateLimit.FREE) as sandbox:
         sandbox.add_hook("Client Credentials Exchange")
-        client = Auth0Client(
+        client = Auth0Transport(
             domain=sandbox.domain,
             client_id=sandbox.client_id,
             client_secret=SecretStr("sandbox-client-secret"),
@@ -29,7 +30,7 @@ def test_concurrent_calls_on_a_free_tenant_queue_instead_of_meeting_429s() -> No
         results: list[int] = []
 
         def list_hooks() -> None:
-            results.append(len(client.list_hooks()))
+            results.append(len(HooksApi(client).list_hooks()))
 
         threads = [threading.Thread(target=list_hooks) for _ in range(5)]
         for thread in threads:

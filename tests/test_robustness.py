@@ -10,10 +10,11 @@ import httpx
 from pydantic import SecretStr
 
 from bot.approvals.states import State
-from bot.auth0.client import Auth0Client
+from bot.auth0.hooks import HooksApi
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import generate_key
 from bot.logs import SECRETS
-from bot.ops import check
+from bot.ops import check_auth0
 from bot.slack import ids
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
@@ -89,7 +90,7 @@ def test_stale_hook_list_lookups_from_a_full_pool_finish_with_one_list_call() ->
     with Auth0Sandbox() as tenant:
         hook_id = tenant.add_hook("Client Credentials Exchange")
         tenant.latency = 0.3
-        client = Auth0Client(
+        client = Auth0Transport(
             domain=tenant.domain,
             client_id=tenant.client_id,
             client_secret=SecretStr("sandbox-client-secret"),
@@ -162,14 +163,14 @@ def test_check_passes_the_scope_line_when_auth0_leaves_scope_out() -> None:
             200, json={"access_token": "eyJ0.e30.sig", "expires_in": 86400, "token_type": "Bearer"}
         )
 
-    client = Auth0Client(
+    client = Auth0Transport(
         domain="acme.eu.auth0.com",
         client_id="id",
         client_secret=SecretStr("client-secret"),
         transport=httpx.MockTransport(tenant),
     )
     assert client.token_scopes() is None
-    assert "did not list its scopes" in check._scopes(client)
+    assert "did not list its scopes" in check_auth0.token_check(client.token_scopes()).detail
     client.close()
 
 
@@ -215,13 +216,13 @@ def test_rotating_a_secret_deleted_since_the_request_fails_without_a_patch(
         assert bot.submit(view, name="EXISTING").status == 200
         bot.drain()
         message = next(m for m in ws.slack.messages(APPROVALS) if m.get("blocks"))
-        admin = Auth0Client(
+        admin = Auth0Transport(
             domain=ws.auth0.domain,
             client_id=ws.auth0.client_id,
             client_secret=SecretStr("sandbox-client-secret"),
             base_url=ws.auth0.url,
         )
-        admin.delete_secrets(ws.hook_id, ["EXISTING"])
+        HooksApi(admin).delete_secrets(ws.hook_id, ["EXISTING"])
         admin.close()
         bot.decide(message)
         bot.drain()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals.workflow import APPLY_LEASE, HEARTBEAT
+from bot.approvals.apply import HEARTBEAT
+from bot.approvals.recovery import APPLY_LEASE
 from bot.outbox.worker import Backoff
 from bot.serve.runtime import SWEEP_INTERVAL
 from bot.settings import Mode, SettingsError, load_app_settings

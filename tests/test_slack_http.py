@@ -12,13 +12,15 @@ from http.client import HTTPException, RemoteDisconnected
 from urllib.error import URLError
 
 import pytest
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
 
-from bot.slack.web_client import PooledWebClient, short_lived
+from bot.latency.slack_pool import PooledWebClient
+from bot.slack.web_client import short_lived
 from standins.slack import SlackStandIn, webapi
 from standins.tls import loopback_tls
 from tests.waiting import wait_until
@@ -252,3 +254,21 @@ def test_a_connection_lost_is_retried_only_when_slack_did_not_answer(
     assert server.requests == requests
     client.close()
     server.close()
+
+
+def test_the_pool_uses_slack_sdks_public_api_call_only() -> None:
+    """The pool replaces slack_sdk's public ``api_call``, never one of its private methods."""
+    own = {name for name in vars(PooledWebClient) if not name.startswith("__")}
+    assert "api_call" in own
+    assert not {name for name in own if name.startswith("_") and hasattr(WebClient, name)}
+
+
+def test_a_form_call_is_sent_as_slack_sdk_sends_it(slack: SlackStandIn) -> None:
+    """Form arguments without None values, booleans as 1 and 0, the token as a bearer header."""
+    client = _client(slack)
+    client.conversations_info(channel=CHANNEL, include_locale=True, include_num_members=None)
+    (call,) = slack.calls_to("conversations.info")
+    assert (call.args["channel"], call.args["include_locale"]) == (CHANNEL, "1")
+    assert "include_num_members" not in call.args and "token" not in call.args
+    assert call.headers["authorization"] == f"Bearer {TOKEN}"
+    client.close()

@@ -15,8 +15,12 @@ from sqlalchemy import text
 from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
+from bot.db.database import MIGRATIONS
+from bot.db.engine import create_sqlite_file, sqlite_path
 from bot.db.models import SecretRequest
-from bot.db.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
+from bot.db.requests import new_request_id
+from bot.db.store import Store
+from bot.db.tx import Taken
 
 
 def _store(url: str) -> Store:

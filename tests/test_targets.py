@@ -8,10 +8,18 @@ import pytest
 from pydantic import SecretStr
 
 from bot.approvals.states import Kind
-from bot.auth0.client import Auth0Client
-from bot.auth0.errors import HookNotFound, SecretNotFound
+from bot.auth0.errors import (
+    ActionNotFound,
+    Auth0Error,
+    HookNotFound,
+    OutcomeUnknown,
+    RateLimited,
+    SecretNotFound,
+)
+from bot.auth0.transport import Auth0Transport
 from bot.targets import Change, HookTarget, NoProgress, TargetKind, Targets
 from bot.targets.catalog import HookCatalog
+from bot.targets.errors import TargetError, TargetGone, TargetUnavailable, translate
 from standins.auth0 import Auth0Sandbox
 
 VALUE = "s3cr3t-target-value"
@@ -31,7 +39,7 @@ def seen() -> Seen:
 
 @pytest.fixture
 def target(sandbox: Auth0Sandbox, seen: Seen) -> Iterator[HookTarget]:
-    client = Auth0Client(
+    client = Auth0Transport(
         domain=sandbox.domain,
         client_id=sandbox.client_id,
         client_secret=SecretStr("sandbox-client-secret"),
@@ -105,12 +113,18 @@ def test_listing_find_search_and_forget(sandbox: Auth0Sandbox, target: HookTarge
 def test_unknown_hooks_and_names_raise_domain_errors(
     sandbox: Auth0Sandbox, target: HookTarget
 ) -> None:
-    """A deleted hook is HookNotFound; rotating a name the hook lacks is SecretNotFound."""
+    """Auth0's errors leave the seam translated, reason and message unchanged: a deleted hook
+    is TargetGone (hook_not_found); rotating a name the hook lacks is secret_not_found."""
     hook_id = sandbox.add_hook("Target hook")
-    with pytest.raises(SecretNotFound):
+    with pytest.raises(TargetError) as lacking:
         target.apply(change(Kind.UPDATE, hook_id, "NOPE"), NoProgress())
-    with pytest.raises(HookNotFound):
+    assert isinstance(lacking.value.__cause__, SecretNotFound)
+    assert lacking.value.reason == "secret_not_found"
+    assert lacking.value.message == lacking.value.__cause__.message
+    with pytest.raises(TargetGone) as gone:
         target.secret_names("01HZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert isinstance(gone.value.__cause__, HookNotFound)
+    assert gone.value.reason == "hook_not_found"
 
 
 def test_a_refused_token_is_renewed_once_and_both_exchanges_are_observed(
@@ -124,3 +138,23 @@ def test_a_refused_token_is_renewed_once_and_both_exchanges_are_observed(
     assert target.secret_names(hook_id) == []
     assert seen == [("get_secrets", 401), ("token", 200), ("get_secrets", 200)]
     assert sandbox.token_requests == 2
+
+
+@pytest.mark.parametrize(
+    ("vendor", "domain", "reason"),
+    [
+        (HookNotFound(), TargetGone, "hook_not_found"),
+        (ActionNotFound(), TargetGone, "action_not_found"),
+        (OutcomeUnknown(), TargetUnavailable, "auth0_unavailable"),
+        (RateLimited(retry_at=1.0), TargetError, "rate_limited"),
+    ],
+)
+def test_vendor_errors_translate_into_domain_outcomes_keeping_reason_and_text(
+    vendor: Auth0Error, domain: type[TargetError], reason: str
+) -> None:
+    """Each Auth0 error becomes its domain outcome; the audit reason and the text people read
+    are the vendor's own."""
+    translated = translate(vendor)
+    assert type(translated) is domain
+    assert (translated.reason, translated.message) == (reason, vendor.message)
+    assert str(translated) == str(vendor)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from bot.approvals.results import Outcome, Result
 from bot.approvals.states import State
-from bot.approvals.workflow import Outcome, Result, Workflow
-from bot.auth0.errors import ActionNotFound, HookNotFound
+from bot.approvals.workflow import Workflow
 from bot.db.models import SecretRequest
 from bot.logs import get_logger
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
 from bot.targets import TargetKind, Targets
+from bot.targets.errors import TargetGone
 from bot.targets.prefetch import Prefetch
 
 log = get_logger(__name__)
@@ -61,7 +62,7 @@ class Followups:
         if result.request is None:
             return
         self.prefetch.forget(TargetKind(result.request.target_kind), result.request.target_id)
-        if isinstance(result.error, HookNotFound | ActionNotFound):
+        if isinstance(result.error, TargetGone):
             self.targets[result.request.target_kind].forget()
 
     def sweep(self) -> None:

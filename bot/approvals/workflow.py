@@ -1,64 +1,33 @@
-"""The approval state machine: submit, decide, apply, expire and reconcile requests."""
+"""The approval state machine: submit, decide, expire and reconcile requests (the apply itself
+is ``apply.py``; finishing a crashed one, ``recovery.py``)."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
-from bot.approvals.heartbeat import Heartbeat
+from bot.approvals import recovery
+from bot.approvals.apply import Applier, Timing
+from bot.approvals.events import request_event
+from bot.approvals.messages import Messages, Teller
+from bot.approvals.refusals import Refusals
+from bot.approvals.results import Outcome, Result
 from bot.approvals.states import Kind, State
-from bot.auth0.errors import Auth0Error, Auth0Unavailable
-from bot.db.audit import AuditEvent
-from bot.db.encryption import Vault, VaultError
+from bot.db.encryption import Vault
 from bot.db.models import SecretRequest
-from bot.db.store import Store, Taken, Tx, new_request_id
+from bot.db.requests import new_request_id
+from bot.db.store import Store
+from bot.db.tx import Taken, Tx
 from bot.limits import Provenance
 from bot.logs import get_logger
-from bot.outbox.messages import Message
-from bot.targets import DEFAULT_TENANT, Applied, Change, TargetKind, Targets
+from bot.targets import DEFAULT_TENANT, TargetKind, Targets
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-APPLIED_EVENT = {
-    Kind.ADD: "secret.added",
-    Kind.UPDATE: "secret.updated",
-    Kind.REMOVE: "secret.removed",
-}
-# A running apply renews its claim every HEARTBEAT; one not renewed for APPLY_LEASE died with
-# its process (with a sweep every 10 s, a crashed apply is taken over within 30 s).
-APPLY_LEASE = timedelta(seconds=20)
-HEARTBEAT = timedelta(seconds=5)
-# The winner of an approval claims the apply within milliseconds; unclaimed after this, it died.
-UNCLAIMED_GRACE = timedelta(seconds=15)
-# The requester hears that an apply is still going once it has run this long.
-SLOW_APPLY = timedelta(seconds=30)
-# An outcome Auth0 left unknown is read back for this long before it is recorded as failed.
-SETTLE_WITHIN = timedelta(hours=1)
-
-
-UNDECRYPTABLE = (
-    "no configured encryption key decrypts the stored value (was a key removed from "
-    "HOOK_SECRET_ENCRYPTION_KEY?)"
-)
-LOST_APPLY = "lost_apply"
-INTERNAL = "an unexpected error inside the bot (its logs have the details)"
-
-
-class ApplyError(Exception):
-    """Applying failed inside the bot, before anything was sent to Auth0."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def _each(step: Callable[[str], T], ids: Sequence[str]) -> list[T]:
@@ -98,70 +67,6 @@ class AlreadyOpen(Exception):
         self.requester = requester
 
 
-class Outcome(StrEnum):
-    """How a decision or an apply ended, from the caller's point of view."""
-
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    APPLIED = "applied"
-    FAILED = "failed"
-    CHECKING = "checking"  # Auth0 left the outcome unknown: the sweep reads it back
-    LOST_RACE = "lost_race"  # somebody else decided or applied first
-    EXPIRED = "expired"
-    NOT_FOUND = "not_found"
-    SELF_APPROVAL = "self_approval"
-
-
-@dataclass(frozen=True)
-class Result:
-    """An outcome and the request as it stands afterwards."""
-
-    outcome: Outcome
-    request: SecretRequest | None
-    error: Auth0Error | ApplyError | None = None
-
-
-class Messages(Protocol):
-    """The Slack messages each transition implies (``bot.outbox.notify.Notifier``), queued
-    with it."""
-
-    def submitted(self, request: SecretRequest) -> list[Message]:
-        """A request waits for approval."""
-
-    def rejected(self, request: SecretRequest) -> list[Message]:
-        """An approver rejected it."""
-
-    def expired(self, request: SecretRequest) -> list[Message]:
-        """Nobody decided in time."""
-
-    def applied(self, request: SecretRequest) -> list[Message]:
-        """Auth0 has the change."""
-
-    def failed(
-        self, request: SecretRequest, error: Auth0Error | ApplyError | None
-    ) -> list[Message]:
-        """Applying failed."""
-
-    def checking(self, request: SecretRequest) -> list[Message]:
-        """Auth0 left the outcome unknown; it is being read back."""
-
-    def still_applying(self, request: SecretRequest) -> list[Message]:
-        """The apply has been running for a while."""
-
-    def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
-        """Someone clicked a duplicate approval message of a decided request."""
-
-
-@dataclass
-class Timing:
-    """How often a running apply renews its claim, when it counts as slow, and when its claim
-    lapses (tests shorten them; the defaults are the product's)."""
-
-    heartbeat: timedelta = HEARTBEAT
-    slow_apply: timedelta = SLOW_APPLY
-    apply_lease: timedelta = APPLY_LEASE
-
-
 class Workflow:
     """Moves requests through their states; every transition is a CAS with its audit record and
     the messages it implies (an outbox in the same transaction)."""
@@ -177,16 +82,33 @@ class Workflow:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         messages: Messages | None = None,
     ) -> None:
-        self.messages = messages
-        self.timing = Timing()
-        # Serialises moving an apply's claim (heartbeat) with recording its phases.
-        self._claims = threading.Lock()
+        self._tell = Teller(now, messages)
         self.store = store
         self.vault = vault
         self.targets = targets
         self.ttl = ttl
         self.required_approvals = required_approvals
         self.now = now
+        self.applier = Applier(store, vault, targets, self._tell)
+        self.refusals = Refusals(store)
+
+    @property
+    def messages(self) -> Messages | None:
+        """What each transition tells Slack (set once the notifier exists)."""
+        return self._tell.messages
+
+    @messages.setter
+    def messages(self, messages: Messages | None) -> None:
+        self._tell.messages = messages
+
+    @property
+    def timing(self) -> Timing:
+        """The apply's heartbeat and slowness thresholds."""
+        return self.applier.timing
+
+    @timing.setter
+    def timing(self, timing: Timing) -> None:
+        self.applier.timing = timing
 
     def submit(self, draft: Draft) -> SecretRequest:
         """Record a valid request: pending, or approved at once when no approval is required."""
@@ -207,7 +129,7 @@ class Workflow:
         with self.store.transaction() as tx:
             tx.add(request)
             tx.audit(
-                self._event(
+                request_event(
                     "request.submitted",
                     request,
                     draft.requester,
@@ -221,11 +143,6 @@ class Workflow:
             else:
                 self._tell(tx, "submitted", request)
         return request
-
-    def _tell(self, tx: Tx, transition: str, request: SecretRequest, *args: Any) -> None:
-        """Queue the messages ``transition`` implies, in the transaction that makes it."""
-        if self.messages is not None:
-            tx.enqueue(getattr(self.messages, transition)(request, *args), self.now())
 
     def _new_request(self, draft: Draft) -> SecretRequest:
         now = self.now()
@@ -259,7 +176,7 @@ class Workflow:
             decided_at=request.created_at,
         )
         tx.audit(
-            self._event(
+            request_event(
                 "request.approved", request, request.requester, "approved", self_confirmed=True
             )
         )
@@ -273,7 +190,7 @@ class Workflow:
         if expired_now:
             return Result(Outcome.EXPIRED, request)
         if actor == request.requester:  # neither approve nor reject their own request
-            self.store.audit(self._event("approval.denied", request, actor, "self_approval"))
+            self.store.audit(request_event("approval.denied", request, actor, "self_approval"))
             return Result(Outcome.SELF_APPROVAL, request)
         now = self.now()
         target = State.APPROVED if approve else State.REJECTED
@@ -285,13 +202,13 @@ class Workflow:
         if not approve:
             values.update(value_ciphertext=None, finished_at=now)
         with self.store.transaction() as tx:
-            decided = tx.transition(request_id, [State.PENDING], target, unexpired_at=now, **values)
+            decided = tx.transition(request_id, [State.PENDING], target, unexpired=True, **values)
             if decided is not None:
                 event = "request.approved" if approve else "request.rejected"
                 if not approve:
                     self._tell(tx, "rejected", decided)
                 tx.audit(
-                    self._event(
+                    request_event(
                         event,
                         decided,
                         actor,
@@ -303,168 +220,21 @@ class Workflow:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         return Result(Outcome.APPROVED if approve else Outcome.REJECTED, decided)
 
-    def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
-        """Send an approved request to Auth0 once, record the outcome, erase the value."""
-        now = self.now()
-        with self.store.transaction() as tx:
-            claimed = tx.claim(request_id, now, stale_before=now - self.timing.apply_lease)
-        if claimed is None:
-            return Result(Outcome.LOST_RACE, self.store.get(request_id))
-        claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
-        try:
-            recheck = reconciling or claimed.unknown_since is not None
-            with self._heartbeat(claimed, claim):
-                applied = self._send(claimed, recheck, claim)
-        except Auth0Unavailable as error:
-            return self._unknown(claimed, claim[0], error)
-        except Auth0Error as error:
-            return self._finish(claimed, claim[0], error)
-        except VaultError:
-            return self._finish(claimed, claim[0], ApplyError("undecryptable", UNDECRYPTABLE))
-        except Exception as error:
-            if isinstance(error, ApplyError) and error.reason == LOST_APPLY:
-                return Result(Outcome.LOST_RACE, self.store.get(request_id))  # taken over
-            log.exception("applying failed unexpectedly", request_id=request_id)
-            return self._finish(claimed, claim[0], ApplyError("internal_error", INTERNAL))
-        return self._finish(claimed, claim[0], None, applied)
-
-    def _heartbeat(self, request: SecretRequest, claim: list[datetime]) -> Heartbeat:
-        """Renew the claim while the apply runs; tell the requester when it is slow."""
-
-        def renew() -> None:
-            now = self.now()
-            with self._claims:
-                with self.store.transaction() as tx:
-                    moved = tx.renew(request.id, claim[0], now)
-                if moved:  # only once committed: a failed commit leaves the claim where it was
-                    claim[0] = now
-
-        def slow() -> None:
-            with self.store.transaction() as tx:
-                self._tell(tx, "still_applying", request)
-
-        return Heartbeat(
-            renew,
-            slow,
-            every=self.timing.heartbeat.total_seconds(),
-            slow_after=self.timing.slow_apply.total_seconds(),
-        )
-
-    def _unknown(
-        self, request: SecretRequest, claimed_at: datetime, error: Auth0Unavailable
-    ) -> Result:
-        """Auth0 left the outcome unknown: keep the request open (and its value, to re-send),
-        say it is being checked, and let the sweep read Auth0 back."""
-        now = self.now()
-        since = request.unknown_since or now
-        if now - since > SETTLE_WITHIN:
-            return self._finish(request, claimed_at, error)
-        with self.store.transaction() as tx:
-            held = tx.transition(
-                request.id,
-                [State.APPROVED],
-                State.APPROVED,
-                claimed_at=claimed_at,
-                apply_started_at=None,
-                unknown_since=since,
-            )
-            if held is not None and request.unknown_since is None:
-                self._tell(tx, "checking", held)
-        log.warning("auth0 left the outcome unknown: reading back", request_id=request.id)
-        return Result(Outcome.CHECKING, held or self.store.get(request.id), error)
-
-    def _send(self, request: SecretRequest, reconciling: bool, claim: list[datetime]) -> Applied:
-        target = self.targets[request.target_kind]
-        change = Change(Kind(request.kind), request.target_id, request.secret_name, None)
-        # After a crash the earlier attempt may have reached Auth0: read back before resending.
-        if reconciling and target.landed(change):
-            return Applied()
-        if change.kind is not Kind.REMOVE:
-            if request.value_ciphertext is None:
-                raise RuntimeError(f"request {request.id} has no value to apply")
-            change = replace(change, value=self.vault.decrypt(request.value_ciphertext))
-        return target.apply(change, Phases(self, request, claim))
-
-    def record_phase(
-        self,
-        request: SecretRequest,
-        phase: str,
-        progress: Mapping[str, Any],
-        claim: list[datetime],
-    ) -> None:
-        """Keep an apply's phase in the request's row, in one transaction with its audit
-        record; raises ``ApplyError`` when the request is no longer this apply's."""
-        # Under the claims lock: the heartbeat may be moving the claim at the same moment.
-        with self._claims, self.store.transaction() as tx:
-            kept = tx.transition(
-                request.id,
-                [State.APPROVED],
-                State.APPROVED,
-                claimed_at=claim[0],
-                apply_phase=phase,
-                apply_progress=json.dumps(dict(progress), separators=(",", ":")),
-            )
-            if kept is None:
-                raise ApplyError(LOST_APPLY, "another apply took this request over")
-            visible = {k: v for k, v in progress.items() if k != "expectation"}
-            tx.audit(self._event("apply.phase", kept, request.decided_by, phase, **visible))
-
-    def _finish(
-        self,
-        request: SecretRequest,
-        claimed_at: datetime,
-        error: Auth0Error | ApplyError | None,
-        applied: Applied | None = None,
-    ) -> Result:
-        now = self.now()
-        state = State.FAILED if error else State.APPLIED
-        version = applied.version if applied else None
-        with self.store.transaction() as tx:
-            done = tx.transition(
-                request.id,
-                [State.APPROVED],
-                state,
-                claimed_at=claimed_at,
-                value_ciphertext=None,
-                finished_at=now,
-                failure_reason=error.reason if error else None,
-                target_version=version,
-            )
-            if done is not None:
-                self._tell(tx, "failed" if error else "applied", done, *([error] if error else []))
-                tx.audit(self._outcome_event(done, request, error, version))
-        if done is None:
-            return Result(Outcome.LOST_RACE, self.store.get(request.id))
-        return Result(Outcome.FAILED if error else Outcome.APPLIED, done, error)
-
-    def _outcome_event(
-        self,
-        done: SecretRequest,
-        request: SecretRequest,
-        error: Auth0Error | ApplyError | None,
-        version: int | None,
-    ) -> AuditEvent:
-        """``secret.*`` (with the deployed version for an action) or ``request.failed``."""
-        if error is not None:
-            return self._event(
-                "request.failed", done, request.decided_by, error.reason, message=error.message
-            )
-        extra: dict[str, object] = {"requester": request.requester}
-        if request.target_kind == TargetKind.ACTION:
-            extra["action_version"] = version
-        event = APPLIED_EVENT[Kind(request.kind)]
-        return self._event(event, done, request.decided_by, "applied", **extra)
-
     def expire(self, request_id: str) -> SecretRequest | None:
         """Expire one pending request whose time is up, erasing its value."""
         now = self.now()
         with self.store.transaction() as tx:
             expired = tx.transition(
-                request_id, [State.PENDING], State.EXPIRED, value_ciphertext=None, finished_at=now
+                request_id,
+                [State.PENDING],
+                State.EXPIRED,
+                due=True,  # by the database's clock, whatever this replica's says
+                value_ciphertext=None,
+                finished_at=now,
             )
             if expired is not None:
                 self._tell(tx, "expired", expired)
-                tx.audit(self._event("request.expired", expired, None, "expired"))
+                tx.audit(request_event("request.expired", expired, None, "expired"))
         return expired
 
     def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> None:
@@ -479,12 +249,15 @@ class Workflow:
 
     def expire_due(self) -> list[SecretRequest]:
         """Expire every pending request past its TTL (one failure does not stop the rest)."""
-        return [r for r in _each(self.expire, self.store.due_for_expiry(self.now())) if r]
+        return [r for r in _each(self.expire, self.store.due_for_expiry()) if r]
+
+    def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
+        """Send an approved request to Auth0 once, record the outcome, erase the value."""
+        return self.applier.apply(request_id, reconciling=reconciling)
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
-        now = self.now()
-        stranded = self.store.stranded(now - UNCLAIMED_GRACE, now - self.timing.apply_lease)
+        stranded = recovery.stranded(self.store, self.timing.apply_lease)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
@@ -498,83 +271,9 @@ class Workflow:
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""
         request = self.store.get(request_id)
-        if request is None or request.state != State.PENDING or request.expires_at > self.now():
+        if request is None or request.state != State.PENDING:
+            return request, False
+        if request.expires_at > self.store.now():  # the database's clock, as expire's guard
             return request, False
         expired = self.expire(request_id)
         return (expired or self.store.get(request_id)), expired is not None
-
-    def deny(self, request_id: str, actor: str, team_id: str, outcome: str) -> None:
-        """Audit someone not allowed to decide a request (``approval.denied``), with the
-        request's target as every event about a request carries it."""
-        request = self.store.get(request_id) if request_id else None
-        if request is None:
-            self.refuse("approval.denied", actor, team_id, outcome, request_id=request_id or None)
-        else:
-            self.store.audit(self._event("approval.denied", request, actor, outcome))
-
-    def refuse(
-        self,
-        event: str,
-        actor: str,
-        team_id: str,
-        outcome: str,
-        *,
-        request_id: str | None = None,
-        hook_id: str | None = None,
-        secret_name: str | None = None,
-        **detail: object,
-    ) -> None:
-        """Audit a refusal or denial that changes nothing."""
-        self.store.audit(
-            AuditEvent(
-                event=event,
-                actor=actor,
-                team_id=team_id,
-                outcome=outcome,
-                request_id=request_id,
-                hook_id=hook_id,
-                secret_name=secret_name,
-                detail=dict(detail),
-            )
-        )
-
-    @staticmethod
-    def _event(
-        event: str, request: SecretRequest, actor: str | None, outcome: str, **detail: object
-    ) -> AuditEvent:
-        # An action's id is ``action_id``; ``hook_id`` stays null (CONTRACT §5).
-        action = request.target_kind == TargetKind.ACTION
-        where: dict[str, object] = {"action_id": request.target_id} if action else {}
-        return AuditEvent(
-            event=event,
-            actor=actor,
-            team_id=request.team_id,
-            request_id=request.id,
-            hook_id=None if action else request.target_id,
-            secret_name=request.secret_name,
-            outcome=outcome,
-            detail={
-                "kind": request.kind,
-                "target": request.target_kind,
-                "hook_name": request.target_name,
-                **where,
-                **detail,
-            },
-        )
-
-
-class Phases:
-    """An apply's phases as the request's row keeps them (``bot.targets.Progress``)."""
-
-    def __init__(self, workflow: Workflow, request: SecretRequest, claim: list[datetime]) -> None:
-        self._workflow = workflow
-        self._request = request
-        self._claim = claim  # the apply's claim, as the heartbeat renews it
-        self.phase: str | None = request.apply_phase
-        self.data: dict[str, Any] = json.loads(request.apply_progress or "{}")
-
-    def record(self, phase: str, **data: Any) -> None:
-        """Record ``phase`` and what it noted, with its audit record."""
-        merged = {**self.data, **data}
-        self._workflow.record_phase(self._request, phase, merged, self._claim)
-        self.phase, self.data = phase, merged

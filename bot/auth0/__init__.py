@@ -1,1 +1,1 @@
-"""Auth0 Management API: the client and its error tree."""
+"""Auth0 Management API: the transport, rate limits, hook and action endpoints, the error tree."""

@@ -1,9 +1,8 @@
-"""Reading Management API answers: JSON bodies, the error envelope, when to retry a 429."""
+"""Reading and writing Management API bodies: compact JSON out, JSON and the error envelope in."""
 
 from __future__ import annotations
 
 import json
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import httpx
@@ -11,8 +10,6 @@ import httpx
 from bot.auth0.errors import Auth0Unavailable
 
 UNREADABLE: Final = "Auth0 sent an answer the bot could not read"
-# A 429 with neither Retry-After nor x-ratelimit-reset: wait about one refill.
-_DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
 
 
 def json_body(data: object) -> bytes:
@@ -45,27 +42,3 @@ def envelope(response: httpx.Response) -> tuple[str, str | None]:
 def unreadable() -> Auth0Unavailable:
     """The error for an answer the bot could not read."""
     return Auth0Unavailable(UNREADABLE)
-
-
-def retry_at(headers: httpx.Headers, now: float) -> float:
-    """When Auth0 says to try again: Retry-After if sent, else x-ratelimit-reset (epoch)."""
-    retry_after = _seconds_after(headers.get("retry-after"), now)
-    if retry_after is not None:
-        return now + retry_after
-    try:
-        return float(headers["x-ratelimit-reset"])
-    except (KeyError, ValueError):
-        return now + _DEFAULT_RATE_LIMIT_WAIT
-
-
-def _seconds_after(value: str | None, now: float) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError):
-        return None

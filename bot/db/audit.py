@@ -167,7 +167,7 @@ def _storable(name: str, value: str | None) -> str | None:
 def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
     """Add ``event`` to the chain inside the caller's transaction and return its public form."""
     # Core statements on the transaction's connection: the ORM's unit of work costs several
-    # times more CPU per row, inside the one writer's turn (see bot.db.group_commit).
+    # times more CPU per row, inside the one writer's turn (see bot.latency.group_commit).
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Serialise appends across replicas so that the chain never forks.

@@ -2,58 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 from urllib.error import URLError
-from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.approvals.policy import Principals
-from bot.auth0.actions import list_actions
-from bot.auth0.client import Auth0Client
-from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope
-from bot.db.store import Store, sqlite_path
+from bot.auth0.errors import Auth0Error
+from bot.auth0.transport import Auth0Transport
+from bot.db.engine import sqlite_path
+from bot.db.store import Store
 from bot.logs import SECRETS
+from bot.ops.check_auth0 import auth0_checks, count
+from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed
 from bot.outbox.readback import SCOPES as READ_BACK_SCOPES
+from bot.serve.problems import slack_unreachable, sqlite_file_problem
 from bot.serve.runtime import auth0_client, register_settings_secrets, slack_client
 from bot.settings import Settings
-
-# What the contract asks of the machine-to-machine application (CONTRACT §2).
-NEEDED_SCOPES = ("read:hooks", "create:hooks", "update:hooks", "delete:hooks")
-ACTION_SCOPES = ("read:actions", "update:actions", "create:actions")
-GRANT_PLACE = "Auth0 Dashboard → Applications → APIs → Auth0 Management API"
-# How long a reachability probe may take: check is run by a person waiting at a terminal.
-PROBE_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    ok: bool
-    name: str
-    detail: str
-
-    def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
-
-
-class CheckFailed(Exception):
-    """A probe ran but found a problem; the message says how to fix it."""
 
 
 def run_checks(
     settings: Settings,
     out: TextIO | None = None,
     slack: WebClient | None = None,
-    auth0: Auth0Client | None = None,
+    auth0: Auth0Transport | None = None,
 ) -> int:
     """Print one line per check; 0 only when every check passes. Never prints a secret."""
     register_settings_secrets(settings)
@@ -69,53 +45,54 @@ def run_checks(
     return 0 if all(c.ok for c in results) else 1
 
 
-def _checks(settings: Settings, slack: WebClient, auth0: Auth0Client) -> list[Check]:
-    results = [Check(True, "settings", "all variables valid")]
+def _checks(settings: Settings, slack: WebClient, auth0: Auth0Transport) -> list[Check]:
+    results = [Check(OK, "settings", "all variables valid")]
     auth_test = _reaching_slack(settings, lambda: _slack_auth(slack))
     team_id = _run(results, "slack auth.test", auth_test)
     _run(results, "slack transport", _reaching_slack(settings, lambda: _transport(settings)))
-    if team_id:
-        _run(results, "slack read-back", lambda: _read_back(slack))
-    if team_id and settings.hook_secret_approval_channel:
-        channel = settings.hook_secret_approval_channel
-        _run(results, "approval channel", lambda: _channel(slack, channel))
-    if team_id:
-        for label, ids in (
-            ("requesters", settings.hook_secret_requesters),
-            ("approvers", settings.hook_secret_approvers),
-        ):
-            if ids:
-                _run(results, label, _people_probe(slack, team_id, ids))
-    _run(results, "auth0 token", _reaching_auth0(settings, lambda: _scopes(auth0)))
-    hooks = _run(
-        results, "auth0 GET /api/v2/hooks", _reaching_auth0(settings, lambda: _hooks(auth0))
-    )
-    actions = _run(
-        results,
-        "auth0 GET /api/v2/actions/actions",
-        _reaching_auth0(settings, lambda: _actions(auth0)),
-    )
-    _run(results, "auth0 targets", lambda: _targets(hooks, actions))
+    for name, probe in _slack_dependents(settings, slack, team_id or ""):
+        if team_id:
+            _run(results, name, probe)
+        else:
+            results.append(Check(SKIP, name, "needs slack auth.test to pass (see above)"))
+    results.extend(auth0_checks(settings, auth0))
     _run(results, "database", lambda: _database(settings.database_url))
     return results
+
+
+def _slack_dependents(
+    settings: Settings, slack: WebClient, team_id: str
+) -> list[tuple[str, Callable[[], str]]]:
+    """The checks that need Slack to know the bot: the ones the settings call for."""
+    probes: list[tuple[str, Callable[[], str]]] = [("slack read-back", lambda: _read_back(slack))]
+    channel = settings.hook_secret_approval_channel
+    if channel:
+        probes.append(("approval channel", lambda: _channel(slack, channel)))
+    for label, ids in (
+        ("requesters", settings.hook_secret_requesters),
+        ("approvers", settings.hook_secret_approvers),
+    ):
+        if ids:
+            probes.append((label, _people_probe(slack, team_id, ids)))
+    return probes
 
 
 def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | None:
     try:
         detail = probe()
     except CheckFailed as failure:
-        results.append(Check(False, name, str(failure)))
+        results.append(Check(FAIL, name, str(failure)))
         return None
     except Auth0Error as error:
-        results.append(Check(False, name, error.message))
+        results.append(Check(FAIL, name, error.message))
         return None
     except SlackApiError as error:
-        results.append(Check(False, name, _slack_problem(error)))
+        results.append(Check(FAIL, name, _slack_problem(error)))
         return None
     except Exception as error:  # one line per check: a crash is that check failing
-        results.append(Check(False, name, f"{type(error).__name__}: {error}"))
+        results.append(Check(FAIL, name, f"{type(error).__name__}: {error}"))
         return None
-    results.append(Check(True, name, detail))
+    results.append(Check(OK, name, detail))
     return detail
 
 
@@ -126,52 +103,9 @@ def _reaching_slack(settings: Settings, probe: Callable[[], str]) -> Callable[[]
         try:
             return probe()
         except (URLError, OSError) as error:
-            why = getattr(error, "reason", None) or error
-            raise CheckFailed(
-                f"cannot reach Slack at {settings.slack_api_url} ({why}): check SLACK_API_URL "
-                "(leave it unset for https://slack.com/api/) and that this machine may reach "
-                "it (DNS, firewall, HTTPS_PROXY)"
-            ) from None
+            raise CheckFailed(slack_unreachable(settings, error)) from None
 
     return reached
-
-
-def _reaching_auth0(settings: Settings, probe: Callable[[], str]) -> Callable[[], str]:
-    """``probe``, with an Auth0 that can't be reached named by the variable that points at it."""
-
-    def reached() -> str:
-        try:
-            return probe()
-        except Auth0Unavailable as error:
-            url, variable = (
-                (settings.auth0_base_url, "AUTH0_BASE_URL")
-                if settings.auth0_base_url
-                else (f"https://{settings.auth0_domain}", "AUTH0_DOMAIN")
-            )
-            why = _unreachable(url)
-            if why is None:  # it answers: a timeout or a 5xx, which the message says
-                raise
-            raise CheckFailed(f"cannot reach {url}: {why}: check {variable}") from error
-
-    return reached
-
-
-def _unreachable(url: str) -> str | None:
-    """Why nothing answers at ``url`` (the name, the port), or None when something does."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return f"the name {host} does not resolve"
-    try:
-        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
-    except ConnectionRefusedError:
-        return f"{host} refuses connections on port {port}"
-    except OSError as error:
-        return f"{host}:{port} does not answer ({type(error).__name__})"
-    return None
 
 
 def _slack_auth(slack: WebClient) -> str:
@@ -235,59 +169,10 @@ def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[]
                     "to it in Slack or list user ids instead"
                 )
             people |= members
-        groups = f" from {_count(len(principals.groups), 'group')}" if principals.groups else ""
+        groups = f" from {count(len(principals.groups), 'group')}" if principals.groups else ""
         return ("1 person" if len(people) == 1 else f"{len(people)} people") + groups
 
     return probe
-
-
-def _scopes(auth0: Auth0Client) -> str:
-    scopes = auth0.token_scopes()
-    if scopes is None:  # Auth0 may leave `scope` out of the token answer
-        return "token issued (Auth0 did not list its scopes; the next check reads hooks)"
-    missing = [s for s in NEEDED_SCOPES if s not in scopes]
-    if missing:
-        them = "them" if len(missing) > 1 else "it"
-        raise CheckFailed(
-            f"the Auth0 application lacks {', '.join(missing)}: grant {them} in {GRANT_PLACE}"
-        )
-    return "token issued with " + " ".join(s for s in sorted(scopes) if s.endswith(":hooks"))
-
-
-def _hooks(auth0: Auth0Client) -> str:
-    hooks = auth0.list_hooks()
-    return f"{_count(len(hooks), 'hook')} readable"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
-def _actions(auth0: Auth0Client) -> str:
-    scopes = auth0.token_scopes()
-    missing = [s for s in ACTION_SCOPES if scopes is not None and s not in scopes]
-    grant = f"grant {'them' if len(missing) > 1 else 'it'} in {GRANT_PLACE}"
-    try:
-        found = list_actions(auth0)
-    except InsufficientScope:
-        raise CheckFailed(
-            f"the Auth0 application lacks {', '.join(missing) or 'read:actions'}: {grant}"
-        ) from None
-    if missing:
-        raise CheckFailed(
-            f"{_count(len(found), 'action')} readable, but the Auth0 application lacks "
-            f"{', '.join(missing)} (changing needs update:actions, deploying create:actions): "
-            f"{grant}"
-        )
-    return f"{_count(len(found), 'action')} readable, and the token may change and deploy them"
-
-
-def _targets(hooks: str | None, actions: str | None) -> str:
-    """Which kinds of target the request form will offer, from the two probes above."""
-    offered = [kind for kind, probe in (("actions", actions), ("hooks", hooks)) if probe]
-    if not offered:
-        raise CheckFailed("the tenant offers neither actions nor hooks to this application")
-    return "the request form offers " + " and ".join(offered)
 
 
 def _database(url: str) -> str:
@@ -307,13 +192,9 @@ def _database(url: str) -> str:
 
 def _future_sqlite_file(path: Path) -> str:
     """A SQLite file that does not exist yet is fine if `run` may create it."""
-    if not path.parent.is_dir():
-        raise CheckFailed(f"directory {path.parent} does not exist: create it or fix DATABASE_URL")
-    if not os.access(path.parent, os.W_OK):
-        raise CheckFailed(
-            f"directory {path.parent} is not writable: `run` could not create {path.name} there; "
-            "fix its permissions or DATABASE_URL"
-        )
+    problem = sqlite_file_problem(path)
+    if problem:
+        raise CheckFailed(problem)
     return f"no database yet at {path}: `run` creates it on first start"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+import bot
 from bot.db import audit
 from bot.db.encryption import generate_key
 from bot.logs import configure_logging
@@ -21,6 +24,8 @@ from bot.settings import Mode, SettingsError, StoreSettings, load_app_settings, 
 
 EXIT_SETTINGS = 2
 EXIT_UNREADABLE = 3  # audit verify/export: the database could not be read
+# The reader of standard output went away (`| head`): the status a shell shows for SIGPIPE.
+EXIT_READER_GONE = 128 + signal.SIGPIPE
 
 
 SLACK_VARS = "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, SLACK_API_URL"
@@ -31,11 +36,14 @@ POLICY_VARS = (
 )
 STORE_VARS = "DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY, LOG_LEVEL, LOG_FORMAT"
 ENV_NOTE = "Settings come from the environment or a .env file in the working directory."
-TOP = """Change Auth0 Hook secrets from Slack, with approval and a tamper-evident audit trail.
+TOP = """Change Auth0 Action and Hook secrets from Slack, with approvals and a tamper-evident
+audit trail. Actions are the main target; Hooks (retired by Auth0 on 2026-11-18) are still
+served on tenants that have them.
 
 Start with `hook-secret-bot check`, then `hook-secret-bot run`; `hook-secret-bot demo`
 shows the whole flow locally without credentials. Each command's --help says which
-settings it reads and what its exit status means."""
+settings it reads and what its exit status means. A reader that stops early
+(`hook-secret-bot demo | head`) ends any command quietly, with status 141."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,15 @@ class _Help:
     what: str
     reads: str
     exits: str
+    settings: bool = True  # whether it reads settings (then where they come from is said)
 
     def add_to(self, commands: Any, name: str) -> argparse.ArgumentParser:
+        reads = f"{self.reads}\n  {ENV_NOTE}" if self.settings else self.reads
         parser: argparse.ArgumentParser = commands.add_parser(
             name,
             help=self.summary,
             description=self.what,
-            epilog=f"reads:\n  {self.reads}\n  {ENV_NOTE}\n\nexit status:\n{self.exits}",
+            epilog=f"reads:\n  {reads}\n\nexit status:\n{self.exits}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         return parser
@@ -66,28 +76,35 @@ COMMANDS: dict[str, _Help] = {
         "port it checks the settings, migrates the database and asks Slack who it is.",
         f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}, PORT",
         "  0  stopped by SIGTERM or SIGINT after finishing in-flight work\n"
-        "  1  cannot start: the database or Slack refused (the line names the variable)\n"
+        "  1  cannot start: the database or Slack refused or can't be reached (the line\n"
+        "     names the variable to fix)\n"
         "  2  settings missing or invalid, one line per variable",
     ),
     "check": _Help(
         "verify the settings, Slack and Auth0 before the first start",
         "Verify the settings and connectivity: Slack auth.test and the transport, the\n"
         "approval channel, who the requesters and approvers are, the Auth0 token and its\n"
-        "scopes, the hooks it can read, and the database (never created here). One line\n"
-        "per check, each failure with what to fix; never prints a secret.",
+        "action and hook scopes, the actions and hooks it can read, which of them the\n"
+        "request form offers (one kind is enough: a tenant without Hooks passes), and the\n"
+        "database (never created here). One line per check: ok, FAIL with what to fix, or\n"
+        "skip with the reason when a check it needs did not pass; never prints a secret.",
         f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}",
         "  0  every check passed\n"
-        "  1  at least one check failed (its line says what to do)\n"
+        "  1  at least one check failed or was skipped (its line says what to do)\n"
         "  2  settings missing or invalid, one line per variable",
     ),
     "demo": _Help(
         "the whole flow locally, no credentials and no network",
         "Run the real app over real HTTP against a local Slack stand-in and Auth0\n"
-        "sandbox: a request, its approval, the change applied; prints what each person\n"
-        "would see in Slack and the audit trail.",
-        "nothing: the demo brings its own settings",
+        "sandbox: a secret of an Action changed and deployed, and one of a Hook, each\n"
+        "requested and approved; prints what each person would see in Slack and the\n"
+        "audit trail.",
+        "nothing: the demo brings its own settings and ignores the environment's and any\n"
+        "  .env file; its database goes to a new temporary directory, which it names",
         "  0  the flow ran through and the value appeared nowhere it must not\n"
-        "  1  the value showed up in Slack or the audit trail (a bug: please report it)",
+        "  1  the value showed up in Slack or the audit trail (a bug: please report it)\n"
+        "  2  the stand-ins are missing: run it from a source checkout (pip install -e .)",
+        settings=False,
     ),
     "keygen": _Help(
         "print a new HOOK_SECRET_ENCRYPTION_KEY",
@@ -95,6 +112,7 @@ COMMANDS: dict[str, _Help] = {
         "key first and the old one after it, comma-separated.",
         "nothing",
         "  0  always",
+        settings=False,
     ),
 }
 AUDIT_EXITS = (
@@ -135,6 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in error.problems:
             print(line, file=sys.stderr)
         return EXIT_SETTINGS
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """Whoever read standard output stopped (``| head``): end quietly, as SIGPIPE would.
+    Python ignores SIGPIPE (a socket write must not kill the bot), so the closed pipe is an
+    exception instead; what is still buffered goes nowhere rather than failing at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_READER_GONE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         description=TOP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"hook-secret-bot {bot.__version__}")
     parser.set_defaults(handler=None, help_of=None)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for name, command in COMMANDS.items():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TextIO
 
 import bot
+from bot.settings import Settings
 
 # The stand-ins are not part of the installed package (``pip install .`` ships no test
 # servers); an editable install from a clone finds them in the checkout beside ``bot/``.
@@ -25,8 +27,17 @@ def run_demo(out: TextIO | None = None) -> int:
     if demo is None:
         sys.stderr.write(MISSING + "\n")
         return 2
+    _forget_settings()
     code: int = demo.run_demo(out)
     return code
+
+
+def _forget_settings() -> None:
+    """The demo brings its own settings: a variable set for a real installation (say
+    HOOK_SECRET_REQUIRED_APPROVALS=0) must not change the story, so none is left to read."""
+    names = {name.upper() for name in Settings.model_fields}
+    for variable in [v for v in os.environ if v.upper() in names]:
+        del os.environ[variable]
 
 
 def _standins_demo() -> ModuleType | None:

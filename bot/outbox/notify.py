@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.approvals.results import Failure
 from bot.approvals.states import Kind
-from bot.approvals.workflow import ApplyError
-from bot.auth0.errors import Auth0Error, Auth0Unavailable
 from bot.db.models import SecretRequest
 from bot.outbox.messages import Message, Method
-from bot.slack import blocks
-from bot.slack.blocks import esc, shown
+from bot.slack.blocks.approval_message import approval_message, decided_message, describe_state
+from bot.slack.blocks.confirmation import confirmation, failure_effect
+from bot.slack.blocks.parts import DONE, VERB, target_noun
+from bot.slack.text import esc, shown
+from bot.targets.errors import TargetUnavailable
 
 COULD_NOT_POST = (
     "the approval channel, where the bot could not post: invite it there and the request "
@@ -46,21 +48,21 @@ class Notifier:
 
     def approval(self, request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
         """The approval request's text and blocks, with Approve and Reject buttons."""
-        return blocks.approval_message(request, self.mention)
+        return approval_message(request, self.mention)
 
     def _waiting(self, request: SecretRequest, where: str) -> str:
         return (
-            f"Your request `{request.id}` to {blocks.VERB[Kind(request.kind)]} secret "
-            f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
+            f"Your request `{request.id}` to {VERB[Kind(request.kind)]} secret "
+            f"`{esc(request.secret_name)}` on {target_noun(request)} "
             f"{shown(request.target_name)} is waiting for "
             f"approval in {where}. It expires if nobody decides in time."
         )
 
     def applied(self, request: SecretRequest) -> list[Message]:
         """Update the approval message, post the redacted confirmation (or DM it instead)."""
-        text, body = blocks.confirmation(request)
+        text, body = confirmation(request)
         outcome = (
-            f":white_check_mark: {blocks.DONE[Kind(request.kind)].capitalize()}"
+            f":white_check_mark: {DONE[Kind(request.kind)].capitalize()}"
             f" (approved by <@{request.decided_by}>)"
         )
         fallback = (
@@ -78,16 +80,14 @@ class Notifier:
         )
         return [*self.decided(request, outcome), confirm]
 
-    def failed(
-        self, request: SecretRequest, error: Auth0Error | ApplyError | None
-    ) -> list[Message]:
+    def failed(self, request: SecretRequest, error: Failure | None) -> list[Message]:
         """Tell the requester, the approver and the approval channel why applying failed."""
         reason = error.message if error else "unknown error"
         # Timeouts and lost answers leave Auth0's state unknown: don't promise nothing changed.
-        changed = blocks.failure_effect(request, isinstance(error, Auth0Unavailable))
+        changed = failure_effect(request, isinstance(error, TargetUnavailable))
         text = (
-            f":x: Applying request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
-            f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
+            f":x: Applying request `{request.id}` ({VERB[Kind(request.kind)]} "
+            f"`{esc(request.secret_name)}` on {target_noun(request)} "
             f"{shown(request.target_name)}) failed: "
             f"{esc(reason)}.{changed} The value was erased."
         )
@@ -99,8 +99,8 @@ class Notifier:
     def checking(self, request: SecretRequest) -> list[Message]:
         """Auth0 left the write's outcome unknown: say it is being checked, promise nothing."""
         text = (
-            f":hourglass_flowing_sand: Request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
-            f"`{esc(request.secret_name)}` on {blocks.target_noun(request)} "
+            f":hourglass_flowing_sand: Request `{request.id}` ({VERB[Kind(request.kind)]} "
+            f"`{esc(request.secret_name)}` on {target_noun(request)} "
             f"{shown(request.target_name)}): Auth0 did not "
             "confirm the change. The bot is reading Auth0 back to find out whether it landed "
             "and will say when it knows."
@@ -110,7 +110,7 @@ class Notifier:
     def still_applying(self, request: SecretRequest) -> list[Message]:
         """An apply that is taking long: tell the requester it is still going."""
         text = (
-            f"Request `{request.id}` ({blocks.VERB[Kind(request.kind)]} "
+            f"Request `{request.id}` ({VERB[Kind(request.kind)]} "
             f"`{esc(request.secret_name)}`) was approved and is still being applied: Auth0 is "
             "slow to answer. You will be told the outcome."
         )
@@ -123,7 +123,7 @@ class Notifier:
         outcome = f":no_entry: Rejected by <@{request.decided_by}>."
         text = (
             f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
-            f"{blocks.target_noun(request)} "
+            f"{target_noun(request)} "
             f"{shown(request.target_name)} was rejected by <@{request.decided_by}>.{said}"
         )
         return [*self.decided(request, outcome, comment), self.tell(request, text)]
@@ -133,7 +133,7 @@ class Notifier:
         outcome = ":hourglass: Expired before anyone decided; the value was erased."
         text = (
             f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
-            f"{blocks.target_noun(request)} "
+            f"{target_noun(request)} "
             f"{shown(request.target_name)} expired; its value was erased. Submit it again "
             "if it is still needed."
         )
@@ -145,14 +145,14 @@ class Notifier:
         """Replace the approval message's buttons with the outcome (once it was posted)."""
         if self.approval_channel is None:
             return []
-        text, body = blocks.decided_message(request, outcome, comment)
+        text, body = decided_message(request, outcome, comment)
         return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
 
     def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
         """A duplicate approval message (posted before a crash, its ts never stored) that
         someone clicked after the decision: replace its buttons with the request's state."""
-        outcome = f"This copy is out of date: the request was {blocks.describe_state(request)}."
-        text, body = blocks.decided_message(request, outcome)
+        outcome = f"This copy is out of date: the request was {describe_state(request)}."
+        text, body = decided_message(request, outcome)
         return [
             Message(
                 Method.UPDATE_APPROVAL, request.id, channel=channel, ts=ts, text=text, blocks=body
@@ -169,3 +169,12 @@ class Notifier:
             user=request.requester,
             text=text,
         )
+
+
+def not_posted(request_id: str, code: str, render_failed: bool) -> str:
+    """What the requester is told when their approval request can never be posted."""
+    why = "the bot could not build the message." if render_failed else f"Slack answered `{code}`."
+    return (
+        f"The approval request `{request_id}` could not be posted: {why}"
+        " Ask an administrator to check the bot."
+    )

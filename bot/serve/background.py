@@ -9,8 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from bot.latency.yielding import InFlight
 from bot.logs import get_logger
-from bot.serve.yielding import InFlight
 
 log = get_logger(__name__)
 P = ParamSpec("P")
@@ -35,7 +35,7 @@ class Background:
         self.ui = _pool(16, "ui")
         self.lookups = _pool(8, "lookup")
         self.appliers = _pool(8, "apply")
-        # The requests this process is answering (HTTP mode counts them; see bot.serve.yielding).
+        # The requests this process is answering (HTTP mode counts them; see bot.latency.yielding).
         self.requests = InFlight()
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()

@@ -17,17 +17,19 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.auth0.client import Auth0Client
-from bot.auth0.pacing import PacedTransport
+from bot.auth0.rate_limit import PacedTransport
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault, key_file_for, load_or_create_key
 from bot.db.store import Store
+from bot.latency.slack_pool import PooledWebClient
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
+from bot.outbox.sending import READ_WITHIN
+from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
-from bot.slack.web_client import PooledWebClient
 
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
@@ -79,7 +81,9 @@ def slack_client(settings: Settings, logger: logging.Logger | None = None) -> Po
     )
 
 
-def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: Any) -> Auth0Client:
+def auth0_client(
+    settings: Settings, metrics: Metrics | None = None, **options: Any
+) -> Auth0Transport:
     """The Management API client, pacing its calls to the tenant's rate limit; ``options``
     (tests) override the defaults."""
     # Waits are counted once, where the pacing holds a call back (after a 429 too).
@@ -88,7 +92,7 @@ def auth0_client(settings: Settings, metrics: Metrics | None = None, **options: 
         "transport": PacedTransport(on_wait=on_wait),
         "observer": metrics.observe_auth0 if metrics else None,
     }
-    return Auth0Client(
+    return Auth0Transport(
         domain=settings.auth0_domain,
         client_id=settings.auth0_client_id,
         client_secret=settings.auth0_client_secret,
@@ -105,7 +109,7 @@ class Runtime:
     services: Services
     store: Store
     metrics: Metrics
-    auth0: Auth0Client
+    auth0: Auth0Transport
     slack: WebClient
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
@@ -144,7 +148,7 @@ class Runtime:
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join(timeout=timeout)
-        if not self.services.shutdown(max(0.0, deadline - time.monotonic())):
+        if not lifecycle.shutdown(self.services, max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
         self.auth0.close()
         if isinstance(self.slack, PooledWebClient):
@@ -161,7 +165,14 @@ def preflight(settings: Settings) -> str:
 
     Run before a port is opened so that a wrong URL or token fails fast with one clear line.
     """
+    from bot.db.engine import sqlite_path
+    from bot.serve.problems import slack_unreachable, sqlite_file_problem
+
     register_settings_secrets(settings)
+    path = sqlite_path(settings.database_url)
+    problem = sqlite_file_problem(path) if path is not None and not path.exists() else None
+    if problem:
+        raise StartupError(f"DATABASE_URL: {problem}")
     try:
         store = open_store(settings)
     except Exception as error:
@@ -177,9 +188,7 @@ def preflight(settings: Settings) -> str:
             f"SLACK_BOT_TOKEN: Slack's auth.test said {error.response.get('error')}"
         ) from error
     except Exception as error:
-        raise StartupError(
-            f"SLACK_API_URL: Slack can't be reached: {_first_line(error)}"
-        ) from error
+        raise StartupError(slack_unreachable(settings, error, prefixed=True)) from error
     finally:
         slack.close()
     return str(response["team_id"])
@@ -238,3 +247,4 @@ def apply_testing_knobs(settings: Settings, services: Services) -> None:
         delivery.backoff, base=settings.hook_secret_testing_backoff_base_seconds
     )
     delivery.lease = timedelta(seconds=settings.hook_secret_testing_outbox_lease_seconds)
+    delivery.sender.read_within = min(READ_WITHIN, delivery.lease.total_seconds() / 3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -14,8 +13,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.gthread import ThreadWorker
 
+from bot.latency.deadlines import Deadlines
+from bot.latency.frozen_startup import freeze_startup_objects
 from bot.logs import SECRETS, configure_logging, get_logger
-from bot.serve.deadlines import Deadlines
 
 if TYPE_CHECKING:  # the gunicorn master never imports the app: see serve_http
     from bot.serve.runtime import Runtime
@@ -200,15 +200,6 @@ def serve_socket_mode(settings: Settings) -> None:
     closing.join(timeout=10)
     runtime.close(GRACEFUL_TIMEOUT - 12)
     log.info("shut down cleanly")
-
-
-def freeze_startup_objects() -> None:
-    """Leave what startup built (modules, the app, the pools: most of the objects in the
-    process) out of every later garbage collection. A full collection walks every tracked
-    object; with them it paused a request for tens of milliseconds now and then (the view
-    submission p99 at 10 clients halved without them: see benchmarks.ack_latency)."""
-    gc.collect()
-    gc.freeze()
 
 
 def _preflight_or_exit(settings: Settings) -> None:

@@ -16,9 +16,9 @@ from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_sdk.signature import SignatureVerifier
 
 from bot.db.store import Store
+from bot.latency.yielding import InFlight
 from bot.logs import get_logger
 from bot.metrics import Metrics
-from bot.serve.yielding import InFlight
 from bot.slack import body as slack_body
 from bot.slack import outage
 

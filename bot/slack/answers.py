@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.approvals.workflow import Outcome, Result
+from bot.approvals.results import Outcome, Result
 from bot.limits import MAX_SECRETS_PER_ACTION, MAX_SECRETS_PER_HOOK
-from bot.slack import blocks, ids
+from bot.slack import ids
+from bot.slack.blocks.approval_message import describe_state
+from bot.slack.blocks.parts import info_modal
 
 NOT_A_REQUESTER = "You are not allowed to request hook secret changes."
 NOT_AN_APPROVER = "You are not (or no longer) an approver, so this was not recorded."
@@ -54,10 +56,10 @@ def decision_ack(result: Result) -> DecisionAck:
         return DecisionAck(errors(ids.BLOCK_COMMENT, NO_SUCH_REQUEST), follow_up=False)
     if result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):
         text = (
-            f"Request `{result.request.id}` was {blocks.describe_state(result.request)}. "
+            f"Request `{result.request.id}` was {describe_state(result.request)}. "
             "Nothing more to do."
         )
-        view = blocks.info_modal("Already decided", text)
+        view = info_modal("Already decided", text)
         return DecisionAck({"response_action": "update", "view": view}, follow_up=True)
     return DecisionAck({}, follow_up=True)
 

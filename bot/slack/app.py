@@ -16,18 +16,19 @@ from bot.approvals.followups import Followups
 from bot.approvals.policy import Directory, Policy, Principals
 from bot.approvals.workflow import Workflow
 from bot.auth0.actions import Waits
-from bot.auth0.client import Auth0Client
+from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault
 from bot.db.store import Store
 from bot.logs import get_logger
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
+from bot.serve.lifecycle import target_reader
 from bot.settings import Settings
 from bot.slack import ids, outage
 from bot.slack.listeners import register_all
 from bot.slack.modals import Modals
-from bot.slack.services import Services, target_reader
+from bot.slack.services import Services
 from bot.slack.web_client import short_lived
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
 from bot.targets.catalog import HookCatalog
@@ -44,7 +45,7 @@ class Deps:
     """What the app talks to; tests hand in clients pointed at local stand-ins."""
 
     slack: WebClient
-    auth0: Auth0Client
+    auth0: Auth0Transport
     store: Store
     vault: Vault
     team_id: str

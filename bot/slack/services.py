@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError
 from dataclasses import dataclass
@@ -12,9 +11,9 @@ from slack_bolt import Respond
 
 from bot.approvals.followups import Followups
 from bot.approvals.policy import Policy
+from bot.approvals.results import Result
 from bot.approvals.states import Kind
-from bot.approvals.workflow import AlreadyOpen, Draft, Result, Workflow
-from bot.auth0.errors import ActionNotFound, Auth0Error, HookNotFound
+from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.db.models import SecretRequest
 from bot.limits import Provenance
 from bot.logs import get_logger
@@ -24,6 +23,7 @@ from bot.slack.modals import Modals
 from bot.slack.validation import RequestForm
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.targets.catalog import HookCatalog
+from bot.targets.errors import TargetError, TargetGone
 from bot.targets.prefetch import Prefetch
 
 P = ParamSpec("P")
@@ -38,7 +38,7 @@ class RemoteCheck:
 
     hook: Described | None
     names: list[str] | None
-    error: Auth0Error | None = None
+    error: TargetError | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Services:
 
     def refuse(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial that changes nothing."""
-        self.workflow.refuse(event, user, team, outcome, **detail)
+        self.workflow.refusals.refuse(event, user, team, outcome, **detail)
 
     def refuse_later(self, event: str, user: str, team: str, outcome: str, **detail: Any) -> None:
         """Audit a refusal or denial after the ack."""
@@ -113,7 +113,7 @@ class Services:
 
     def deny(self, request_id: str, user: str, team: str, outcome: str) -> None:
         """Audit someone not allowed to decide ``request_id`` (an unknown id as given)."""
-        self.workflow.deny(request_id, user, team, outcome)
+        self.workflow.refusals.deny(request_id, user, team, outcome)
 
     def deny_later(self, request_id: str, user: str, team: str, outcome: str) -> None:
         """``deny``, after the ack."""
@@ -141,7 +141,7 @@ class Services:
         ref = TargetRef.parse(form.target or "") or TargetRef(TargetKind.HOOK, "")
         target = self.targets[ref.kind]
         remote = self.check_remote(ref)
-        if isinstance(remote.error, HookNotFound | ActionNotFound):
+        if isinstance(remote.error, TargetGone):
             target.forget()
             gone = answers.ACTION_GONE if ref.kind is TargetKind.ACTION else answers.HOOK_GONE
             return Checked({ids.BLOCK_HOOK: gone}, None, f"unknown_{ref.kind}")
@@ -168,7 +168,7 @@ class Services:
                 snapshot = self.prefetch.read(ref.kind, ref.id).result(ACK_DEADLINE)
             except TimeoutError:
                 return RemoteCheck(None, None)
-            except Auth0Error as error:
+            except TargetError as error:
                 return RemoteCheck(None, None, error)
         return RemoteCheck(snapshot.described, list(snapshot.names))
 
@@ -230,49 +230,6 @@ class Services:
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
         self.followups.sweep()
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait until background work, prefetch reads and the messages due now have finished
-        (including work and messages they queued in turn)."""
-        deadline = time.monotonic() + timeout
-        delivery = self.followups.delivery
-        while time.monotonic() < deadline:
-            if not self.background.wait_idle(max(0.0, deadline - time.monotonic())):
-                return False
-            if not self.prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
-                return False
-            # Work that finishes while the outbox is looked at may have queued a message:
-            # idle only if nothing ran on either side of that look (a refresh read may have
-            # started since the wait above, too).
-            background = self.background
-            if background.idle() and delivery.idle() and background.idle() and self.prefetch.idle():
-                return True
-            time.sleep(0.01)
-        return False
-
-    def shutdown(self, timeout: float = 30.0) -> bool:
-        """Let queued work and due messages finish (within ``timeout``), then stop; False if
-        cut off (undelivered messages stay queued for the next start)."""
-        finished = self.wait_idle(timeout)
-        self.prefetch.close()
-        self.background.shutdown(timeout if finished else 0)
-        self.followups.delivery.stop()
-        self.catalog.close()
-        self.targets.close()
-        return finished
-
-
-def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
-    """How the prefetch reads a target: its secret names, then its description."""
-
-    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
-        # The names call answers 404 for a deleted target; the target itself usually comes
-        # from the list the picker just loaded, saving a call against Auth0's rate limit.
-        target = targets[kind]
-        names = target.secret_names(target_id)
-        return target.describe(target_id), names
-
-    return read
 
 
 def _name_errors(

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from bot.approvals.states import Kind
 from bot.limits import NAME_MAX, REASON_MAX, SECRET_NAME, VALUE_MAX, VALUE_PLACEHOLDER
 from bot.slack import ids
-from bot.slack.blocks import COMMENT_LABEL, REASON_LABEL, fits_typed
+from bot.slack.text import COMMENT_LABEL, REASON_LABEL, fits_typed
 from bot.targets.base import ACTION_PREFIX, TargetRef
 
 # PostgreSQL text can't hold NUL, and Slack would show it as nothing.

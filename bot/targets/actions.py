@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Final
 
 from bot.approvals.states import Kind
+from bot.auth0 import action_plan as plan
 from bot.auth0 import actions as api
-from bot.auth0.actions import Action, ActionVersion, PatchExpectation, Waits
-from bot.auth0.client import Auth0Client
-from bot.auth0.errors import Auth0Error, Auth0Unavailable, InsufficientScope, OutcomeUnknown
+from bot.auth0.action_plan import Action, ActionVersion, PatchExpectation
+from bot.auth0.actions import Waits
+from bot.auth0.errors import Auth0Unavailable, InsufficientScope, OutcomeUnknown
+from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_ACTION
 from bot.targets.base import (
     Applied,
@@ -28,6 +30,7 @@ from bot.targets.base import (
     TargetRef,
 )
 from bot.targets.catalog import Catalog
+from bot.targets.errors import TargetError, translated
 from bot.targets.locks import TargetLocks
 
 PLANNED: Final = "planned"
@@ -49,7 +52,11 @@ class ActionTarget:
     max_secrets = MAX_SECRETS_PER_ACTION
 
     def __init__(
-        self, auth0: Auth0Client, locks: TargetLocks, waits: Waits | None = None, ttl: float = 60.0
+        self,
+        auth0: Auth0Transport,
+        locks: TargetLocks,
+        waits: Waits | None = None,
+        ttl: float = 60.0,
     ) -> None:
         self.auth0 = auth0
         self.locks = locks
@@ -68,52 +75,61 @@ class ActionTarget:
         self.missing = None
         return found
 
+    @translated
     def offer(self, deadline: float | None = None) -> Offer:
         """The actions, or why there are none (missing ``read:actions``, Auth0 unable to
         answer, or none made yet): the hooks are offered all the same."""
         try:
             found = self.listing(deadline)
-        except Auth0Error as error:
+        except TargetError as error:
             return Offer(self.kind, [], error.message)
         missing = self.missing or (None if found else "the tenant has no actions")
         return Offer(self.kind, found, missing)
 
+    @translated
     def listing(self, deadline: float | None = None) -> list[Described]:
         """Every action, from the short-lived catalog."""
         return [described(a) for a in self.catalog.items(deadline)]
 
+    @translated
     def find(self, key: str) -> Described | None:
         """The action whose id or name (case-insensitive) is ``key``."""
         action = self.catalog.find(key.removeprefix("action:"))
         return described(action) if action else None
 
+    @translated
     def search(self, query: str, deadline: float) -> list[Described]:
         """Actions whose name or id contains ``query``."""
         return [described(a) for a in self.catalog.search(query, deadline)]
 
+    @translated
     def describe(self, target_id: str) -> Described:
         """The action, from the list just loaded when fresh."""
         return described(self.catalog.cached(target_id) or self.read(target_id))
 
+    @translated
     def read(self, target_id: str) -> Action:
         """The action as Auth0 shows it now (names and stamps, never values)."""
         return api.get_action(self.auth0, target_id)
 
+    @translated
     def secret_names(self, target_id: str) -> list[str]:
-        """The action's secret names; a deleted action raises ``ActionNotFound``."""
+        """The action's secret names; a deleted action raises ``TargetGone``."""
         return [s.name for s in self.read(target_id).secrets]
 
+    @translated
     def inventory(self, target_id: str) -> Inventory:
         """Names with Auth0's ``updated_at`` for each, and whether the draft is undeployed."""
         action = self.read(target_id)
         stamps = {s.name: s.updated_at for s in action.secrets}
         return Inventory(list(stamps), stamps, not action.all_changes_deployed)
 
+    @translated
     def apply(self, change: Change, progress: Progress) -> Applied:
         """Change one secret and deploy it, resuming from the last recorded phase."""
         first = self.read(change.target_id)
         if progress.phase is None:  # refuse an unfinished draft before waiting for the lock
-            api.plan_secret_change(first, Kind(change.kind), change.name, change.value)
+            plan.plan_secret_change(first, Kind(change.kind), change.name, change.value)
             self._can_deploy()
         with self.locks.hold(f"{TargetRef(self.kind, change.target_id).tenant}:{change.target_id}"):
             resumed = progress.phase == PATCHED
@@ -133,10 +149,10 @@ class ActionTarget:
         current = self.read(change.target_id)
         if progress.phase == PLANNED:
             expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            if api.patch_landed(expectation, current):  # an earlier process's PATCH arrived
+            if plan.patch_landed(expectation, current):  # an earlier process's PATCH arrived
                 progress.record(PATCHED)
                 return
-        patch = api.plan_secret_change(current, Kind(change.kind), change.name, change.value)
+        patch = plan.plan_secret_change(current, Kind(change.kind), change.name, change.value)
         live = current.deployed_version or first.deployed_version
         progress.record(
             PLANNED,
@@ -144,7 +160,7 @@ class ActionTarget:
             deployed_number=live.number if live else None,
         )
         try:
-            api.verify_patch(patch.expectation, api.patch_secrets(self.auth0, patch))
+            plan.verify_patch(patch.expectation, api.patch_secrets(self.auth0, patch))
         except OutcomeUnknown:
             if not api.read_back(self.auth0, patch.expectation):
                 raise Auth0Unavailable("Auth0 did not take the change: nothing changed") from None
@@ -168,7 +184,7 @@ class ActionTarget:
             )
             running = api.wait_until_deployed(self.auth0, action_id, version, self.waits)
             expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            api.verify_deployed(expectation, running)
+            plan.verify_deployed(expectation, running)
             deployed = running.deployed_version
             progress.record(DEPLOYED, action_version=deployed.number if deployed else None)
         number = progress.data.get("action_version")
@@ -178,6 +194,7 @@ class ActionTarget:
         api.wait_until_built(self.auth0, action_id, self.waits)
         return api.deploy(self.auth0, action_id, self.waits)
 
+    @translated
     def landed(self, change: Change) -> bool:
         """Always False: a resumed apply reads the recorded phase and Auth0 back itself."""
         return False

@@ -158,8 +158,8 @@ class Target(Protocol):
         """The target's secrets for ``list`` (never values)."""
 
     def apply(self, change: Change, progress: Progress) -> Applied:
-        """Send one change, recording its phases; raises an ``Auth0Error`` when Auth0 refuses
-        or cannot answer."""
+        """Send one change, recording its phases; raises a ``TargetError`` (``bot.targets.errors``)
+        when Auth0 refuses or cannot answer."""
 
     def landed(self, change: Change) -> bool:
         """After an unknown outcome, whether the change is already visible (read back)."""

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
 from typing import Generic, Protocol, TypeVar
 
-from bot.auth0.client import Auth0Client, Hook
 from bot.auth0.errors import Auth0Error
+from bot.auth0.hooks import Hook, HooksApi
+from bot.auth0.transport import Auth0Transport
 from bot.logs import get_logger
 
 log = get_logger(__name__)
@@ -111,9 +112,9 @@ class HookCatalog(Catalog[Hook]):
     """The tenant's hooks."""
 
     def __init__(
-        self, auth0: Auth0Client, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self, auth0: Auth0Transport, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        super().__init__(auth0.list_hooks, ttl, clock, name="hooks")
+        super().__init__(HooksApi(auth0).list_hooks, ttl, clock, name="hooks")
 
     def hooks(self, deadline: float | None = None) -> list[Hook]:
         """All hooks; past ``deadline`` seconds, a stale or empty list instead of waiting."""

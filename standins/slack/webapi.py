@@ -59,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; Nagle plus delayed ACK would add 40 ms each.
     disable_nagle_algorithm = True
     # Idle keep-alive connections end on their own rather than pinning threads forever; later
-    # than the bot's pool lets them go (bot/slack_http.py), as a server's idle limit does.
+    # than the bot's pool lets them go (bot/latency/slack_pool.py), as a server's idle limit does.
     timeout = 60
     server: _Server
 

@@ -16,6 +16,7 @@ from bot.db.audit import AuditSink
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
 from bot.db.store import Store
+from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
 from bot.slack.services import Services
@@ -81,7 +82,7 @@ class Bot:
     def audit(self) -> list[dict[str, Any]]:
         """Audit lines printed so far, once background work (refusals are audited after the
         ack) has settled."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
         return [json.loads(line) for line in self.audit_stream.getvalue().splitlines()]
 
     def events(self) -> list[str]:
@@ -99,8 +100,8 @@ class Bot:
     def hook_option(self, hook_id: str | None = None) -> dict[str, Any]:
         """The selected_option Slack would send for a hook chosen in the picker."""
         hook_id = hook_id or self.hook_id
-        hook = next(h for h in self.services.catalog.hooks() if h.id == hook_id)
-        from bot.slack.blocks import hook_option
+        hook = next(h for h in self.services.targets.hooks.listing() if h.id == hook_id)
+        from bot.slack.blocks.pickers import hook_option
 
         return {"selected_option": hook_option(hook).to_dict()}
 
@@ -161,7 +162,7 @@ class Bot:
 
     def drain(self) -> None:
         """Wait until background work queued so far (and what it queued) has finished."""
-        assert self.services.wait_idle(30)
+        assert lifecycle.wait_idle(self.services, 30)
 
 
 def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra: Any) -> Settings:
@@ -250,6 +251,7 @@ def serve(
     store.sink = AuditSink(stream)
     store.migrate()
     clock = clock or Clock()
+    store.pinned = clock  # leases and expiry run on the database's clock: pinned to the test's
     options: dict[str, Any] = {"rate_limit_deadline": 5.0, **(auth0_options or {})}
     with local_bot(settings, store, slack.team_id, clock, **options) as (url, services):
         driver = SlackDriver(slack, url + "/slack/events", SIGNING_SECRET)

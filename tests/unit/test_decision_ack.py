@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.approvals.results import Outcome, Result
 from bot.approvals.states import State
-from bot.approvals.workflow import Outcome, Result
 from bot.db.models import SecretRequest
 from bot.slack import answers, ids
 from tests.unit.factories import REQUEST_ID, secret_request

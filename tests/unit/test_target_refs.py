@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from bot.slack import blocks
+from bot.slack.blocks import pickers
 from bot.slack.validation import parse_command
 from bot.targets import Described, Offer, TargetKind, TargetLocks, TargetRef
 from standins.slack import validate_options_response
@@ -42,16 +42,16 @@ def test_options_are_grouped_when_actions_are_offered_and_say_why_hooks_are_miss
     actions the answer stays the plain hook list."""
     actions = Offer(TargetKind.ACTION, [_described(TargetKind.ACTION, 1)])
     hooks = Offer(TargetKind.HOOK, [_described(TargetKind.HOOK, 2)])
-    both = blocks.target_options([hooks, actions])
+    both = pickers.target_options([hooks, actions])
     assert validate_options_response(both) == []
     assert [g["label"]["text"] for g in both["option_groups"]] == ["Actions", "Hooks"]
     assert both["option_groups"][0]["options"][0]["value"] == "action:id-1"
-    retired = blocks.target_options([Offer(TargetKind.HOOK, [], "Hooks are retired"), actions])
+    retired = pickers.target_options([Offer(TargetKind.HOOK, [], "Hooks are retired"), actions])
     (_, hook_group) = retired["option_groups"]
     assert "Hooks are retired" in hook_group["options"][0]["text"]["text"]
     assert hook_group["options"][0]["value"] == "!unavailable"
-    no_actions = blocks.target_options([hooks, Offer(TargetKind.ACTION, [], "no scope")])
-    assert no_actions == {"options": [blocks.hook_option(hooks.targets[0]).to_dict()]}
+    no_actions = pickers.target_options([hooks, Offer(TargetKind.ACTION, [], "no scope")])
+    assert no_actions == {"options": [pickers.hook_option(hooks.targets[0]).to_dict()]}
 
 
 def test_the_process_lock_serialises_changes_to_one_target_only() -> None:

@@ -13,17 +13,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.approvals.apply import Timing
+from bot.approvals.recovery import APPLY_LEASE, SETTLE_WITHIN, UNCLAIMED_GRACE
+from bot.approvals.results import Outcome
 from bot.approvals.states import Kind, State
-from bot.approvals.workflow import (
-    APPLY_LEASE,
-    SETTLE_WITHIN,
-    UNCLAIMED_GRACE,
-    AlreadyOpen,
-    Draft,
-    Outcome,
-    Timing,
-    Workflow,
-)
+from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.db.audit import AuditSink
 from bot.db.encryption import Vault, generate_key
@@ -42,6 +36,7 @@ from bot.targets import (
     TargetRef,
     Targets,
 )
+from bot.targets.errors import TargetError, translate
 from tests.waiting import wait_until
 
 VALUE = "s3cr3t-value-never-stored"
@@ -137,6 +132,7 @@ def world(url: str, approvals: int) -> Iterator[World]:
     store = Store(url, AuditSink(stream))
     store.migrate()
     target, clock = MemoryTarget(), Clock()
+    store.pinned = clock  # leases and expiry run on the database's clock: pinned to the test's
     workflow = Workflow(
         store,
         Vault([generate_key()]),
@@ -246,9 +242,10 @@ def test_an_auth0_refusal_fails_the_request_with_its_reason(w: World) -> None:
     """A refused change ends failed, audited with the reason, value erased."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = SecretConflict()
+    w.target.fail_with = translate(SecretConflict())
     result = w.workflow.apply(request.id)
-    assert result.outcome is Outcome.FAILED and isinstance(result.error, SecretConflict)
+    assert result.outcome is Outcome.FAILED and isinstance(result.error, TargetError)
+    assert result.error.message == SecretConflict.default_message
     assert result.request is not None and result.request.failure_reason == "conflict"
     failed = w.audit()[-1]
     assert (failed["event"], failed["outcome"]) == ("request.failed", "conflict")
@@ -269,7 +266,7 @@ def test_reconcile_resends_what_did_not_land_once_the_lease_is_over(w: World) ->
     request = w.workflow.submit(draft(Kind.REMOVE, name="OLD", value=None))
     w.workflow.decide(request.id, "U0APP", True, None)
     with w.store.transaction() as tx:
-        assert tx.claim(request.id, w.clock(), stale_before=w.clock() - APPLY_LEASE)
+        assert tx.claim(request.id, APPLY_LEASE)
     assert w.workflow.reconcile() == []  # inside the lease: someone may still be applying
     w.clock.advance(seconds=APPLY_LEASE.total_seconds() + 1)
     [result] = w.workflow.reconcile()
@@ -282,7 +279,7 @@ def test_unknown_outcome_stays_open_until_read_back_settles_it(w: World) -> None
     reconcile reads back and, once the change is visible, records secret.added."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = Auth0Unavailable()
+    w.target.fail_with = translate(Auth0Unavailable())
     result = w.workflow.apply(request.id)
     assert result.outcome is Outcome.CHECKING and result.request is not None
     row = result.request
@@ -302,7 +299,7 @@ def test_unknown_outcome_fails_once_it_could_not_be_settled_in_time(w: World) ->
     """Auth0 still not answering after SETTLE_WITHIN fails the apply with auth0_unavailable."""
     request = w.workflow.submit(draft())
     w.workflow.decide(request.id, "U0APP", True, None)
-    w.target.fail_with = Auth0Unavailable()
+    w.target.fail_with = translate(Auth0Unavailable())
     assert w.workflow.apply(request.id).outcome is Outcome.CHECKING
     w.clock.advance(seconds=SETTLE_WITHIN.total_seconds() + 1)
     [result] = w.workflow.reconcile()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.serve.yielding import InFlight
+from bot.latency.yielding import InFlight
 from tests.waiting import wait_until
 
 

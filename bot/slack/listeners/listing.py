@@ -6,10 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.auth0.errors import Auth0Error
 from bot.slack import blocks, ids
 from bot.slack.services import Services
 from bot.targets import Described
+from bot.targets.errors import TargetError
 
 PICKER_DEADLINE = 2.0
 
@@ -51,7 +51,7 @@ def show_list(
         return
     try:
         text = _secret_list(services, target)
-    except Auth0Error as error:
+    except TargetError as error:
         respond(
             text=f"Auth0 could not list the secrets: {error.message}", response_type="ephemeral"
         )
@@ -75,7 +75,7 @@ def _secret_list(services: Services, target: Described) -> str:
 def _picker(services: Services) -> dict[str, Any]:
     try:
         found = [t for target in services.targets for t in target.offer(PICKER_DEADLINE).targets]
-    except Auth0Error as error:
+    except TargetError as error:
         return {"text": f"Auth0 could not list hooks: {error.message}"}
     if not found:
         return {"text": "No hooks found in the tenant."}

@@ -6,9 +6,9 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.auth0.errors import Auth0Error
 from bot.slack import blocks, ids
 from bot.slack.services import Services
+from bot.targets.errors import TargetError
 
 # Options loads must answer inside 3 s.
 OPTIONS_DEADLINE = 2.0
@@ -24,7 +24,7 @@ def on_hook_options(ack: Ack, payload: dict[str, Any], services: Services) -> No
     answer."""
     try:
         offers = services.offers(payload.get("value") or "", OPTIONS_DEADLINE)
-    except Auth0Error as error:
+    except TargetError as error:
         ack(options=[blocks.unavailable_option(error.reason).to_dict()])
         return
     ack(**blocks.target_options(offers))

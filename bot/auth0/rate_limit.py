@@ -1,12 +1,19 @@
-"""Client-side pacing for Auth0's Management API rate limit, shared by a process's threads.
+"""What happens on a 429 from Auth0: calls queue for the limit; a 429 is waited out, on a budget.
 
-Auth0 answers every Management API call with ``x-ratelimit-limit``, ``-remaining`` and
-``-reset`` (when the bucket is full again, UNIX seconds). A client that only reacts to 429
-makes every waiting thread sleep until the same reset and retry at the same moment: on a free
-tenant (2 a second) most of them meet another 429, and the unluckiest run out of their wait
-budget and fail a request that only had to queue. ``PacedTransport`` queues calls in arrival
-order instead and lets the next one go only while the bucket, as the last answer described it,
-has room. The token endpoint has its own limits and is not paced.
+Pacing, before a call is sent (``PacedTransport``, under the transport's httpx client): Auth0
+answers every Management API call with ``x-ratelimit-limit``, ``-remaining`` and ``-reset``
+(when the bucket is full again, UNIX seconds). A client that only reacts to 429 makes every
+waiting thread sleep until the same reset and retry at the same moment: on a free tenant (2 a
+second) most of them meet another 429, and the unluckiest run out of their wait budget and fail
+a request that only had to queue. ``PacedTransport`` queues calls in arrival order instead and
+lets the next one go only while the bucket, as the last answer described it, has room. The
+token endpoint has its own limits and is not paced.
+
+Waiting, after a 429 (``RateLimitWaits``, in the transport's send loop): the call is sent again
+at ``retry_at`` (Retry-After in seconds or as a date, else ``x-ratelimit-reset``, else a second
+from now), never sooner than ``MIN_WAIT``. One public call (which may send several requests)
+has a ``WaitBudget`` of ``rate_limit_deadline`` seconds for such waits; a wait that would pass
+it raises ``RateLimited`` with the instant Auth0 named, without waiting.
 """
 
 from __future__ import annotations
@@ -14,11 +21,93 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Final
 
 import httpx
 
-# Seconds to hold calls after a 429 that says nothing about when to come back.
-DEFAULT_PAUSE = 1.0
+from bot.auth0.errors import RateLimited
+from bot.logs import get_logger
+
+log = get_logger(__name__)
+
+# A 429 that says nothing about when to come back (neither Retry-After nor x-ratelimit-reset):
+# wait about one refill, and hold the paced calls as long.
+DEFAULT_PAUSE: Final = 1.0
+# Our clock may run ahead of Auth0's reset instant: never answer a 429 with an instant retry.
+MIN_WAIT: Final = 0.1
+
+
+# Waiting out a 429 ------------------------------------------------------------------
+
+
+class WaitBudget:
+    """Seconds one public call may still spend waiting out 429s."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+
+class RateLimitWaits:
+    """How one client answers a 429: wait as long as Auth0 says, within the call's budget."""
+
+    def __init__(
+        self,
+        deadline: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        self._deadline = deadline
+        self._clock = clock
+        self._sleep = sleep
+        self._on_wait = on_wait
+
+    def budget(self) -> WaitBudget:
+        """A full budget, for one public call."""
+        return WaitBudget(self._deadline)
+
+    def wait_out(self, response: httpx.Response, budget: WaitBudget) -> None:
+        """Sleep until Auth0 said to try again, or raise ``RateLimited`` if that would pass
+        the budget."""
+        now = self._clock()
+        again = retry_at(response.headers, now)
+        wait = max(again - now, MIN_WAIT)
+        if wait > budget.left:
+            raise RateLimited(retry_at=again)
+        budget.left -= wait
+        log.warning("auth0 rate limited, waiting", wait_s=round(wait, 3))
+        if self._on_wait is not None:
+            self._on_wait(wait)
+        self._sleep(wait)
+
+
+def retry_at(headers: httpx.Headers, now: float) -> float:
+    """When Auth0 says to try again: Retry-After if sent, else x-ratelimit-reset (epoch)."""
+    retry_after = _seconds_after(headers.get("retry-after"), now)
+    if retry_after is not None:
+        return now + retry_after
+    try:
+        return float(headers["x-ratelimit-reset"])
+    except (KeyError, ValueError):
+        return now + DEFAULT_PAUSE
+
+
+def _seconds_after(value: str | None, now: float) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+# Pacing calls to the limit ----------------------------------------------------------
 
 
 class PacedTransport(httpx.BaseTransport):

@@ -1,0 +1,54 @@
+"""The process's background parts as a whole: waiting until idle, stopping, the target reader."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bot.slack.services import Services
+from bot.targets import Described, TargetKind, Targets
+
+
+def wait_idle(services: Services, timeout: float = 30.0) -> bool:
+    """Wait until background work, prefetch reads and the messages due now have finished
+    (including work and messages they queued in turn)."""
+    deadline = time.monotonic() + timeout
+    background, prefetch = services.background, services.prefetch
+    delivery = services.followups.delivery
+    while time.monotonic() < deadline:
+        if not background.wait_idle(max(0.0, deadline - time.monotonic())):
+            return False
+        if not prefetch.wait_idle(max(0.0, deadline - time.monotonic())):
+            return False
+        # Work that finishes while the outbox is looked at may have queued a message:
+        # idle only if nothing ran on either side of that look (a refresh read may have
+        # started since the wait above, too).
+        if background.idle() and delivery.idle() and background.idle() and prefetch.idle():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def shutdown(services: Services, timeout: float = 30.0) -> bool:
+    """Let queued work and due messages finish (within ``timeout``), then stop; False if
+    cut off (undelivered messages stay queued for the next start)."""
+    finished = wait_idle(services, timeout)
+    services.prefetch.close()
+    services.background.shutdown(timeout if finished else 0)
+    services.followups.delivery.stop()
+    services.catalog.close()
+    services.targets.close()
+    return finished
+
+
+def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
+    """How the prefetch reads a target: its secret names, then its description."""
+
+    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
+        # The names call answers 404 for a deleted target; the target itself usually comes
+        # from the list the picker just loaded, saving a call against Auth0's rate limit.
+        target = targets[kind]
+        names = target.secret_names(target_id)
+        return target.describe(target_id), names
+
+    return read

@@ -1,0 +1,53 @@
+"""Pieces every Block Kit surface shares: verbs, the target's noun, sections, notes, dates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.views import View
+
+from bot.approvals.states import Kind
+from bot.db.models import SecretRequest
+from bot.targets import TargetKind
+
+VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
+DONE = {Kind.ADD: "added", Kind.UPDATE: "rotated", Kind.REMOVE: "removed"}
+
+
+def target_noun(request: SecretRequest) -> str:
+    """What the request changes, as people read it: "hook" or "action"."""
+    return str(TargetKind(request.target_kind or TargetKind.HOOK))
+
+
+def message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:
+    """A message's fallback text and its blocks as Slack takes them."""
+    return text, [b.to_dict() for b in blocks]
+
+
+def section(text: str) -> SectionBlock:
+    """A block of mrkdwn (text already escaped where it came from users)."""
+    return SectionBlock(text=MarkdownTextObject(text=text))
+
+
+def note(text: str) -> ContextBlock:
+    """A line of small mrkdwn print (text already escaped where it came from users)."""
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+
+
+def slack_date(moment: datetime) -> str:
+    """A date each reader sees in their own time zone (the ISO form where Slack can't)."""
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} at {{time}}|{moment.isoformat()}>"
+
+
+def info_modal(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something (used to answer a submission that lost a race)."""
+    view = View(
+        type="modal",
+        title=title[:24],
+        close="Close",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
+    )
+    return view.to_dict()
