@@ -40,7 +40,7 @@ from benchmarks.common import (
     run_load,
     stack,
 )
-from tests.bot_process import APPROVALS
+from tests.harness.process import APPROVALS
 
 # (connections, milliseconds each waits after an answer before its next request)
 LEVELS = ((1, 0), (10, 0), (50, 0), (1, 50))

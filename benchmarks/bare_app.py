@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from bot.logs import configure_logging
 from bot.serve.server import WSGIServer
 from bot.serve.wsgi import WSGIApp
-from tests.bot_process import BOT_TOKEN as TOKEN  # the stand-in's (fake) bot token
+from tests.harness.process import BOT_TOKEN as TOKEN  # the stand-in's (fake) bot token
 
 
 class BareServer(WSGIServer):

@@ -24,16 +24,16 @@ from bot.slack import ids
 from standins.auth0 import Auth0Sandbox, RateLimit
 from standins.slack import SlackDriver, SlackStandIn, build_state_values
 from standins.tls import LoopbackTLS, loopback_tls
-from tests.bot_process import (
+from tests.harness.process import (
     BOT_TOKEN,
     ORIGIN,
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     free_port,
     start,
-    workspace,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def stack(rate_limit: RateLimit | None = None) -> Iterator[Stack]:
             # connections from the bot's background Slack calls would wait a second for a SYN
             # retry, which real Slack never makes anyone do. Listening again raises the backlog.
             slack._server.socket.listen(1024)  # type: ignore[union-attr]  # set by start()
-            workspace(slack)
+            add_people(slack)
             hook_id = auth0.add_hook("Client Credentials Exchange")
             env = Stack(slack, auth0, hook_id, Path(tmp), tls)
             try:

@@ -30,7 +30,7 @@ from benchmarks.common import Stack, machine, percentile, stack
 from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, RateLimit
 from standins.slack import SlackDriver
-from tests.bot_process import APPROVALS, ORIGIN
+from tests.harness.process import APPROVALS, ORIGIN
 
 SECRETS_PER_HOOK = 20  # Auth0's cap
 DEADLINE = 170.0

@@ -24,7 +24,7 @@ import httpx
 from benchmarks.common import Stack, machine, memory_mib, stack
 from bot.slack import ids
 from standins.slack import ApiCall, SlackDriver
-from tests.bot_process import APPROVALS, APPROVER, CLIENT_SECRET, ORIGIN, REQUESTER
+from tests.harness.process import APPROVALS, APPROVER, CLIENT_SECRET, ORIGIN, REQUESTER
 
 SETTLE = 3.0
 WAIT = 60.0

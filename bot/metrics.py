@@ -47,6 +47,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.sweeps = Counter(
+            "hook_secret_bot_sweeps",
+            "Sweep passes completed (expire requests, take over crashed applies, send what is due)",
+            registry=self.registry,
+        )
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:

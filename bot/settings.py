@@ -7,7 +7,14 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -71,6 +78,16 @@ def _database_url(value: str) -> str:
     if scheme not in SHIPPED_SCHEMES or not separator:
         raise ValueError("must be a sqlite:///FILE or postgresql+psycopg://… URL")
     return value.strip()
+
+
+def _testing_knob(default: float, meaning: str) -> Any:
+    """A timing only the test suite sets: positive, finite, documented as testing-only."""
+    return Field(
+        default=default,
+        gt=0,
+        allow_inf_nan=False,
+        description=f"Testing only, never set in production: {meaning}; default {default:g} s.",
+    )
 
 
 class StoreSettings(BaseSettings):
@@ -146,6 +163,24 @@ class Settings(StoreSettings):
     hook_secret_required_approvals: Literal[0, 1] = 1
     hook_secret_request_ttl: int = Field(default=86400, ge=60, le=30 * 86400)
     port: int = Field(default=3000, ge=1, le=65535)
+    # Testing knobs: the suite shortens the bot's internal timings so that a test that SIGKILLs
+    # the real process waits seconds, not minutes. Operators leave them unset (CONTRACT §2 does
+    # not list them); the defaults are the product's timings.
+    hook_secret_testing_apply_lease_seconds: float = _testing_knob(
+        20.0, "a running apply not renewed for this long died with its process"
+    )
+    hook_secret_testing_heartbeat_seconds: float = _testing_knob(
+        5.0, "how often a running apply renews its lease (shorter than the lease)"
+    )
+    hook_secret_testing_sweep_seconds: float = _testing_knob(
+        10.0, "how often the sweep expires requests and takes over crashed applies"
+    )
+    hook_secret_testing_backoff_base_seconds: float = _testing_knob(
+        1.0, "the outbox's first retry delay, doubled on each further attempt"
+    )
+    hook_secret_testing_outbox_lease_seconds: float = _testing_knob(
+        30.0, "how long an outbox row a dead process held waits before another takes it"
+    )
 
     _split = field_validator("hook_secret_requesters", "hook_secret_approvers", mode="before")(
         _split_ids
@@ -209,6 +244,17 @@ class Settings(StoreSettings):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s):// URL")
+        return value
+
+    @field_validator("hook_secret_testing_heartbeat_seconds")
+    @classmethod
+    def _heartbeat_inside_lease(cls, value: float, info: ValidationInfo) -> float:
+        lease = info.data.get("hook_secret_testing_apply_lease_seconds")
+        if lease is not None and value >= lease:
+            raise ValueError(
+                "must be shorter than HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS (or a running "
+                "apply is taken over)"
+            )
         return value
 
     @property

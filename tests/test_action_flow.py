@@ -15,7 +15,7 @@ from bot.slack import answers, ids
 from bot.slack.blocks.pickers import hook_option
 from bot.targets import ActionTarget, TargetKind
 from standins.auth0 import FULL_SCOPES, RecordedRequest
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     ORIGIN,

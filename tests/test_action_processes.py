@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,22 +23,24 @@ from bot.db.store import Store
 from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.inprocess import request_id_of
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
+    FAST_RECOVERY,
     ORIGIN,
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     free_port,
     open_approval,
     running,
     running_many,
-    workspace,
 )
-from tests.harness import request_id_of
+from tests.waiting import wait_until
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
 
@@ -62,7 +63,7 @@ class Tenant:
 def tenant() -> Iterator[Tenant]:
     """Slack and an Auth0 tenant granting the action scopes, holding one action."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.add_channel(ORIGIN, "general")
         auth0.add_hook("Client Credentials Exchange")
         yield Tenant(slack, auth0, auth0.actions.add("Enrich tokens", dict(OTHERS)))
@@ -99,13 +100,14 @@ def _has_buttons(message: dict[str, Any]) -> bool:
 
 def wait_row(store: Store, request_id: str, ok: Any, timeout: float = 60.0) -> SecretRequest:
     """Poll the request's row until ``ok(row)``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def there() -> SecretRequest | None:
         row = store.get(request_id)
-        if row is not None and ok(row):
-            return row
-        time.sleep(0.02)
-    raise AssertionError(f"request {request_id} never got there: {store.get(request_id)}")
+        return row if row is not None and ok(row) else None
+
+    return wait_until(
+        there, timeout, every=0.02, what=lambda: f"request {request_id}: {store.get(request_id)}"
+    )
 
 
 def approve(t: Tenant, driver: SlackDriver, message: dict[str, Any]) -> None:
@@ -137,7 +139,7 @@ def test_sigkill_between_patch_and_deploy_resumes_with_one_deploy_and_no_second_
     ``secret.updated`` with the deployed ``action_version``; the audit chain verifies."""
     with tenant() as t:
         t.auth0.actions.build_seconds = 3.0  # the window to kill the bot in
-        env = bot_env(t.slack, t.auth0, db_url)
+        env = bot_env(t.slack, t.auth0, db_url, **FAST_RECOVERY)
         store = Store(db_url)
         try:
             with running(env, tmp_path / "first") as first:
@@ -150,8 +152,8 @@ def test_sigkill_between_patch_and_deploy_resumes_with_one_deploy_and_no_second_
                 first.proc.wait(10)
             assert t.calls("PATCH") == 1 and t.calls("POST", "/deploy") == 0
             with running(env, tmp_path / "second") as second:
-                # Recovered within a minute of the kill: the dead apply's lease (20 s) runs out
-                # and the next sweep (every 10 s) resumes it.
+                # Recovered within a minute of the kill: the dead apply's lease (20 s; 2 s with
+                # FAST_RECOVERY) runs out and the next sweep (every 10 s; 0.5 s) resumes it.
                 row = wait_row(store, request_id, _settled, timeout=60.0)
                 assert row.state == State.APPLIED, row.failure_reason
                 _wait_audited(second, "secret.updated")
@@ -184,10 +186,11 @@ def _settled(row: SecretRequest) -> bool:
 
 
 def _wait_audited(bot: BotProcess, event: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(r["event"] == event for r in bot.audit()):
-        assert time.monotonic() < deadline, bot.output()[-3000:]
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(r["event"] == event for r in bot.audit()),
+        timeout,
+        what=lambda: bot.output()[-3000:],
+    )
 
 
 def test_two_replicas_change_one_action_at_once_and_both_are_deployed(

@@ -21,7 +21,7 @@ from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from bot.slack.blocks import approval_message as approval
 from standins.slack import SlackStandIn
-from tests.harness import APPROVALS
+from tests.harness.inprocess import APPROVALS
 from tests.unit.factories import secret_request
 
 TOKEN = "xoxb-render-test-token"

@@ -21,7 +21,7 @@ from bot.db import audit
 from bot.db.audit_chain import ChainKeys
 from bot.db.encryption import generate_key
 from tests.conftest import pg_schema
-from tests.harness import ORIGIN, OUTSIDER, running_bot
+from tests.harness.inprocess import ORIGIN, OUTSIDER, running_bot
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_DATABASE_URL")

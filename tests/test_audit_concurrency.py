@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bot.db import audit
 from bot.db.audit import AuditEvent
 from bot.db.models import SecretRequest
-from tests.harness import running_bot
+from tests.harness.inprocess import running_bot
 
 SUBMISSIONS = 16  # the hook holds one secret; Auth0 allows 20
 

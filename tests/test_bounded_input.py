@@ -18,15 +18,15 @@ from bot.serve.server import BODY_TIMEOUT, HEADER_TIMEOUT
 from bot.serve.wsgi import MAX_BODY
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.process import (
     BOT_TOKEN,
     ORIGIN,
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     running,
-    workspace,
 )
 
 MB = 1 << 20
@@ -62,7 +62,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Start the stand-ins and one ``run`` process; SIGTERM it after the module."""
     workdir = tmp_path_factory.mktemp("bounded")
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{workdir / 'bot.db'}")
         with running(env, workdir) as bot:

@@ -17,7 +17,7 @@ from bot.settings import Mode, load_app_settings
 from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
 from standins.auth0_actions import ACTION_SCOPES
 from standins.slack import SlackStandIn
-from tests.bot_process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
+from tests.harness.process import BOT_TOKEN, CLIENT_SECRET, SIGNING_SECRET, bot_env, free_port
 
 APPROVALS = "C0APPROVE"
 CHECKS = [

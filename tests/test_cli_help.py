@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 import bot
-from tests.bot_process import REPO
+from tests.harness.process import REPO
 from tests.test_settings_env import CASES
 
 CONTRACT_VARIABLES = sorted({variable for variable, _, _ in CASES} | {"PORT"})

@@ -17,12 +17,14 @@ import pytest
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
+    FAST_RECOVERY,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     confirmations,
     free_port,
@@ -31,11 +33,12 @@ from tests.bot_process import (
     secret_posts,
     submit_form,
     submit_request,
-    workspace,
 )
+from tests.waiting import seconds_until, wait_until
 
 VALUE = "s3cr3t-value-0123"
 # A crashed apply is taken over within 60 s (20 s lease, sweep every 10 s); the figure to meet.
+# These tests run the bot with FAST_RECOVERY's shorter leases, so they meet it in seconds.
 RECOVERY = 60.0
 
 
@@ -86,19 +89,10 @@ def _approve_then_kill(
         now = fault(auth0, hook_id)
         ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
         assert (ack.status, ack.body) == (200, b"")
-        _wait(now, 10)
+        wait_until(now, 10, what="the moment to kill the bot")
         _kill(bot)
     assert not confirmations(slack, name)  # it died before telling anyone
     return name
-
-
-def _wait(done: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``done()``; fails after ``timeout``."""
-    started = time.monotonic()
-    while not done():
-        assert time.monotonic() - started < timeout, f"not done within {timeout} s"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def _audit_verify(env: dict[str, str], workdir: Path) -> int:
@@ -120,16 +114,19 @@ def test_sigkill_during_an_apply_is_settled_after_restart(tmp_path: Path, fault:
     exactly one write, one approval message (its buttons gone), one confirmation, and an audit
     trail that verifies."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", **FAST_RECOVERY)
         with running(env, tmp_path / "first") as first:
             name = _approve_then_kill(slack, auth0, first, hook_id, fault)
         auth0.latency = 0.0
         env = {**env, "PORT": str(free_port())}
         with running(env, tmp_path / "second") as second:
-            assert _wait(lambda: bool(confirmations(slack, name)), RECOVERY + 15) <= RECOVERY
-            time.sleep(1)  # anything sent twice would have been by now
+            took = seconds_until(
+                lambda: confirmations(slack, name), RECOVERY + 15, what="confirmed"
+            )
+            assert took <= RECOVERY
+            second.wait_quiet(env["DATABASE_URL"])  # anything sent twice would have been by now
             assert auth0.secrets(hook_id) == {name: VALUE}
             assert len(secret_posts(auth0)) == 1  # the dead process's: what landed is not re-sent
             assert len(confirmations(slack, name)) == 1
@@ -146,9 +143,9 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
     """Killed right after acknowledging a submission: the queued approval request is posted once
     (by the next process, within the outbox lease), and the request then runs to the end."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", **FAST_RECOVERY)
         with running(env, tmp_path / "first") as first:
             slack.fail_for("chat.postMessage", 60.0)  # the first process can't post before dying
             with SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver:
@@ -166,8 +163,8 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
             view = open_approval(slack, driver, posted)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: bool(confirmations(slack, "AFTER_SUBMIT")), 15)
-            time.sleep(1)
+            wait_until(lambda: bool(confirmations(slack, "AFTER_SUBMIT")), 15)
+            second.wait_quiet(env["DATABASE_URL"])
             (approval,) = slack.messages(APPROVALS)
             assert not any(b.get("type") == "actions" for b in approval["blocks"])
             assert len(confirmations(slack, "AFTER_SUBMIT")) == 1
@@ -184,29 +181,29 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
     updated; a click on the stale copy answers with the request's state and replaces its
     buttons too. One Auth0 write, one confirmation, and the audit trail verifies."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", **FAST_RECOVERY)
         stale, first = _kill_mid_approval_post(slack, env, tmp_path, hook_id, "MID_POST")
         env = {**env, "PORT": str(free_port())}
         with (
             running(env, tmp_path / "second") as second,
             SlackDriver(slack, second.events_url, SIGNING_SECRET) as driver,
         ):
-            _wait(lambda: len(slack.messages(APPROVALS)) == 2, 45)
+            wait_until(lambda: len(slack.messages(APPROVALS)) == 2, 45)
             live = next(m for m in slack.messages(APPROVALS) if m["ts"] != stale["ts"])
             view = open_approval(slack, driver, live)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: bool(confirmations(slack, "MID_POST")), 15)
+            wait_until(lambda: bool(confirmations(slack, "MID_POST")), 15)
             click = driver.block_action(
                 APPROVER, ids.ACTION_APPROVE, message=stale, channel_id=APPROVALS
             )
             assert click.status == 200
             said = slack.wait_for_response(APPROVER, lambda r: "already" in str(r.payload))
             assert "already approved" in said.payload["text"]
-            _wait(lambda: not any(_has_buttons(m) for m in slack.messages(APPROVALS)), 10)
-            time.sleep(1)
+            wait_until(lambda: not any(_has_buttons(m) for m in slack.messages(APPROVALS)), 10)
+            second.wait_quiet(env["DATABASE_URL"])
             assert len(slack.messages(APPROVALS)) == 2 and len(secret_posts(auth0)) == 1
             assert len(confirmations(slack, "MID_POST")) == 1
             events = [r["event"] for r in first.audit() + second.audit()]
@@ -245,10 +242,10 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
     recorded it. With the history scopes granted the next process finds that copy by its
     metadata once the dead worker's lease lapses, and does not post a second one."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.grant(*HISTORY_SCOPES)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", **FAST_RECOVERY)
         with (
             running(env, tmp_path / "first") as first,
             SlackDriver(slack, first.events_url, SIGNING_SECRET) as driver,
@@ -262,13 +259,15 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
             # Its post is in Slack's hands (Slack takes 3 s to answer).
             slack.wait_for_arrival("chat.postMessage", count=posts + 1, timeout=15)
             _kill(first)
-        _wait(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
+        wait_until(lambda: bool(confirmations(slack, "MID_CONFIRM")), 10)  # Slack finished it
         slack.slow("chat.postMessage", 0.0)
         env = {**env, "PORT": str(free_port())}
         with running(env, tmp_path / "second") as second:
-            looked = _wait(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
-            assert looked <= RECOVERY  # the 30 s outbox lease, then the next poll
-            time.sleep(1.5)  # a second copy would have been posted by now
+            looked = seconds_until(
+                lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60
+            )
+            assert looked <= RECOVERY  # the outbox lease (30 s, 5 s here), then the next poll
+            second.wait_quiet(env["DATABASE_URL"])  # a second copy would have been posted by now
             assert len(confirmations(slack, "MID_CONFIRM")) == 1
             assert len(secret_posts(auth0)) == 1
             (approval,) = slack.messages(APPROVALS)
@@ -285,23 +284,23 @@ def test_sigkill_mid_approval_post_leaves_one_message_when_history_is_readable(
     next process finds that copy and stores its ts instead of posting another. The one message
     is decided, its buttons replaced; one Auth0 write, one confirmation."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         slack.grant(*HISTORY_SCOPES)
         hook_id = auth0.add_hook("Client Credentials Exchange")
-        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
+        env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", **FAST_RECOVERY)
         only, first = _kill_mid_approval_post(slack, env, tmp_path, hook_id, "MID_POST_READ")
         env = {**env, "PORT": str(free_port())}
         with (
             running(env, tmp_path / "second") as second,
             SlackDriver(slack, second.events_url, SIGNING_SECRET) as driver,
         ):
-            _wait(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
+            wait_until(lambda: any(c.ok for c in slack.calls_to("conversations.history")), 60)
             view = open_approval(slack, driver, only)
             ack = driver.view_submission(APPROVER, view, {ids.BLOCK_COMMENT: None})
             assert (ack.status, ack.body) == (200, b"")
-            _wait(lambda: bool(confirmations(slack, "MID_POST_READ")), 15)
-            _wait(lambda: not _has_buttons(slack.messages(APPROVALS)[0]), 10)
-            time.sleep(1)
+            wait_until(lambda: bool(confirmations(slack, "MID_POST_READ")), 15)
+            wait_until(lambda: not _has_buttons(slack.messages(APPROVALS)[0]), 10)
+            second.wait_quiet(env["DATABASE_URL"])
             assert [m["ts"] for m in slack.messages(APPROVALS)] == [only["ts"]]
             assert len(confirmations(slack, "MID_POST_READ")) == 1
             assert len(secret_posts(auth0)) == 1

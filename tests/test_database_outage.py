@@ -7,7 +7,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,9 @@ from bot.slack import ids
 from bot.slack.outage import NOT_RECORDED, answer, is_outage
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.conftest import PG_URL, _schema_sql, private_schema_url
+from tests.harness.inprocess import running_bot
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
@@ -32,14 +33,13 @@ from tests.bot_process import (
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     pick_hook,
     running,
     submit_request,
-    workspace,
 )
-from tests.conftest import PG_URL, _schema_sql, private_schema_url
-from tests.harness import running_bot
+from tests.waiting import seconds_until, wait_until
 
 
 def _health(bot: BotProcess) -> int:
@@ -48,12 +48,7 @@ def _health(bot: BotProcess) -> int:
 
 def _wait_health(bot: BotProcess, status: int, timeout: float = 10.0) -> float:
     """Seconds until /healthz answered ``status``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if _health(bot) == status:
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"/healthz never answered {status} in {timeout} s")
+    return seconds_until(lambda: _health(bot) == status, timeout, what=f"/healthz {status}")
 
 
 def _form(slack: SlackStandIn, driver: SlackDriver) -> dict[str, Any]:
@@ -117,9 +112,7 @@ def _outage_story(
         _wait_health(bot, 200)
         _approve(slack, driver, message)
         submit_request(slack, driver, hook_id, name="AFTER_KEY")
-    deadline = time.monotonic() + 10
-    while "BEFORE_KEY" not in auth0.secrets(hook_id) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "BEFORE_KEY" in auth0.secrets(hook_id), 10, what="BEFORE_KEY applied")
     assert auth0.secrets(hook_id)["BEFORE_KEY"] == "s3cr3t-value-0123"
     names = {r.get("secret_name") for r in bot.audit()}
     assert "OUTAGE_KEY" not in names and {"BEFORE_KEY", "AFTER_KEY"} <= names
@@ -135,7 +128,7 @@ def test_a_sqlite_file_that_vanishes_and_returns_is_an_outage_not_a_new_trail(
     data.mkdir()  # `run` creates the file, never a missing directory (the same as `check`)
     database = data / "bot.db"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{database}")
         with running(env, tmp_path / "run") as bot:
@@ -211,10 +204,8 @@ def test_writers_sharing_a_transaction_when_the_file_vanishes_are_told_and_store
     assert inside.wait(10)
     second = threading.Thread(target=write, args=("U_SECOND", False))
     second.start()
-    deadline = time.monotonic() + 10
-    while store._writes._waiting == 0 and time.monotonic() < deadline:  # it queued to join
-        time.sleep(0.005)
-    assert store._writes._waiting == 1
+    wait_until(store.writers_waiting, 10, every=0.005, what="the second writer queued to join")
+    assert store.writers_waiting() == 1
     database.rename(tmp_path / "moved.db")
     leave.set()
     first.join(10)
@@ -318,7 +309,7 @@ def test_a_postgresql_outage_is_told_plainly_and_healthz_follows_it(
     url = private_schema_url(through_proxy.render_as_string(hide_password=False), pg_schema)
     try:
         with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-            workspace(slack)
+            add_people(slack)
             hook_id = auth0.add_hook("Client Credentials Exchange")
             with running(bot_env(slack, auth0, url), tmp_path / "run") as bot:
                 _outage_story(bot, slack, auth0, hook_id, proxy.stop, proxy.start)

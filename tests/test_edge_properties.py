@@ -30,7 +30,8 @@ from bot.serve.runtime import auth0_client, slack_client
 from bot.serve.wsgi import MAX_BODY, WSGIApp, wsgi_app
 from bot.slack import ids
 from bot.slack.app import Deps, create_app
-from tests.harness import APPROVER, REQUESTER, SIGNING_SECRET, Bot, running_bot, workspace
+from tests.harness.inprocess import Bot, running_bot, workspace
+from tests.harness.people import APPROVER, REQUESTER, SIGNING_SECRET
 
 FORM = "application/x-www-form-urlencoded"
 TEAM = "T0TEAM"

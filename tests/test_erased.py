@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot.db.scrub import WalScrubber
-from tests.harness import APPROVALS, Bot, running_bot
+from tests.harness.inprocess import APPROVALS, Bot, running_bot
+from tests.waiting import wait_until
 
 # A Fernet token as stored: url-safe base64 of version 0x80 and a timestamp ("gAAAAA...").
 TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_=-]{40,}")
@@ -58,12 +59,9 @@ def _copies(files: dict[str, bytes], needles: list[bytes], vault: MultiFernet) -
 
 def _eventually_none(tmp_path: Path, needles: list[bytes], vault: MultiFernet) -> list[str]:
     """The copies left once the scrub had ``WITHIN`` seconds (none, when it works)."""
-    deadline = time.monotonic() + WITHIN
-    while True:
-        copies = _copies(_files(tmp_path), needles, vault)
-        if not copies or time.monotonic() > deadline:
-            return copies
-        time.sleep(0.1)
+    with contextlib.suppress(AssertionError):  # the copies left are the answer
+        wait_until(lambda: not _copies(_files(tmp_path), needles, vault), WITHIN, every=0.1)
+    return _copies(_files(tmp_path), needles, vault)
 
 
 def test_no_sqlite_file_holds_an_erased_value(sqlite_url: str, tmp_path: Path) -> None:
@@ -102,9 +100,7 @@ def test_a_checkpoint_truncates_the_wal(tmp_path: Path) -> None:
     scrubber = WalScrubber(path)
     for _ in range(5):
         scrubber.erased()
-    deadline = time.monotonic() + WITHIN
-    while scrubber.checkpoints == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: scrubber.checkpoints, WITHIN, what="a checkpoint")
     scrubber.close()
     assert scrubber.checkpoints == 1
     assert (tmp_path / "bot.db-wal").stat().st_size == 0

@@ -9,7 +9,7 @@ import pytest
 
 from bot.approvals.states import State
 from bot.slack import ids
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     GROUPIE,

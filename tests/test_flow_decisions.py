@@ -11,7 +11,7 @@ from bot.approvals.recovery import APPLY_LEASE
 from bot.approvals.states import State
 from bot.slack import ids
 from bot.slack.blocks import approval_message as approval
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     APPROVER2,

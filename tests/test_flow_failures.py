@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.approvals.states import State
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     ORIGIN,

@@ -7,7 +7,7 @@ import re
 from bot.approvals.states import State
 from bot.slack import ids
 from bot.slack.text import esc
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     ORIGIN,

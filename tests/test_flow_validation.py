@@ -10,7 +10,7 @@ import pytest
 
 from bot.approvals.states import State
 from bot.slack import ids
-from tests.harness import (
+from tests.harness.inprocess import (
     GROUPIE,
     REQUESTER,
     Bot,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.serve import lifecycle
-from tests.harness import APPROVALS, REQUESTER, Bot, running_bot, shown_texts
+from tests.harness.inprocess import APPROVALS, REQUESTER, Bot, running_bot, shown_texts
 
 # A second "Secret:" line, a bidi override reordering what follows, a zero-width space.
 FORGED = "rotate vendor key\n*Secret:* `OTHER_KEY` (add)\r\n> approved \u202egnitset\u200b"

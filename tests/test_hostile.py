@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from bot.slack import ids
 from standins.slack import Ack, build_state_values
 from tests.conftest import pg_schema
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     GROUPIE,

@@ -16,7 +16,7 @@ from bot.outbox.messages import Message, Method
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from standins.slack import SlackStandIn
-from tests.harness import ORIGIN
+from tests.harness.inprocess import ORIGIN
 
 TOKEN = "xoxb-idle-test-token"
 TEXT = "Secret `API_KEY` was added to hook `h1`."

@@ -6,7 +6,15 @@ from typing import Any
 
 from bot.approvals.states import State
 from bot.slack import ids
-from tests.harness import APPROVALS, APPROVER, ORIGIN, OUTSIDER, REQUESTER, Bot, running_bot
+from tests.harness.inprocess import (
+    APPROVALS,
+    APPROVER,
+    ORIGIN,
+    OUTSIDER,
+    REQUESTER,
+    Bot,
+    running_bot,
+)
 
 
 def _approval(bot: Bot, text: str, **kwargs: Any) -> dict[str, Any]:

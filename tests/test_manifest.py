@@ -12,7 +12,7 @@ from jsonschema import FormatChecker
 from jsonschema.validators import validator_for
 
 from bot.slack import ids
-from tests.harness import APPROVALS, ORIGIN, REQUESTER, Bot, running_bot
+from tests.harness.inprocess import APPROVALS, ORIGIN, REQUESTER, Bot, running_bot
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "manifest.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.bot_process import REPO
+from tests.harness.process import REPO
 
 NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4}
 

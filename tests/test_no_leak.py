@@ -32,7 +32,7 @@ from bot.slack.blocks.pickers import hook_option
 from bot.targets import TargetKind
 from standins.auth0 import DEFAULT_SCOPES, FULL_SCOPES, Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,

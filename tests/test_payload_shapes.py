@@ -17,7 +17,8 @@ import pytest
 from bot.slack import ids
 from bot.slack.app import FOREIGN_TEAM
 from bot.slack.listeners.views import NOT_UNICODE
-from tests.harness import APPROVALS, APPROVER, ORIGIN, REQUESTER, Bot, all_requests, running_bot
+from tests.harness.inprocess import Bot, all_requests, running_bot
+from tests.harness.people import APPROVALS, APPROVER, ORIGIN, REQUESTER
 
 ENTERPRISE = {"id": "E0ORG", "name": "Acme Org"}
 Reshape = Callable[[str, dict[str, Any]], dict[str, Any]]

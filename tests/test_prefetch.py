@@ -13,7 +13,7 @@ from typing import Any
 from bot.approvals.states import State
 from bot.slack import answers, ids
 from standins.auth0 import RecordedRequest
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     ORIGIN,
     REQUESTER,
@@ -23,6 +23,7 @@ from tests.harness import (
     secret_posts,
     shown_texts,
 )
+from tests.waiting import wait_until
 
 HOOK_NAME = "Client Credentials Exchange"
 LATENCY = 2.0
@@ -174,12 +175,13 @@ def test_names_are_read_again_while_the_modal_stays_open(sqlite_url: str) -> Non
         picked = _pick(bot, view, bot.hook_id)
         bot.auth0.set_secrets(bot.hook_id, {"LATE_KEY": "set-in-the-dashboard"})
         changed = time.time()
-        deadline = changed + 10
-        while not any(
-            r.received_at > changed and r.path.endswith("/secrets") for r in bot.auth0.requests
-        ):
-            assert time.time() < deadline, "the open modal's hook was never read again"
-            time.sleep(0.05)
+        wait_until(
+            lambda: any(
+                r.received_at > changed and r.path.endswith("/secrets") for r in bot.auth0.requests
+            ),
+            10,
+            what="the open modal's hook read again",
+        )
         bot.drain()
         bot.auth0.latency = LATENCY
         errors = _field_errors(_submit_without_auth0(bot, view, hook=picked, name="LATE_KEY"))
@@ -198,7 +200,11 @@ def test_a_cancelled_form_stops_its_target_being_read_again(sqlite_url: str) -> 
         assert (ack.status, ack.body) == (200, b"")
         bot.drain()
         closed = time.time()
-        time.sleep(1.5)  # five refresh periods
+        # A refresh pass that finds every watched target due (none read less than 0 s ago)
+        # starts no read: the closed form's target is watched no more.
+        bot.services.prefetch.refresh_every = 0.0
+        assert bot.services.prefetch.refresh_due() == 0
+        bot.drain()
         assert not [r for r in bot.auth0.requests if r.received_at > closed]
 
 

@@ -19,7 +19,7 @@ from bot.outbox.notify import Notifier
 from bot.outbox.readback import EVENT_TYPE, Identity
 from bot.outbox.worker import Delivery
 from standins.slack import SlackStandIn
-from tests.harness import APPROVALS, ORIGIN, REQUESTER
+from tests.harness.inprocess import APPROVALS, ORIGIN, REQUESTER
 from tests.unit.factories import secret_request
 
 TOKEN = "xoxb-readback-test-token"

@@ -18,13 +18,14 @@ from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import Ack, SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.process import (
     APPROVALS,
     APPROVER,
     BOT_TOKEN,
     ORIGIN,
     REQUESTER,
     SIGNING_SECRET,
+    add_people,
     bot_env,
     confirmations,
     free_port,
@@ -34,7 +35,6 @@ from tests.bot_process import (
     secret_posts,
     stop_all,
     submit_request,
-    workspace,
 )
 
 
@@ -61,7 +61,7 @@ def test_a_duplicate_approval_on_another_replica_applies_once(
 ) -> None:
     """Approval submitted to replica A and, at once, to replica B: one Auth0 POST, one message."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         # Replicas share the database and the encryption key; each has its own port.
         env = bot_env(slack, auth0, shared_database, HOOK_SECRET_ENCRYPTION_KEY=generate_key())
@@ -112,7 +112,7 @@ def test_one_secret_submitted_to_two_replicas_at_once_opens_one_request(
     database keeps one request, posted for approval once; the other form stays open, naming
     the request that holds the secret, and nothing of it is stored or posted."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, shared_database, HOOK_SECRET_ENCRYPTION_KEY=generate_key())
         env_b = {**env, "PORT": str(free_port())}

@@ -18,7 +18,7 @@ from bot.ops import check_auth0
 from bot.slack import ids
 from bot.targets.catalog import HookCatalog
 from standins.auth0 import Auth0Sandbox
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     APPROVER,
     GROUPIE,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackStandIn
-from tests.bot_process import BOT_TOKEN, bot_env, free_port, workspace
+from tests.harness.process import BOT_TOKEN, add_people, bot_env, free_port
 
 
 def _bot(command: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -33,7 +33,7 @@ def test_a_sqlite_file_in_a_missing_directory_is_refused_by_run_and_check(tmp_pa
     fails its database line the same way."""
     database = tmp_path / "data" / "bot.db"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{database}")
         ran = _bot("run", env, tmp_path)
         checked = _bot("check", env, tmp_path)
@@ -50,7 +50,7 @@ def test_an_unreachable_slack_is_explained_without_a_variable_nobody_set(tmp_pat
     one line says where it tried, why, and to check the network, as check's auth.test line
     does, without telling the user to fix a variable they never set."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         del env["SLACK_API_URL"]
         env |= {"HTTPS_PROXY": f"http://127.0.0.1:{free_port()}", "NO_PROXY": ""}

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackStandIn
-from tests.bot_process import BOT_TOKEN, bot_env, free_port, running, start, workspace
+from tests.harness.process import BOT_TOKEN, add_people, bot_env, free_port, running, start
 
 
 def test_at_info_only_the_bots_own_lines_are_printed(tmp_path: Path) -> None:
     """Start (with a first migration) and SIGTERM: every line is the bot's, none alembic's,
     gunicorn's or Bolt's."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         with running(env, tmp_path / "run") as bot:
             assert bot.stop() == 0
@@ -35,7 +35,7 @@ def test_at_info_only_the_bots_own_lines_are_printed(tmp_path: Path) -> None:
 def test_at_debug_the_libraries_lines_are_back(tmp_path: Path) -> None:
     """LOG_LEVEL=DEBUG hides nothing: alembic's migration lines are there again."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", LOG_LEVEL="DEBUG")
         with running(env, tmp_path / "run") as bot:
             assert bot.stop() == 0

@@ -19,13 +19,14 @@ from bot.serve.wsgi import Health
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.harness.process import (
     APP_TOKEN,
     BOT_TOKEN,
     ORIGIN,
     REQUESTER,
     SIGNING_SECRET,
     BotProcess,
+    add_people,
     bot_env,
     confirmations,
     free_port,
@@ -34,7 +35,6 @@ from tests.bot_process import (
     secret_posts,
     start,
     submit_request,
-    workspace,
 )
 
 
@@ -54,7 +54,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """Start the stand-ins and one ``run`` process; SIGTERM it after the module."""
     workdir = tmp_path_factory.mktemp("served")
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange", secrets={"EXISTING": "old"})
         env = bot_env(slack, auth0, f"sqlite:///{workdir / 'bot.db'}")
         with running(env, workdir) as bot:
@@ -218,7 +218,7 @@ def test_healthz_is_503_once_the_database_is_gone(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{data / 'bot.db'}")
         with running(env, tmp_path / "run") as bot:
             shutil.rmtree(data)
@@ -253,7 +253,7 @@ def test_a_hanging_database_makes_healthz_unhealthy_within_its_deadline() -> Non
 def test_sigterm_lets_an_in_flight_apply_finish(tmp_path: Path) -> None:
     """SIGTERM right after an approval's ack: the slow apply still lands, then exit 0."""
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}")
         with (
@@ -280,7 +280,7 @@ def test_sigterm_lets_an_in_flight_apply_finish(tmp_path: Path) -> None:
 def test_socket_mode_slash_command_opens_the_modal(tmp_path: Path) -> None:
     """With SLACK_APP_TOKEN the bot connects over Socket Mode and a command opens the modal."""
     with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         env = bot_env(slack, auth0, f"sqlite:///{tmp_path / 'bot.db'}", SLACK_APP_TOKEN=APP_TOKEN)
         env.pop("SLACK_SIGNING_SECRET")
         with running(env, tmp_path / "run", ready=False) as bot:

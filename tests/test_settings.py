@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.approvals.apply import HEARTBEAT
+from bot.approvals.recovery import APPLY_LEASE
+from bot.outbox.worker import Backoff
+from bot.serve.runtime import SWEEP_INTERVAL
 from bot.settings import Mode, SettingsError, load_app_settings
 
 BASE = {
@@ -63,6 +67,55 @@ def test_each_bad_variable_is_named(env: dict[str, str], expected: str) -> None:
     """Each missing or malformed variable produces a line that names it."""
     problems = _problems(**env)
     assert any(line.startswith(expected) for line in problems), problems
+
+
+TESTING_KNOBS = [
+    "HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS",
+    "HOOK_SECRET_TESTING_HEARTBEAT_SECONDS",
+    "HOOK_SECRET_TESTING_SWEEP_SECONDS",
+    "HOOK_SECRET_TESTING_BACKOFF_BASE_SECONDS",
+    "HOOK_SECRET_TESTING_OUTBOX_LEASE_SECONDS",
+]
+
+
+def test_the_testing_knobs_default_to_the_products_timings_and_say_they_are_for_testing() -> None:
+    """Unset, every testing knob is the timing the bot runs with; each says it is testing-only."""
+    settings = load_app_settings(
+        Mode.RUN, _env_file=None, **{k.lower(): v for k, v in BASE.items()}
+    )
+    product = _product_timings()
+    assert {name: getattr(settings, name.lower()) for name in TESTING_KNOBS} == product
+    for name in TESTING_KNOBS:
+        description = type(settings).model_fields[name.lower()].description or ""
+        assert description.startswith("Testing only"), (name, description)
+
+
+def _product_timings() -> dict[str, float]:
+    """The product's own timings, where the code keeps them."""
+    return {
+        "HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS": APPLY_LEASE.total_seconds(),
+        "HOOK_SECRET_TESTING_HEARTBEAT_SECONDS": HEARTBEAT.total_seconds(),
+        "HOOK_SECRET_TESTING_SWEEP_SECONDS": SWEEP_INTERVAL,
+        "HOOK_SECRET_TESTING_BACKOFF_BASE_SECONDS": Backoff().base,
+        "HOOK_SECRET_TESTING_OUTBOX_LEASE_SECONDS": 30.0,  # Delivery.lease
+    }
+
+
+@pytest.mark.parametrize("name", TESTING_KNOBS)
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "soon"])
+def test_a_testing_knob_must_be_a_positive_number(name: str, text: str) -> None:
+    problems = _problems(**{name: text})
+    assert any(line.startswith(f"{name}: ") for line in problems), problems
+
+
+def test_the_testing_heartbeat_must_be_shorter_than_the_testing_apply_lease() -> None:
+    problems = _problems(
+        HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS="2", HOOK_SECRET_TESTING_HEARTBEAT_SECONDS="2"
+    )
+    assert problems == [
+        "HOOK_SECRET_TESTING_HEARTBEAT_SECONDS: must be shorter than "
+        "HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS (or a running apply is taken over)"
+    ]
 
 
 def test_socket_mode_needs_no_signing_secret() -> None:

@@ -16,19 +16,19 @@ from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
-from tests.bot_process import (
+from tests.conftest import PG_URL
+from tests.harness.process import (
     BOT_TOKEN,
     CLIENT_SECRET,
     ORIGIN,
     REPO,
     REQUESTER,
     SIGNING_SECRET,
+    add_people,
     free_port,
     pick_hook,
     start,
-    workspace,
 )
-from tests.conftest import PG_URL
 
 README = (REPO / "README.md").read_text()
 AUDIT_DOC = (REPO / "docs" / "audit.md").read_text()
@@ -45,18 +45,28 @@ BASE = {
     "HOOK_SECRET_APPROVAL_CHANNEL": "C0SECRETAPPROVALS",
     "HOOK_SECRET_ENCRYPTION_KEY": KEY,
 }
-# What the child prints: the settings `run` would serve with, secrets unwrapped for comparison.
+# What the child prints: for each job (an environment and a working directory, as a process of
+# its own would have them), the settings `run` would serve with, secrets unwrapped for
+# comparison, or the problem lines. One child loads every case: a process start each cost more
+# than all the loading, and the settings are read afresh from os.environ and ./.env each time.
 LOAD = """
-import json, sys
+import json, os, sys
 from pydantic import SecretStr
 from bot.settings import Mode, SettingsError, load_app_settings
-try:
-    settings = load_app_settings(Mode.RUN)
-except SettingsError as error:
-    sys.exit("\\n".join(error.problems))
-values = {name: getattr(settings, name) for name in type(settings).model_fields}
-print(json.dumps({k: v.get_secret_value() if isinstance(v, SecretStr) else v
-                  for k, v in values.items()}))
+answers = []
+for job in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(job["env"])
+    os.chdir(job["cwd"])
+    try:
+        settings = load_app_settings(Mode.RUN)
+    except SettingsError as error:
+        answers.append({"problems": error.problems})
+        continue
+    values = {name: getattr(settings, name) for name in type(settings).model_fields}
+    answers.append({"loaded": {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                               for k, v in values.items()}})
+print(json.dumps(answers))
 """
 SECRET_VARIABLES = {
     "SLACK_BOT_TOKEN",
@@ -132,14 +142,43 @@ def _write_dotenv(directory: Path, settings: dict[str, str]) -> None:
     (directory / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
 
-def _load(settings: dict[str, str], where: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Load the settings in a child the way ``run`` does, from the environment or ``.env``."""
+def _job(settings: dict[str, str], where: str, cwd: Path) -> dict[str, Any]:
+    """Settings given the way ``run`` would find them: in the environment or in ``.env``."""
+    cwd.mkdir(parents=True, exist_ok=True)
     if where == ".env":
         _write_dotenv(cwd, settings)
-        env = _clean_env()
-    else:
-        env = _clean_env(**settings)
-    return _child([sys.executable, "-c", LOAD], env, cwd)
+        return {"env": _clean_env(), "cwd": str(cwd)}
+    return {"env": _clean_env(**settings), "cwd": str(cwd)}
+
+
+WHERE = ["environment", ".env"]
+EMPTY_OPTIONAL = {**BASE, **dict.fromkeys(OPTIONAL, ""), "HOOK_SECRET_REQUIRED_APPROVALS": "0"}
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], dict[str, Any]]:
+    """What a child loads for every case of the two tests below, keyed by case."""
+    cases: dict[tuple[str, ...], dict[str, str]] = {}
+    for where in WHERE:
+        for variable, text, _ in CASES:
+            cases[(where, variable, text)] = {**BASE, variable: text}
+        cases[(where, "empty optional")] = EMPTY_OPTIONAL
+    root = tmp_path_factory.mktemp("settings")
+    jobs = [
+        _job(settings, key[0], root / str(n)) for n, (key, settings) in enumerate(cases.items())
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        input=json.dumps(jobs),
+        env=_clean_env(),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(zip(cases, json.loads(done.stdout), strict=True))
 
 
 def _child(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -157,34 +196,41 @@ def _run_exits_2(env: dict[str, str], cwd: Path) -> list[str]:
     return done.stderr.strip().splitlines()
 
 
-@pytest.mark.parametrize("where", ["environment", ".env"])
+@pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize(("variable", "text", "expected"), CASES)
 def test_every_variable_is_read_from_its_string(
-    tmp_path: Path, where: str, variable: str, text: str, expected: Any
+    loaded: dict[tuple[str, ...], dict[str, Any]],
+    where: str,
+    variable: str,
+    text: str,
+    expected: Any,
 ) -> None:
     """Each variable of the contract, typed as in the README, gives the value the bot uses."""
     if variable not in SECRET_VARIABLES:
         rows = (line.strip() for line in README.splitlines())
         row = next(line for line in rows if line.startswith(f"| `{variable}` |"))
         assert f"`{text}`" in row, f"README's example for {variable} differs: {row}"
-    done = _load({**BASE, variable: text}, where, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)[variable.lower()] == expected
+    done = loaded[(where, variable, text)]
+    assert "problems" not in done, done
+    assert done["loaded"][variable.lower()] == expected
 
 
-@pytest.mark.parametrize("where", ["environment", ".env"])
-def test_empty_optional_variables_mean_unset(tmp_path: Path, where: str) -> None:
+@pytest.mark.parametrize("where", WHERE)
+def test_empty_optional_variables_mean_unset(
+    loaded: dict[tuple[str, ...], dict[str, Any]], where: str
+) -> None:
     """``NAME=`` lines for every optional variable load as the documented defaults."""
-    settings = {**BASE, **dict.fromkeys(OPTIONAL, ""), "HOOK_SECRET_REQUIRED_APPROVALS": "0"}
-    done = _load(settings, where, tmp_path)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout)
-    assert loaded["slack_app_token"] is None and loaded["hook_secret_approval_channel"] is None
-    assert loaded["hook_secret_approvers"] == [] and loaded["hook_secret_encryption_key"] is None
-    assert loaded["slack_api_url"] == "https://slack.com/api/"
-    assert loaded["database_url"] == "sqlite:///hook-secret-bot.db"
-    assert (loaded["port"], loaded["hook_secret_request_ttl"]) == (3000, 86400)
-    assert (loaded["log_level"], loaded["log_format"]) == ("INFO", None)
+    done = loaded[(where, "empty optional")]
+    assert "problems" not in done, done
+    defaults = done["loaded"]
+    assert defaults["slack_app_token"] is None and defaults["hook_secret_approval_channel"] is None
+    assert (
+        defaults["hook_secret_approvers"] == [] and defaults["hook_secret_encryption_key"] is None
+    )
+    assert defaults["slack_api_url"] == "https://slack.com/api/"
+    assert defaults["database_url"] == "sqlite:///hook-secret-bot.db"
+    assert (defaults["port"], defaults["hook_secret_request_ttl"]) == (3000, 86400)
+    assert (defaults["log_level"], defaults["log_format"]) == ("INFO", None)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +322,7 @@ def test_approvals_off_from_dotenv_is_a_working_self_service_bot(tmp_path: Path)
     form submission apply the secret in Auth0 and confirm it, with no approval step."""
     value = "self-service-value-0123"
     with SlackStandIn(bot_token=BOT_TOKEN) as slack, Auth0Sandbox() as auth0:
-        workspace(slack)
+        add_people(slack)
         hook_id = auth0.add_hook("Client Credentials Exchange")
         port = free_port()
         dotenv = {

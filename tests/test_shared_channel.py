@@ -15,17 +15,8 @@ import pytest
 from bot.approvals.states import State
 from bot.outbox.worker import Backoff
 from standins.slack import SlackStandIn
-from tests.harness import (
-    APPROVALS,
-    APPROVER,
-    ORIGIN,
-    REQUESTER,
-    Bot,
-    Clock,
-    request_id_of,
-    serve,
-    workspace,
-)
+from tests.harness.inprocess import Bot, Clock, request_id_of, serve, workspace
+from tests.harness.people import APPROVALS, APPROVER, ORIGIN, REQUESTER
 
 PARTNER = "T0PARTNER"  # another organization's team
 HOOK_NAME = "Client Credentials Exchange"

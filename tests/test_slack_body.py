@@ -14,7 +14,7 @@ import pytest
 from bot.slack import body as slack_body
 from bot.slack import ids
 from bot.slack.app import FOREIGN_TEAM
-from tests.harness import (
+from tests.harness.inprocess import (
     APPROVALS,
     ORIGIN,
     REQUESTER,

@@ -23,6 +23,7 @@ from bot.latency.slack_pool import PooledWebClient
 from bot.slack.web_client import short_lived
 from standins.slack import SlackStandIn, webapi
 from standins.tls import loopback_tls
+from tests.waiting import wait_until
 
 TOKEN = "xoxb-pooled-test-token"
 CHANNEL = "C0POOL"
@@ -53,9 +54,17 @@ def test_a_connection_slack_closed_while_idle_is_replaced_not_failed(
     slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(webapi._Handler, "timeout", 0.3)  # the stand-in ends idle connections
+    closed = threading.Event()
+    close = webapi._Server.shutdown_request
+
+    def shutdown_request(server: webapi._Server, request: socket.socket) -> None:
+        close(server, request)
+        closed.set()
+
+    monkeypatch.setattr(webapi._Server, "shutdown_request", shutdown_request)
     client = _client(slack, retry_handlers=[])  # no retry to hide a call on the dead one
     client.auth_test()
-    time.sleep(1.0)  # the server has closed the kept-alive connection by now
+    assert closed.wait(10)  # the server has closed the kept-alive connection
     assert client.auth_test()["ok"] is True
     assert slack.connections == 2
     client.close()
@@ -101,7 +110,9 @@ def test_a_slow_answer_times_out_as_urllib_did_and_is_not_sent_twice(slack: Slac
     client.timeout = 1  # the same client with its handler: a timeout is final
     with pytest.raises(TimeoutError):
         client.chat_postMessage(channel=CHANNEL, text="slow again")
-    time.sleep(0.5)  # a retry would arrive at once
+    # Both slow calls answered (the second a second after it timed out): a retry, sent as
+    # the call timed out, would have arrived by then.
+    wait_until(lambda: len(slack.calls_to("chat.postMessage")) >= 2, 10, what="both answered")
     assert slack.arrived("chat.postMessage") == 2
     slack.slow("chat.postMessage", 0)
     client.close()

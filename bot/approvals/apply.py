@@ -40,11 +40,12 @@ INTERNAL = "an unexpected error inside the bot (its logs have the details)"
 
 @dataclass
 class Timing:
-    """How often a running apply renews its claim and when it counts as slow (tests shorten
-    them; the defaults are the product's)."""
+    """How often a running apply renews its claim, when it counts as slow, and when its claim
+    lapses (tests shorten them; the defaults are the product's)."""
 
     heartbeat: timedelta = HEARTBEAT
     slow_apply: timedelta = SLOW_APPLY
+    apply_lease: timedelta = recovery.APPLY_LEASE
 
 
 class Applier:
@@ -64,7 +65,7 @@ class Applier:
     def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
         with self.store.transaction() as tx:
-            claimed = tx.claim(request_id, recovery.APPLY_LEASE)  # on the database's clock
+            claimed = tx.claim(request_id, self.timing.apply_lease)  # the database's clock
         if claimed is None or claimed.apply_started_at is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         # The heartbeat moves it; the outcome is recorded against the latest.

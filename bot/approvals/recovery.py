@@ -33,10 +33,10 @@ UNCLAIMED_GRACE = timedelta(seconds=15)
 SETTLE_WITHIN = timedelta(hours=1)
 
 
-def stranded(store: Store) -> list[str]:
+def stranded(store: Store, lease: timedelta = APPLY_LEASE) -> list[str]:
     """The approved requests whose apply died (or was never claimed): the sweep applies them,
     judged on the database's clock."""
-    return list(store.stranded(UNCLAIMED_GRACE, APPLY_LEASE))
+    return list(store.stranded(UNCLAIMED_GRACE, lease))
 
 
 def landed(target: Target, change: Change, reconciling: bool) -> bool:

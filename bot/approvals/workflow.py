@@ -257,7 +257,7 @@ class Workflow:
 
     def reconcile(self) -> list[Result]:
         """Finish applies a crash left undone: read back, then apply at most once."""
-        stranded = recovery.stranded(self.store)
+        stranded = recovery.stranded(self.store, self.timing.apply_lease)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
     def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:

@@ -101,6 +101,10 @@ class Database:
         self.engine.dispose()
         self._read_engine.dispose()
 
+    def writers_waiting(self) -> int:
+        """Writers of this process queued for their turn in the shared transaction now."""
+        return self._writes.waiting
+
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction; its audit records are printed only once it commits."""

@@ -50,6 +50,12 @@ class GroupCommit:
         self._waiting = 0
         self._batch: _Batch | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Writers queued for their turn right now (they join the open transaction)."""
+        with self._count:
+            return self._waiting
+
     @contextmanager
     def member(self, on_commit: Callable[[], None] | None = None) -> Iterator[Session]:
         """A session inside the shared transaction; returns once the work is committed.

@@ -22,6 +22,12 @@ class InFlight:
         self._count = 0
         self._waiting = 0
 
+    @property
+    def waiting(self) -> int:
+        """Background steps waiting for a quiet moment right now."""
+        with self._quiet:
+            return self._waiting
+
     @contextmanager
     def request(self) -> Iterator[None]:
         """Counts one request while it is answered."""

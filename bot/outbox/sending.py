@@ -151,6 +151,7 @@ class Sender:
         self.origin = OriginGuard(self._channel_info)
         # The read-back adopts only posts carrying the bot's own ids (issue 23.5).
         self.own = OwnIdentity(lambda: Identity.of(self.client.auth_test()))
+        self.read_within = READ_WITHIN  # inside the worker's lease, also a shortened one
 
     def send(self, message: Message, attempt: Attempt) -> Done:
         """Send ``message`` within ``attempt``."""
@@ -239,7 +240,7 @@ class Sender:
         if since is None:  # nothing may be in Slack yet: there is nothing to look for
             return None
         history = self._history()
-        deadline = time.monotonic() + READ_WITHIN
+        deadline = time.monotonic() + self.read_within
         try:
             found = earlier_copy(
                 history,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
@@ -24,6 +25,7 @@ from bot.db.store import Store
 from bot.latency.slack_pool import PooledWebClient
 from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
+from bot.outbox.sending import READ_WITHIN
 from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
 from bot.settings import Settings, StoreSettings
@@ -114,6 +116,7 @@ class Runtime:
     slack: WebClient
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
+    sweep_interval: float = SWEEP_INTERVAL
 
     def wsgi(self, signing_secret: str) -> WSGIApp:
         """The WSGI application of HTTP mode."""
@@ -125,13 +128,15 @@ class Runtime:
             in_flight=self.services.background.requests,
         )
 
-    def start_sweeper(self, interval: float = SWEEP_INTERVAL) -> None:
-        """Expire and reconcile now, then every ``interval`` seconds."""
+    def start_sweeper(self, interval: float | None = None) -> None:
+        """Expire and reconcile now, then every ``interval`` seconds (the runtime's own)."""
+        interval = interval or self.sweep_interval
 
         def loop() -> None:
             while True:
                 try:
                     self.services.sweep()
+                    self.metrics.sweeps.inc()
                 except Exception:
                     log.exception("sweep failed")
                 if self._stop.wait(interval):
@@ -219,6 +224,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
             on_prefetch=metrics.observe_prefetch,
         ),
     )
+    apply_testing_knobs(settings, services)
     return Runtime(
         app=app,
         services=services,
@@ -227,4 +233,21 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
         auth0=auth0,
         slack=slack,
         _stop=threading.Event(),
+        sweep_interval=settings.hook_secret_testing_sweep_seconds,
     )
+
+
+def apply_testing_knobs(settings: Settings, services: Services) -> None:
+    """Hand the timings the testing knobs set (bot.settings) to where they are used; unset,
+    they are the product's."""
+    workflow, delivery = services.workflow, services.followups.delivery
+    workflow.timing = replace(
+        workflow.timing,
+        apply_lease=timedelta(seconds=settings.hook_secret_testing_apply_lease_seconds),
+        heartbeat=timedelta(seconds=settings.hook_secret_testing_heartbeat_seconds),
+    )
+    delivery.backoff = replace(
+        delivery.backoff, base=settings.hook_secret_testing_backoff_base_seconds
+    )
+    delivery.lease = timedelta(seconds=settings.hook_secret_testing_outbox_lease_seconds)
+    delivery.sender.read_within = min(READ_WITHIN, delivery.lease.total_seconds() / 3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.db.audit import AuditSink
 from bot.db.encryption import Vault, generate_key
-from bot.db.models import OutboxMessage
+from bot.db.models import OutboxMessage, SecretRequest
 from bot.db.store import Store
 from bot.outbox.messages import Method
 from bot.outbox.notify import Notifier
@@ -38,6 +37,7 @@ from bot.targets import (
     Targets,
 )
 from bot.targets.errors import TargetError, translate
+from tests.waiting import wait_until
 
 VALUE = "s3cr3t-value-never-stored"
 
@@ -320,16 +320,11 @@ def test_a_running_apply_renews_its_claim_and_says_when_it_is_slow(w: World) -> 
     def slow_apply(change: Change) -> None:
         for _ in range(3):
             w.clock.advance(seconds=APPLY_LEASE.total_seconds() - 1)
-            deadline = time.monotonic() + 5  # the 0.05 s heartbeat renews to the clock's time
-            row = w.store.get(request.id)
-            while (
-                row is not None
-                and row.apply_started_at != w.clock()
-                and (time.monotonic() < deadline)
-            ):
-                time.sleep(0.02)
-                row = w.store.get(request.id)
-            seen.append(row.apply_started_at if row else None)
+            # The 0.05 s heartbeat renews to the clock's time.
+            row = wait_until(
+                lambda: _renewed_to(w, request.id), 5, every=0.02, what="the claim renewed"
+            )
+            seen.append(row.apply_started_at)
             assert w.workflow.reconcile() == []  # renewed: nobody else takes it over
         w.target.secrets["h1"][change.name] = "x"
 
@@ -337,6 +332,12 @@ def test_a_running_apply_renews_its_claim_and_says_when_it_is_slow(w: World) -> 
     assert w.workflow.apply(request.id).outcome is Outcome.APPLIED
     assert len(set(seen)) == 3
     assert [m for m in _outbox(w.store) if m[1] == Method.TELL] == [(request.id, Method.TELL)]
+
+
+def _renewed_to(w: World, request_id: str) -> SecretRequest | None:
+    """The request's row once its apply's claim is at the clock's time."""
+    row = w.store.get(request_id)
+    return row if row is not None and row.apply_started_at == w.clock() else None
 
 
 def test_without_approvals_the_requester_confirms_at_once(sqlite_url: str) -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bot.latency.yielding import InFlight
+from tests.waiting import wait_until
 
 
 def test_with_no_request_in_flight_a_step_goes_at_once() -> None:
@@ -29,7 +30,7 @@ def test_a_step_waits_for_the_request_in_flight_to_be_answered() -> None:
     with in_flight.request(), in_flight.request():
         stepping = threading.Thread(target=step)
         stepping.start()
-        time.sleep(0.2)
+        wait_until(lambda: in_flight.waiting == 1, 5, what="the step waiting")
         assert stepped == []  # two requests in flight
     stepping.join(5)
     assert stepped == [True]

@@ -1,47 +1,71 @@
-"""``hook-secret-bot run`` as a real subprocess, pointed at stand-ins in the test process."""
+"""Subprocess harness: ``hook-secret-bot run`` as a real process, pointed at stand-ins here."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bot.db.encryption import generate_key
+from bot.db.store import Store
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
+from tests.harness.people import (
+    APP_TOKEN,
+    APPROVALS,
+    APPROVER,
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    ORIGIN,
+    REPO,
+    REQUESTER,
+    SIGNING_SECRET,
+    free_port,
+    secret_posts,
+)
+from tests.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
-# Long enough that the log redactor never mistakes ordinary words for them.
-SIGNING_SECRET = "process-signing-secret-0123456789"
-BOT_TOKEN = "xoxb-process-bot-token-0123456789"
-APP_TOKEN = "xapp-1-A0APP-process-app-token-0123456789"
-CLIENT_SECRET = "sandbox-client-secret"
-REQUESTER, APPROVER = "U0REQ", "U0APP"
-ORIGIN, APPROVALS = "C0GENERAL", "C0APPROVE"
+__all__ = [  # the shared names this module's users import from it
+    "APPROVALS",
+    "APPROVER",
+    "APP_TOKEN",
+    "BOT_TOKEN",
+    "CLIENT_SECRET",
+    "ORIGIN",
+    "REPO",
+    "REQUESTER",
+    "SIGNING_SECRET",
+    "free_port",
+    "secret_posts",
+]
+# The testing knobs (bot/settings.py) that let a SIGKILL test recover in seconds: a dead
+# process's apply lapses in 2 s and its outbox rows in 5 s (longer than the 3 s Slack and Auth0
+# stand-ins take in those tests, so a live process never takes over its own call), the sweep
+# looks twice a second and a failed message is retried within a fraction of a second.
+FAST_RECOVERY = {
+    "HOOK_SECRET_TESTING_APPLY_LEASE_SECONDS": "2",
+    "HOOK_SECRET_TESTING_HEARTBEAT_SECONDS": "0.4",
+    "HOOK_SECRET_TESTING_SWEEP_SECONDS": "0.5",
+    "HOOK_SECRET_TESTING_BACKOFF_BASE_SECONDS": "0.2",
+    "HOOK_SECRET_TESTING_OUTBOX_LEASE_SECONDS": "5",
+}
 # Variables of the settings table (and the .env file): the subprocess gets only what we give.
 _SETTINGS_PREFIXES = ("SLACK_", "AUTH0_", "HOOK_SECRET_", "DATABASE_URL", "PORT", "LOG_")
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def workspace(slack: SlackStandIn) -> None:
+def add_people(slack: SlackStandIn) -> None:
     """The people and channels every server test uses."""
     slack.add_user(REQUESTER, "rita")
     slack.add_user(APPROVER, "alex")
@@ -109,17 +133,43 @@ class BotProcess:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until /healthz answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"bot exited {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"bot not ready in {timeout} s:\n{self.output()}")
+                return False
+
+        wait_until(ready, timeout, what=lambda: f"bot not ready:\n{self.output()}")
+
+    def sweeps(self) -> int:
+        """How many sweep passes the bot has completed (its /metrics)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        found = re.search(r"^hook_secret_bot_sweeps_total (\S+)$", text, re.MULTILINE)
+        return int(float(found.group(1))) if found else 0
+
+    def wait_quiet(self, database_url: str, timeout: float = 30.0) -> None:
+        """Wait until the bot is quiet: the outbox holds nothing undelivered (due, held or
+        waiting to be retried), and a whole sweep pass (expire, take over crashed applies, send
+        what is due) began and ended after that was seen, with the outbox still empty. What it
+        has not sent or done by then, it won't."""
+        store = Store(database_url)
+
+        def drained() -> bool:
+            return not store.outbox_ready(datetime.now(UTC) + timedelta(days=1), 1)
+
+        def drained_then_swept() -> bool:
+            wait_until(drained, timeout, what=lambda: f"outbox never drained:\n{self.output()}")
+            seen = self.sweeps()
+            wait_until(lambda: self.sweeps() >= seen + 2, timeout, what="two more sweeps")
+            return drained()
+
+        try:
+            wait_until(drained_then_swept, timeout, what="a quiet outbox after a sweep")
+        finally:
+            store.close()
 
     def terminate(self) -> None:
         """Send SIGTERM once (a second one could land while Python tears down, unhandled)."""
@@ -236,11 +286,6 @@ def open_approval(
     assert ack.status == 200, (ack.status, ack.body)
     slack.wait_for("views.open", after=mark)
     return slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
-
-
-def secret_posts(auth0: Auth0Sandbox) -> list[Any]:
-    """The POSTs that added hook secrets, as the sandbox saw them."""
-    return [r for r in auth0.requests if r.method == "POST" and r.path.endswith("/secrets")]
 
 
 def confirmations(slack: SlackStandIn, name: str) -> list[dict[str, Any]]:

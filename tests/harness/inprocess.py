@@ -1,4 +1,4 @@
-"""End-to-end harness: the real app over real HTTP, between the Slack stand-in and Auth0 sandbox."""
+"""In-process harness: the real app over real HTTP in this process, between the stand-ins."""
 
 from __future__ import annotations
 
@@ -21,14 +21,35 @@ from bot.serve import lifecycle
 from bot.settings import Mode, Settings, load_app_settings
 from bot.slack import ids
 from bot.slack.services import Services
-from standins.auth0 import Auth0Sandbox, RecordedRequest
+from standins.auth0 import Auth0Sandbox
 from standins.local import local_bot
 from standins.slack import SlackDriver, SlackStandIn
+from tests.harness.people import (
+    APPROVALS,
+    APPROVER,
+    APPROVER2,
+    BOT_TOKEN,
+    CLIENT_SECRET,
+    GROUPIE,
+    ORIGIN,
+    OUTSIDER,
+    REQUESTER,
+    SIGNING_SECRET,
+    secret_posts,
+)
 
-SIGNING_SECRET = "e2e-signing-secret-0123456789"
-BOT_TOKEN = "xoxb-e2e-bot-token-0123456789"
-REQUESTER, APPROVER, APPROVER2, OUTSIDER, GROUPIE = "U0REQ", "U0APP", "U0APP2", "U0OUT", "U0GRP"
-ORIGIN, APPROVALS = "C0GENERAL", "C0APPROVE"
+__all__ = [  # the shared names this module's users import from it
+    "APPROVALS",
+    "APPROVER",
+    "APPROVER2",
+    "BOT_TOKEN",
+    "GROUPIE",
+    "ORIGIN",
+    "OUTSIDER",
+    "REQUESTER",
+    "SIGNING_SECRET",
+    "secret_posts",
+]
 
 
 @dataclass
@@ -153,7 +174,7 @@ def settings_for(slack: SlackStandIn, auth0: Auth0Sandbox, db_url: str, **extra:
         "slack_api_url": slack.api_url,
         "auth0_domain": auth0.domain,
         "auth0_client_id": auth0.client_id,
-        "auth0_client_secret": "sandbox-client-secret",
+        "auth0_client_secret": CLIENT_SECRET,
         "auth0_base_url": auth0.url,
         "hook_secret_requesters": f"{REQUESTER},S0REQS",
         "hook_secret_approvers": f"{APPROVER},{APPROVER2},S0APPS",
@@ -252,11 +273,6 @@ def request_id_of(message: dict[str, Any]) -> str:
             if element.get("action_id") == ids.ACTION_APPROVE:
                 return str(element["value"])
     raise LookupError("no Approve button in the message")
-
-
-def secret_posts(auth0: Auth0Sandbox) -> list[RecordedRequest]:
-    """The POSTs to a hook's secrets the sandbox received (each one an add attempt)."""
-    return [r for r in auth0.requests if r.method == "POST" and r.path.endswith("/secrets")]
 
 
 def all_requests(store: Store) -> list[SecretRequest]:
