@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
@@ -32,7 +31,8 @@ from tests.harness.process import (
 
 README = (REPO / "README.md").read_text()
 AUDIT_DOC = (REPO / "docs" / "audit.md").read_text()
-KEY = generate_key()
+# Fixed, so that every xdist worker collects the same test ids (a test-only key).
+KEY = "dGVzdC1vbmx5LWZpeGVkLWtleS1ub3QtYS1zZWNyZXQ="
 # A complete HTTP-mode installation, with the README's example values (secrets excepted).
 BASE = {
     "SLACK_BOT_TOKEN": "xoxb-1111-2222-settings-example",
