@@ -65,7 +65,7 @@ def test_every_message_is_delivered_once_after_slack_fails_500_then_429(sqlite_u
         workspace(sqlite_url) as ws,
         serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=WallClock()) as bot,
     ):
-        delivery = bot.services.followups.delivery
+        delivery = bot.services.next_steps.delivery
         delivery.backoff = BACKOFF
         # A retry falls due within one backoff step; the worker looks at least every poll.
         within = BACKOFF.cap + delivery.poll + 1.5

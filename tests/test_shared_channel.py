@@ -155,7 +155,7 @@ def test_slack_not_answering_about_a_shared_channel_lets_nothing_through(db_url:
     """conversations.info answers 500 for a while: the messages wait (the outbox retries),
     nothing reaches the shared channel meanwhile, and the DMs follow once Slack answers."""
     with bot_in(db_url, WallClock(), shared_with=[PARTNER]) as (bot, slack):
-        bot.services.followups.delivery.backoff = Backoff(base=0.25, cap=1.0)
+        bot.services.next_steps.delivery.backoff = Backoff(base=0.25, cap=1.0)
         view = bot.open_form()
         slack.fail_for("conversations.info", 3.0, 500)
         began = time.monotonic()

@@ -14,7 +14,7 @@ def wait_idle(services: Services, timeout: float = 30.0) -> bool:
     (including work and messages they queued in turn)."""
     deadline = time.monotonic() + timeout
     background, prefetch = services.background, services.prefetch
-    delivery = services.followups.delivery
+    delivery = services.next_steps.delivery
     while time.monotonic() < deadline:
         if not background.wait_idle(max(0.0, deadline - time.monotonic())):
             return False
@@ -35,7 +35,7 @@ def shutdown(services: Services, timeout: float = 30.0) -> bool:
     finished = wait_idle(services, timeout)
     services.prefetch.close()
     services.background.shutdown(timeout if finished else 0)
-    services.followups.delivery.stop()
+    services.next_steps.delivery.stop()
     services.catalog.close()
     services.targets.close()
     return finished

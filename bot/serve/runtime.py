@@ -240,7 +240,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
 def apply_testing_knobs(settings: Settings, services: Services) -> None:
     """Hand the timings the testing knobs set (bot.settings) to where they are used; unset,
     they are the product's."""
-    workflow, delivery = services.workflow, services.followups.delivery
+    workflow, delivery = services.workflow, services.next_steps.delivery
     workflow.timing = replace(
         workflow.timing,
         apply_lease=timedelta(seconds=settings.hook_secret_testing_apply_lease_seconds),

@@ -12,7 +12,7 @@ import structlog
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
-from bot.approvals.followups import Followups
+from bot.approvals.next_steps import NextSteps
 from bot.approvals.policy import Directory, Policy, Principals
 from bot.approvals.workflow import Workflow
 from bot.auth0.actions import Waits
@@ -113,7 +113,7 @@ def _services(settings: Settings, deps: Deps) -> Services:
     return Services(
         workflow=workflow,
         policy=policy,
-        followups=Followups(workflow, delivery, targets, background, prefetch),
+        next_steps=NextSteps(workflow, delivery, targets, background, prefetch),
         targets=targets,
         catalog=catalog,
         prefetch=prefetch,

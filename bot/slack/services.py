@@ -9,7 +9,7 @@ from typing import Any, ParamSpec
 
 from slack_bolt import Respond
 
-from bot.approvals.followups import Followups
+from bot.approvals.next_steps import NextSteps
 from bot.approvals.policy import Policy
 from bot.approvals.results import Result
 from bot.approvals.states import Kind
@@ -68,7 +68,7 @@ class Services:
 
     workflow: Workflow
     policy: Policy
-    followups: Followups
+    next_steps: NextSteps
     targets: Targets
     catalog: HookCatalog
     prefetch: Prefetch[Described]
@@ -196,7 +196,7 @@ class Services:
 
     def submitted(self, request: SecretRequest) -> None:
         """Start what follows a submission, after the ack."""
-        self.later(self.followups.submitted, request)
+        self.later(self.next_steps.submitted, request)
 
     def decide(self, request_id: str, user: str, approve: bool, comment: str | None) -> Result:
         """Decide a request; call ``decided`` once the ack is sent."""
@@ -204,7 +204,7 @@ class Services:
 
     def decided(self, result: Result) -> None:
         """Start what follows a decision, after the ack."""
-        self.later(self.followups.decided, result)
+        self.later(self.next_steps.decided, result)
 
     def pending(self, request_id: str) -> SecretRequest | None:
         """The request, expired first (people are told by the expiry's outbox messages)."""
@@ -229,7 +229,7 @@ class Services:
 
     def sweep(self) -> None:
         """Expire overdue requests and finish stranded applies (run periodically and on start)."""
-        self.followups.sweep()
+        self.next_steps.sweep()
 
 
 def _name_errors(

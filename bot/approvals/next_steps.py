@@ -1,4 +1,4 @@
-"""What follows each transition: the apply an approval starts, and the outbox's delivery."""
+"""The next steps after each transition: the apply an approval starts, and the outbox's delivery."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
-class Followups:
+class NextSteps:
     """The one place further work starts after a transition; the messages a transition implies
     were queued in its transaction and ``delivery`` sends them."""
 
