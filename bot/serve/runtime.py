@@ -25,7 +25,7 @@ from bot.logs import SECRETS, get_logger
 from bot.metrics import Metrics
 from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
-from bot.settings import Settings, StoreSettings
+from bot.settings import Settings, SlackSettings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
 
@@ -64,7 +64,7 @@ def open_vault(settings: StoreSettings) -> Vault:
     return Vault(keys)
 
 
-def slack_client(settings: Settings, logger: logging.Logger | None = None) -> PooledWebClient:
+def slack_client(settings: SlackSettings, logger: logging.Logger | None = None) -> PooledWebClient:
     """The Web API client, retrying rate limits and dropped connections, over kept-alive
     connections."""
     return PooledWebClient(
