@@ -225,7 +225,12 @@ def test_policy_exits_1_when_a_tenant_is_down_and_still_shows_the_others(setup: 
     assert done.returncode == 1
     assert [row["tenant"] for row in _json_lines(done.stdout)] == ["prod", "prod", "prod"]
     (line,) = done.stderr.splitlines()
-    assert line.startswith(f"dev: cannot read the tenant at {nowhere}: ")
+    assert line.startswith(f"dev: cannot read the tenant: cannot reach {nowhere}: ")
+    assert line.endswith(
+        "refuses connections on port "
+        + nowhere.rsplit(":", 1)[1]
+        + (": check tenants.dev.base_url in HOOK_SECRET_POLICY_FILE")
+    )
 
 
 def test_policy_without_a_file_shows_the_default_tenant_and_rule(setup: Setup) -> None:
@@ -253,6 +258,11 @@ def test_policy_without_a_file_shows_the_default_tenant_and_rule(setup: Setup) -
     ]
     done = setup.cli("policy", "--json", env={**env, "HOOK_SECRET_REQUIRED_APPROVALS": "0"})
     assert _json_lines(done.stdout)[0]["approvals"] == 0
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    done = setup.cli("policy", env={**env, "AUTH0_BASE_URL": nowhere})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"default: cannot read the tenant: cannot reach {nowhere}")
+    assert done.stderr.rstrip().endswith("check AUTH0_BASE_URL")
 
 
 BAD_FILE = """

@@ -19,7 +19,7 @@ from bot.auth0.errors import Auth0Error, Auth0Unavailable, HooksUnavailable, Ins
 from bot.auth0.hooks import HooksApi
 from bot.auth0.transport import Auth0Transport
 from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed
-from bot.settings import Settings
+from bot.settings import TenantSettings
 from bot.targets.tenants import Tenant
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2), per kind.
@@ -66,7 +66,7 @@ class Where:
     variable: str
 
     @classmethod
-    def of_settings(cls, settings: Settings) -> Where:
+    def of_settings(cls, settings: TenantSettings) -> Where:
         """The one tenant of the AUTH0_* variables."""
         if settings.auth0_base_url:
             return cls(settings.auth0_base_url, "AUTH0_BASE_URL")
@@ -83,7 +83,7 @@ class Where:
 def auth0_checks(where: Where, auth0: Auth0Transport) -> list[Check]:
     """The token, hooks, actions and targets lines, in that order."""
     try:
-        scopes = _reached(where, auth0.token_scopes)
+        scopes = reached(where, auth0.token_scopes)
     except (CheckFailed, Auth0Error) as error:
         problem = str(error)
         lost = isinstance(error, Unreachable | Auth0Unavailable)
@@ -192,7 +192,7 @@ def _targets(hooks: Found, actions: Found, offered: list[str]) -> Check:
 def _probe(where: Where, kind: str, probe: Callable[[], Found]) -> Found:
     """Run one kind's probe; every failure becomes that kind's FAIL line."""
     try:
-        return _reached(where, probe)
+        return reached(where, probe)
     except (Unreachable, Auth0Unavailable) as error:
         return Found(kind, str(error), unreachable=True)
     except (CheckFailed, Auth0Error) as error:
@@ -201,7 +201,7 @@ def _probe(where: Where, kind: str, probe: Callable[[], Found]) -> Found:
         return Found(kind, f"{type(error).__name__}: {error}", failed=True)
 
 
-def _reached(where: Where, probe: Callable[[], T]) -> T:
+def reached(where: Where, probe: Callable[[], T]) -> T:
     """``probe()``, with an Auth0 that can't be reached named by the variable pointing at it."""
     try:
         return probe()

@@ -276,12 +276,16 @@ def _check(_: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> int:
     settings = load_settings(Mode.POLICY)
     configure_logging("CRITICAL", settings.log_format, sys.stderr)
+    from bot.ops.check_auth0 import Where
     from bot.ops.policy_cmd import show_policy
     from bot.policy_settings import policy_of
 
-    if not isinstance(settings, TenantSettings | PolicyFileSettings):  # pragma: no cover
+    if isinstance(settings, PolicyFileSettings):
+        return show_policy(settings.policy, as_json=args.json)
+    if not isinstance(settings, TenantSettings):  # pragma: no cover - guarded by mode
         raise TypeError("POLICY mode gives tenants and rules")
-    return show_policy(policy_of(settings), as_json=args.json)
+    where = Where.of_settings(settings)  # the variables, not a place in a file
+    return show_policy(policy_of(settings), as_json=args.json, where=lambda _: where)
 
 
 def _demo(_: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ request it and the approvals it needs: what a security reviewer reads before sig
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -14,10 +15,13 @@ from bot.approvals.rules import Rule, Target
 from bot.auth0.errors import Auth0Error
 from bot.auth0.transport import Auth0Transport
 from bot.logs import SECRETS
+from bot.ops.check_auth0 import Where, reached
+from bot.ops.check_lines import CheckFailed
 from bot.ops.tenant_targets import Listed, client_for, list_targets
 from bot.targets.tenants import Tenant
 
 ClientFor = Callable[[Tenant], Auth0Transport]
+WhereOf = Callable[[Tenant], Where]
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ def show_policy(
     as_json: bool,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    where: WhereOf = Where.of_tenant,
     client: ClientFor = client_for,
 ) -> int:
     """Print every tenant's targets in file order; 1 when a tenant could not be read (the
@@ -86,20 +91,24 @@ def show_policy(
     err = err or sys.stderr
     status = 0
     for tenant in policy.tenants:
-        auth0 = client(tenant)
         try:
-            targets = list_targets(auth0)
-        except Auth0Error as error:
-            where = tenant.base_url or f"https://{tenant.domain}"
-            problem = f"{tenant.name}: cannot read the tenant at {where}: {error}"
-            err.write(SECRETS.scrub(problem) + "\n")
+            targets = _read(tenant, where(tenant), client)
+        except (Auth0Error, CheckFailed) as error:
+            err.write(SECRETS.scrub(f"{tenant.name}: cannot read the tenant: {error}") + "\n")
             status = 1
             continue
-        finally:
-            auth0.close()
         if not targets and not as_json:
             out.write(f"{tenant.name}: the tenant offers no actions and no hooks\n")
         for row in rows(policy, tenant, targets):
             line = json.dumps(row.as_json()) if as_json else row.text()
             out.write(SECRETS.scrub(line) + "\n")
     return status
+
+
+def _read(tenant: Tenant, where: Where, client: ClientFor) -> list[Listed]:
+    """The tenant's targets; nothing answering is said with where it was looked for."""
+    auth0 = client(tenant)
+    try:
+        return reached(where, functools.partial(list_targets, auth0))
+    finally:
+        auth0.close()
