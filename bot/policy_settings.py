@@ -42,11 +42,14 @@ EXCLUDED: Final = {
 def environment(overrides: Mapping[str, Any]) -> dict[str, str]:
     """The variables as the settings see them: the ``.env`` file, overridden by the
     environment (``_env_file`` in ``overrides`` names another file, or None for none)."""
-    env_file = overrides.get("_env_file", ".env")
+    env_files = overrides.get("_env_file", ".env")
+    if env_files is None or isinstance(env_files, str | Path):
+        env_files = [] if env_files is None else [env_files]
     values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        read = dotenv_values(env_file, encoding="utf-8")
-        values = {name: value for name, value in read.items() if value is not None}
+    for env_file in env_files:  # later files win, as in pydantic-settings
+        if Path(env_file).is_file():
+            read = dotenv_values(env_file, encoding="utf-8")
+            values |= {name: value for name, value in read.items() if value is not None}
     return values | dict(os.environ)
 
 

@@ -384,6 +384,15 @@ def test_a_client_secret_only_in_dotenv_is_used_and_the_environment_wins(setup: 
     (setup.cwd / ".env").unlink()
     done = setup.cli("policy", env=setup.env(AUTH0_DEV_CLIENT_SECRET=DEV_SECRET))
     assert done.returncode == 0, done.stderr
+    # The file's variable itself may live in .env too.
+    (setup.cwd / ".env").write_text(
+        f"HOOK_SECRET_POLICY_FILE=policy.toml\nAUTH0_DEV_CLIENT_SECRET={DEV_SECRET}\n"
+    )
+    env = setup.env()
+    del env["HOOK_SECRET_POLICY_FILE"]
+    done = setup.cli("policy", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert [row["tenant"] for row in _json_lines(done.stdout)][-1] == "dev"
 
 
 def test_run_with_a_file_is_not_served_yet_and_says_what_works(setup: Setup) -> None:
