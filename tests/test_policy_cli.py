@@ -305,15 +305,11 @@ def test_a_bad_file_stops_every_command_with_every_problem(
     lines = done.stderr.splitlines()
     assert all(line.startswith("HOOK_SECRET_POLICY_FILE: ") for line in lines), lines
     places = [line.split(": ")[1] for line in lines]
-    assert places == ["tenants.prod.colour"], lines  # the schema stops the round first
+    meaning = ["tenants.prod.client_secret_env", "rules[1].tenant", "rules[2].channel", "rules[3]"]
+    assert places == ["tenants.prod.colour", *meaning], lines
     (setup.cwd / "policy.toml").write_text(BAD_FILE.replace('colour = "blue"\n', ""))
     lines = setup.cli(*command).stderr.splitlines()
-    assert [line.split(": ")[1] for line in lines] == [
-        "tenants.prod.client_secret_env",
-        "rules[1].tenant",
-        "rules[2].channel",
-        "rules[3]",
-    ], lines
+    assert [line.split(": ")[1] for line in lines] == meaning, lines
     assert "AUTH0_NOWHERE_SECRET is unset or empty" in lines[0]
     assert '"staging"' in lines[1] and 'rule "prod" (rules[2])' in lines[3]
 
