@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import (
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -16,6 +17,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from bot.approvals.policy_file import Policy
 
 SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
@@ -28,6 +32,7 @@ class Mode(Enum):
     STORE = "store"  # audit verify/export: the database only
     CHECK = "check"  # connectivity checks: Slack and Auth0, no signing secret needed
     RUN = "run"  # serving Slack: everything the chosen transport needs
+    POLICY = "policy"  # `policy`: the tenants and rules only (no Slack, no database)
 
 
 class SettingsError(Exception):
@@ -90,6 +95,12 @@ def _testing_knob(default: float, meaning: str) -> Any:
     )
 
 
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s):// URL")
+    return value
+
+
 class StoreSettings(BaseSettings):
     """What every command needs: the database, encryption at rest and logging."""
 
@@ -146,13 +157,15 @@ class StoreSettings(BaseSettings):
         return [k.strip() for k in raw.split(",") if k.strip()]
 
 
-class Settings(StoreSettings):
-    """Everything the bot reads from its environment (CONTRACT §2)."""
+class _TtlSettings(StoreSettings):
+    """How long a pending request lives: the default TTL with or without a policy file."""
 
-    slack_bot_token: SecretStr
-    slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    hook_secret_request_ttl: int = Field(default=86400, ge=60, le=30 * 86400)
+
+
+class TenantSettings(_TtlSettings):
+    """One tenant and one rule from variables (no policy file): the ``default`` tenant and rule."""
+
     auth0_domain: str
     auth0_client_id: str = Field(min_length=1)
     auth0_client_secret: SecretStr
@@ -161,26 +174,6 @@ class Settings(StoreSettings):
     hook_secret_approvers: IdList = Field(default_factory=list)
     hook_secret_approval_channel: str | None = None
     hook_secret_required_approvals: Literal[0, 1] = 1
-    hook_secret_request_ttl: int = Field(default=86400, ge=60, le=30 * 86400)
-    port: int = Field(default=3000, ge=1, le=65535)
-    # Testing knobs: the suite shortens the bot's internal timings so that a test that SIGKILLs
-    # the real process waits seconds, not minutes. Operators leave them unset (CONTRACT §2 does
-    # not list them); the defaults are the product's timings.
-    hook_secret_testing_apply_lease_seconds: float = _testing_knob(
-        20.0, "a running apply not renewed for this long died with its process"
-    )
-    hook_secret_testing_heartbeat_seconds: float = _testing_knob(
-        5.0, "how often a running apply renews its lease (shorter than the lease)"
-    )
-    hook_secret_testing_sweep_seconds: float = _testing_knob(
-        10.0, "how often the sweep expires requests and takes over crashed applies"
-    )
-    hook_secret_testing_backoff_base_seconds: float = _testing_knob(
-        1.0, "the outbox's first retry delay, doubled on each further attempt"
-    )
-    hook_secret_testing_outbox_lease_seconds: float = _testing_knob(
-        30.0, "how long an outbox row a dead process held waits before another takes it"
-    )
 
     _split = field_validator("hook_secret_requesters", "hook_secret_approvers", mode="before")(
         _split_ids
@@ -217,6 +210,46 @@ class Settings(StoreSettings):
             raise ValueError(f'"{value}" is not a Slack channel id (C… or G…)')
         return value
 
+    @field_validator("auth0_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower().removeprefix("https://").rstrip("/")
+        if not DOMAIN.match(value):
+            raise ValueError(f'"{value}" is not a tenant domain like acme.eu.auth0.com')
+        return value
+
+    _auth0_url = field_validator("auth0_base_url")(_http_url)
+
+
+class SlackSettings(_TtlSettings):
+    """What serving Slack needs, with or without a policy file."""
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    port: int = Field(default=3000, ge=1, le=65535)
+    # Testing knobs: the suite shortens the bot's internal timings so that a test that SIGKILLs
+    # the real process waits seconds, not minutes. Operators leave them unset (CONTRACT §2 does
+    # not list them); the defaults are the product's timings.
+    hook_secret_testing_apply_lease_seconds: float = _testing_knob(
+        20.0, "a running apply not renewed for this long died with its process"
+    )
+    hook_secret_testing_heartbeat_seconds: float = _testing_knob(
+        5.0, "how often a running apply renews its lease (shorter than the lease)"
+    )
+    hook_secret_testing_sweep_seconds: float = _testing_knob(
+        10.0, "how often the sweep expires requests and takes over crashed applies"
+    )
+    hook_secret_testing_backoff_base_seconds: float = _testing_knob(
+        1.0, "the outbox's first retry delay, doubled on each further attempt"
+    )
+    hook_secret_testing_outbox_lease_seconds: float = _testing_knob(
+        30.0, "how long an outbox row a dead process held waits before another takes it"
+    )
+
+    _slack_url = field_validator("slack_api_url")(_http_url)
+
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token(cls, value: SecretStr) -> SecretStr:
@@ -229,21 +262,6 @@ class Settings(StoreSettings):
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
-        return value
-
-    @field_validator("auth0_domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        value = value.strip().lower().removeprefix("https://").rstrip("/")
-        if not DOMAIN.match(value):
-            raise ValueError(f'"{value}" is not a tenant domain like acme.eu.auth0.com')
-        return value
-
-    @field_validator("slack_api_url", "auth0_base_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s):// URL")
         return value
 
     @field_validator("hook_secret_testing_heartbeat_seconds")
@@ -263,6 +281,28 @@ class Settings(StoreSettings):
         return self.slack_app_token is not None
 
 
+class Settings(SlackSettings, TenantSettings):
+    """Everything the bot reads from its environment (CONTRACT §2), without a policy file."""
+
+
+class PolicyFileSettings(_TtlSettings):
+    """Tenants and rules from ``HOOK_SECRET_POLICY_FILE`` (CONTRACT §6); ``policy`` holds them."""
+
+    hook_secret_policy_file: str
+    _policy: Policy | None = PrivateAttr(default=None)
+
+    @property
+    def policy(self) -> Policy:
+        """The file's tenants and rules, read and checked by ``load_settings``."""
+        if self._policy is None:  # pragma: no cover - load_settings always sets it
+            raise RuntimeError("the policy file was not loaded")
+        return self._policy
+
+
+class PolicySettings(SlackSettings, PolicyFileSettings):
+    """Everything the bot reads with a policy file: Slack here, tenants and rules in the file."""
+
+
 class _RuleInputs(BaseSettings):
     """The variables of the cross-variable rules as given, so that the rules are checked in the
     same round as every other problem (the typed model stops at the first bad field)."""
@@ -276,6 +316,7 @@ class _RuleInputs(BaseSettings):
     hook_secret_approval_channel: Any = None
     database_url: Any = None
     hook_secret_encryption_key: Any = None
+    hook_secret_policy_file: Any = None
 
 
 def _given(value: Any) -> bool:
@@ -284,23 +325,24 @@ def _given(value: Any) -> bool:
     return value is not None and not _blank(value) and _split_ids(value) != []
 
 
-def _cross_field_problems(mode: Mode, overrides: dict[str, Any]) -> list[str]:
+def _cross_field_problems(mode: Mode, raw: _RuleInputs) -> list[str]:
     """Rules that involve several variables, one line per problem."""
-    raw = _RuleInputs(**overrides)
     problems = []
     http_mode = mode is Mode.RUN and not _given(raw.slack_app_token)
     if http_mode and not _given(raw.slack_signing_secret):
         problems.append("SLACK_SIGNING_SECRET: required in HTTP mode (no SLACK_APP_TOKEN)")
     # Approvals are on unless explicitly 0: a malformed value is reported on its own line.
-    if not _given(raw.hook_secret_required_approvals) or (
+    approvals_on = not _given(raw.hook_secret_required_approvals) or (
         str(raw.hook_secret_required_approvals).strip() != "0"
-    ):
+    )
+    if approvals_on and not _given(raw.hook_secret_policy_file):
         if not _given(raw.hook_secret_approvers):
             problems.append("HOOK_SECRET_APPROVERS: required when approvals are on")
         if not _given(raw.hook_secret_approval_channel):
             problems.append("HOOK_SECRET_APPROVAL_CHANNEL: required when approvals are on")
     url = str(raw.database_url or "").strip().lower()
-    if url.startswith("postgres") and not _given(raw.hook_secret_encryption_key):
+    needs_store = mode is not Mode.POLICY
+    if needs_store and url.startswith("postgres") and not _given(raw.hook_secret_encryption_key):
         problems.append(
             "HOOK_SECRET_ENCRYPTION_KEY: required with PostgreSQL (replicas must share it)"
         )
@@ -318,27 +360,51 @@ def _problem_lines(error: ValidationError) -> list[str]:
     return lines
 
 
+def _settings_class(mode: Mode, policy_file: bool) -> type[StoreSettings]:
+    if mode is Mode.STORE:
+        return StoreSettings
+    if policy_file:
+        return PolicyFileSettings if mode is Mode.POLICY else PolicySettings
+    return TenantSettings if mode is Mode.POLICY else Settings
+
+
 def load_settings(mode: Mode = Mode.RUN, **overrides: Any) -> StoreSettings:
-    """Read and validate the settings ``mode`` needs, or raise SettingsError."""
-    cls: type[StoreSettings] = StoreSettings if mode is Mode.STORE else Settings
+    """Read and validate the settings ``mode`` needs, or raise SettingsError.
+
+    With ``HOOK_SECRET_POLICY_FILE`` (not for STORE), the result holds the file's ``policy``
+    and the file's problems are lines of the same round."""
+    raw = _RuleInputs(**overrides)
+    with_file = mode is not Mode.STORE and _given(raw.hook_secret_policy_file)
+    cls = _settings_class(mode, with_file)
     problems: list[str] = []
     try:
         settings = cls(**overrides)
     except ValidationError as error:
         problems = _problem_lines(error)
-    if cls is Settings:
+    if cls is not StoreSettings:
         # Every problem in one round: a rule about a variable already named adds nothing.
         named = {line.split(":", 1)[0] for line in problems}
-        rules = _cross_field_problems(mode, overrides)
+        rules = _cross_field_problems(mode, raw)
         problems += [line for line in rules if line.split(":", 1)[0] not in named]
+    policy = None
+    if with_file:
+        from bot import policy_settings
+
+        problems += policy_settings.excluded_problems(overrides)
+        policy, file_problems = policy_settings.read_file(
+            str(raw.hook_secret_policy_file), overrides
+        )
+        problems += file_problems
     if problems:
         raise SettingsError(problems)
+    if isinstance(settings, PolicyFileSettings):
+        settings._policy = policy
     return settings
 
 
 def load_app_settings(mode: Mode = Mode.RUN, **overrides: Any) -> Settings:
-    """Like load_settings, for commands that need the whole bot's settings."""
+    """Like load_settings, for commands that need the whole bot's settings without a file."""
     settings = load_settings(mode, **overrides)
     if not isinstance(settings, Settings):  # pragma: no cover - guarded by mode
-        raise TypeError("STORE mode has no app settings")
+        raise TypeError("only RUN and CHECK without a policy file give the app settings")
     return settings

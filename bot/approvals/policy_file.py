@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -181,11 +182,46 @@ def parse(raw: dict[str, Any], env: Mapping[str, str]) -> Policy:
         model = FileModel.model_validate(raw)
     except ValidationError as error:
         errors = [e for e in error.errors() if not _other_branch(e["loc"], e["input"])]
-        raise PolicyError([_line(_place(e["loc"]), _message(e["msg"])) for e in errors]) from None
-    problems = _meaning_problems(model, env)
+        schema = [_line(_place(e["loc"]), _message(e["msg"])) for e in errors]
+        # The same round also says what the parts that are well formed on their own mean.
+        raise PolicyError(schema + _meaning_problems(_Parts.of_raw(raw), env)) from None
+    problems = _meaning_problems(_Parts.of_model(model), env)
     if problems:
         raise PolicyError(problems)
     return _build(model, env)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What the meaning checks look at: every tenant's name and secret variable as written,
+    and the rules that are well formed, each with its number in the file."""
+
+    tenants: dict[str, str | None]  # name → client_secret_env, if it is a variable's name
+    rules: list[tuple[int, RuleModel]]
+
+    @classmethod
+    def of_model(cls, model: FileModel) -> _Parts:
+        tenants: dict[str, str | None] = {
+            name: t.client_secret_env for name, t in model.tenants.items()
+        }
+        return cls(tenants, list(enumerate(model.rules, start=1)))
+
+    @classmethod
+    def of_raw(cls, raw: dict[str, Any]) -> _Parts:
+        """A file the schema refused: the tenants as named, the rules that validate alone."""
+        tenants_raw = raw.get("tenants")
+        tenants: dict[str, str | None] = {}
+        for name, tenant in (tenants_raw if isinstance(tenants_raw, dict) else {}).items():
+            env = tenant.get("client_secret_env") if isinstance(tenant, dict) else None
+            tenants[name] = env if isinstance(env, str) and ENV_NAME.match(env) else None
+        rules_raw = raw.get("rules")
+        rules: list[tuple[int, RuleModel]] = []
+        for number, rule in enumerate(rules_raw if isinstance(rules_raw, list) else [], start=1):
+            try:
+                rules.append((number, RuleModel.model_validate(rule)))
+            except ValidationError:
+                continue  # its problems are already among the schema's
+        return cls(tenants, rules)
 
 
 def _place(loc: tuple[int | str, ...]) -> str:
@@ -217,36 +253,38 @@ def _line(place: str, message: str) -> str:
     return f"{VARIABLE}: {place}: {message}" if place else f"{VARIABLE}: {message}"
 
 
-def _meaning_problems(model: FileModel, env: Mapping[str, str]) -> list[str]:
+def _meaning_problems(parts: _Parts, env: Mapping[str, str]) -> list[str]:
     """What the schema can't see: names, references, channels, approvers, shadowed rules."""
     problems: list[str] = []
-    for name, tenant in model.tenants.items():
+    for name, secret_env in parts.tenants.items():
         if not TENANT_NAME.match(name):
             problems.append(_line(f"tenants.{name}", "a tenant's name is 1 to 32 of a-z, 0-9, -"))
-        if not env.get(tenant.client_secret_env, "").strip():
+        if secret_env is not None and not env.get(secret_env, "").strip():
             problems.append(
                 _line(
                     f"tenants.{name}.client_secret_env",
-                    f"the variable {tenant.client_secret_env} is unset or empty",
+                    f"the variable {secret_env} is unset or empty",
                 )
             )
-    for number, rule in enumerate(model.rules, start=1):
-        problems += [_line(f"rules[{number}]{p}", m) for p, m in _rule_problems(model, rule)]
-    rules = _rules(model)
+    for number, rule in parts.rules:
+        found = _rule_problems(set(parts.tenants), rule)
+        problems += [_line(f"rules[{number}]{p}", m) for p, m in found]
+    numbers = [number for number, _ in parts.rules]
+    rules = [_rule(number, rule) for number, rule in parts.rules]
     for later, earlier in shadowing(rules):
         problems.append(
             _line(
-                f"rules[{later + 1}]",
-                f'never decides anything: rule "{rules[earlier].name}" (rules[{earlier + 1}]) '
+                f"rules[{numbers[later]}]",
+                f'never decides anything: rule "{rules[earlier].name}" (rules[{numbers[earlier]}]) '
                 "matches every target it matches",
             )
         )
     return problems
 
 
-def _rule_problems(model: FileModel, rule: RuleModel) -> list[tuple[str, str]]:
+def _rule_problems(tenants: set[str], rule: RuleModel) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    if rule.tenant != "*" and rule.tenant not in model.tenants:
+    if rule.tenant != "*" and rule.tenant not in tenants:
         found.append((".tenant", f'names no tenant in the file: "{rule.tenant}"'))
     needs = rule.approvals if isinstance(rule.approvals, int) else 1
     if needs > 0 and rule.channel is None:
@@ -274,19 +312,20 @@ def _rule_problems(model: FileModel, rule: RuleModel) -> list[tuple[str, str]]:
 
 
 def _rules(model: FileModel) -> list[Rule]:
-    return [
-        Rule(
-            name=rule.name or f"rule {number}",
-            tenant=rule.tenant,
-            targets=tuple(rule.targets),
-            requesters=tuple(rule.requesters),
-            approvers=tuple(rule.approvers),
-            channel=rule.channel,
-            terms=_terms(rule),
-            ttl=rule.ttl,
-        )
-        for number, rule in enumerate(model.rules, start=1)
-    ]
+    return [_rule(number, rule) for number, rule in enumerate(model.rules, start=1)]
+
+
+def _rule(number: int, rule: RuleModel) -> Rule:
+    return Rule(
+        name=rule.name or f"rule {number}",
+        tenant=rule.tenant,
+        targets=tuple(rule.targets),
+        requesters=tuple(rule.requesters),
+        approvers=tuple(rule.approvers),
+        channel=rule.channel,
+        terms=_terms(rule),
+        ttl=rule.ttl,
+    )
 
 
 def _terms(rule: RuleModel) -> tuple[Term, ...]:

@@ -46,6 +46,11 @@ class Rule:
         """How many approvals the rule needs in all."""
         return sum(term.count for term in self.terms)
 
+    @property
+    def quorum(self) -> bool:
+        """Whether the approvals are a list of terms (not ``approvals = N`` over ``approvers``)."""
+        return bool(self.terms) and self.terms != (Term(self.approvers, self.required),)
+
     def matches(self, target: Target) -> bool:
         """Whether this rule covers ``target``."""
         if self.tenant not in ("*", target.tenant):

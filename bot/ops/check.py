@@ -17,12 +17,12 @@ from bot.auth0.transport import Auth0Transport
 from bot.db.engine import sqlite_path
 from bot.db.store import Store
 from bot.logs import SECRETS
-from bot.ops.check_auth0 import auth0_checks, count
+from bot.ops.check_auth0 import Where, auth0_checks, count
 from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed
 from bot.outbox.readback import SCOPES as READ_BACK_SCOPES
 from bot.serve.problems import slack_unreachable, sqlite_file_problem
 from bot.serve.runtime import auth0_client, register_settings_secrets, slack_client
-from bot.settings import Settings
+from bot.settings import Settings, SlackSettings
 
 
 def run_checks(
@@ -47,16 +47,18 @@ def run_checks(
 
 def _checks(settings: Settings, slack: WebClient, auth0: Auth0Transport) -> list[Check]:
     results = [Check(OK, "settings", "all variables valid")]
-    auth_test = _reaching_slack(settings, lambda: _slack_auth(slack))
-    team_id = _run(results, "slack auth.test", auth_test)
-    _run(results, "slack transport", _reaching_slack(settings, lambda: _transport(settings)))
+    auth_test = reaching_slack(settings, lambda: slack_auth(slack))
+    team_id = run_probe(results, "slack auth.test", auth_test)
+    run_probe(
+        results, "slack transport", reaching_slack(settings, lambda: slack_transport(settings))
+    )
     for name, probe in _slack_dependents(settings, slack, team_id or ""):
         if team_id:
-            _run(results, name, probe)
+            run_probe(results, name, probe)
         else:
             results.append(Check(SKIP, name, "needs slack auth.test to pass (see above)"))
-    results.extend(auth0_checks(settings, auth0))
-    _run(results, "database", lambda: _database(settings.database_url))
+    results.extend(auth0_checks(Where.of_settings(settings), auth0))
+    run_probe(results, "database", lambda: database_probe(settings.database_url))
     return results
 
 
@@ -64,20 +66,20 @@ def _slack_dependents(
     settings: Settings, slack: WebClient, team_id: str
 ) -> list[tuple[str, Callable[[], str]]]:
     """The checks that need Slack to know the bot: the ones the settings call for."""
-    probes: list[tuple[str, Callable[[], str]]] = [("slack read-back", lambda: _read_back(slack))]
+    probes: list[tuple[str, Callable[[], str]]] = [("slack read-back", lambda: read_back(slack))]
     channel = settings.hook_secret_approval_channel
     if channel:
-        probes.append(("approval channel", lambda: _channel(slack, channel)))
+        probes.append(("approval channel", lambda: channel_probe(slack, channel)))
     for label, ids in (
         ("requesters", settings.hook_secret_requesters),
         ("approvers", settings.hook_secret_approvers),
     ):
         if ids:
-            probes.append((label, _people_probe(slack, team_id, ids)))
+            probes.append((label, people_probe(slack, team_id, ids)))
     return probes
 
 
-def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | None:
+def run_probe(results: list[Check], name: str, probe: Callable[[], str]) -> str | None:
     try:
         detail = probe()
     except CheckFailed as failure:
@@ -96,7 +98,7 @@ def _run(results: list[Check], name: str, probe: Callable[[], str]) -> str | Non
     return detail
 
 
-def _reaching_slack(settings: Settings, probe: Callable[[], str]) -> Callable[[], str]:
+def reaching_slack(settings: SlackSettings, probe: Callable[[], str]) -> Callable[[], str]:
     """``probe``, with a Slack that can't be reached named by its variable and the network."""
 
     def reached() -> str:
@@ -108,12 +110,12 @@ def _reaching_slack(settings: Settings, probe: Callable[[], str]) -> Callable[[]
     return reached
 
 
-def _slack_auth(slack: WebClient) -> str:
+def slack_auth(slack: WebClient) -> str:
     response = slack.auth_test()
     return f"{response['team_id']} ({response.get('team')}, bot {response.get('user_id')})"
 
 
-def _read_back(slack: WebClient) -> str:
+def read_back(slack: WebClient) -> str:
     """Whether the optional history scopes were granted (Slack lists a token's scopes in the
     ``x-oauth-scopes`` header of every answer)."""
     headers = {k.lower(): v for k, v in (slack.auth_test().headers or {}).items()}
@@ -129,7 +131,7 @@ def _read_back(slack: WebClient) -> str:
     )
 
 
-def _transport(settings: Settings) -> str:
+def slack_transport(settings: SlackSettings) -> str:
     if settings.slack_app_token is not None:
         client = WebClient(base_url=settings.slack_api_url, timeout=10)
         try:
@@ -147,7 +149,7 @@ def _transport(settings: Settings) -> str:
     return "HTTP mode: point Slack's request URLs at https://<your host>/slack/events"
 
 
-def _channel(slack: WebClient, channel: str) -> str:
+def channel_probe(slack: WebClient, channel: str) -> str:
     info = slack.conversations_info(channel=channel)["channel"]
     if not info.get("is_member"):
         raise CheckFailed(
@@ -156,7 +158,7 @@ def _channel(slack: WebClient, channel: str) -> str:
     return f"bot is a member of #{info.get('name', channel)}"
 
 
-def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[], str]:
+def people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[], str]:
     def probe() -> str:
         principals = Principals.parse(ids)
         people = set(principals.users)
@@ -175,7 +177,7 @@ def _people_probe(slack: WebClient, team_id: str, ids: list[str]) -> Callable[[]
     return probe
 
 
-def _database(url: str) -> str:
+def database_probe(url: str) -> str:
     sqlite_file = sqlite_path(url)
     if sqlite_file is not None and not sqlite_file.exists():
         # Never create it here: an empty file would later read as an empty audit trail.

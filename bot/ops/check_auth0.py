@@ -19,7 +19,8 @@ from bot.auth0.errors import Auth0Error, Auth0Unavailable, HooksUnavailable, Ins
 from bot.auth0.hooks import HooksApi
 from bot.auth0.transport import Auth0Transport
 from bot.ops.check_lines import FAIL, OK, SKIP, Check, CheckFailed
-from bot.settings import Settings
+from bot.settings import TenantSettings
+from bot.targets.tenants import Tenant
 
 # What the contract asks of the machine-to-machine application (CONTRACT §2), per kind.
 ACTION_SCOPES: Final = ("read:actions", "update:actions", "create:actions")
@@ -57,18 +58,40 @@ class Found:
         return Check(OK, name, self.detail if self.usable else f"{self.detail}; {offers}")
 
 
-def auth0_checks(settings: Settings, auth0: Auth0Transport) -> list[Check]:
+@dataclass(frozen=True)
+class Where:
+    """Where the settings point at a tenant's Auth0, and what to check when nothing answers."""
+
+    url: str
+    variable: str
+
+    @classmethod
+    def of_settings(cls, settings: TenantSettings) -> Where:
+        """The one tenant of the AUTH0_* variables."""
+        if settings.auth0_base_url:
+            return cls(settings.auth0_base_url, "AUTH0_BASE_URL")
+        return cls(f"https://{settings.auth0_domain}", "AUTH0_DOMAIN")
+
+    @classmethod
+    def of_tenant(cls, tenant: Tenant) -> Where:
+        """A tenant of the policy file, named by its place in the file."""
+        place = "base_url" if tenant.base_url else "domain"
+        url = tenant.base_url or f"https://{tenant.domain}"
+        return cls(url, f"tenants.{tenant.name}.{place} in HOOK_SECRET_POLICY_FILE")
+
+
+def auth0_checks(where: Where, auth0: Auth0Transport) -> list[Check]:
     """The token, hooks, actions and targets lines, in that order."""
     try:
-        scopes = _reached(settings, auth0.token_scopes)
+        scopes = reached(where, auth0.token_scopes)
     except (CheckFailed, Auth0Error) as error:
         problem = str(error)
         lost = isinstance(error, Unreachable | Auth0Unavailable)
         why = f"Auth0 could not be reached ({problem})" if lost else "no Auth0 token (see above)"
         skipped = [Check(SKIP, name, why) for name in (HOOKS_LINE, ACTIONS_LINE, TARGETS_LINE)]
         return [Check(FAIL, SCOPES_LINE, problem), *skipped]
-    hooks = _probe(settings, "hooks", lambda: _hooks(auth0, scopes))
-    actions = _probe(settings, "actions", lambda: _actions(auth0, scopes))
+    hooks = _probe(where, "hooks", lambda: _hooks(auth0, scopes))
+    actions = _probe(where, "actions", lambda: _actions(auth0, scopes))
     offered = [found.kind for found in (actions, hooks) if found.usable]
     offers = f"the form offers {' and '.join(offered) or 'nothing'}"
     lacking = [found.kind for found in (actions, hooks) if not found.on_tenant]
@@ -166,10 +189,10 @@ def _targets(hooks: Found, actions: Found, offered: list[str]) -> Check:
     )
 
 
-def _probe(settings: Settings, kind: str, probe: Callable[[], Found]) -> Found:
+def _probe(where: Where, kind: str, probe: Callable[[], Found]) -> Found:
     """Run one kind's probe; every failure becomes that kind's FAIL line."""
     try:
-        return _reached(settings, probe)
+        return reached(where, probe)
     except (Unreachable, Auth0Unavailable) as error:
         return Found(kind, str(error), unreachable=True)
     except (CheckFailed, Auth0Error) as error:
@@ -178,20 +201,15 @@ def _probe(settings: Settings, kind: str, probe: Callable[[], Found]) -> Found:
         return Found(kind, f"{type(error).__name__}: {error}", failed=True)
 
 
-def _reached(settings: Settings, probe: Callable[[], T]) -> T:
+def reached(where: Where, probe: Callable[[], T]) -> T:
     """``probe()``, with an Auth0 that can't be reached named by the variable pointing at it."""
     try:
         return probe()
     except Auth0Unavailable as error:
-        url, variable = (
-            (settings.auth0_base_url, "AUTH0_BASE_URL")
-            if settings.auth0_base_url
-            else (f"https://{settings.auth0_domain}", "AUTH0_DOMAIN")
-        )
-        why = _unreachable(url)
+        why = _unreachable(where.url)
         if why is None:  # it answers: a timeout or a 5xx, which the message says
             raise
-        raise Unreachable(f"cannot reach {url}: {why}: check {variable}") from error
+        raise Unreachable(f"cannot reach {where.url}: {why}: check {where.variable}") from error
 
 
 def _unreachable(url: str) -> str | None:

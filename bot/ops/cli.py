@@ -1,4 +1,4 @@
-"""The hook-secret-bot command line: run, check, demo, audit, keygen."""
+"""The hook-secret-bot command line: run, check, policy, demo, audit, keygen."""
 
 from __future__ import annotations
 
@@ -21,10 +21,24 @@ from bot.db import audit
 from bot.db.encryption import generate_key
 from bot.logs import configure_logging
 from bot.ops.audit_verify import Verification
-from bot.settings import Mode, SettingsError, StoreSettings, load_app_settings, load_settings
+from bot.settings import (
+    Mode,
+    PolicyFileSettings,
+    PolicySettings,
+    Settings,
+    SettingsError,
+    StoreSettings,
+    TenantSettings,
+    load_settings,
+)
 
 EXIT_SETTINGS = 2
 EXIT_UNREADABLE = 3  # audit verify/export: the database could not be read
+NOT_SERVED_YET = (
+    "HOOK_SECRET_POLICY_FILE: several tenants are not served by `run` yet: `check` and "
+    "`policy` read the file today; to serve one tenant, unset HOOK_SECRET_POLICY_FILE and set "
+    "the AUTH0_* and HOOK_SECRET_* variables"
+)
 # The reader of standard output went away (`| head`): the status a shell shows for SIGPIPE.
 EXIT_READER_GONE = 128 + signal.SIGPIPE
 
@@ -34,6 +48,10 @@ AUTH0_VARS = "AUTH0_DOMAIN, AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET, AUTH0_BASE_URL
 POLICY_VARS = (
     "HOOK_SECRET_REQUESTERS, HOOK_SECRET_APPROVERS, HOOK_SECRET_APPROVAL_CHANNEL,\n"
     "  HOOK_SECRET_REQUIRED_APPROVALS, HOOK_SECRET_REQUEST_TTL"
+)
+POLICY_FILE_NOTE = (
+    "HOOK_SECRET_POLICY_FILE (a TOML file of tenants and rules, instead of the AUTH0_* and\n"
+    "  HOOK_SECRET_* variables above, which must then be unset; client secrets by variable name)"
 )
 STORE_VARS = "DATABASE_URL, HOOK_SECRET_ENCRYPTION_KEY, LOG_LEVEL, LOG_FORMAT"
 ENV_NOTE = "Settings come from the environment or a .env file in the working directory."
@@ -75,11 +93,14 @@ COMMANDS: dict[str, _Help] = {
         "Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on\n"
         "0.0.0.0:$PORT (POST /slack/events, GET /healthz, GET /metrics). Before opening a\n"
         "port it checks the settings, migrates the database and asks Slack who it is.",
-        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}, PORT",
+        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}, PORT,\n"
+        f"  {POLICY_FILE_NOTE}",
         "  0  stopped by SIGTERM or SIGINT after finishing in-flight work\n"
         "  1  cannot start: the database or Slack refused or can't be reached (the line\n"
         "     names the variable to fix)\n"
-        "  2  settings missing or invalid, one line per variable",
+        "  2  settings missing or invalid, one line per variable (and, for now, a policy\n"
+        "     file: several tenants are served by a later release; `check` and `policy`\n"
+        "     read it already)",
     ),
     "check": _Help(
         "verify the settings, Slack and Auth0 before the first start",
@@ -89,10 +110,22 @@ COMMANDS: dict[str, _Help] = {
         "request form offers (one kind is enough: a tenant without Hooks passes), and the\n"
         "database (never created here). One line per check: ok, FAIL with what to fix, or\n"
         "skip with the reason when a check it needs did not pass; never prints a secret.",
-        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS}",
+        f"{SLACK_VARS},\n  {AUTH0_VARS},\n  {POLICY_VARS},\n  {STORE_VARS},\n  {POLICY_FILE_NOTE}",
         "  0  every check passed\n"
         "  1  at least one check failed or was skipped (its line says what to do)\n"
         "  2  settings missing or invalid, one line per variable",
+    ),
+    "policy": _Help(
+        "show who may request each target and the approvals it needs",
+        "For each tenant (in the policy file's order), each action and hook it offers with\n"
+        "the rule that decides it, who may request it and the approvals it needs; a target\n"
+        "no rule covers is shown as not requestable. --json prints one JSON object per\n"
+        "target with the keys tenant, kind, id, name, rule, requesters, approvals. Reads\n"
+        "Auth0, never Slack; never prints a secret.",
+        f"{POLICY_FILE_NOTE},\n  or without it {AUTH0_VARS},\n  {POLICY_VARS}",
+        "  0  every tenant was read\n"
+        "  1  a tenant could not be read (its line on stderr says why; the others are shown)\n"
+        "  2  settings or the policy file missing or invalid, one line per problem",
     ),
     "demo": _Help(
         "the whole flow locally, no credentials and no network",
@@ -188,7 +221,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=None, help_of=None)
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for name, command in COMMANDS.items():
-        command.add_to(commands, name).set_defaults(handler=HANDLERS[name])
+        sub = command.add_to(commands, name)
+        sub.set_defaults(handler=HANDLERS[name])
+        if name == "policy":
+            sub.add_argument("--json", action="store_true", help="one JSON object per target")
     audit_cmd = commands.add_parser(
         "audit",
         help="verify or export the audit trail",
@@ -226,7 +262,10 @@ def _logging(settings: StoreSettings) -> None:
 
 
 def _run(_: argparse.Namespace) -> int:
-    settings = load_app_settings(Mode.RUN)
+    settings = load_settings(Mode.RUN)
+    if not isinstance(settings, Settings):  # a policy file: the runtime slice serves it
+        print(NOT_SERVED_YET, file=sys.stderr)
+        return EXIT_SETTINGS
     _logging(settings)
     from bot.serve import server
 
@@ -238,12 +277,33 @@ def _run(_: argparse.Namespace) -> int:
 
 
 def _check(_: argparse.Namespace) -> int:
-    settings = load_app_settings(Mode.CHECK)
+    settings = load_settings(Mode.CHECK)
     # check's output is its lines alone: a failure it finds is on its line, not in a log line.
     configure_logging("CRITICAL", settings.log_format, sys.stderr)
+    if isinstance(settings, PolicySettings):
+        from bot.ops.check_policy import run_policy_checks
+
+        return run_policy_checks(settings)
     from bot.ops.check import run_checks
 
+    if not isinstance(settings, Settings):  # pragma: no cover - guarded by mode
+        raise TypeError("CHECK mode gives the app settings")
     return run_checks(settings)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    settings = load_settings(Mode.POLICY)
+    configure_logging("CRITICAL", settings.log_format, sys.stderr)
+    from bot.ops.check_auth0 import Where
+    from bot.ops.policy_cmd import show_policy
+    from bot.policy_settings import policy_of
+
+    if isinstance(settings, PolicyFileSettings):
+        return show_policy(settings.policy, as_json=args.json)
+    if not isinstance(settings, TenantSettings):  # pragma: no cover - guarded by mode
+        raise TypeError("POLICY mode gives tenants and rules")
+    where = Where.of_settings(settings)  # the variables, not a place in a file
+    return show_policy(policy_of(settings), as_json=args.json, where=lambda _: where)
 
 
 def _demo(_: argparse.Namespace) -> int:
@@ -312,6 +372,7 @@ HANDLERS.update(
     {
         "run": _run,
         "check": _check,
+        "policy": _policy,
         "demo": _demo,
         "keygen": _keygen,
         "audit verify": _verify,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bot.settings import Settings
+from bot.settings import Settings, SlackSettings
 
 DEFAULT_SLACK_API_URL = str(Settings.model_fields["slack_api_url"].default)
 NETWORK = "that this machine may reach it (DNS, firewall, HTTPS_PROXY)"
 
 
-def slack_unreachable(settings: Settings, error: BaseException, *, prefixed: bool = False) -> str:
+def slack_unreachable(
+    settings: SlackSettings, error: BaseException, *, prefixed: bool = False
+) -> str:
     """What failed and what to check; SLACK_API_URL is named only when it was changed (then
     first, when ``prefixed``), since a person who never set it should look at the network."""
     why = getattr(error, "reason", None) or error

@@ -28,7 +28,7 @@ from bot.metrics import Metrics
 from bot.outbox.sending import READ_WITHIN
 from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
-from bot.settings import Settings, StoreSettings
+from bot.settings import Settings, SlackSettings, StoreSettings
 from bot.slack.app import Deps, create_app
 from bot.slack.services import Services
 
@@ -69,7 +69,7 @@ def open_vault(settings: StoreSettings) -> Vault:
     return Vault(keys)
 
 
-def slack_client(settings: Settings, logger: logging.Logger | None = None) -> PooledWebClient:
+def slack_client(settings: SlackSettings, logger: logging.Logger | None = None) -> PooledWebClient:
     """The Web API client, retrying rate limits and dropped connections, over kept-alive
     connections."""
     return PooledWebClient(

@@ -118,6 +118,27 @@ def test_every_problem_is_reported_at_once_with_its_place(tmp_path: Path) -> Non
     assert "prod-secret" not in "\n".join(found)
 
 
+def test_schema_and_meaning_problems_come_in_one_round(tmp_path: Path) -> None:
+    """An unknown key and a bad value do not hide what the well-formed parts mean: an unset
+    secret variable, a rule naming an unknown tenant, a shadowed rule (numbered as in the file)."""
+    text = (
+        EXAMPLE.replace('client_id = "Qm7', 'colour = "red"\nclient_id = "Qm7')
+        .replace('tenant = "dev"', 'tenant = "qa"')
+        .replace("approvals = 2", "approvals = 11")
+        + '\n[[rules]]\ntenant = "prod"\ntargets = ["payments-core"]\nrequesters = ["S0X"]\n'
+        + "approvals = 0\n"
+    )
+    found = problems(tmp_path, text, {"AUTH0_PROD_CLIENT_SECRET": "x"})
+    assert [line.split(": ")[1] for line in found] == [
+        "tenants.dev.colour",
+        "rules[3].approvals",
+        "tenants.dev.client_secret_env",
+        "rules[1].tenant",
+        "rules[4]",
+    ]
+    assert '"payments" (rules[2])' in found[-1]
+
+
 def test_a_syntax_error_names_its_line(tmp_path: Path) -> None:
     """A TOML syntax error is one line with where it is."""
     (line,) = problems(
