@@ -47,6 +47,13 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "hook_secret_bot_refused_requests",
+            "Requests refused at approval or apply: a seal that does not verify (tampered) or "
+            "a requester no longer allowed (requester_not_allowed)",
+            ["outcome"],
+            registry=self.registry,
+        )
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:
@@ -84,6 +91,10 @@ class Metrics:
     def observe_prefetch(self, result: str) -> None:
         """Count one submission's read-ahead lookup: ``hit`` or ``miss``."""
         self.prefetch.labels(result).inc()
+
+    def observe_refused(self, outcome: str) -> None:
+        """Count one request refused at approval or apply, by outcome."""
+        self.refused.labels(outcome).inc()
 
     def observe_request(self, kind: str, status: str, started: float) -> None:
         """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""

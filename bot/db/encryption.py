@@ -1,7 +1,9 @@
-"""Secret values at rest: Fernet encryption with key rotation, and keyed fingerprints."""
+"""Secret values at rest: Fernet encryption with key rotation, and the keys derived from it
+(fingerprints, seals)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -9,11 +11,16 @@ import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
 from bot.logs import SECRETS, get_logger
 
 log = get_logger(__name__)
+# HKDF's purpose label for the key that seals requests (bot.approvals.seals): a new label, a
+# new key, so no other use of the Fernet key can produce a seal.
+SEAL_PURPOSE = b"hook-secret-bot seal v1"
 
 
 class VaultError(Exception):
@@ -32,6 +39,8 @@ class Vault:
         self._mac_key = hmac.new(
             keys[0].encode(), b"hook-secret-bot fingerprint", "sha256"
         ).digest()
+        # One seal key per Fernet key, newest first: the first seals, every one verifies.
+        self.seal_keys = [seal_key(k) for k in keys]
 
     def encrypt(self, value: SecretStr) -> bytes:
         """Ciphertext for ``value``, which is registered for log redaction."""
@@ -53,13 +62,23 @@ class Vault:
         return digest.hexdigest()[:12]
 
 
+def seal_key(fernet_key: str) -> bytes:
+    """The key that seals requests, derived from one Fernet key with HKDF-SHA256 (only ever
+    held in memory: the database never sees it)."""
+    material = base64.urlsafe_b64decode(fernet_key.encode())
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SEAL_PURPOSE).derive(material)
+
+
 def generate_key() -> str:
     """A new Fernet key for HOOK_SECRET_ENCRYPTION_KEY."""
     return Fernet.generate_key().decode()
 
 
-def key_file_for(database_url: str) -> Path:
-    """Where the generated key lives for a SQLite database: beside the database file."""
+def key_file_for(database_url: str, configured: Path | None = None) -> Path:
+    """Where the generated key lives for a SQLite database: HOOK_SECRET_KEY_FILE when set,
+    else beside the database file."""
+    if configured is not None:
+        return configured
     path = database_url.split("///", 1)[1] if "///" in database_url else ""
     if not path or path == ":memory:":
         return Path("hook-secret-bot.key")

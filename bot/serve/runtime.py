@@ -59,7 +59,8 @@ def open_store(settings: StoreSettings) -> Store:
 
 def open_vault(settings: StoreSettings) -> Vault:
     """The vault, with the configured keys or the generated key file (SQLite only)."""
-    keys = settings.encryption_keys or [load_or_create_key(key_file_for(settings.database_url))]
+    path = key_file_for(settings.database_url, settings.hook_secret_key_file)
+    keys = settings.encryption_keys or [load_or_create_key(path)]
     return Vault(keys)
 
 
@@ -208,6 +209,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
             team_id=team_id,
             on_undelivered=metrics.observe_undelivered,
             on_prefetch=metrics.observe_prefetch,
+            on_refused=metrics.observe_refused,
         ),
     )
     return Runtime(

@@ -45,6 +45,9 @@ def open_decision(
         _decided_already(services, respond, body, request)
         return
     approve = action["action_id"] == ids.ACTION_APPROVE
+    # seals.py: a tampered request, or a requester no longer allowed, fails here (both told).
+    if approve and services.workflow.screen(request, user) is not None:
+        return
     services.modals.open(respond, body["trigger_id"], blocks.decision_modal(request, approve))
 
 
