@@ -10,13 +10,22 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy import inspect as sa_inspect
 
 from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
 from bot.db.models import SecretRequest
-from bot.db.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
+from bot.db.store import (
+    MIGRATIONS,
+    Store,
+    Taken,
+    Tx,
+    create_sqlite_file,
+    new_request_id,
+    sqlite_path,
+)
 
 
 def _store(url: str) -> Store:
@@ -194,6 +203,17 @@ def _older_store(url: str, revision: str) -> Store:
     return store
 
 
+def _add_older(tx: Tx, request: SecretRequest) -> None:
+    """Insert ``request`` as an older bot wrote it: without the columns added since (the seal
+    of migration 0008_seals); unset columns take the schema's defaults."""
+    row = {
+        attribute.key: getattr(request, attribute.key)
+        for attribute in sa_inspect(SecretRequest).column_attrs
+        if attribute.key != "seal" and getattr(request, attribute.key) is not None
+    }
+    tx.session.execute(insert(SecretRequest).values(row))
+
+
 def _open_count(store: Store) -> int:
     with store.session() as session:
         query = "SELECT COUNT(*) FROM secret_requests WHERE state IN ('pending', 'approved')"
@@ -206,8 +226,8 @@ def test_the_database_keeps_one_open_request_per_secret(db_url: str) -> None:
     for it, or an open one for another secret, is no obstacle."""
     store = _older_store(db_url, "0005")
     with store.transaction() as tx:
-        tx.add(_request(State.REJECTED))
-        tx.add(_request())
+        _add_older(tx, _request(State.REJECTED))
+        _add_older(tx, _request())
     store.migrate()
 
     def audit_then_take() -> None:
@@ -234,8 +254,8 @@ def test_an_older_database_with_two_open_requests_for_a_secret_is_not_upgraded(
     operator decides which request stays."""
     store = _older_store(db_url, "0005")
     with store.transaction() as tx:
-        tx.add(_request())
-        tx.add(_request(State.APPROVED))
+        _add_older(tx, _request())
+        _add_older(tx, _request(State.APPROVED))
     with pytest.raises(RuntimeError, match="more than one open request for h1/API_KEY"):
         store.migrate()
     assert _open_count(store) == 2
