@@ -47,13 +47,7 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
-        self.refused = Counter(
-            "hook_secret_bot_refused_requests",
-            "Requests refused at approval or apply: a seal that does not verify (tampered) or "
-            "a requester no longer allowed (requester_not_allowed)",
-            ["outcome"],
-            registry=self.registry,
-        )
+        self._refusal_collectors()  # seals.py's refusals
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:
@@ -63,6 +57,15 @@ class Metrics:
                 registry=self.registry,
             )
             gauge.set_function(lambda: _or_nan(pending))
+
+    def _refusal_collectors(self) -> None:
+        self.refused = Counter(
+            "hook_secret_bot_refused_requests",
+            "Requests refused at approval or apply: a seal that does not verify (tampered) or "
+            "a requester no longer allowed (requester_not_allowed)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def _auth0_collectors(self) -> None:
         self.auth0_calls = Counter(
