@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,6 @@ from bot.approvals.seals import BROKEN, UNSEALED
 from bot.approvals.states import Kind, State
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
-from bot.db.store import new_request_id
 from bot.targets import TargetKind
 from tests.harness import (
     APPROVALS,
@@ -32,14 +32,12 @@ from tests.harness import (
     workspace,
 )
 
-PAST_GRACE = UNCLAIMED_GRACE.total_seconds() + 1
-
 
 def _forge_approved_remove(bot: Bot, seal: str | None) -> str:
     """What someone with write access to the database alone can do: insert an approved request
     to remove the hook's secret, as if an approver had decided it a minute ago."""
     now = bot.clock()
-    request_id = new_request_id()
+    request_id = "hsr_" + secrets.token_hex(8)  # as the bot names them
     forged = SecretRequest(
         id=request_id,
         kind=Kind.REMOVE,
@@ -55,7 +53,7 @@ def _forge_approved_remove(bot: Bot, seal: str | None) -> str:
         reason="forged",
         required_approvals=1,
         decided_by=APPROVER,
-        decided_at=now - timedelta(minutes=1),
+        decided_at=_stranded_since(bot),
         created_at=now - timedelta(minutes=2),
         expires_at=now + timedelta(days=1),
         seal=seal,
@@ -69,6 +67,12 @@ def _rewrite(bot: Bot, request_id: str, **values: Any) -> None:
     """Change a request's row straight in the database."""
     with Session(bot.store.engine) as session, session.begin():
         session.execute(update(SecretRequest).where(SecretRequest.id == request_id).values(values))
+
+
+def _stranded_since(bot: Bot) -> datetime:
+    """A decision time that leaves an approval nobody claimed stranded, by any clock (as a
+    process that died between deciding and applying would leave it)."""
+    return bot.clock() - UNCLAIMED_GRACE - timedelta(minutes=1)
 
 
 def _assert_refused(bot: Bot, request_id: str, outcome: str, actor: str) -> dict[str, Any]:
@@ -113,8 +117,7 @@ def test_approver_rewritten_in_the_database_is_refused(db_url: str) -> None:
         request_id = request_id_of(message)
         # Decided as a process that dies before applying would leave it.
         assert bot.services.workflow.decide(request_id, APPROVER, True, None).request
-        _rewrite(bot, request_id, decided_by=APPROVER2)
-        bot.clock.advance(PAST_GRACE)
+        _rewrite(bot, request_id, decided_by=APPROVER2, decided_at=_stranded_since(bot))
         before = len(bot.auth0.requests)
         bot.services.sweep()
         failed = _assert_refused(bot, request_id, "tampered", APPROVER2)
@@ -222,7 +225,7 @@ def test_requester_dropped_before_the_apply_is_refused_at_the_apply(sqlite_url: 
             assert first.services.workflow.decide(request_id, APPROVER, True, None).request
         narrowed = ws.settings.model_copy(update={"hook_secret_requesters": ["S0REQS"]})
         with serve(narrowed, ws.slack, ws.auth0, ws.hook_id) as second:
-            second.clock.advance(PAST_GRACE)
+            _rewrite(second, request_id, decided_at=_stranded_since(second))
             second.services.sweep()
             _assert_refused(second, request_id, "requester_not_allowed", APPROVER)
             assert secret_posts(ws.auth0) == []
