@@ -74,7 +74,7 @@ class Applier:
         claim = [now]  # the heartbeat moves it; the outcome is recorded against the latest
         refused = self.guard(claimed)  # seals.py: sealed facts, requester re-checked
         if refused is not None:
-            return self._finish(claimed, now, refused)
+            return self._finish(claimed, claim[0], refused)
         try:
             recheck = reconciling or claimed.unknown_since is not None
             with self._heartbeat(claimed, claim):
