@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import secrets
-from datetime import datetime, timedelta
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from bot import db
 from bot.approvals.recovery import UNCLAIMED_GRACE
 from bot.approvals.seals import BROKEN, UNSEALED
 from bot.approvals.states import Kind, State
+from bot.db.audit import AuditSink
 from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
+from bot.db.store import Store
 from bot.targets import TargetKind
 from tests.harness import (
     APPROVALS,
@@ -33,40 +41,48 @@ from tests.harness import (
 )
 
 
+def _approved_remove(team_id: str, hook_id: str, now: datetime) -> dict[str, Any]:
+    """An approved request to remove the hook's secret, as if an approver had decided it a
+    minute ago and its apply died (the row's attributes, no seal)."""
+    return {
+        "id": "hsr_" + secrets.token_hex(8),  # as the bot names them
+        "kind": Kind.REMOVE,
+        "target_kind": TargetKind.HOOK,
+        "tenant": "default",
+        "state": State.APPROVED,
+        "team_id": team_id,
+        "requester": REQUESTER,
+        "origin_channel": ORIGIN,
+        "target_id": hook_id,
+        "target_name": "Client Credentials Exchange",
+        "secret_name": "EXISTING",
+        "reason": "forged",
+        "required_approvals": 1,
+        "decided_by": APPROVER,
+        "decided_at": now - UNCLAIMED_GRACE - timedelta(minutes=1),
+        "created_at": now - timedelta(minutes=2),
+        "expires_at": now + timedelta(days=1),
+    }
+
+
 def _forge_approved_remove(bot: Bot, seal: str | None) -> str:
     """What someone with write access to the database alone can do: insert an approved request
-    to remove the hook's secret, as if an approver had decided it a minute ago."""
-    now = bot.clock()
-    request_id = "hsr_" + secrets.token_hex(8)  # as the bot names them
-    forged = SecretRequest(
-        id=request_id,
-        kind=Kind.REMOVE,
-        target_kind=TargetKind.HOOK,
-        tenant="default",
-        state=State.APPROVED,
-        team_id=bot.slack.team_id,
-        requester=REQUESTER,
-        origin_channel=ORIGIN,
-        target_id=bot.hook_id,
-        target_name="Client Credentials Exchange",
-        secret_name="EXISTING",
-        reason="forged",
-        required_approvals=1,
-        decided_by=APPROVER,
-        decided_at=_stranded_since(bot),
-        created_at=now - timedelta(minutes=2),
-        expires_at=now + timedelta(days=1),
-        seal=seal,
-    )
+    to remove the hook's secret (no encryption key needed)."""
+    row = _approved_remove(bot.slack.team_id, bot.hook_id, bot.clock())
     with Session(bot.store.engine) as session, session.begin():
-        session.add(forged)
-    return request_id
+        session.execute(insert(SecretRequest).values({**row, "seal": seal}))
+    return str(row["id"])
 
 
 def _rewrite(bot: Bot, request_id: str, **values: Any) -> None:
     """Change a request's row straight in the database."""
     with Session(bot.store.engine) as session, session.begin():
         session.execute(update(SecretRequest).where(SecretRequest.id == request_id).values(values))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a sqlite:/// URL (None for PostgreSQL)."""
+    return Path(url.split("///", 1)[1]) if url.startswith("sqlite") else None
 
 
 def _stranded_since(bot: Bot) -> datetime:
@@ -229,3 +245,28 @@ def test_requester_dropped_before_the_apply_is_refused_at_the_apply(sqlite_url: 
             second.services.sweep()
             _assert_refused(second, request_id, "requester_not_allowed", APPROVER)
             assert secret_posts(ws.auth0) == []
+
+
+def test_an_open_request_from_before_seals_is_refused_after_the_upgrade(db_url: str) -> None:
+    """An approved request recorded by the previous version (schema 0006, no seal) survives the
+    upgrade to 0008_seals, and is refused when its apply runs, saying why: no Auth0 call."""
+    with workspace(db_url) as ws:
+        older = Store(ws.settings.database_url, AuditSink(io.StringIO()))
+        path = sqlite_file(ws.settings.database_url)
+        if path is not None:
+            sqlite3.connect(path).close()
+        config = Config()
+        config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+        with older.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0006")
+        row = _approved_remove(ws.slack.team_id, ws.hook_id, datetime.now(UTC))
+        with Session(older.engine) as session, session.begin():
+            session.execute(insert(SecretRequest).values(row))  # the columns 0006 has
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, store=older) as bot:
+            before = len(ws.auth0.requests)
+            bot.services.sweep()
+            failed = _assert_refused(bot, str(row["id"]), "tampered", APPROVER)
+            assert failed["message"] == UNSEALED and "submit it again" in UNSEALED
+            assert ws.auth0.requests[before:] == []
+        older.close()
