@@ -62,11 +62,16 @@ class Vault:
         return digest.hexdigest()[:12]
 
 
-def seal_key(fernet_key: str) -> bytes:
-    """The key that seals requests, derived from one Fernet key with HKDF-SHA256 (only ever
-    held in memory: the database never sees it)."""
+def derive(fernet_key: str, purpose: bytes) -> bytes:
+    """A 32-byte key for one ``purpose`` (its HKDF-SHA256 info label), derived from one Fernet
+    key: only ever held in memory, so the database never sees it."""
     material = base64.urlsafe_b64decode(fernet_key.encode())
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SEAL_PURPOSE).derive(material)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(material)
+
+
+def seal_key(fernet_key: str) -> bytes:
+    """The key that seals requests (bot.approvals.seals)."""
+    return derive(fernet_key, SEAL_PURPOSE)
 
 
 def generate_key() -> str:
