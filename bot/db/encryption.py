@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
@@ -62,16 +62,11 @@ class Vault:
         return digest.hexdigest()[:12]
 
 
-def derive(fernet_key: str, purpose: bytes) -> bytes:
-    """A 32-byte key for one ``purpose`` (its HKDF-SHA256 info label), derived from one Fernet
-    key: only ever held in memory, so the database never sees it."""
+def derive_key(fernet_key: str, purpose: bytes) -> bytes:
+    """A 32-byte key for ``purpose`` (HKDF-SHA256 over the Fernet key's bytes): a different
+    purpose gives an unrelated key, and neither reveals the Fernet key."""
     material = base64.urlsafe_b64decode(fernet_key.encode())
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(material)
-
-
-def seal_key(fernet_key: str) -> bytes:
-    """The key that seals requests (bot.approvals.seals)."""
-    return derive(fernet_key, SEAL_PURPOSE)
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose).derive(material)
 
 
 def generate_key() -> str:
@@ -109,3 +104,9 @@ def load_or_create_key(path: Path) -> str:
         path=str(path),
     )
     return key
+
+
+def seal_key(fernet_key: str) -> bytes:
+    """The key that seals requests (bot.approvals.seals), only ever held in memory: the
+    database never sees it."""
+    return derive_key(fernet_key, SEAL_PURPOSE)
