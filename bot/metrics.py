@@ -35,6 +35,7 @@ class Metrics:
             registry=self.registry,
         )
         self._auth0_collectors()
+        self._refusal_collectors()  # seals.py's refusals
         self.undelivered = Counter(
             "hook_secret_bot_slack_undelivered",
             "Slack messages given up after a permanent error, by outbox method and Slack error",
@@ -47,7 +48,6 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
-        self._refusal_collectors()  # seals.py's refusals
         # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
         self._wsgi = make_wsgi_app(self.registry)
         if pending is not None:

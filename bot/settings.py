@@ -65,6 +65,17 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file a sqlite:/// URL names (None for anything else)."""
+    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+    return Path(path).expanduser().absolute() if path and path != ":memory:" else None
+
+
+def _database_files(database: Path) -> set[Path]:
+    """The files SQLite keeps a database in."""
+    return {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+
+
 def _database_url(value: str) -> str:
     scheme, separator, rest = value.strip().partition("://")
     scheme = scheme.lower()
@@ -79,17 +90,6 @@ def _database_url(value: str) -> str:
     if scheme not in SHIPPED_SCHEMES or not separator:
         raise ValueError("must be a sqlite:///FILE or postgresql+psycopg://… URL")
     return value.strip()
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The database file a sqlite:/// URL names (None for anything else)."""
-    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
-    return Path(path).expanduser().absolute() if path and path != ":memory:" else None
-
-
-def _database_files(database: Path) -> set[Path]:
-    """The files SQLite keeps a database in."""
-    return {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
 
 
 class StoreSettings(BaseSettings):
