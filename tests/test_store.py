@@ -17,15 +17,7 @@ from bot.approvals.states import State
 from bot.db import audit
 from bot.db.audit import AuditEvent, AuditSink
 from bot.db.models import SecretRequest
-from bot.db.store import (
-    MIGRATIONS,
-    Store,
-    Taken,
-    Tx,
-    create_sqlite_file,
-    new_request_id,
-    sqlite_path,
-)
+from bot.db.store import MIGRATIONS, Store, Taken, create_sqlite_file, new_request_id, sqlite_path
 
 
 def _store(url: str) -> Store:
@@ -203,15 +195,17 @@ def _older_store(url: str, revision: str) -> Store:
     return store
 
 
-def _add_older(tx: Tx, request: SecretRequest) -> None:
-    """Insert ``request`` as an older bot wrote it: without the columns added since (the seal
-    of migration 0008_seals); unset columns take the schema's defaults."""
-    row = {
-        attribute.key: getattr(request, attribute.key)
-        for attribute in sa_inspect(SecretRequest).column_attrs
-        if attribute.key != "seal" and getattr(request, attribute.key) is not None
-    }
-    tx.session.execute(insert(SecretRequest).values(row))
+def _add_older(store: Store, *requests: SecretRequest) -> None:
+    """Insert ``requests`` as an older bot wrote them: without the columns added since (the
+    seal of migration 0008_seals); unset columns take the schema's defaults."""
+    with store.engine.begin() as connection:
+        for request in requests:
+            row = {
+                attribute.key: getattr(request, attribute.key)
+                for attribute in sa_inspect(SecretRequest).column_attrs
+                if attribute.key != "seal" and getattr(request, attribute.key) is not None
+            }
+            connection.execute(insert(SecretRequest).values(row))
 
 
 def _open_count(store: Store) -> int:
@@ -225,9 +219,7 @@ def test_the_database_keeps_one_open_request_per_secret(db_url: str) -> None:
     for a secret (``Taken``, and the writer's transaction leaves nothing); a decided request
     for it, or an open one for another secret, is no obstacle."""
     store = _older_store(db_url, "0005")
-    with store.transaction() as tx:
-        _add_older(tx, _request(State.REJECTED))
-        _add_older(tx, _request())
+    _add_older(store, _request(State.REJECTED), _request())
     store.migrate()
 
     def audit_then_take() -> None:
@@ -253,9 +245,7 @@ def test_an_older_database_with_two_open_requests_for_a_secret_is_not_upgraded(
     """The upgrade that adds the index stops, naming the secret, and changes nothing: the
     operator decides which request stays."""
     store = _older_store(db_url, "0005")
-    with store.transaction() as tx:
-        _add_older(tx, _request())
-        _add_older(tx, _request(State.APPROVED))
+    _add_older(store, _request(), _request(State.APPROVED))
     with pytest.raises(RuntimeError, match="more than one open request for h1/API_KEY"):
         store.migrate()
     assert _open_count(store) == 2
