@@ -35,6 +35,7 @@ class Metrics:
             registry=self.registry,
         )
         self._auth0_collectors()
+        self._refusal_collectors()  # seals.py's refusals
         self.undelivered = Counter(
             "hook_secret_bot_slack_undelivered",
             "Slack messages given up after a permanent error, by outbox method and Slack error",
@@ -61,6 +62,15 @@ class Metrics:
                 registry=self.registry,
             )
             gauge.set_function(lambda: _or_nan(pending))
+
+    def _refusal_collectors(self) -> None:
+        self.refused = Counter(
+            "hook_secret_bot_refused_requests",
+            "Requests refused at approval or apply: a seal that does not verify (tampered) or "
+            "a requester no longer allowed (requester_not_allowed)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def _auth0_collectors(self) -> None:
         self.auth0_calls = Counter(
@@ -89,6 +99,10 @@ class Metrics:
     def observe_prefetch(self, result: str) -> None:
         """Count one submission's read-ahead lookup: ``hit`` or ``miss``."""
         self.prefetch.labels(result).inc()
+
+    def observe_refused(self, outcome: str) -> None:
+        """Count one request refused at approval or apply, by outcome."""
+        self.refused.labels(outcome).inc()
 
     def observe_request(self, kind: str, status: str, started: float) -> None:
         """Record one answered Slack request (``started`` from ``time.perf_counter()``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
@@ -69,6 +70,17 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The database file a sqlite:/// URL names (None for anything else)."""
+    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+    return Path(path).expanduser().absolute() if path and path != ":memory:" else None
+
+
+def _database_files(database: Path) -> set[Path]:
+    """The files SQLite keeps a database in."""
+    return {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+
+
 def _database_url(value: str) -> str:
     scheme, separator, rest = value.strip().partition("://")
     scheme = scheme.lower()
@@ -108,6 +120,16 @@ class StoreSettings(BaseSettings):
 
     database_url: str = "sqlite:///hook-secret-bot.db"
     hook_secret_encryption_key: SecretStr | None = None
+    hook_secret_key_file: Path | None = Field(
+        default=None,
+        description=(
+            "Where the generated encryption key is kept when HOOK_SECRET_ENCRYPTION_KEY is "
+            "unset (SQLite only). Default: beside the database file, with the suffix .key "
+            "(hook-secret-bot.db → hook-secret-bot.key). Keep the key apart from the database "
+            "(another volume, not in the same backup): whoever holds both can read pending "
+            "values and forge approvals. Created once with mode 0600 if missing."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] | None = None
 
@@ -141,6 +163,23 @@ class StoreSettings(BaseSettings):
                 raise ValueError(
                     f"key #{position} is not a Fernet key; run `hook-secret-bot keygen`"
                 ) from None
+        return value
+
+    @field_validator("hook_secret_key_file")
+    @classmethod
+    def _key_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        if str(info.data.get("database_url", "")).startswith("postgresql"):
+            raise ValueError("is for SQLite only: PostgreSQL needs HOOK_SECRET_ENCRYPTION_KEY")
+        if info.data.get("hook_secret_encryption_key") is not None:
+            raise ValueError("is not used when HOOK_SECRET_ENCRYPTION_KEY is set: unset one")
+        value = value.expanduser()
+        if value.is_dir():
+            raise ValueError(f"{value} is a directory: name the key file itself")
+        database = _sqlite_file(str(info.data.get("database_url", "")))
+        if database is not None and value.absolute() in _database_files(database):
+            raise ValueError("must not be the database file: keep the key apart from it")
         return value
 
     @property

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy import inspect as sa_inspect
 
 from bot.approvals.states import State
 from bot.db import audit
@@ -198,6 +199,19 @@ def _older_store(url: str, revision: str) -> Store:
     return store
 
 
+def _add_older(store: Store, *requests: SecretRequest) -> None:
+    """Insert ``requests`` as an older bot wrote them: without the columns added since (the
+    seal of migration 0008_seals); unset columns take the schema's defaults."""
+    with store.engine.begin() as connection:
+        for request in requests:
+            row = {
+                attribute.key: getattr(request, attribute.key)
+                for attribute in sa_inspect(SecretRequest).column_attrs
+                if attribute.key != "seal" and getattr(request, attribute.key) is not None
+            }
+            connection.execute(insert(SecretRequest).values(row))
+
+
 def _open_count(store: Store) -> int:
     with store.session() as session:
         query = "SELECT COUNT(*) FROM secret_requests WHERE state IN ('pending', 'approved')"
@@ -209,9 +223,7 @@ def test_the_database_keeps_one_open_request_per_secret(db_url: str) -> None:
     for a secret (``Taken``, and the writer's transaction leaves nothing); a decided request
     for it, or an open one for another secret, is no obstacle."""
     store = _older_store(db_url, "0005")
-    with store.transaction() as tx:
-        tx.add(_request(State.REJECTED))
-        tx.add(_request())
+    _add_older(store, _request(State.REJECTED), _request())
     store.migrate()
 
     def audit_then_take() -> None:
@@ -237,9 +249,7 @@ def test_an_older_database_with_two_open_requests_for_a_secret_is_not_upgraded(
     """The upgrade that adds the index stops, naming the secret, and changes nothing: the
     operator decides which request stays."""
     store = _older_store(db_url, "0005")
-    with store.transaction() as tx:
-        tx.add(_request())
-        tx.add(_request(State.APPROVED))
+    _add_older(store, _request(), _request(State.APPROVED))
     with pytest.raises(RuntimeError, match="more than one open request for h1/API_KEY"):
         store.migrate()
     assert _open_count(store) == 2

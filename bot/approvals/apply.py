@@ -59,6 +59,9 @@ class Applier:
         self.now: Callable[[], datetime] = tell.now
         self.timing = Timing()
         self.unknowns = recovery.Unknowns(store, tell)
+        # seals.py: why a claimed request may not be applied (tampered, requester no longer
+        # allowed); ``Workflow`` sets it.
+        self.guard: Callable[[SecretRequest], ApplyError | None] = lambda request: None
         # Serialises moving an apply's claim (heartbeat) with recording its phases.
         self._claims = threading.Lock()
 
@@ -70,6 +73,9 @@ class Applier:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         # The heartbeat moves it; the outcome is recorded against the latest.
         claim = [claimed.apply_started_at]
+        refused = self.guard(claimed)  # seals.py: sealed facts, requester re-checked
+        if refused is not None:
+            return self._finish(claimed, claim[0], refused)
         try:
             recheck = reconciling or claimed.unknown_since is not None
             with self._heartbeat(claimed, claim):

@@ -91,9 +91,10 @@ class Policy:
         self.team_id = team_id
         self._directory = directory
 
-    def may_request(self, user_id: str, team_id: str) -> bool:
-        """Whether ``user_id`` of ``team_id`` is listed as a requester, directly or by group."""
-        return self._allowed(self.requesters, user_id, team_id)
+    def may_request(self, user_id: str, team_id: str, *, fresh: bool = False) -> bool:
+        """Whether ``user_id`` of ``team_id`` is listed as a requester, directly or by group
+        (``fresh``: ask Slack again, as an approval re-checks the requester)."""
+        return self._allowed(self.requesters, user_id, team_id, fresh=fresh)
 
     def may_approve(self, user_id: str, team_id: str, *, fresh: bool = False) -> bool:
         """Whether ``user_id`` of ``team_id`` is listed as an approver, directly or by group

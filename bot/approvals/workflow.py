@@ -12,10 +12,11 @@ from pydantic import SecretStr
 
 from bot.approvals import recovery
 from bot.approvals.apply import Applier, Timing
-from bot.approvals.events import request_event
+from bot.approvals.events import outcome_event, request_event
 from bot.approvals.messages import Messages, Teller
 from bot.approvals.refusals import Refusals
-from bot.approvals.results import Outcome, Result
+from bot.approvals.results import ApplyError, Outcome, Result
+from bot.approvals.seals import Guard, Sealer
 from bot.approvals.states import Kind, State
 from bot.db.encryption import Vault
 from bot.db.models import SecretRequest
@@ -91,6 +92,10 @@ class Workflow:
         self.now = now
         self.applier = Applier(store, vault, targets, self._tell)
         self.refusals = Refusals(store)
+        # Seals each submission and decision; refuses a tampered row or a requester no
+        # longer allowed, at approval and before the apply (seals.py).
+        self.guard = Guard(Sealer(vault.seal_keys))
+        self.applier.guard = self.guard.refusal
 
     @property
     def messages(self) -> Messages | None:
@@ -146,7 +151,7 @@ class Workflow:
 
     def _new_request(self, draft: Draft) -> SecretRequest:
         now = self.now()
-        return SecretRequest(
+        request = SecretRequest(
             id=new_request_id(),
             kind=draft.kind,
             target_kind=draft.target_kind,
@@ -165,6 +170,8 @@ class Workflow:
             created_at=now,
             expires_at=now + self.ttl,
         )
+        request.seal = self.guard.seal(request)
+        return request
 
     def _self_confirm(self, tx: Tx, request: SecretRequest) -> SecretRequest:
         """No approval required: the requester's own submission approves it."""
@@ -174,6 +181,7 @@ class Workflow:
             State.APPROVED,
             decided_by=request.requester,
             decided_at=request.created_at,
+            seal=self.guard.seal(request, state=State.APPROVED, decided_by=request.requester),
         )
         tx.audit(
             request_event(
@@ -192,6 +200,8 @@ class Workflow:
         if actor == request.requester:  # neither approve nor reject their own request
             self.store.audit(request_event("approval.denied", request, actor, "self_approval"))
             return Result(Outcome.SELF_APPROVAL, request)
+        if approve and (refused := self.screen(request, actor, fresh=True)) is not None:
+            return refused
         now = self.now()
         target = State.APPROVED if approve else State.REJECTED
         values: dict[str, Any] = {
@@ -201,6 +211,7 @@ class Workflow:
         }
         if not approve:
             values.update(value_ciphertext=None, finished_at=now)
+        values["seal"] = self.guard.seal(request, state=target, **values)
         with self.store.transaction() as tx:
             decided = tx.transition(request_id, [State.PENDING], target, unexpired=True, **values)
             if decided is not None:
@@ -219,6 +230,36 @@ class Workflow:
         if decided is None:
             return Result(Outcome.LOST_RACE, self.store.get(request_id))
         return Result(Outcome.APPROVED if approve else Outcome.REJECTED, decided)
+
+    def screen(self, request: SecretRequest, actor: str, *, fresh: bool = False) -> Result | None:
+        """Before ``actor``'s approval counts: refuse a pending request whose seal does not
+        verify or whose requester is no longer allowed (``fresh``: ask Slack again), failing
+        it (value erased, requester and ``actor`` told); ``None`` when it may go on."""
+        if request.state != State.PENDING:
+            return None
+        error = self.guard.refusal(request, fresh=fresh)
+        return None if error is None else self._fail_pending(request, actor, error)
+
+    def _fail_pending(self, request: SecretRequest, actor: str, error: ApplyError) -> Result:
+        """Record a pending request as failed, with ``actor`` as the one who tried to decide."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            failed = tx.transition(
+                request.id,
+                [State.PENDING],
+                State.FAILED,
+                value_ciphertext=None,
+                decided_by=actor,
+                decided_at=now,
+                finished_at=now,
+                failure_reason=error.reason,
+            )
+            if failed is not None:
+                self._tell(tx, "failed", failed, error)
+                tx.audit(outcome_event(failed, failed, error, None))
+        if failed is None:
+            return Result(Outcome.LOST_RACE, self.store.get(request.id))
+        return Result(Outcome.FAILED, failed, error)
 
     def expire(self, request_id: str) -> SecretRequest | None:
         """Expire one pending request whose time is up, erasing its value."""

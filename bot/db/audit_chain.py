@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from bot.db.encryption import derive_key, key_file_for, load_or_create_key
@@ -105,14 +106,20 @@ def check(stored: str, prev_hash: str, body: dict[str, Any], keys: ChainKeys | N
     return Check.KEYED if keyed else Check.BAD
 
 
-def chain_keys(fernet_keys: Sequence[str], database_url: str, *, create: bool) -> ChainKeys | None:
+def chain_keys(
+    fernet_keys: Sequence[str],
+    database_url: str,
+    *,
+    create: bool,
+    key_file: Path | None = None,
+) -> ChainKeys | None:
     """The chain keys from HOOK_SECRET_ENCRYPTION_KEY, else (SQLite) from the generated key
     file, created only if ``create``; None when there is no key to be had."""
     if fernet_keys:
         return ChainKeys(fernet_keys)
     if not database_url.startswith("sqlite"):
         return None
-    path = key_file_for(database_url)
+    path = key_file_for(database_url, key_file)
     if not create and not path.is_file():
         return None
     return ChainKeys([load_or_create_key(path)])

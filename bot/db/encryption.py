@@ -1,4 +1,5 @@
-"""Secret values at rest: Fernet encryption with key rotation, and keyed fingerprints."""
+"""Secret values at rest: Fernet encryption with key rotation, and the keys derived from it
+(fingerprints, seals)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from pydantic import SecretStr
 from bot.logs import SECRETS, get_logger
 
 log = get_logger(__name__)
+# HKDF's purpose label for the key that seals requests (bot.approvals.seals): a new label, a
+# new key, so no other use of the Fernet key can produce a seal.
+SEAL_PURPOSE = b"hook-secret-bot seal v1"
 
 
 class VaultError(Exception):
@@ -35,6 +39,8 @@ class Vault:
         self._mac_key = hmac.new(
             keys[0].encode(), b"hook-secret-bot fingerprint", "sha256"
         ).digest()
+        # One seal key per Fernet key, newest first: the first seals, every one verifies.
+        self.seal_keys = [seal_key(k) for k in keys]
 
     def encrypt(self, value: SecretStr) -> bytes:
         """Ciphertext for ``value``, which is registered for log redaction."""
@@ -68,8 +74,11 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def key_file_for(database_url: str) -> Path:
-    """Where the generated key lives for a SQLite database: beside the database file."""
+def key_file_for(database_url: str, configured: Path | None = None) -> Path:
+    """Where the generated key lives for a SQLite database: HOOK_SECRET_KEY_FILE when set,
+    else beside the database file."""
+    if configured is not None:
+        return configured
     path = database_url.split("///", 1)[1] if "///" in database_url else ""
     if not path or path == ":memory:":
         return Path("hook-secret-bot.key")
@@ -95,3 +104,9 @@ def load_or_create_key(path: Path) -> str:
         path=str(path),
     )
     return key
+
+
+def seal_key(fernet_key: str) -> bytes:
+    """The key that seals requests (bot.approvals.seals), only ever held in memory: the
+    database never sees it."""
+    return derive_key(fernet_key, SEAL_PURPOSE)

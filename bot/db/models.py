@@ -76,6 +76,9 @@ class SecretRequest(Base):
     target_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Set when Auth0 left an apply's outcome unknown: the sweep reads back until it is settled.
     unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A MAC over the facts an apply acts on, under a key the database does not hold
+    # (bot.approvals.seals, migration 0008_seals); null on rows written before it.
+    seal: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     __table_args__ = (
         Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),

@@ -31,7 +31,12 @@ class Verification:
     def from_settings(cls, settings: StoreSettings, against: Path | None) -> Verification | None:
         """The keys from the settings (never creating a key file) and the witness from
         ``against``; None, after a line on stderr, when that file can't be read."""
-        keys = chain_keys(settings.encryption_keys, settings.database_url, create=False)
+        keys = chain_keys(
+            settings.encryption_keys,
+            settings.database_url,
+            create=False,
+            key_file=settings.hook_secret_key_file,
+        )
         no_key = "HOOK_SECRET_ENCRYPTION_KEY is not set"
         if settings.database_url.startswith("sqlite"):
             no_key += f" and there is no key file at {key_file_for(settings.database_url)}"

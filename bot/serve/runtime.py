@@ -59,13 +59,19 @@ def open_store(settings: StoreSettings) -> Store:
     store = Store(settings.database_url)
     store.migrate()
     # After the migration: a database that can't be opened leaves no key file behind.
-    store.chain = chain_keys(settings.encryption_keys, settings.database_url, create=True)
+    store.chain = chain_keys(
+        settings.encryption_keys,
+        settings.database_url,
+        create=True,
+        key_file=settings.hook_secret_key_file,
+    )
     return store
 
 
 def open_vault(settings: StoreSettings) -> Vault:
     """The vault, with the configured keys or the generated key file (SQLite only)."""
-    keys = settings.encryption_keys or [load_or_create_key(key_file_for(settings.database_url))]
+    path = key_file_for(settings.database_url, settings.hook_secret_key_file)
+    keys = settings.encryption_keys or [load_or_create_key(path)]
     return Vault(keys)
 
 
@@ -222,6 +228,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
             team_id=team_id,
             on_undelivered=metrics.observe_undelivered,
             on_prefetch=metrics.observe_prefetch,
+            on_refused=metrics.observe_refused,
         ),
     )
     apply_testing_knobs(settings, services)

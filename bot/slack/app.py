@@ -57,6 +57,8 @@ class Deps:
     on_undelivered: Callable[[str, str], None] | None = None
     # Told "hit" or "miss" each time a submission looks for read-ahead names: metrics.
     on_prefetch: Callable[[str], None] | None = None
+    # Told the outcome of each request refused at approval or apply (seals.py): metrics.
+    on_refused: Callable[[str], None] | None = None
 
 
 def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
@@ -103,6 +105,7 @@ def _services(settings: Settings, deps: Deps) -> Services:
         Directory(_lookup_client(deps.slack), deps.team_id),
         deps.team_id,
     )
+    _guard(workflow, policy, deps)  # seals.py: the requester is checked again
     mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
     notifier = Notifier(settings.hook_secret_approval_channel, mention)
     workflow.messages = notifier
@@ -122,6 +125,15 @@ def _services(settings: Settings, deps: Deps) -> Services:
         team_id=deps.team_id,
         require_reason=settings.hook_secret_required_approvals > 0,
     )
+
+
+def _guard(workflow: Workflow, policy: Policy, deps: Deps) -> None:
+    """Let approvals and applies check the requester again, and count their refusals."""
+    workflow.guard.may_request = lambda user, team, fresh: policy.may_request(
+        user, team, fresh=fresh
+    )
+    if deps.on_refused is not None:
+        workflow.guard.on_refused = deps.on_refused
 
 
 def _delivery(deps: Deps, notifier: Notifier, background: Background) -> Delivery:

@@ -41,6 +41,10 @@ def open_decision(
         _say(respond, f":no_entry: You can't decide request `{request.id}`: {why}.")
         services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
         return
+    # seals.py: an Approve click on a tampered request, or one whose requester is no longer
+    # allowed, fails it (both told) instead of opening the modal.
+    if action.get("action_id") == ids.ACTION_APPROVE and services.workflow.screen(request, user):
+        return
     if request.state != State.PENDING:
         _decided_already(services, respond, body, request)
         return

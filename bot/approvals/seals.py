@@ -1,0 +1,139 @@
+"""Sealed decisions: what must still hold when a request is approved or applied.
+
+Each fact an apply acts on (request id, workspace, tenant, target, secret name, kind, the value's
+ciphertext, requester, required approvals, who decided, and the state that decision authorizes)
+carries a MAC under a key derived from HOOK_SECRET_ENCRYPTION_KEY (``Vault.seal_keys``), which
+the database never holds. The bot seals a request when it is submitted and at each decision, in
+the transaction that writes the row; a row written any other way (straight into the database)
+does not verify, and is refused: no Auth0 call, ``request.failed`` with outcome ``tampered``.
+Every configured key verifies, so rotating the key keeps open requests valid. Rows written
+before seals existed (migration 0008_seals) carry none, and are refused the same way when
+approved or applied: nothing tells them from a forged row.
+
+The requester is checked again at the same moments: someone no longer allowed to request gets
+``request.failed`` with outcome ``requester_not_allowed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bot.approvals.results import ApplyError
+from bot.db.models import SecretRequest
+from bot.logs import get_logger
+
+log = get_logger(__name__)
+
+VERSION = "v1"
+TAMPERED = "tampered"
+REQUESTER_NOT_ALLOWED = "requester_not_allowed"
+BROKEN = (
+    "its stored facts do not match their seal under any configured key: the row was changed "
+    "outside the bot (or the key that sealed it was removed from HOOK_SECRET_ENCRYPTION_KEY)"
+)
+UNSEALED = (
+    "it carries no seal: it was recorded before this version of the bot (or written straight "
+    "into the database), so nothing vouches for it; submit it again"
+)
+NOT_ALLOWED = "the requester is no longer allowed to request secret changes"
+# The row's attributes a seal covers, in order (the value as a digest of its ciphertext).
+SEALED = (
+    "id",
+    "team_id",
+    "tenant",
+    "target_kind",
+    "target_id",
+    "secret_name",
+    "kind",
+    "value_ciphertext",
+    "requester",
+    "required_approvals",
+    "decided_by",
+    "state",
+)
+
+
+def facts(request: SecretRequest, **changes: Any) -> bytes:
+    """The sealed facts of ``request`` as it is, or as ``changes`` (the values of the update
+    about to be written; other keys are ignored) will leave it."""
+    row = {name: changes.get(name, getattr(request, name)) for name in SEALED}
+    cipher = row["value_ciphertext"]
+    row["value_ciphertext"] = hashlib.sha256(bytes(cipher)).hexdigest() if cipher else None
+    plain = [VERSION, *(None if row[n] is None else _plain(row[n]) for n in SEALED)]
+    return json.dumps(plain, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _plain(value: object) -> object:
+    """A fact as JSON holds it (enums as their value, numbers as numbers)."""
+    return value if isinstance(value, int) else str(value)
+
+
+class Sealer:
+    """Seals with the newest key; verifies with every configured key (rotation)."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys:
+            raise ValueError("at least one seal key is required")
+        self._keys = list(keys)
+
+    def seal(self, request: SecretRequest, **changes: Any) -> str:
+        """The seal of the row ``request`` becomes with ``changes`` written."""
+        return self._mac(self._keys[0], facts(request, **changes))
+
+    def verify(self, request: SecretRequest) -> bool:
+        """Whether the row's seal matches its facts under one of the keys."""
+        if not request.seal:
+            return False
+        signed = facts(request)
+        return any(hmac.compare_digest(request.seal, self._mac(k, signed)) for k in self._keys)
+
+    @staticmethod
+    def _mac(key: bytes, signed: bytes) -> str:
+        return f"{VERSION}:{hmac.new(key, signed, hashlib.sha256).hexdigest()}"
+
+
+class Guard:
+    """Says why an approval or an apply may not go on (``None``: it may): the seal does not
+    verify, or the requester lost the right to request."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self.sealer = sealer
+        # Whether a user of a workspace may request (``Policy.may_request``; ``fresh``: ask
+        # Slack again); ``create_app`` sets it. Unset, as in tests of the state machine
+        # alone, the requester is not checked again.
+        self.may_request: Callable[[str, str, bool], bool] | None = None
+        # Told the outcome of each refusal (a metric).
+        self.on_refused: Callable[[str], None] = lambda outcome: None
+
+    def seal(self, request: SecretRequest, **changes: Any) -> str:
+        """The seal of the row ``request`` becomes with ``changes`` written."""
+        return self.sealer.seal(request, **changes)
+
+    def refusal(self, request: SecretRequest, *, fresh: bool = False) -> ApplyError | None:
+        """Why ``request`` may not be approved or applied now, if it may not: logged as an
+        error (tampered) or a warning (requester), and counted."""
+        if not self.sealer.verify(request):
+            error = ApplyError(TAMPERED, UNSEALED if not request.seal else BROKEN)
+            log.error(
+                "refused a request whose seal does not verify",
+                request_id=request.id,
+                sealed=bool(request.seal),
+                state=request.state,
+            )
+        elif self.may_request is not None and not self.may_request(
+            request.requester, request.team_id, fresh
+        ):
+            error = ApplyError(REQUESTER_NOT_ALLOWED, NOT_ALLOWED)
+            log.warning(
+                "refused a request whose requester is no longer allowed",
+                request_id=request.id,
+                requester=request.requester,
+            )
+        else:
+            return None
+        self.on_refused(error.reason)
+        return error
