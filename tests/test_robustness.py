@@ -33,7 +33,9 @@ from tests.harness.inprocess import (
 def test_a_value_no_key_can_decrypt_fails_the_request_instead_of_leaving_it_approved(
     sqlite_url: str,
 ) -> None:
-    """After the encryption key is replaced, approving fails cleanly: audited, erased, told."""
+    """After the encryption key is replaced, approving fails cleanly: audited, erased, told.
+    The Approve click already finds that no configured key made the value (nor its seal), so
+    no decision modal opens."""
     with workspace(sqlite_url) as ws:
         with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
             message = bot.request_approval()
@@ -41,7 +43,7 @@ def test_a_value_no_key_can_decrypt_fails_the_request_instead_of_leaving_it_appr
             update={"hook_secret_encryption_key": SecretStr(generate_key())}
         )
         with serve(other_key, ws.slack, ws.auth0, ws.hook_id) as bot:
-            bot.decide(message)
+            assert bot.click(message, ids.ACTION_APPROVE, APPROVER).status == 200
             bot.drain()
             row = bot.store.get(request_id_of(message))
             assert row is not None and row.state == State.FAILED

@@ -14,7 +14,7 @@ from bot.approvals import recovery
 from bot.approvals.events import outcome_event, request_event
 from bot.approvals.heartbeat import Heartbeat
 from bot.approvals.messages import Teller
-from bot.approvals.results import ApplyError, Failure, Outcome, Result
+from bot.approvals.results import UNDECRYPTABLE, ApplyError, Failure, Outcome, Result
 from bot.approvals.states import Kind, State
 from bot.db.encryption import Vault, VaultError
 from bot.db.models import SecretRequest
@@ -30,10 +30,6 @@ HEARTBEAT = timedelta(seconds=5)
 # The requester hears that an apply is still going once it has run this long.
 SLOW_APPLY = timedelta(seconds=30)
 
-UNDECRYPTABLE = (
-    "no configured encryption key decrypts the stored value (was a key removed from "
-    "HOOK_SECRET_ENCRYPTION_KEY?)"
-)
 LOST_APPLY = "lost_apply"
 INTERNAL = "an unexpected error inside the bot (its logs have the details)"
 

@@ -8,6 +8,11 @@ from enum import StrEnum
 from bot.db.models import SecretRequest
 from bot.targets.errors import TargetError
 
+UNDECRYPTABLE = (
+    "no configured encryption key decrypts the stored value (was a key removed from "
+    "HOOK_SECRET_ENCRYPTION_KEY?)"
+)
+
 
 class ApplyError(Exception):
     """Applying failed inside the bot, before anything was sent to Auth0."""

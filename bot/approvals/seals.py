@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bot.approvals.results import ApplyError
+from bot.approvals.results import UNDECRYPTABLE, ApplyError
 from bot.db.models import SecretRequest
 from bot.logs import get_logger
 
@@ -100,8 +100,11 @@ class Guard:
     """Says why an approval or an apply may not go on (``None``: it may): the seal does not
     verify, or the requester lost the right to request."""
 
-    def __init__(self, sealer: Sealer) -> None:
+    def __init__(self, sealer: Sealer, made_by_a_key: Callable[[bytes], bool]) -> None:
         self.sealer = sealer
+        # Whether a configured key made a stored value (``Vault.made_by_a_key``): a seal that
+        # fails beside a value no key made means a key was removed (or garbage was written).
+        self.made_by_a_key = made_by_a_key
         # Whether a user of a workspace may request (``Policy.may_request``; ``fresh``: ask
         # Slack again); ``create_app`` sets it. Unset, as in tests of the state machine
         # alone, the requester is not checked again.
@@ -113,17 +116,27 @@ class Guard:
         """The seal of the row ``request`` becomes with ``changes`` written."""
         return self.sealer.seal(request, **changes)
 
+    def _unverified(self, request: SecretRequest) -> ApplyError:
+        """Why a request whose seal does not verify is refused, logged as an error: its
+        value was made by no configured key (a key was removed), or it was tampered with."""
+        stored = request.value_ciphertext
+        keyless = stored is not None and not self.made_by_a_key(bytes(stored))
+        log.error(
+            "refused a request whose seal does not verify",
+            request_id=request.id,
+            sealed=bool(request.seal),
+            state=request.state,
+            value_from_a_configured_key=not keyless,
+        )
+        if keyless:
+            return ApplyError("undecryptable", UNDECRYPTABLE)
+        return ApplyError(TAMPERED, UNSEALED if not request.seal else BROKEN)
+
     def refusal(self, request: SecretRequest, *, fresh: bool = False) -> ApplyError | None:
         """Why ``request`` may not be approved or applied now, if it may not: logged as an
         error (tampered) or a warning (requester), and counted."""
         if not self.sealer.verify(request):
-            error = ApplyError(TAMPERED, UNSEALED if not request.seal else BROKEN)
-            log.error(
-                "refused a request whose seal does not verify",
-                request_id=request.id,
-                sealed=bool(request.seal),
-                state=request.state,
-            )
+            error = self._unverified(request)
         elif self.may_request is not None and not self.may_request(
             request.requester, request.team_id, fresh
         ):

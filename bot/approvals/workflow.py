@@ -94,7 +94,7 @@ class Workflow:
         self.refusals = Refusals(store)
         # Seals each submission and decision; refuses a tampered row or a requester no
         # longer allowed, at approval and before the apply (seals.py).
-        self.guard = Guard(Sealer(vault.seal_keys))
+        self.guard = Guard(Sealer(vault.seal_keys), vault.made_by_a_key)
         self.applier.guard = self.guard.refusal
 
     @property

@@ -111,22 +111,35 @@ def test_the_seal_key_is_derived_and_never_the_encryption_key() -> None:
 
 
 def test_guard_refuses_unsealed_and_broken_rows_and_counts_them() -> None:
-    sealer = Sealer([seal_key(generate_key())])
-    guard = Guard(sealer)
+    key = generate_key()
+    sealer, vault = Sealer([seal_key(key)]), Vault([key])
+    guard = Guard(sealer, vault.made_by_a_key)
     counted: list[str] = []
     guard.on_refused = counted.append
-    good = _request()
+    value = vault.encrypt(SecretStr("s3cr3t-seal-value"))
+    good = _request(value_ciphertext=value)
     good.seal = sealer.seal(good)
     assert guard.refusal(good) is None
-    for row in (_request(), _request(seal="v1:" + "0" * 64), _request(seal="garbage")):
-        error = guard.refusal(row)
+    for seal in (None, "v1:" + "0" * 64, "garbage"):
+        error = guard.refusal(_request(value_ciphertext=value, seal=seal))
         assert error is not None and error.reason == TAMPERED
     assert counted == [TAMPERED] * 3
 
 
+def test_a_value_no_configured_key_made_is_refused_as_undecryptable() -> None:
+    """A key removed from HOOK_SECRET_ENCRYPTION_KEY: the seal fails beside a value no key
+    made; the refusal says undecryptable (what an operator can act on), not tampered."""
+    old, new = generate_key(), generate_key()
+    row = _request(value_ciphertext=Vault([old]).encrypt(SecretStr("s3cr3t-old-value")))
+    row.seal = Sealer([seal_key(old)]).seal(row)
+    guard = Guard(Sealer([seal_key(new)]), Vault([new]).made_by_a_key)
+    error = guard.refusal(row)
+    assert error is not None and error.reason == "undecryptable"
+
+
 def test_guard_checks_the_requester_once_the_seal_verifies() -> None:
     sealer = Sealer([seal_key(generate_key())])
-    guard = Guard(sealer)
+    guard = Guard(sealer, lambda token: True)
     asked: list[tuple[str, str, bool]] = []
 
     def may_request(user: str, team: str, fresh: bool) -> bool:
