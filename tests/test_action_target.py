@@ -19,7 +19,9 @@ from bot.targets.errors import TargetError
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
-QUICK = Waits(first_delay=0.01, max_delay=0.05, build_timeout=5.0, deploy_timeout=5.0)
+QUICK = Waits(
+    first_delay=0.01, max_delay=0.05, build_timeout=5.0, deploy_timeout=5.0, expected_build=0.01
+)
 
 
 @pytest.fixture
