@@ -194,7 +194,8 @@ def test_two_replicas_change_one_action_at_once_and_both_are_deployed(
     db_url: str, tmp_path: Path
 ) -> None:
     """Two approved changes to different secrets of one action, approved at the same moment on
-    two replicas sharing PostgreSQL: the per-action advisory lock serialises them, both are
+    two replicas sharing PostgreSQL: the per-action advisory lock serialises them (the second
+    joins the first's batch when it waits in time: one PATCH and one deploy for both), both are
     deployed, and no other secret is lost."""
     if db_url.startswith("sqlite"):
         pytest.skip("replicas share PostgreSQL; on SQLite there is one process")
@@ -232,7 +233,8 @@ def test_two_replicas_change_one_action_at_once_and_both_are_deployed(
                 for message in (first, second):
                     row = wait_row(store, request_id_of(message), _settled)
                     assert row.state == State.APPLIED, row.failure_reason
-            assert t.calls("PATCH") == 2 and t.calls("POST", "/deploy") == 2
+            patches = t.calls("PATCH")
+            assert 1 <= patches <= 2 and t.calls("POST", "/deploy") == patches
             assert t.auth0.actions.deployed_secrets(t.action_id) == {
                 "ONE": "rotated-one",
                 "TWO": "rotated-two",

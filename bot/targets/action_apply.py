@@ -29,6 +29,7 @@ from bot.auth0.errors import (
     BuildFailed,
     ConcurrentEdit,
     DeployFailed,
+    InsufficientScope,
     OutcomeUnknown,
 )
 from bot.auth0.transport import Auth0Transport
@@ -85,6 +86,7 @@ class ActionApply:
         current = api.get_action(self.auth0, action_id)
         if resumed and self._landed_before(current, progress):
             return None
+        self._can_deploy()
         wanted = {k: Wanted(c.kind, c.name, c.value) for k, c in changes.items()}
         patch, refused = batch.plan_batch(current, wanted)
         reasons = {k: [e.reason, e.message] for k, e in refused.items()}
@@ -101,6 +103,14 @@ class ActionApply:
         patched_at = time.monotonic()
         self._record_patched(progress, answer, current, patch.expectation, reasons)
         return patched_at
+
+    def _can_deploy(self) -> None:
+        """A PATCH the bot could not deploy would leave an undeployed draft that blocks every
+        later change: without ``create:actions`` (when the token lists its scopes), stop here
+        (the token is the one the read just used)."""
+        scopes = self.auth0.token_scopes()
+        if scopes is not None and "create:actions" not in scopes:
+            raise InsufficientScope("create:actions", api.DEPLOY_SCOPE)
 
     def _landed_before(self, current: Action, progress: Progress) -> bool:
         """A resumed ``planned``: whether the dead process's PATCH landed (then ``patched``

@@ -136,16 +136,7 @@ class ActionTarget:
         """Apply several changes to one action (the caller holds ``serialised``) as one PATCH,
         one build and one deploy; each change refused before the PATCH is refused alone."""
         (action_id,) = {c.target_id for c in changes.values()}
-        if progress.phase is None:
-            self._can_deploy()
         return self.runner.run(action_id, changes, progress)
-
-    def _can_deploy(self) -> None:
-        """A PATCH the bot could not deploy would leave an undeployed draft that blocks every
-        later change: without ``create:actions`` (when the token lists its scopes), stop here."""
-        scopes = self.auth0.token_scopes()
-        if scopes is not None and "create:actions" not in scopes:
-            raise InsufficientScope("create:actions", api.DEPLOY_SCOPE)
 
     @translated
     def landed(self, change: Change) -> bool:
