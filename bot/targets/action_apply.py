@@ -81,28 +81,35 @@ class ActionApply:
     def _patch(
         self, action_id: str, changes: Mapping[str, Change], progress: Progress, resumed: bool
     ) -> float | None:
-        """Read, plan from that read and PATCH at once; keep what the answer shows. When the
-        PATCH was answered (None: nothing was sent, or a dead process's PATCH had landed)."""
-        current = api.get_action(self.auth0, action_id)
-        if resumed and self._landed_before(current, progress):
-            return None
-        self._can_deploy()
-        wanted = {k: Wanted(c.kind, c.name, c.value) for k, c in changes.items()}
-        patch, refused = batch.plan_batch(current, wanted)
-        reasons = {k: [e.reason, e.message] for k, e in refused.items()}
-        if patch is None:
-            progress.record(PLANNED, refused=reasons)
-            return None
+        """Read, plan from that read and PATCH at once (any wait for the rate limit comes
+        before the read); keep what the answer shows. When the PATCH was answered (None:
+        nothing was sent, or a dead process's PATCH had landed)."""
+        with self.auth0.back_to_back(2):
+            current = api.get_action(self.auth0, action_id)
+            if resumed and self._landed_before(current, progress):
+                return None
+            self._can_deploy()
+            wanted = {k: Wanted(c.kind, c.name, c.value) for k, c in changes.items()}
+            patch, refused = batch.plan_batch(current, wanted)
+            reasons = {k: [e.reason, e.message] for k, e in refused.items()}
+            if patch is None:
+                progress.record(PLANNED, refused=reasons)
+                return None
+            answer = self._send_patch(patch)
+        patched_at = time.monotonic()
+        self._record_patched(progress, answer, current, patch.expectation, reasons)
+        return patched_at
+
+    def _send_patch(self, patch: batch.BatchPatch) -> Action:
+        """The PATCH and its checked answer (after a lost answer: a read showing it landed)."""
         try:
             answer = api.patch_secrets(self.auth0, patch)
             batch.verify_batch(patch.expectation, answer)
         except OutcomeUnknown:
-            answer = api.get_action(self.auth0, action_id)
+            answer = api.get_action(self.auth0, patch.action_id)
             if not batch.batch_landed(patch.expectation, answer):
                 raise Auth0Unavailable("Auth0 did not take the change: nothing changed") from None
-        patched_at = time.monotonic()
-        self._record_patched(progress, answer, current, patch.expectation, reasons)
-        return patched_at
+        return answer
 
     def _can_deploy(self) -> None:
         """A PATCH the bot could not deploy would leave an undeployed draft that blocks every
@@ -171,28 +178,25 @@ class ActionApply:
         return number if isinstance(number, int) else None
 
     def _build_and_deploy(
-        self, action_id: str, data: Mapping[str, Any], patched_at: float | None
+        self, action_id: str, data: Mapping[str, Any], started: float | None
     ) -> ActionVersion:
-        """Look at the build once it is expected done; deploy only the bot's own draft."""
-        self._until_built(action_id, _kept(data), patched_at)
-        return api.deploy(self.auth0, action_id, self.waits)
-
-    def _until_built(self, action_id: str, kept: Content | None, started: float | None) -> Action:
-        """Read until built; every read checks that the draft is still the bot's."""
-        waits = self.waits
+        """Look at the build once it is expected done, then until built; every look checks
+        that the draft is still the bot's, and the deploy follows the last one at once."""
+        kept, waits = _kept(data), self.waits
         if started is not None:
             waits.sleep(max(self.expected_build - (time.monotonic() - started), 0.0))
         deadline = waits.clock() + waits.build_timeout
         delay = waits.first_delay
         while True:
-            action = api.get_action(self.auth0, action_id)
-            if kept is not None:  # someone else's edit is never deployed
-                batch.check_unchanged(kept, action)
-            elif action.status == "failed":
-                raise BuildFailed()
-            if action.status == "built":
-                self._learn(started)
-                return action
+            with self.auth0.back_to_back(2):
+                action = api.get_action(self.auth0, action_id)
+                if kept is not None:  # someone else's edit is never deployed
+                    batch.check_unchanged(kept, action)
+                elif action.status == "failed":
+                    raise BuildFailed()
+                if action.status == "built":
+                    self._learn(started)
+                    return api.deploy(self.auth0, action_id, waits)
             if waits.clock() + delay > deadline:
                 raise DeployFailed(
                     f"the action's draft did not finish building within {waits.build_timeout:g} "
