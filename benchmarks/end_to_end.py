@@ -291,10 +291,12 @@ def _action_run(n: int, people: int, build_seconds: float) -> tuple[object, ...]
             bot.stop()
         report = _report_actions(env, bot.audit(), action_id, names, results, seen, elapsed)
         applying = _calls_applying(bot.output(), set(approvers))
-        if n == 1:  # each call the apply made, from the approval on
+        if n <= 10:  # each call the apply made, from the first approval on
             first = min(APPROVED_AT.values())
             for at, operation in applying:
                 print(f"  +{at - first:5.2f} s  {operation}")
+            for name, at in sorted(APPROVED_AT.items(), key=lambda item: item[1]):
+                print(f"  approved {name} at +{at - first:5.2f} s")
         return (n, people, len(applying), *report)
 
 

@@ -1,12 +1,12 @@
 """Approved changes to one action applied together: one PATCH, one build, one deploy.
 
 An apply of an action change waits for the action's lock (the bot's own earlier change to it
-goes first; across replicas on PostgreSQL). The apply that gets the lock leads: it takes over
-every other approved change to that action that nobody has started yet, and sends them all
-as one batch. Every member request keeps its own row, phases, audit records and confirmation;
-a change refused before the PATCH fails alone. A resumed batch (after a crash) is led by the
-first member whose apply gets the lock: it takes the other members back and goes on from the
-recorded phase, so nothing is patched or deployed twice.
+goes first; across replicas on PostgreSQL), then for room under the rate limit for its read and
+PATCH. Then it leads: it takes over every other approved change to that action that nobody has
+started yet, and sends them all as one batch. Every member request keeps its own row, phases,
+audit records and confirmation; a change refused before the PATCH fails alone. A resumed
+batch (after a crash) is led by the first member whose apply gets the lock: it takes the other
+members back and goes on from the recorded phase, so nothing is patched or deployed twice.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Batched(Protocol):
 
     def serialised(self, target_id: str) -> AbstractContextManager[None]: ...
 
+    def ready_to_send(self) -> AbstractContextManager[None]: ...
+
     def apply_batch(self, changes: Mapping[str, Change], progress: Progress) -> BatchOutcome: ...
 
 
@@ -66,6 +68,7 @@ class Batches:
                 members[:] = self._gather(claimed, claim)
                 if not members:  # a leader took this change over (and finished it)
                     return Result(Outcome.LOST_RACE, self.applier.store.get(claimed.id))
+                log.info("action batch", action_id=claimed.target_id, changes=len(members))
                 outcome, unreadable = self._send(target, members, claim)
         except TargetUnavailable as error:
             return self._unknown(claimed, members, claim[0], error)

@@ -144,7 +144,11 @@ class PacedTransport(httpx.BaseTransport):
     @contextmanager
     def back_to_back(self, calls: int) -> Iterator[None]:
         """Wait once for room for ``calls`` paced calls that this thread then sends one after
-        another, with no wait between them (a read and the write planned from it)."""
+        another, with no wait between them (a read and the write planned from it). Inside an
+        outer reservation that still covers ``calls``, nothing more is reserved."""
+        if self._gate.prepaid() >= calls:
+            yield
+            return
         self._gate.reserve(calls)
         try:
             yield
@@ -180,6 +184,10 @@ class Gate:
         """Wait for this caller's turn and for room for ``units`` calls; take them all."""
         self._turn(units, flying=0)
         self._local.prepaid = units
+
+    def prepaid(self) -> int:
+        """Units this thread reserved and has not used yet."""
+        return int(getattr(self._local, "prepaid", 0))
 
     def release_reserved(self) -> None:
         """Forget what this thread reserved and did not use."""

@@ -121,6 +121,11 @@ class ActionTarget:
         """Hold the action's lock (across replicas on PostgreSQL): one batch at a time."""
         return self.locks.hold(f"{TargetRef(self.kind, target_id).tenant}:{target_id}")
 
+    def ready_to_send(self) -> AbstractContextManager[None]:
+        """Wait for room under the rate limit for a read and the PATCH planned from it, which
+        then go back to back (changes approved during the wait can still join the batch)."""
+        return self.auth0.back_to_back(2)
+
     @translated
     def apply(self, change: Change, progress: Progress) -> Applied:
         """Change one secret and deploy it, resuming from the last recorded phase; waits for
