@@ -10,18 +10,22 @@ submit→confirmation latency, how often Auth0 answered 429, and checks that no 
 lost, none applied twice, and no rate-limit error reached anyone in Slack.
 
 With ``--action`` every request adds a secret to one Auth0 Action instead (whole-list PATCH,
-build, deploy; at most 30 secrets per action, so N ≤ 27): it reports the Auth0 calls per
-action change and the submit→deployed (confirmation) time.
+build, deploy; at most 30 secrets per action, so N ≤ 27): it reports the Auth0 calls on the
+action (all of them, and those from the first approval on), the deploys, and the
+submit→deployed (confirmation) time. Without ``--requests`` it runs one change by one person
+and then ten changes by five people, each on a fresh stack, and ends with a table of both.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -34,6 +38,8 @@ from tests.harness.process import APPROVALS, ORIGIN
 
 SECRETS_PER_HOOK = 20  # Auth0's cap
 DEADLINE = 170.0
+# When each request was approved (wall clock, as the sandbox records its requests), by name.
+APPROVED_AT: dict[str, float] = {}
 RATE_LIMIT_WORDS = re.compile(r"rate.?limit|too many requests|\b429\b", re.IGNORECASE)
 
 
@@ -110,6 +116,7 @@ def _one(env: Stack, events_url: str, requester: str, approver: str, hook: str, 
         )
         driver.block_action(approver, ids.ACTION_APPROVE, message=message, channel_id=APPROVALS)
         modal = _view(env, ids.CALLBACK_APPROVE, lambda v: v["private_metadata"] == request_id)
+        APPROVED_AT[name] = time.time()
         decided = driver.view_submission(approver, modal, {ids.BLOCK_COMMENT: None})
         return submitted, answer, decided
 
@@ -152,7 +159,7 @@ def _drive(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=None, help="30 (hooks)")
     parser.add_argument("--people", type=int, default=5)
     parser.add_argument("--action", action="store_true", help="change one Auth0 Action")
     parser.add_argument("--build-seconds", type=float, default=2.0, help="sandbox build time")
@@ -160,6 +167,7 @@ def main() -> None:
     if args.action:
         _actions(args)
         return
+    args.requests = args.requests or 30
     requesters, approvers = _people(args.people)
     with stack(rate_limit=RateLimit.FREE) as env:
         for person in requesters + approvers:
@@ -247,11 +255,26 @@ def _report(
 
 
 def _actions(args: argparse.Namespace) -> None:
+    """One run as asked, or one change and then ten from five people; a table at the end."""
+    runs = [(args.requests, args.people)] if args.requests else [(1, 1), (10, 5)]
+    rows = [_action_run(n, k, args.build_seconds) for n, k in runs]
+    print(f"\nfree-tier rate limit (2 burst, 2/s), build {args.build_seconds:g} s")
+    print(
+        "| changes | people | Auth0 calls for the approvals | calls on the action from the "
+        "first approval on | deploys | p50 | max | total | ok |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+
+
+def _action_run(n: int, people: int, build_seconds: float) -> tuple[object, ...]:
     """Every request adds one secret to one action that already holds three."""
-    requesters, approvers = _people(args.people)
+    requesters, approvers = _people(people)
+    APPROVED_AT.clear()
     with stack(rate_limit=RateLimit.FREE) as env:
         env.auth0.set_scopes(*FULL_SCOPES)
-        env.auth0.actions.build_seconds = args.build_seconds
+        env.auth0.actions.build_seconds = build_seconds
         action_id = env.auth0.actions.add("Bench action", {f"OLD_{n}": "x" for n in range(3)})
         for person in requesters + approvers:
             env.slack.add_user(person, person.lower())
@@ -259,14 +282,42 @@ def _actions(args: argparse.Namespace) -> None:
             HOOK_SECRET_REQUESTERS=",".join(requesters),
             HOOK_SECRET_APPROVERS=",".join(approvers),
         )
-        names = [f"ACT_{i:03d}" for i in range(args.requests)]
+        names = [f"ACT_{i:03d}" for i in range(n)]
         pairs = list(zip(requesters, approvers, strict=True))
         key = f"action:{action_id}"
         try:
             results, seen, elapsed = _drive(env, bot.events_url, names, pairs, [key], 10**6)
         finally:
             bot.stop()
-        _report_actions(env, bot.audit(), action_id, names, results, seen, elapsed)
+        report = _report_actions(env, bot.audit(), action_id, names, results, seen, elapsed)
+        applying = _calls_applying(bot.output(), set(approvers))
+        if n <= 10:  # each call the apply made, from the first approval on
+            first = min(APPROVED_AT.values())
+            for at, operation in applying:
+                print(f"  +{at - first:5.2f} s  {operation}")
+            for name, at in sorted(APPROVED_AT.items(), key=lambda item: item[1]):
+                print(f"  approved {name} at +{at - first:5.2f} s")
+        return (n, people, len(applying), *report)
+
+
+_ACTION_CALLS = frozenset(
+    {"get_action", "patch_action", "post_deploy_action", "get_action_versions", "get_actions"}
+)
+
+
+def _calls_applying(output: str, approvers: set[str]) -> list[tuple[float, str]]:
+    """The Auth0 calls on actions the bot made for an approval (the approver's context, as
+    its log lines say), with when each was answered: the reads a requester's form made
+    before its ack are not counted."""
+    calls = []
+    for line in output.splitlines():
+        if not line.startswith("{") or '"auth0 call"' not in line:
+            continue
+        record = json.loads(line)
+        if record.get("operation") in _ACTION_CALLS and record.get("slack_user") in approvers:
+            at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+            calls.append((at, str(record["operation"])))
+    return sorted(calls)
 
 
 def _report_actions(
@@ -277,13 +328,16 @@ def _report_actions(
     results: dict[str, Any],
     seen: dict[str, float],
     elapsed: float,
-) -> None:
+) -> tuple[object, ...]:
     path = f"/api/v2/actions/actions/{action_id}"
     calls = [r for r in env.auth0.requests if r.path.startswith(path)]
+    first_approval = min(APPROVED_AT.values(), default=0.0)
+    after = [r for r in calls if r.received_at >= first_approval]
     by_kind: dict[str, int] = {}
-    for r in calls:
+    for r in after:
         kind = f"{r.method} {r.path.removeprefix(path) or '/'}"
         by_kind[kind] = by_kind.get(kind, 0) + 1
+    deploys = by_kind.get("POST /deploy", 0)
     applied = [r for r in audit if r["event"] == "secret.added"]
     failed = [r for r in audit if r["event"] == "request.failed"]
     deployed = env.auth0.actions.deployed_secrets(action_id)
@@ -293,10 +347,9 @@ def _report_actions(
     throttled = sum(1 for r in env.auth0.requests if r.status == 429)
     print(f"Machine: {machine()}")
     print(f"action changes: {len(names)}; confirmed: {len(seen)} in {elapsed:.1f} s")
-    per = {k: round(v / max(len(names), 1), 2) for k, v in sorted(by_kind.items())}
     print(
-        f"Auth0 calls on the action: {len(calls)} = {len(calls) / max(len(names), 1):.2f} "
-        f"per change {per}; answered 429 (any path): {throttled}"
+        f"Auth0 calls on the action: {len(calls)}, from the first approval on: {len(after)} "
+        f"{dict(sorted(by_kind.items()))}; answered 429 (any path): {throttled}"
     )
     if latency:
         print(
@@ -310,6 +363,10 @@ def _report_actions(
     )
     ok = not lost and not failed and kept and len(seen) == len(names)
     print("RESULT:", "ok" if ok else "PROBLEM")
+    p50 = f"{percentile(latency, 50):.1f} s" if latency else "-"
+    worst = f"{max(latency):.1f} s" if latency else "-"
+    confirmed = f"{len(seen)}/{len(names)} confirmed" + ("" if ok else ", PROBLEM")
+    return (len(after), deploys, p50, worst, f"{elapsed:.1f} s", confirmed)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,11 @@ class ActionsTenant:
     """Auth0 Actions as recorded; the caller of ``handle`` holds ``lock``, test helpers take it.
 
     Unknowns are settings: ``deploy_status`` (200 as recorded, 202 as specified),
-    ``patch_not_found_message`` (the PATCH 404 body is unrecorded) and ``name_only_unknown``
-    (a name-only entry for a name the action lacks: "reject" with 400, or "empty" to store it).
+    ``patch_not_found_message`` (the PATCH 404 body is unrecorded), ``name_only_unknown``
+    (a name-only entry for a name the action lacks: "reject" with 400, or "empty" to store it)
+    and ``build_moves_updated_at`` (whether a finished build gives the action a new
+    ``updated_at``). ``secrets_shape`` makes answers carry an unreadable ``secrets`` field
+    ("missing", "null", "names": a list of bare strings) instead of the recorded "list".
     """
 
     def __init__(self, lock: threading.Lock, clock: Callable[[], float]) -> None:
@@ -115,6 +118,8 @@ class ActionsTenant:
         self.deploy_status = 200
         self.patch_not_found_message = NOT_FOUND_MESSAGE
         self.name_only_unknown = "reject"
+        self.build_moves_updated_at = False
+        self.secrets_shape = "list"
         # The real per_page maximum is unknown: set this to answer smaller pages than asked.
         self.page_cap: int | None = None
 
@@ -261,7 +266,17 @@ class ActionsTenant:
         return 200, _page("actions", [_action_json(a) for a in wanted], params)
 
     def _get(self, action_id: str | None) -> Reply:
-        return 200, _action_json(self._action(action_id))
+        return 200, self._shaped(_action_json(self._action(action_id)))
+
+    def _shaped(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An answer with ``secrets`` as ``secrets_shape`` says."""
+        if self.secrets_shape == "missing":
+            body.pop("secrets")
+        elif self.secrets_shape == "null":
+            body["secrets"] = None
+        elif self.secrets_shape == "names":
+            body["secrets"] = [s["name"] for s in body["secrets"]]
+        return body
 
     def _patch(self, action_id: str | None, body: Any) -> Reply:
         action = self._action(action_id, self.patch_not_found_message)
@@ -280,7 +295,7 @@ class ActionsTenant:
         if isinstance(body.get("name"), str):
             action.name = body["name"]
         self._draft_changed(action, stamp, content=content)
-        return 200, _action_json(action)
+        return 200, self._shaped(_action_json(action))
 
     def _replace_secrets(
         self, action: _Action, entries: Any, stamp: str
@@ -374,6 +389,8 @@ class ActionsTenant:
                 action.status, action.build_ready_at = action.build_outcome, None
                 if action.status == "built":
                     action.built_at = self._stamp()
+                    if self.build_moves_updated_at:
+                        action.updated_at = action.built_at
             elif now >= ready_at - self.build_seconds / 2:
                 action.status = "retrying" if action.build_outcome == "failed" else "building"
         due = [v for v in action.versions if v.live_at <= now]

@@ -188,10 +188,10 @@ def test_an_edit_between_the_read_and_the_patch_is_detected_and_nothing_is_lost(
         action_id = ws.auth0.actions.add(ACTION, dict(OTHERS))
 
         def observe(operation: str, status: int | str, elapsed: float) -> None:
-            # The apply reads twice; the Dashboard edit lands right after the second read.
+            # The apply reads once before its PATCH; the Dashboard edit lands right after it.
             if operation == "get_action" and armed:
                 armed.append(1)
-                if len(armed) == 3:
+                if len(armed) == 2:
                     ws.auth0.actions.edit(action_id, {"ONE": "dashboard-one"})
 
         options = {"observer": observe}

@@ -19,7 +19,9 @@ from bot.targets.errors import TargetError
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 
 OTHERS = {"ONE": "value-one", "TWO": "value-two", "THREE": "value-three"}
-QUICK = Waits(first_delay=0.01, max_delay=0.05, build_timeout=5.0, deploy_timeout=5.0)
+QUICK = Waits(
+    first_delay=0.01, max_delay=0.05, build_timeout=5.0, deploy_timeout=5.0, expected_build=0.01
+)
 
 
 @pytest.fixture
@@ -141,3 +143,78 @@ def test_a_dashboard_edit_after_the_plan_is_a_concurrent_edit_on_resume(
     assert caught.value.reason == "concurrent_edit"
     assert count(sandbox, "PATCH") == 0 and count(sandbox, "POST", "/deploy") == 0
     assert sandbox.actions.draft_secrets(action_id)["TWO"] == "dashboard"
+
+
+class Crash(Exception):
+    """The process died at this point."""
+
+
+class CrashingAt(NoProgress):
+    """Phases kept in memory until recording ``crash_at``, where the process dies (just
+    before it is recorded, or with ``after`` just after)."""
+
+    def __init__(self, crash_at: str, after: bool) -> None:
+        super().__init__()
+        self.crash_at, self.after = crash_at, after
+
+    def record(self, phase: str, **data: object) -> None:
+        if phase == self.crash_at and self.after:
+            super().record(phase, **data)
+        if phase == self.crash_at:
+            raise Crash(phase)
+        super().record(phase, **data)
+
+
+def crashed(target: ActionTarget, action_id: str, at: str, after: bool = False) -> NoProgress:
+    """What a process that died just before (``after``: just after) recording ``at`` left in
+    the request's row."""
+    progress = CrashingAt(at, after)
+    with pytest.raises(Crash):
+        target.apply(rotate(action_id), progress)
+    return NoProgress(progress.phase, dict(progress.data))
+
+
+def test_resumed_after_a_patch_whose_phase_was_never_recorded_it_deploys_once(
+    sandbox: Auth0Sandbox, target: ActionTarget
+) -> None:
+    """The PATCH landed but the process died before recording ``patched``: the row says only
+    ``planned`` (the intent, recorded before the read). The resumed apply sees the intended
+    change in the undeployed draft, as one PATCH makes it: no second PATCH, one deploy."""
+    action_id = sandbox.actions.add("Enrich", dict(OTHERS))
+    resumed = crashed(target, action_id, "patched")
+    assert resumed.phase == "planned" and count(sandbox, "PATCH") == 1
+    assert target.apply(rotate(action_id), resumed).version == 2
+    assert (count(sandbox, "PATCH"), count(sandbox, "POST", "/deploy")) == (1, 1)
+    assert sandbox.actions.deployed_secrets(action_id) == {**OTHERS, "ONE": "rotated-one"}
+
+
+def test_resumed_after_planned_with_someone_elses_draft_edit_sends_nothing(
+    sandbox: Auth0Sandbox, target: ActionTarget
+) -> None:
+    """``planned`` recorded, the PATCH never sent, and someone left an undeployed edit: the
+    bot cannot tell that draft from its own, so it neither PATCHes nor deploys."""
+    action_id = sandbox.actions.add("Enrich", dict(OTHERS))
+    resumed = NoProgress("planned", {"batch": [""], "intent": [["", "update", "ONE"]]})
+    sandbox.actions.edit(action_id, {"TWO": "dashboard"})
+    with pytest.raises(TargetError) as caught:
+        target.apply(rotate(action_id), resumed)
+    assert caught.value.reason == "concurrent_edit"
+    assert count(sandbox, "PATCH") == 0 and count(sandbox, "POST", "/deploy") == 0
+
+
+def test_a_resumed_apply_checks_the_draft_against_the_patch_answer_before_deploying(
+    sandbox: Auth0Sandbox, target: ActionTarget
+) -> None:
+    """The process died after recording ``patched``; someone edits the draft before the
+    restart. The resumed apply compares the draft with what the PATCH answer showed (kept in
+    the row) and deploys nothing: ``concurrent_edit``, no second PATCH."""
+    action_id = sandbox.actions.add("Enrich", dict(OTHERS))
+    resumed = crashed(target, action_id, "patched", after=True)
+    assert resumed.phase == "patched"
+    sandbox.actions.edit(action_id, {"TWO": "dashboard"})
+    with pytest.raises(TargetError) as caught:
+        target.apply(rotate(action_id), resumed)
+    assert caught.value.reason == "concurrent_edit"
+    assert "someone else edited the action's draft" in caught.value.message
+    assert count(sandbox, "PATCH") == 1 and count(sandbox, "POST", "/deploy") == 0
+    assert sandbox.actions.deployed_secrets(action_id) == OTHERS

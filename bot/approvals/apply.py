@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.approvals import recovery
+from bot.approvals.batching import Batched, Batches
 from bot.approvals.events import outcome_event, request_event
 from bot.approvals.heartbeat import Heartbeat
 from bot.approvals.messages import Teller
 from bot.approvals.results import UNDECRYPTABLE, ApplyError, Failure, Outcome, Result
 from bot.approvals.states import Kind, State
+from bot.db import batches
 from bot.db.encryption import Vault, VaultError
 from bot.db.models import SecretRequest
 from bot.db.store import Store
@@ -59,7 +61,9 @@ class Applier:
         # allowed); ``Workflow`` sets it.
         self.guard: Callable[[SecretRequest], ApplyError | None] = lambda request: None
         # Serialises moving an apply's claim (heartbeat) with recording its phases.
-        self._claims = threading.Lock()
+        self.claims = threading.Lock()
+        self.batches = Batches(self)
+        self.lost_apply = LOST_APPLY
 
     def apply(self, request_id: str, *, reconciling: bool = False) -> Result:
         """Send an approved request to Auth0 once, record the outcome, erase the value."""
@@ -71,33 +75,53 @@ class Applier:
         claim = [claimed.apply_started_at]
         refused = self.guard(claimed)  # seals.py: sealed facts, requester re-checked
         if refused is not None:
-            return self._finish(claimed, claim[0], refused)
+            return self.finish(claimed, claim[0], refused)
+        target = self.targets[claimed.target_kind]
+        if isinstance(target, Batched):  # actions: changes to one action go together
+            return self.batches.apply(claimed, claim, target)
         try:
             recheck = reconciling or claimed.unknown_since is not None
-            with self._heartbeat(claimed, claim):
+            with self.heartbeat(claimed, claim):
                 applied = self._send(claimed, recheck, claim)
         except TargetUnavailable as error:
             if self.unknowns.settled(claimed, self.now()):
-                return self._finish(claimed, claim[0], error)
+                return self.finish(claimed, claim[0], error)
             return self.unknowns.hold(claimed, claim[0], error)
         except TargetError as error:
-            return self._finish(claimed, claim[0], error)
+            return self.finish(claimed, claim[0], error)
         except VaultError:
-            return self._finish(claimed, claim[0], ApplyError("undecryptable", UNDECRYPTABLE))
+            return self.finish(claimed, claim[0], self.undecryptable())
         except Exception as error:
             if isinstance(error, ApplyError) and error.reason == LOST_APPLY:
                 return Result(Outcome.LOST_RACE, self.store.get(request_id))  # taken over
             log.exception("applying failed unexpectedly", request_id=request_id)
-            return self._finish(claimed, claim[0], ApplyError("internal_error", INTERNAL))
-        return self._finish(claimed, claim[0], None, applied)
+            return self.finish(claimed, claim[0], self.internal())
+        return self.finish(claimed, claim[0], None, applied)
 
-    def _heartbeat(self, request: SecretRequest, claim: list[datetime]) -> Heartbeat:
-        """Renew the claim while the apply runs; tell the requester when it is slow."""
+    def undecryptable(self) -> ApplyError:
+        """The failure of a value no configured key decrypts."""
+        return ApplyError("undecryptable", UNDECRYPTABLE)
+
+    def internal(self) -> ApplyError:
+        """The failure of an unexpected error inside the bot."""
+        return ApplyError("internal_error", INTERNAL)
+
+    def heartbeat(
+        self,
+        request: SecretRequest,
+        claim: list[datetime],
+        members: list[SecretRequest] | None = None,
+    ) -> Heartbeat:
+        """Renew the claim (of every member of a batch, ``members`` as it grows) while the
+        apply runs; tell the requester when it is slow."""
 
         def renew() -> None:
-            with self._claims:
+            with self.claims:
                 with self.store.transaction() as tx:
                     moved = tx.renew(request.id, claim[0])
+                    if moved is not None:  # a batch's members move with it, to the same time
+                        others = [m.id for m in members or () if m.id != request.id]
+                        batches.move_claims(tx, others, claim[0], moved)
                 if moved is not None:  # once committed: a failed commit leaves the claim as it was
                     claim[0] = moved
 
@@ -134,7 +158,7 @@ class Applier:
         """Keep an apply's phase in the request's row, in one transaction with its audit
         record; raises ``ApplyError`` when the request is no longer this apply's."""
         # Under the claims lock: the heartbeat may be moving the claim at the same moment.
-        with self._claims, self.store.transaction() as tx:
+        with self.claims, self.store.transaction() as tx:
             kept = tx.transition(
                 request.id,
                 [State.APPROVED],
@@ -148,12 +172,13 @@ class Applier:
             visible = {k: v for k, v in progress.items() if k != "expectation"}
             tx.audit(request_event("apply.phase", kept, request.decided_by, phase, **visible))
 
-    def _finish(
+    def finish(
         self,
         request: SecretRequest,
         claimed_at: datetime,
         error: Failure | None,
         applied: Applied | None = None,
+        **values: Any,
     ) -> Result:
         """Record the outcome (applied or failed) with its audit record and messages."""
         state = State.FAILED if error else State.APPLIED
@@ -168,6 +193,7 @@ class Applier:
                 finished_at=self.now(),
                 failure_reason=error.reason if error else None,
                 target_version=version,
+                **values,
             )
             if done is not None:
                 self.tell(tx, "failed" if error else "applied", done, *([error] if error else []))

@@ -4,7 +4,8 @@ An apply claims its request and renews the claim every heartbeat (``apply.py``).
 process dies, the claim goes stale: after ``APPLY_LEASE`` (or ``UNCLAIMED_GRACE`` for an
 approval nobody claimed) the periodic sweep finds the request ``stranded`` and applies it again
 with ``reconciling`` set. That apply reads Auth0 back first (``landed``; an action resumes from
-the phase its row recorded), so a change is sent at most once. When Auth0 answers nothing
+the phase its row recorded, and the first member of a batch to get the action's lock resumes
+the whole batch: ``batching.py``), so a change is sent at most once. When Auth0 answers nothing
 (``TargetUnavailable``), the request is ``held`` open with its value and read back by the same
 sweep; after ``SETTLE_WITHIN`` it is recorded as failed.
 """

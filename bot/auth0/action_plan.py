@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from bot.approvals.states import Kind
 from bot.auth0.errors import (
     ActionFull,
+    Auth0Error,
     BuildFailed,
     ConcurrentEdit,
     DraftNotDeployed,
@@ -26,6 +27,17 @@ from bot.auth0.errors import (
     SecretNotFound,
 )
 from bot.limits import MAX_SECRETS_PER_ACTION, NAME_MAX, VALUE_MAX
+
+
+class UnreadableSecrets(Auth0Error):
+    """Auth0 answered with an action whose ``secrets`` is missing, null or not a list of named
+    objects: nothing may be planned from it (a whole-list PATCH would wipe the real list)."""
+
+    reason = "auth0_unavailable"
+    default_message = (
+        "Auth0 answered with an action whose secret list the bot cannot read, so it planned "
+        "nothing and changed nothing; try again shortly"
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class ActionVersion:
     number: int | None
     deployed: bool
     secret_names: tuple[str, ...] = ()
+    # Their stamps too (not compared: a version is told apart by its id and number).
+    secrets: tuple[ActionSecret, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,10 @@ class Action:
     secrets: tuple[ActionSecret, ...]
     deployed_version: ActionVersion | None = None
     trigger_ids: tuple[str, ...] = ()
+    code: str = ""  # a digest of the code, never the code itself
+    dependencies: str = ""  # a digest of the dependencies
+    runtime: str = ""
+    secrets_readable: bool = True  # False: ``secrets`` missing, null or not named objects
 
     def stamp_of(self, name: str) -> str | None:
         return next((s.updated_at for s in self.secrets if s.name == name), None)
@@ -118,11 +136,8 @@ def plan_secret_change(
     action: Action, kind: Kind, name: str, value: SecretStr | None
 ) -> SecretsPatch:
     """The PATCH that changes one secret and keeps every other, or the reason it must not run."""
-    if action.status == "failed":
-        raise BuildFailed()
-    if not action.all_changes_deployed:
-        raise DraftNotDeployed()
-    _check_name_and_value(kind, name, value)
+    check_action(action)
+    check_name_and_value(kind, name, value)
     present = {s.name for s in action.secrets}
     if kind is Kind.ADD and name in present:
         raise SecretConflict(f"the action already has a secret named {name}")
@@ -144,7 +159,7 @@ def plan_secret_change(
 def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
     """Raise ConcurrentEdit unless the answer holds exactly the expected names, the changed
     secret's ``updated_at`` moved and every other secret's did not."""
-    problems = _name_problems(expectation.expected_names, [s.name for s in answer.secrets])
+    problems = name_problems(expectation.expected_names, [s.name for s in answer.secrets])
     if problems:
         raise ConcurrentEdit(f"{ConcurrentEdit.default_message} ({'; '.join(problems)})")
     moved = sorted(s.name for s in expectation.others if answer.stamp_of(s.name) != s.updated_at)
@@ -161,8 +176,13 @@ def verify_patch(expectation: PatchExpectation, answer: Action) -> None:
 def verify_deployed(expectation: PatchExpectation, action: Action) -> None:
     """After the deploy: raise ConcurrentEdit if the running version's secret names are not
     the expected ones (someone changed the draft between the PATCH and the deploy)."""
+    verify_deployed_names(expectation.expected_names, action)
+
+
+def verify_deployed_names(names: frozenset[str], action: Action) -> None:
+    """``verify_deployed`` for any expectation's names."""
     live = action.deployed_version
-    problems = _name_problems(expectation.expected_names, list(live.secret_names if live else ()))
+    problems = name_problems(names, list(live.secret_names if live else ()))
     if problems:
         raise ConcurrentEdit(
             "the action was deployed, but someone changed its secrets in Auth0 meanwhile "
@@ -181,7 +201,17 @@ def patch_landed(expectation: PatchExpectation, current: Action) -> bool:
 # Helpers ----------------------------------------------------------------------------
 
 
-def _name_problems(wanted: frozenset[str], names: list[str]) -> list[str]:
+def check_action(action: Action) -> None:
+    """Refuse to plan from an unreadable list, a failed build or an undeployed draft."""
+    if not action.secrets_readable:
+        raise UnreadableSecrets()
+    if action.status == "failed":
+        raise BuildFailed()
+    if not action.all_changes_deployed:
+        raise DraftNotDeployed()
+
+
+def name_problems(wanted: frozenset[str], names: list[str]) -> list[str]:
     problems = [f"missing {name}" for name in sorted(wanted - set(names))]
     problems += [f"unexpected {name}" for name in sorted(set(names) - wanted)]
     if len(names) != len(set(names)):
@@ -189,7 +219,7 @@ def _name_problems(wanted: frozenset[str], names: list[str]) -> list[str]:
     return problems
 
 
-def _check_name_and_value(kind: Kind, name: str, value: SecretStr | None) -> None:
+def check_name_and_value(kind: Kind, name: str, value: SecretStr | None) -> None:
     if not 1 <= len(name) <= NAME_MAX:
         raise InvalidRequest(f"a secret name has 1 to {NAME_MAX} characters")
     if kind is Kind.REMOVE:

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import httpx
 
+from bot.auth0.action_batch import BatchPatch, digest
 from bot.auth0.action_plan import (
     Action,
     ActionSecret,
@@ -62,6 +63,9 @@ class Waits:
     build_timeout: float = 90.0  # builds are reported to take up to 45 s
     deploy_timeout: float = 60.0
     first_delay: float = 0.5
+    # The first look at a build comes this long after the PATCH (one read, not a poll, when
+    # builds take about this long); the apply raises it when builds turn out slower.
+    expected_build: float = 2.0
     max_delay: float = 4.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
@@ -113,9 +117,10 @@ def read_back(transport: Auth0Transport, expectation: PatchExpectation) -> bool:
 # Writes -----------------------------------------------------------------------------
 
 
-def patch_secrets(transport: Auth0Transport, patch: SecretsPatch) -> Action:
+def patch_secrets(transport: Auth0Transport, patch: SecretsPatch | BatchPatch) -> Action:
     """Send the PATCH once; a lost answer raises OutcomeUnknown (then ``read_back``)."""
-    path = _action_path(patch.expectation.action_id)
+    target = patch.expectation
+    path = _action_path(target.action_id)
     try:
         response = transport.exchange("patch_action", "PATCH", path, body=patch.body())
     except Auth0Unavailable:
@@ -125,8 +130,8 @@ def patch_secrets(transport: Auth0Transport, patch: SecretsPatch) -> Action:
     error = _error_for(response, "update:actions")
     if isinstance(error, InvalidRequest):
         # A name-only entry for a secret deleted since the read may be refused: look again.
-        current = get_action(transport, patch.expectation.action_id)
-        if current.updated_at != patch.expectation.action_updated_at:
+        current = get_action(transport, target.action_id)
+        if current.updated_at != target.action_updated_at:
             raise ConcurrentEdit()
     raise error
 
@@ -272,12 +277,17 @@ def _number(value: Any, default: int) -> int:
 
 
 def _parse_secrets(data: Any) -> tuple[ActionSecret, ...]:
-    if not isinstance(data, list):
+    if not _readable_secrets(data):
         return ()
-    return tuple(
-        ActionSecret(str(item.get("name", "")), str(item.get("updated_at", "")))
+    return tuple(ActionSecret(item["name"], str(item.get("updated_at", ""))) for item in data)
+
+
+def _readable_secrets(data: Any) -> bool:
+    """A list of objects each with a non-empty string ``name``; anything else is unreadable
+    (a missing or null list is not "no secrets")."""
+    return isinstance(data, list) and all(
+        isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
         for item in data
-        if isinstance(item, dict)
     )
 
 
@@ -290,6 +300,7 @@ def _parse_version(data: Any) -> ActionVersion:
         number=int(number) if isinstance(number, int | float) else None,
         deployed=data.get("deployed") is True,
         secret_names=tuple(s.name for s in _parse_secrets(data.get("secrets"))),
+        secrets=_parse_secrets(data.get("secrets")),
     )
 
 
@@ -305,6 +316,10 @@ def _parse_action(data: Any) -> Action:
         status=str(data.get("status", "")),
         all_changes_deployed=data.get("all_changes_deployed") is True,
         secrets=_parse_secrets(data.get("secrets")),
+        secrets_readable=_readable_secrets(data.get("secrets")),
+        code=digest(data.get("code")),
+        dependencies=digest(data.get("dependencies")),
+        runtime=str(data.get("runtime", "")),
         deployed_version=_parse_version(deployed) if isinstance(deployed, dict) else None,
         trigger_ids=tuple(str(t.get("id")) for t in triggers if isinstance(t, dict))
         if isinstance(triggers, list)

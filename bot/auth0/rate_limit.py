@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Final
 
@@ -140,6 +141,20 @@ class PacedTransport(httpx.BaseTransport):
     def close(self) -> None:
         self._inner.close()
 
+    @contextmanager
+    def back_to_back(self, calls: int) -> Iterator[None]:
+        """Wait once for room for ``calls`` paced calls that this thread then sends one after
+        another, with no wait between them (a read and the write planned from it). Inside an
+        outer reservation that still covers ``calls``, nothing more is reserved."""
+        if self._gate.prepaid() >= calls:
+            yield
+            return
+        self._gate.reserve(calls)
+        try:
+            yield
+        finally:
+            self._gate.release_reserved()
+
 
 class Gate:
     """A FIFO queue in front of a token bucket whose state the server's answers report.
@@ -163,25 +178,51 @@ class Gate:
         self._reset_at: float | None = None  # None: not known since the last refill
         self._answered = False
         self._in_flight = 0
+        self._local = threading.local()  # units a thread reserved for its next calls
+
+    def reserve(self, units: int) -> None:
+        """Wait for this caller's turn and for room for ``units`` calls; take them all."""
+        self._turn(units, flying=0)
+        self._local.prepaid = units
+
+    def prepaid(self) -> int:
+        """Units this thread reserved and has not used yet."""
+        return int(getattr(self._local, "prepaid", 0))
+
+    def release_reserved(self) -> None:
+        """Forget what this thread reserved and did not use."""
+        self._local.prepaid = 0
 
     def enter(self) -> None:
-        """Wait for this caller's turn and for room in the bucket; then take one unit."""
+        """Wait for this caller's turn and for room in the bucket; then take one unit (or use
+        one this thread reserved)."""
+        prepaid = getattr(self._local, "prepaid", 0)
+        if prepaid > 0:
+            self._local.prepaid = prepaid - 1
+            with self._cond:
+                self._in_flight += 1
+            return
+        self._turn(1, flying=1)
+
+    def _turn(self, units: int, flying: int) -> None:
+        """In arrival order: wait for room for ``units``, take them; ``flying`` calls go."""
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
             while ticket != self._serving:
                 self._cond.wait()
             try:
-                self._wait_for_room()
+                self._wait_for_room(units)
+                self._in_flight += flying
             finally:
                 self._serving += 1
                 self._cond.notify_all()
 
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self, units: int) -> None:
         started = time.monotonic()
         while not self._answered and self._in_flight > 0:
             self._cond.wait()
-        while self._remaining is not None and self._remaining <= 0:
+        while self._remaining is not None and self._remaining < min(units, self._limit or 1):
             if self._reset_at is None:
                 # Wait for an answer to say when the bucket is full again.
                 if not self._cond.wait(DEFAULT_PAUSE):
@@ -193,8 +234,7 @@ class Gate:
                 break
             self._cond.wait(left)
         if self._remaining is not None:
-            self._remaining -= 1
-        self._in_flight += 1
+            self._remaining -= units
         waited = time.monotonic() - started
         if waited > 0.001 and self._on_wait is not None:
             self._on_wait(waited)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Any, Final
 
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 
 from bot import __version__
 from bot.auth0.errors import Auth0Unavailable, AuthenticationFailed
-from bot.auth0.rate_limit import RateLimitWaits, WaitBudget
+from bot.auth0.rate_limit import PacedTransport, RateLimitWaits, WaitBudget
 from bot.auth0.responses import decode, envelope, json_body, unreadable
 from bot.auth0.token import ManagementToken, Token, parse_token
 from bot.logs import SECRETS, get_logger
@@ -74,6 +75,7 @@ class Auth0Transport:
             headers={"User-Agent": f"hook-secret-bot/{__version__}"},
         )
         self._auth = ManagementToken(self._fetch_token, clock, self._refused)
+        self._paced = transport if isinstance(transport, PacedTransport) else None
 
     def __repr__(self) -> str:
         return f"Auth0Transport(domain={self._domain!r}, client_id={self._client_id!r})"
@@ -158,6 +160,11 @@ class Auth0Transport:
             return attempt()
         except NoAnswer:
             raise Auth0Unavailable() from None
+
+    def back_to_back(self, calls: int) -> AbstractContextManager[None]:
+        """Pace ``calls`` calls this thread sends next as one: any wait for the rate limit
+        comes before the first, none between them (a read and the write planned from it)."""
+        return self._paced.back_to_back(calls) if self._paced else nullcontext()
 
     def token_scopes(self) -> frozenset[str] | None:
         """Scopes granted to the cached token, fetching one first if needed."""

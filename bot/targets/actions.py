@@ -1,24 +1,21 @@
-"""Auth0 Actions as a target: a phased, crash-safe change to one secret, one action at a time.
+"""Auth0 Actions as a target: listing, reading, and crash-safe changes one action at a time.
 
-Phases, each recorded in the request's row with its audit record before the next step:
-``planned`` (the expectation, just before the PATCH) → ``patched`` → ``deploy_requested``
-(the version id) → ``deployed`` (its number). A resumed apply reads the phase and goes on: it
-tells from the action's ``updated_at`` whether the PATCH landed, never patches twice, and
-deploys once.
+Changes to one action are serialised by a per-action lock (``serialised``) and may go in
+batches: the phases of an apply are ``action_apply.py``'s.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 
-from bot.approvals.states import Kind
-from bot.auth0 import action_plan as plan
 from bot.auth0 import actions as api
-from bot.auth0.action_plan import Action, ActionVersion, PatchExpectation
+from bot.auth0.action_plan import Action
 from bot.auth0.actions import Waits
-from bot.auth0.errors import Auth0Unavailable, InsufficientScope, OutcomeUnknown
+from bot.auth0.errors import InsufficientScope
 from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_ACTION
+from bot.targets.action_apply import ActionApply, BatchOutcome
 from bot.targets.base import (
     Applied,
     Change,
@@ -32,11 +29,6 @@ from bot.targets.base import (
 from bot.targets.catalog import Catalog
 from bot.targets.errors import TargetError, translated
 from bot.targets.locks import TargetLocks
-
-PLANNED: Final = "planned"
-PATCHED: Final = "patched"
-DEPLOY_REQUESTED: Final = "deploy_requested"
-DEPLOYED: Final = "deployed"
 
 
 def described(action: Action) -> Described:
@@ -63,6 +55,7 @@ class ActionTarget:
         self.waits = waits or Waits()
         self.missing: str | None = None
         self.catalog: Catalog[Action] = Catalog(self._load, ttl, name="actions")
+        self.runner = ActionApply(auth0, self.waits)
 
     def _load(self) -> list[Action]:
         # Without the action scopes the tenant offers no actions to this bot: say why, and
@@ -124,75 +117,31 @@ class ActionTarget:
         stamps = {s.name: s.updated_at for s in action.secrets}
         return Inventory(list(stamps), stamps, not action.all_changes_deployed)
 
+    def serialised(self, target_id: str) -> AbstractContextManager[None]:
+        """Hold the action's lock (across replicas on PostgreSQL): one batch at a time."""
+        return self.locks.hold(f"{TargetRef(self.kind, target_id).tenant}:{target_id}")
+
+    def ready_to_send(self) -> AbstractContextManager[None]:
+        """Wait for room under the rate limit for a read and the PATCH planned from it, which
+        then go back to back (changes approved during the wait can still join the batch)."""
+        return self.auth0.back_to_back(2)
+
     @translated
     def apply(self, change: Change, progress: Progress) -> Applied:
-        """Change one secret and deploy it, resuming from the last recorded phase."""
-        first = self.read(change.target_id)
-        if progress.phase is None:  # refuse an unfinished draft before waiting for the lock
-            plan.plan_secret_change(first, Kind(change.kind), change.name, change.value)
-            self._can_deploy()
-        with self.locks.hold(f"{TargetRef(self.kind, change.target_id).tenant}:{change.target_id}"):
-            resumed = progress.phase == PATCHED
-            if progress.phase in (None, PLANNED):
-                self._patch(change, progress, first)
-            return Applied(self._deploy(change.target_id, progress, resumed))
+        """Change one secret and deploy it, resuming from the last recorded phase; waits for
+        the bot's own earlier changes to this action (the plan is made under the lock)."""
+        with self.serialised(change.target_id):
+            outcome = self.apply_batch({"": change}, progress)
+        if "" in outcome.refused:
+            raise outcome.refused[""]
+        return outcome.applied or Applied()
 
-    def _can_deploy(self) -> None:
-        """A PATCH the bot could not deploy would leave an undeployed draft that blocks every
-        later change: without ``create:actions`` (when the token lists its scopes), stop here."""
-        scopes = self.auth0.token_scopes()
-        if scopes is not None and "create:actions" not in scopes:
-            raise InsufficientScope("create:actions", api.DEPLOY_SCOPE)
-
-    def _patch(self, change: Change, progress: Progress, first: Action) -> None:
-        """Read again under the lock, PATCH the whole list once, check the answer."""
-        current = self.read(change.target_id)
-        if progress.phase == PLANNED:
-            expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            if plan.patch_landed(expectation, current):  # an earlier process's PATCH arrived
-                progress.record(PATCHED)
-                return
-        patch = plan.plan_secret_change(current, Kind(change.kind), change.name, change.value)
-        live = current.deployed_version or first.deployed_version
-        progress.record(
-            PLANNED,
-            expectation=patch.expectation.to_json(),
-            deployed_number=live.number if live else None,
-        )
-        try:
-            plan.verify_patch(patch.expectation, api.patch_secrets(self.auth0, patch))
-        except OutcomeUnknown:
-            if not api.read_back(self.auth0, patch.expectation):
-                raise Auth0Unavailable("Auth0 did not take the change: nothing changed") from None
-        progress.record(PATCHED)
-
-    def _deploy(self, action_id: str, progress: Progress, resumed: bool) -> int | None:
-        """Deploy once (a resumed apply first looks for its own earlier deploy), then wait."""
-        if progress.phase == PATCHED:
-            before = progress.data.get("deployed_number")
-            earlier = (
-                api.version_after(self.auth0, action_id, int(before))
-                if resumed and isinstance(before, int)
-                else None
-            )
-            version = earlier or self._build_and_deploy(action_id)
-            progress.record(DEPLOY_REQUESTED, version_id=version.id, version_number=version.number)
-        if progress.phase == DEPLOY_REQUESTED:
-            number = progress.data.get("version_number")
-            version = ActionVersion(
-                str(progress.data["version_id"]), number if isinstance(number, int) else None, False
-            )
-            running = api.wait_until_deployed(self.auth0, action_id, version, self.waits)
-            expectation = PatchExpectation.from_json(str(progress.data["expectation"]))
-            plan.verify_deployed(expectation, running)
-            deployed = running.deployed_version
-            progress.record(DEPLOYED, action_version=deployed.number if deployed else None)
-        number = progress.data.get("action_version")
-        return number if isinstance(number, int) else None
-
-    def _build_and_deploy(self, action_id: str) -> ActionVersion:
-        api.wait_until_built(self.auth0, action_id, self.waits)
-        return api.deploy(self.auth0, action_id, self.waits)
+    @translated
+    def apply_batch(self, changes: Mapping[str, Change], progress: Progress) -> BatchOutcome:
+        """Apply several changes to one action (the caller holds ``serialised``) as one PATCH,
+        one build and one deploy; each change refused before the PATCH is refused alone."""
+        (action_id,) = {c.target_id for c in changes.values()}
+        return self.runner.run(action_id, changes, progress)
 
     @translated
     def landed(self, change: Change) -> bool:
