@@ -36,6 +36,18 @@ class Metrics:
         )
         self._auth0_collectors()
         self._refusal_collectors()  # seals.py's refusals
+        self._background_collectors()
+        # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
+        self._wsgi = make_wsgi_app(self.registry)
+        if pending is not None:
+            gauge = Gauge(
+                "hook_secret_bot_pending_requests",
+                "Requests waiting for a decision",
+                registry=self.registry,
+            )
+            gauge.set_function(lambda: _or_nan(pending))
+
+    def _background_collectors(self) -> None:
         self.undelivered = Counter(
             "hook_secret_bot_slack_undelivered",
             "Slack messages given up after a permanent error, by outbox method and Slack error",
@@ -53,15 +65,6 @@ class Metrics:
             "Sweep passes completed (expire requests, take over crashed applies, send what is due)",
             registry=self.registry,
         )
-        # prometheus_client's own WSGI app: content negotiation, gzip and name[] filters.
-        self._wsgi = make_wsgi_app(self.registry)
-        if pending is not None:
-            gauge = Gauge(
-                "hook_secret_bot_pending_requests",
-                "Requests waiting for a decision",
-                registry=self.registry,
-            )
-            gauge.set_function(lambda: _or_nan(pending))
 
     def _refusal_collectors(self) -> None:
         self.refused = Counter(

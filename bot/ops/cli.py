@@ -296,7 +296,7 @@ def _policy(args: argparse.Namespace) -> int:
     configure_logging("CRITICAL", settings.log_format, sys.stderr)
     from bot.ops.check_auth0 import Where
     from bot.ops.policy_cmd import show_policy
-    from bot.policy_settings import policy_of
+    from bot.settings.policy_file import policy_of
 
     if isinstance(settings, PolicyFileSettings):
         return show_policy(settings.policy, as_json=args.json)

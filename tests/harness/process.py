@@ -50,7 +50,7 @@ __all__ = [  # the shared names this module's users import from it
     "free_port",
     "secret_posts",
 ]
-# The testing knobs (bot/settings.py) that let a SIGKILL test recover in seconds: a dead
+# The testing knobs (bot/settings/models.py) that let a SIGKILL test recover in seconds: a dead
 # process's apply lapses in 2 s and its outbox rows in 5 s (longer than the 3 s Slack and Auth0
 # stand-ins take in those tests, so a live process never takes over its own call), the sweep
 # looks twice a second and a failed message is retried within a fraction of a second.

@@ -8,8 +8,8 @@ from bot.approvals.quorum import Term
 from bot.approvals.rules import Rule, Target
 from bot.ops.policy_cmd import approvals_json, rows
 from bot.ops.tenant_targets import Listed
-from bot.policy_settings import default_policy
 from bot.settings import Mode, TenantSettings, load_settings
+from bot.settings.policy_file import default_policy
 from bot.targets.base import TargetKind
 from bot.targets.tenants import Tenant
 

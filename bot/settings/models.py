@@ -1,116 +1,39 @@
-"""Settings: the only reader of the environment, validated once at start."""
+"""The settings each command needs, as pydantic-settings models read from the environment and
+`.env`."""
 
 from __future__ import annotations
 
-import re
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 if TYPE_CHECKING:
     from bot.approvals.policy_file import Policy
 
-SLACK_PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
-SLACK_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-
-
-class Mode(Enum):
-    """What the settings are needed for: each command needs a different subset."""
-
-    STORE = "store"  # audit verify/export: the database only
-    CHECK = "check"  # connectivity checks: Slack and Auth0, no signing secret needed
-    RUN = "run"  # serving Slack: everything the chosen transport needs
-    POLICY = "policy"  # `policy`: the tenants and rules only (no Slack, no database)
-
-
-class SettingsError(Exception):
-    """Settings are missing or invalid; ``problems`` holds one line per variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-def _split_ids(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def _check_ids(ids: list[str]) -> list[str]:
-    for item in ids:
-        if not SLACK_PRINCIPAL.match(item):
-            raise ValueError(f'"{item}" is not a Slack user or group id (U…, W… or S…)')
-    return ids
-
-
-IdList = Annotated[list[str], NoDecode]
-CONFIG = SettingsConfigDict(
-    env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+from bot.settings.fields import (
+    CONFIG,
+    DOMAIN,
+    SLACK_CHANNEL,
+    IdList,
+    _blank,
+    _check_ids,
+    _database_files,
+    _database_url,
+    _http_url,
+    _split_ids,
+    _sqlite_file,
+    _testing_knob,
 )
-# The drivers a DATABASE_URL scheme may name: we ship psycopg 3 and the standard library's sqlite3.
-SHIPPED_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
-PSYCOPG_ALIASES = ("postgres", "postgresql")  # Heroku and libpq spellings of the same thing
-
-
-def _blank(value: Any) -> bool:
-    return isinstance(value, str) and not value.strip()
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The database file a sqlite:/// URL names (None for anything else)."""
-    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
-    return Path(path).expanduser().absolute() if path and path != ":memory:" else None
-
-
-def _database_files(database: Path) -> set[Path]:
-    """The files SQLite keeps a database in."""
-    return {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
-
-
-def _database_url(value: str) -> str:
-    scheme, separator, rest = value.strip().partition("://")
-    scheme = scheme.lower()
-    if scheme in PSYCOPG_ALIASES and separator:
-        # The bare scheme would make SQLAlchemy pick psycopg2, which is not installed.
-        return "postgresql+psycopg://" + rest
-    if scheme.startswith("postgresql+") and scheme not in SHIPPED_SCHEMES:
-        raise ValueError(
-            f"the {scheme.partition('+')[2]} driver is not installed: write the URL as "
-            "postgresql+psycopg://… (psycopg 3 ships with the bot)"
-        )
-    if scheme not in SHIPPED_SCHEMES or not separator:
-        raise ValueError("must be a sqlite:///FILE or postgresql+psycopg://… URL")
-    return value.strip()
-
-
-def _testing_knob(default: float, meaning: str) -> Any:
-    """A timing only the test suite sets: positive, finite, documented as testing-only."""
-    return Field(
-        default=default,
-        gt=0,
-        allow_inf_nan=False,
-        description=f"Testing only, never set in production: {meaning}; default {default:g} s.",
-    )
-
-
-def _http_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith(("https://", "http://")):
-        raise ValueError("must be an http(s):// URL")
-    return value
 
 
 class StoreSettings(BaseSettings):
@@ -340,110 +263,3 @@ class PolicyFileSettings(_TtlSettings):
 
 class PolicySettings(SlackSettings, PolicyFileSettings):
     """Everything the bot reads with a policy file: Slack here, tenants and rules in the file."""
-
-
-class _RuleInputs(BaseSettings):
-    """The variables of the cross-variable rules as given, so that the rules are checked in the
-    same round as every other problem (the typed model stops at the first bad field)."""
-
-    model_config = CONFIG
-
-    slack_app_token: Any = None
-    slack_signing_secret: Any = None
-    hook_secret_required_approvals: Any = None
-    hook_secret_approvers: Any = None
-    hook_secret_approval_channel: Any = None
-    database_url: Any = None
-    hook_secret_encryption_key: Any = None
-    hook_secret_policy_file: Any = None
-
-
-def _given(value: Any) -> bool:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return value is not None and not _blank(value) and _split_ids(value) != []
-
-
-def _cross_field_problems(mode: Mode, raw: _RuleInputs) -> list[str]:
-    """Rules that involve several variables, one line per problem."""
-    problems = []
-    http_mode = mode is Mode.RUN and not _given(raw.slack_app_token)
-    if http_mode and not _given(raw.slack_signing_secret):
-        problems.append("SLACK_SIGNING_SECRET: required in HTTP mode (no SLACK_APP_TOKEN)")
-    # Approvals are on unless explicitly 0: a malformed value is reported on its own line.
-    approvals_on = not _given(raw.hook_secret_required_approvals) or (
-        str(raw.hook_secret_required_approvals).strip() != "0"
-    )
-    if approvals_on and not _given(raw.hook_secret_policy_file):
-        if not _given(raw.hook_secret_approvers):
-            problems.append("HOOK_SECRET_APPROVERS: required when approvals are on")
-        if not _given(raw.hook_secret_approval_channel):
-            problems.append("HOOK_SECRET_APPROVAL_CHANNEL: required when approvals are on")
-    url = str(raw.database_url or "").strip().lower()
-    needs_store = mode is not Mode.POLICY
-    if needs_store and url.startswith("postgres") and not _given(raw.hook_secret_encryption_key):
-        problems.append(
-            "HOOK_SECRET_ENCRYPTION_KEY: required with PostgreSQL (replicas must share it)"
-        )
-    return problems
-
-
-def _problem_lines(error: ValidationError) -> list[str]:
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        name = str(item["loc"][0]).upper() if item["loc"] else "SETTINGS"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = "required"
-        lines.append(f"{name}: {message}")
-    return lines
-
-
-def _settings_class(mode: Mode, policy_file: bool) -> type[StoreSettings]:
-    if mode is Mode.STORE:
-        return StoreSettings
-    if policy_file:
-        return PolicyFileSettings if mode is Mode.POLICY else PolicySettings
-    return TenantSettings if mode is Mode.POLICY else Settings
-
-
-def load_settings(mode: Mode = Mode.RUN, **overrides: Any) -> StoreSettings:
-    """Read and validate the settings ``mode`` needs, or raise SettingsError.
-
-    With ``HOOK_SECRET_POLICY_FILE`` (not for STORE), the result holds the file's ``policy``
-    and the file's problems are lines of the same round."""
-    raw = _RuleInputs(**overrides)
-    with_file = mode is not Mode.STORE and _given(raw.hook_secret_policy_file)
-    cls = _settings_class(mode, with_file)
-    problems: list[str] = []
-    try:
-        settings = cls(**overrides)
-    except ValidationError as error:
-        problems = _problem_lines(error)
-    if cls is not StoreSettings:
-        # Every problem in one round: a rule about a variable already named adds nothing.
-        named = {line.split(":", 1)[0] for line in problems}
-        rules = _cross_field_problems(mode, raw)
-        problems += [line for line in rules if line.split(":", 1)[0] not in named]
-    policy = None
-    if with_file:
-        from bot import policy_settings
-
-        problems += policy_settings.excluded_problems(overrides)
-        policy, file_problems = policy_settings.read_file(
-            str(raw.hook_secret_policy_file), overrides
-        )
-        problems += file_problems
-    if problems:
-        raise SettingsError(problems)
-    if isinstance(settings, PolicyFileSettings):
-        settings._policy = policy
-    return settings
-
-
-def load_app_settings(mode: Mode = Mode.RUN, **overrides: Any) -> Settings:
-    """Like load_settings, for commands that need the whole bot's settings without a file."""
-    settings = load_settings(mode, **overrides)
-    if not isinstance(settings, Settings):  # pragma: no cover - guarded by mode
-        raise TypeError("only RUN and CHECK without a policy file give the app settings")
-    return settings
