@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -61,10 +62,10 @@ class Batches:
         """Wait for the action's lock, gather what waits for it, send it all as one batch."""
         members = [claimed]
         try:
-            with (
-                self.applier.heartbeat(claimed, claim, members),
-                target.serialised(claimed.target_id),
-            ):
+            with self.applier.heartbeat(claimed, claim, members), ExitStack() as held:
+                held.enter_context(target.serialised(claimed.target_id))
+                if self._still_mine(claimed, claim):  # what is approved during the wait joins
+                    held.enter_context(target.ready_to_send())
                 members[:] = self._screened(self._gather(claimed, claim), claim[0])
                 if not members:  # a leader took this change over (and finished it)
                     return Result(Outcome.LOST_RACE, self.applier.store.get(claimed.id))
@@ -86,6 +87,12 @@ class Batches:
             self._finish_one(m, claim[0], refused.get(m.id), outcome.applied) for m in members
         ]
         return next(r for m, r in zip(members, results, strict=True) if m.id == claimed.id)
+
+    def _still_mine(self, claimed: SecretRequest, claim: list[datetime]) -> bool:
+        """Whether this change is still this apply's once it has the lock (else a leader took
+        it over, and it must not wait at the rate limit for a read it will not make)."""
+        row = self.applier.store.get(claimed.id)
+        return row is not None and row.state == State.APPROVED and row.apply_started_at == claim[0]
 
     def _gather(self, claimed: SecretRequest, claim: list[datetime]) -> list[SecretRequest]:
         """Under the lock: this change (if still this apply's) and the others that go with it."""
