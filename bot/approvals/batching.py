@@ -101,16 +101,20 @@ class Batches:
             if moved is None:
                 return []
             claim[0] = moved
-            phase = claimed.apply_phase
+            # The row as it is now, not as claimed: a leader may have sent it meanwhile (its
+            # phase is recorded), and a claim can look the same as the leader's (two claims
+            # in one tick of the database's clock); then this apply goes on from that phase.
+            current = batches.current(tx, claimed.id) or claimed
+            phase = current.apply_phase
             if phase is None:
                 others = batches.waiting(
                     tx, claimed.target_kind, claimed.target_id, claimed.id, MAX_BATCH - 1
                 )
             else:  # a resumed batch: its members are in the row
-                recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
+                recorded = json.loads(current.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
             taken = [batches.take(tx, other, claim[0], phase) for other in others]
-        return [claimed, *(row for row in taken if row is not None)]
+        return [current, *(row for row in taken if row is not None)]
 
     def _screened(self, members: list[SecretRequest], claimed_at: datetime) -> list[SecretRequest]:
         """The members the guard lets go on (seals.py: sealed facts, requester re-checked);
