@@ -13,6 +13,7 @@ import pytest
 
 from bot.approvals.states import State
 from bot.db.models import SecretRequest
+from bot.targets import ActionTarget, TargetKind
 from standins.auth0 import FULL_SCOPES
 from tests.harness.inprocess import Clock, request_id_of, serve, workspace
 from tests.harness.people import APPROVALS, APPROVER, ORIGIN, REQUESTER
@@ -186,6 +187,43 @@ def test_waiting_changes_go_in_one_patch_and_one_deploy_and_a_refused_one_fails_
         approvals = " ".join(m["text"] for m in s.bot.slack.messages(APPROVALS))
         for row in rows[:3]:
             assert f"Request `{row.id}`: :white_check_mark:" in approvals
+
+
+def test_changes_approved_while_the_first_waits_for_the_rate_limit_join_its_batch(
+    db_url: str,
+) -> None:
+    """The first change's apply waits for room under the rate limit before it gathers: the
+    changes approved during that wait go in its PATCH and its deploy (one of each), and each
+    is confirmed with the same version."""
+    with scene(db_url, build_seconds=0.5) as s:
+        first = s.request("update", "ONE", "rotated-one")
+        waiting = [s.request("update", "TWO", "rotated-two"), s.request("add", "FOUR", "four")]
+        target = s.bot.services.targets[TargetKind.ACTION]
+        assert isinstance(target, ActionTarget)
+        paced = target.ready_to_send
+
+        @contextmanager
+        def approved_meanwhile() -> Iterator[None]:
+            target.ready_to_send = paced  # type: ignore[method-assign]  # once: then as ever
+            for message in waiting:
+                s.bot.decide(message)
+            for message in waiting:
+                wait_row(s, request_id_of(message), lambda r: r.state == State.APPROVED)
+            with paced():
+                yield
+
+        target.ready_to_send = approved_meanwhile  # type: ignore[method-assign]
+        s.bot.decide(first)
+        rows = [settled(s, m) for m in [first, *waiting]]
+        assert [r.state for r in rows] == [State.APPLIED] * 3, rows
+        assert len(s.calls("PATCH", "")) == 1 and len(s.calls("POST", "/deploy")) == 1
+        assert [applied_version(s, r.id) for r in rows] == [2, 2, 2]
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {
+            **OTHERS,
+            "ONE": "rotated-one",
+            "TWO": "rotated-two",
+            "FOUR": "four",
+        }
 
 
 @pytest.mark.parametrize("shape", ["missing", "null", "names"])

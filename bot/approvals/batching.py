@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -61,10 +62,10 @@ class Batches:
         """Wait for the action's lock, gather what waits for it, send it all as one batch."""
         members = [claimed]
         try:
-            with (
-                self.applier.heartbeat(claimed, claim, members),
-                target.serialised(claimed.target_id),
-            ):
+            with self.applier.heartbeat(claimed, claim, members), ExitStack() as held:
+                held.enter_context(target.serialised(claimed.target_id))
+                if self._still_mine(claimed, claim):  # what is approved during the wait joins
+                    held.enter_context(target.ready_to_send())
                 members[:] = self._screened(self._gather(claimed, claim), claim[0])
                 if not members:  # a leader took this change over (and finished it)
                     return Result(Outcome.LOST_RACE, self.applier.store.get(claimed.id))
@@ -87,6 +88,12 @@ class Batches:
         ]
         return next(r for m, r in zip(members, results, strict=True) if m.id == claimed.id)
 
+    def _still_mine(self, claimed: SecretRequest, claim: list[datetime]) -> bool:
+        """Whether this change is still this apply's once it has the lock (else a leader took
+        it over, and it must not wait at the rate limit for a read it will not make)."""
+        row = self.applier.store.get(claimed.id)
+        return row is not None and row.state == State.APPROVED and row.apply_started_at == claim[0]
+
     def _gather(self, claimed: SecretRequest, claim: list[datetime]) -> list[SecretRequest]:
         """Under the lock: this change (if still this apply's) and the others that go with it."""
         with self.applier.claims, self.applier.store.transaction() as tx:
@@ -94,16 +101,20 @@ class Batches:
             if moved is None:
                 return []
             claim[0] = moved
-            phase = claimed.apply_phase
+            # The row as it is now, not as claimed: a leader may have sent it meanwhile (its
+            # phase is recorded), and a claim can look the same as the leader's (two claims
+            # in one tick of the database's clock); then this apply goes on from that phase.
+            current = batches.current(tx, claimed.id) or claimed
+            phase = current.apply_phase
             if phase is None:
                 others = batches.waiting(
                     tx, claimed.target_kind, claimed.target_id, claimed.id, MAX_BATCH - 1
                 )
             else:  # a resumed batch: its members are in the row
-                recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
+                recorded = json.loads(current.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
             taken = [batches.take(tx, other, claim[0], phase) for other in others]
-        return [claimed, *(row for row in taken if row is not None)]
+        return [current, *(row for row in taken if row is not None)]
 
     def _screened(self, members: list[SecretRequest], claimed_at: datetime) -> list[SecretRequest]:
         """The members the guard lets go on (seals.py: sealed facts, requester re-checked);

@@ -30,6 +30,11 @@ def waiting(tx: Tx, target_kind: str, target_id: str, besides: str, limit: int) 
     return list(tx.session.execute(query).scalars())
 
 
+def current(tx: Tx, request_id: str) -> SecretRequest | None:
+    """The request's row as the database holds it now (not as an earlier read left it)."""
+    return tx.session.get(SecretRequest, request_id, populate_existing=True)
+
+
 def take(tx: Tx, request_id: str, claim: datetime, phase: str | None) -> SecretRequest | None:
     """Move an approved request's claim to ``claim`` if its recorded phase is ``phase``,
     whoever claimed it before (the caller holds the target's lock, so no other apply of it can
