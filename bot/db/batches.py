@@ -30,6 +30,14 @@ def waiting(tx: Tx, target_kind: str, target_id: str, besides: str, limit: int) 
     return list(tx.session.execute(query).scalars())
 
 
+def current(tx: Tx, request_id: str) -> SecretRequest:
+    """The request's row as the database has it now (a claim's copy may be older)."""
+    row = tx.session.get(SecretRequest, request_id, populate_existing=True)
+    if row is None:
+        raise RuntimeError(f"request {request_id} is gone")
+    return row
+
+
 def take(tx: Tx, request_id: str, claim: datetime, phase: str | None) -> SecretRequest | None:
     """Move an approved request's claim to ``claim`` if its recorded phase is ``phase``,
     whoever claimed it before (the caller holds the target's lock, so no other apply of it can
