@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.approvals.batching import Batches
 from bot.approvals.states import State
 from bot.db.models import SecretRequest
 from bot.targets import ActionTarget, TargetKind
@@ -240,3 +241,36 @@ def test_an_unreadable_secret_list_is_never_patched(sqlite_url: str, shape: str)
         assert s.bot.auth0.actions.draft_secrets(s.action_id) == OTHERS
         told = s.bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
         assert "cannot read" in told["text"]
+
+
+def test_a_member_whose_own_apply_wins_the_lock_before_its_leader_finishes_it_is_not_replanned(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader releases the action's lock, then records its members applied one by one. A
+    member's own apply, waiting for the lock with the same claim time as the leader (the
+    tests' pinned clock; in production two claims in one group-commit transaction share
+    PostgreSQL's ``now()``), gets it in between: it must go on from the phase the row
+    records (deployed), not from the row its claim read (nothing started) and plan the
+    change again (`conflict`: the secret is already there)."""
+    finish_one = Batches._finish_one
+
+    def slow_finish(self: Batches, member: SecretRequest, *args: Any) -> Any:
+        time.sleep(0.3)  # the window between the lock's release and each member's outcome
+        return finish_one(self, member, *args)
+
+    monkeypatch.setattr(Batches, "_finish_one", slow_finish)
+    with scene(db_url, build_seconds=1.0) as s:
+        first = s.request("update", "ONE", "rotated-one")
+        waiting = [s.request("add", f"NEW_{n}", f"value-{n}") for n in range(3)]
+        s.bot.decide(first)
+        wait_row(s, request_id_of(first), lambda r: r.apply_phase == "patched")
+        for message in waiting:
+            s.bot.decide(message)
+        rows = [settled(s, m) for m in [first, *waiting]]
+        assert [r.state for r in rows] == [State.APPLIED] * 4, [r.failure_reason for r in rows]
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {
+            **OTHERS,
+            "ONE": "rotated-one",
+            **{f"NEW_{n}": f"value-{n}" for n in range(3)},
+        }
+        assert len(s.calls("PATCH", "")) == 2 and len(s.calls("POST", "/deploy")) == 2

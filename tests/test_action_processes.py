@@ -339,6 +339,9 @@ def test_ten_changes_to_one_action_through_two_replicas_take_at_most_three_deplo
                 for thread in threads:
                     thread.join(30)
                 rows = [wait_row(store, request_id_of(m), _settled, timeout=90) for m in messages]
+                if [r.state for r in rows] != [State.APPLIED] * 10:  # both bots' story, shown
+                    for replica in (a, b):  # by pytest with the failure
+                        print(replica.output())
                 assert [r.state for r in rows] == [State.APPLIED] * 10, [
                     r.failure_reason for r in rows
                 ]

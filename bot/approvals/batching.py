@@ -101,11 +101,13 @@ class Batches:
             if moved is None:
                 return []
             claim[0] = moved
-            # The row as it is now, not as claimed: a leader may have sent it meanwhile (its
-            # phase is recorded), and a claim can look the same as the leader's (two claims
-            # in one tick of the database's clock); then this apply goes on from that phase.
-            current = batches.current(tx, claimed.id) or claimed
-            phase = current.apply_phase
+            # The row as it is now, not as the claim read it (before the wait for the lock): a
+            # leader may have taken this change, sent it and released the lock without having
+            # recorded it applied yet, and still hold it at this apply's claim time (claims
+            # can be equal: PostgreSQL's now() is a transaction's start, and one group-commit
+            # transaction may hold both claims). Then its recorded phase says where to go on.
+            claimed = batches.current(tx, claimed.id)
+            phase = claimed.apply_phase
             if phase is None:
                 others = batches.waiting(
                     tx, claimed.target_kind, claimed.target_id, claimed.id, MAX_BATCH - 1

@@ -30,9 +30,12 @@ def waiting(tx: Tx, target_kind: str, target_id: str, besides: str, limit: int) 
     return list(tx.session.execute(query).scalars())
 
 
-def current(tx: Tx, request_id: str) -> SecretRequest | None:
-    """The request's row as the database holds it now (not as an earlier read left it)."""
-    return tx.session.get(SecretRequest, request_id, populate_existing=True)
+def current(tx: Tx, request_id: str) -> SecretRequest:
+    """The request's row as the database has it now (a claim's copy may be older)."""
+    row = tx.session.get(SecretRequest, request_id, populate_existing=True)
+    if row is None:
+        raise RuntimeError(f"request {request_id} is gone")
+    return row
 
 
 def take(tx: Tx, request_id: str, claim: datetime, phase: str | None) -> SecretRequest | None:
