@@ -113,10 +113,10 @@ class Batches:
                     tx, claimed.target_kind, claimed.target_id, claimed.id, MAX_BATCH - 1
                 )
             else:  # a resumed batch: its members are in the row
-                recorded = json.loads(current.apply_progress or "{}").get("batch") or []
+                recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
             taken = [batches.take(tx, other, claim[0], phase) for other in others]
-        return [current, *(row for row in taken if row is not None)]
+        return [claimed, *(row for row in taken if row is not None)]
 
     def _screened(self, members: list[SecretRequest], claimed_at: datetime) -> list[SecretRequest]:
         """The members the guard lets go on (seals.py: sealed facts, requester re-checked);
