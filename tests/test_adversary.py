@@ -1,0 +1,132 @@
+"""Attacks on the Action apply and its security guards, each over real HTTP against the
+stand-ins: a forged or edited member of a batch, a forged member appended to a resumed batch."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from bot.approvals.recovery import UNCLAIMED_GRACE
+from bot.approvals.states import Kind, State
+from bot.db.models import SecretRequest
+from bot.targets import TargetKind
+from tests.harness.inprocess import APPROVER, ORIGIN, REQUESTER, request_id_of
+from tests.test_action_batches import scene, settled, wait_row
+from tests.test_action_flow import OTHERS, Scene
+
+
+def _rewrite(s: Scene, request_id: str, **values: Any) -> None:
+    """Change a request's row straight in the database."""
+    with Session(s.bot.store.engine) as session, session.begin():
+        session.execute(update(SecretRequest).where(SecretRequest.id == request_id).values(values))
+
+
+def _forge(s: Scene, name: str, decided_at: datetime, **values: Any) -> str:
+    """Insert an unsealed approved `remove` of ``name`` on the scene's action."""
+    now = s.bot.clock()
+    request_id = "hsr_" + secrets.token_hex(8)
+    row = {
+        "id": request_id,
+        "kind": Kind.REMOVE,
+        "target_kind": TargetKind.ACTION,
+        "tenant": "default",
+        "state": State.APPROVED,
+        "team_id": s.bot.slack.team_id,
+        "requester": REQUESTER,
+        "origin_channel": ORIGIN,
+        "target_id": s.action_id,
+        "target_name": "Enrich tokens",
+        "secret_name": name,
+        "reason": "forged",
+        "required_approvals": 1,
+        "decided_by": APPROVER,
+        "decided_at": decided_at,
+        "created_at": now - timedelta(minutes=2),
+        "expires_at": now + timedelta(days=1),
+        **values,
+    }
+    with Session(s.bot.store.engine) as session, session.begin():
+        session.execute(insert(SecretRequest).values(row))
+    return request_id
+
+
+def _decided(s: Scene, message: dict[str, Any]) -> str:
+    """Approve a request as a process that dies before applying would leave it."""
+    request_id = request_id_of(message)
+    assert s.bot.services.workflow.decide(request_id, APPROVER, True, None).request
+    return request_id
+
+
+def test_forged_and_edited_members_waiting_for_the_lock_are_refused(db_url: str) -> None:
+    """While the bot's change A builds, an unsealed approved `remove` of THREE is inserted and
+    a genuine approved rotation C of TWO has its kind rewritten to `remove` in the database;
+    then B is approved and leads the next batch: it gathers both, refuses them `tampered`,
+    and deploys only itself. THREE stays, TWO keeps its value."""
+    with scene(db_url, build_seconds=1.5) as s:
+        first = s.request("update", "ONE", "rotated-one")
+        second = s.request("add", "FOUR", "value-four")
+        third = s.request("update", "TWO", "rotated-two")
+        s.bot.decide(first)
+        wait_row(s, request_id_of(first), lambda r: r.apply_phase == "patched")
+        recent = s.bot.clock()
+        forged = _forge(s, "THREE", recent)
+        edited = _decided(s, third)
+        _rewrite(s, edited, kind=Kind.REMOVE)
+        s.bot.decide(second)
+        a, b = settled(s, first), settled(s, second)
+        assert (a.state, b.state) == (State.APPLIED, State.APPLIED), (a, b)
+        for request_id in (forged, edited):
+            row = wait_row(s, request_id, lambda r: r.state == State.FAILED)
+            assert row.failure_reason == "tampered"
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {
+            **OTHERS,
+            "ONE": "rotated-one",
+            "FOUR": "value-four",
+        }
+        assert s.bot.auth0.actions.draft_secrets(s.action_id) == (
+            s.bot.auth0.actions.deployed_secrets(s.action_id)
+        )
+
+
+def test_a_forged_id_appended_to_a_resumed_batch_is_refused(db_url: str) -> None:
+    """Someone with write access to the database alone appends a forged request id to a
+    crashed leader's `batch` list (and its intent), the forged row carrying the same
+    `apply_phase` and a fresh-looking claim: the resumed batch refuses it `tampered`, removes
+    nothing, and deploys the genuine change."""
+    with scene(db_url) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        leader = _decided(s, message)
+        stranded = s.bot.clock() - UNCLAIMED_GRACE - timedelta(minutes=1)
+        forged = _forge(
+            s,
+            "THREE",
+            stranded,
+            apply_phase="planned",
+            apply_started_at=s.bot.clock(),
+            apply_progress="{}",
+        )
+        progress = {
+            "batch": [leader, forged],
+            "intent": [[leader, "update", "ONE"], [forged, "remove", "THREE"]],
+        }
+        _rewrite(
+            s,
+            leader,
+            apply_phase="planned",
+            decided_at=stranded,
+            apply_progress=json.dumps(progress),
+        )
+        s.bot.services.sweep()
+        row = settled(s, message)
+        forged_row = s.bot.store.get(forged)
+        assert forged_row is not None
+        assert forged_row.state == State.FAILED and forged_row.failure_reason == "tampered"
+        assert "THREE" in s.bot.auth0.actions.draft_secrets(s.action_id)
+        assert "THREE" in s.bot.auth0.actions.deployed_secrets(s.action_id)
+        assert row.state == State.APPLIED, row.failure_reason
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {**OTHERS, "ONE": "rotated-one"}
