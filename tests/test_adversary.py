@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
@@ -130,3 +132,37 @@ def test_a_forged_id_appended_to_a_resumed_batch_is_refused(db_url: str) -> None
         assert "THREE" in s.bot.auth0.actions.deployed_secrets(s.action_id)
         assert row.state == State.APPLIED, row.failure_reason
         assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {**OTHERS, "ONE": "rotated-one"}
+
+
+def _edit_after(nth: int, seen: list[str]) -> Callable[[Scene, str], None]:
+    """An observer that, once armed (``seen`` holds "armed"), rotates TWO in the Dashboard
+    right after the bot's ``nth`` Auth0 call."""
+
+    def observe(s: Scene, operation: str) -> None:
+        if seen[:1] == ["armed"]:
+            seen.append(operation)
+            if len(seen) - 1 == nth:
+                s.bot.auth0.actions.edit(s.action_id, {"TWO": "dashboard-two"})
+
+    return observe
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_a_dashboard_edit_before_the_deploy_is_never_deployed(sqlite_url: str, nth: int) -> None:
+    """Someone rotates TWO in the Dashboard right after the bot's plan read (1), its PATCH (2)
+    or its build read (3, while the build takes 0.5 s: the deploy is then refused as not
+    built). Whatever the bot does next, it never deploys their edit: `concurrent_edit`, the
+    running version unchanged, both edits kept in the draft, the requester told (and never
+    that nothing was changed: the draft holds the bot's PATCH)."""
+    seen: list[str] = []
+    with scene(sqlite_url, build_seconds=0.5, observer=_edit_after(nth, seen)) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        seen.append("armed")
+        s.bot.decide(message)
+        row = settled(s, message)
+        assert (row.state, row.failure_reason) == (State.FAILED, "concurrent_edit"), seen
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == OTHERS, seen
+        draft = s.bot.auth0.actions.draft_secrets(s.action_id)
+        assert draft == {**OTHERS, "ONE": "rotated-one", "TWO": "dashboard-two"}
+        told = s.bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
+        assert "someone" in told["text"] and "Nothing was changed" not in told["text"]
