@@ -15,9 +15,22 @@ from sqlalchemy.orm import Session
 
 from bot.approvals.recovery import UNCLAIMED_GRACE
 from bot.approvals.states import Kind, State
+from bot.auth0 import actions as api
+from bot.auth0.action_batch import Content
 from bot.db.models import SecretRequest
 from bot.targets import TargetKind
-from tests.harness.inprocess import APPROVER, ORIGIN, REQUESTER, request_id_of
+from standins.auth0 import FULL_SCOPES
+from tests.harness.inprocess import (
+    APPROVALS,
+    APPROVER,
+    GROUPIE,
+    ORIGIN,
+    REQUESTER,
+    Clock,
+    request_id_of,
+    serve,
+    workspace,
+)
 from tests.test_action_batches import scene, settled, wait_row
 from tests.test_action_flow import OTHERS, Scene
 
@@ -166,3 +179,88 @@ def test_a_dashboard_edit_before_the_deploy_is_never_deployed(sqlite_url: str, n
         assert draft == {**OTHERS, "ONE": "rotated-one", "TWO": "dashboard-two"}
         told = s.bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
         assert "someone" in told["text"] and "Nothing was changed" not in told["text"]
+
+
+def _request_as(s: Scene, user: str, command: str, name: str, value: str) -> dict[str, Any]:
+    """``Scene.request`` by ``user`` (GROUPIE may request through the S0REQS user group)."""
+    view = s.bot.open_form(user, text=command)
+    ack = s.bot.submit(view, user=user, name=name, value=value, hook=s.option())
+    assert ack.status == 200 and not ack.body, ack.body
+    message = s.bot.slack.wait_for_message(
+        APPROVALS,
+        lambda m: name in m["text"] and any(b.get("type") == "actions" for b in m["blocks"]),
+    )
+    s.bot.drain()
+    return message
+
+
+def test_a_requester_removed_while_their_change_waits_is_refused_and_not_sent(
+    sqlite_url: str,
+) -> None:
+    """REQUESTER's approved change to the action had not been applied when the bot restarted
+    with HOOK_SECRET_REQUESTERS no longer naming REQUESTER; GROUPIE's change to the same
+    action is approved next: REQUESTER's is refused `requester_not_allowed` (whether a batch
+    gathers it or the sweep finds it) and never reaches Auth0; GROUPIE's deploys."""
+    with workspace(sqlite_url) as ws:
+        ws.auth0.set_scopes(*FULL_SCOPES)
+        action_id = ws.auth0.actions.add("Enrich tokens", dict(OTHERS))
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as first:
+            s = Scene(first, action_id)
+            waiting = _decided(s, s.request("add", "FOUR", "value-four"))
+            theirs = _request_as(s, GROUPIE, "update", "ONE", "rotated-one")
+        narrowed = ws.settings.model_copy(update={"hook_secret_requesters": ["S0REQS"]})
+        with serve(narrowed, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as second:
+            s = Scene(second, action_id)
+            second.decide(theirs)
+            assert settled(s, theirs).state == State.APPLIED
+            second.services.sweep()
+            row = wait_row(s, waiting, lambda r: r.state == State.FAILED)
+            assert row.failure_reason == "requester_not_allowed"
+            assert ws.auth0.actions.draft_secrets(action_id) == {**OTHERS, "ONE": "rotated-one"}
+
+
+def test_a_requester_removed_after_the_batch_was_patched_gets_a_true_record(
+    sqlite_url: str,
+) -> None:
+    """A batch of A (REQUESTER) and B (GROUPIE) was PATCHed when its process died; the bot
+    restarts with HOOK_SECRET_REQUESTERS no longer naming REQUESTER; the resumed batch
+    deploys the draft, which holds A's value: A's record must then say applied (its value
+    runs in Auth0), never `requester_not_allowed` with "the value was erased"."""
+    with workspace(sqlite_url) as ws:
+        ws.auth0.set_scopes(*FULL_SCOPES)
+        action_id = ws.auth0.actions.add("Enrich tokens", dict(OTHERS))
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as first:
+            s = Scene(first, action_id)
+            a = _decided(s, s.request("update", "ONE", "rotated-one"))
+            b = _decided(s, _request_as(s, GROUPIE, "add", "FOUR", "value-four"))
+            live = ws.auth0.actions.deployed_number(action_id)
+            # The batch's PATCH, as the dead process sent it (one stamp for both).
+            ws.auth0.actions.edit(action_id, {"ONE": "rotated-one", "FOUR": "value-four"})
+            target = first.services.targets[TargetKind.ACTION]
+            current = api.get_action(target.auth0, action_id)  # type: ignore[attr-defined]
+            progress = {
+                "batch": [a, b],
+                "intent": [[a, "update", "ONE"], [b, "add", "FOUR"]],
+                "content": Content.of(current).to_json(),
+                "refused": {},
+                "deployed_number": live,
+            }
+            stranded = first.clock() - UNCLAIMED_GRACE - timedelta(minutes=1)
+            for request_id in (a, b):
+                _rewrite(
+                    s,
+                    request_id,
+                    apply_phase="patched",
+                    decided_at=stranded,
+                    apply_progress=json.dumps(progress),
+                )
+        narrowed = ws.settings.model_copy(update={"hook_secret_requesters": ["S0REQS"]})
+        with serve(narrowed, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as second:
+            s = Scene(second, action_id)
+            second.services.sweep()
+            second.drain()
+            done = (State.APPLIED, State.FAILED)
+            rows = [wait_row(s, r, lambda x: x.state in done) for r in (a, b)]
+            deployed = ws.auth0.actions.deployed_secrets(action_id)
+            assert deployed == {**OTHERS, "ONE": "rotated-one", "FOUR": "value-four"}
+            assert [(r.state, r.failure_reason) for r in rows] == [(State.APPLIED, None)] * 2
