@@ -264,3 +264,33 @@ def test_a_requester_removed_after_the_batch_was_patched_gets_a_true_record(
             deployed = ws.auth0.actions.deployed_secrets(action_id)
             assert deployed == {**OTHERS, "ONE": "rotated-one", "FOUR": "value-four"}
             assert [(r.state, r.failure_reason) for r in rows] == [(State.APPLIED, None)] * 2
+
+
+def test_a_genuine_change_to_another_action_appended_to_a_batch_is_not_applied_to_it(
+    sqlite_url: str,
+) -> None:
+    """Someone with the database alone takes a genuine approved change to action Y (its seal
+    verifies), gives it the leader's phase, and appends it to a crashed batch on action X:
+    the resumed batch must not apply Y's change to X."""
+    with scene(sqlite_url) as s:
+        other = Scene(s.bot, s.bot.auth0.actions.add("Other action", {"SOLE": "sole"}))
+        foreign = _decided(other, other.request("add", "FOUR", "meant-for-y"))
+        leader = _decided(s, s.request("update", "ONE", "rotated-one"))
+        stranded = s.bot.clock() - UNCLAIMED_GRACE - timedelta(minutes=1)
+        _rewrite(s, foreign, apply_phase="planned", apply_started_at=s.bot.clock())
+        progress = {
+            "batch": [leader, foreign],
+            "intent": [[leader, "update", "ONE"], [foreign, "add", "FOUR"]],
+        }
+        _rewrite(
+            s,
+            leader,
+            apply_phase="planned",
+            decided_at=stranded,
+            apply_progress=json.dumps(progress),
+        )
+        s.bot.services.sweep()
+        row = wait_row(s, leader, lambda r: r.state in (State.APPLIED, State.FAILED))
+        assert "FOUR" not in s.bot.auth0.actions.draft_secrets(s.action_id)
+        assert row.state == State.APPLIED, row.failure_reason
+        assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {**OTHERS, "ONE": "rotated-one"}

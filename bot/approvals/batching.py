@@ -102,7 +102,8 @@ class Batches:
             else:  # a resumed batch: its members are in the row
                 recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
-            taken = [batches.take(tx, other, claim[0], phase) for other in others]
+            target = (claimed.target_kind, claimed.target_id)
+            taken = [batches.take(tx, other, claim[0], phase, target) for other in others]
         return [claimed, *(row for row in taken if row is not None)]
 
     def _screened(self, members: list[SecretRequest], claimed_at: datetime) -> list[SecretRequest]:
