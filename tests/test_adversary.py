@@ -294,3 +294,24 @@ def test_a_genuine_change_to_another_action_appended_to_a_batch_is_not_applied_t
         assert "FOUR" not in s.bot.auth0.actions.draft_secrets(s.action_id)
         assert row.state == State.APPLIED, row.failure_reason
         assert s.bot.auth0.actions.deployed_secrets(s.action_id) == {**OTHERS, "ONE": "rotated-one"}
+
+
+def test_an_edit_racing_the_deploy_is_reported_as_deployed_not_as_nothing_deployed(
+    sqlite_url: str,
+) -> None:
+    """With an instant build, a Dashboard edit landing between the bot's build read and its
+    deploy is published by that deploy (Auth0 has no ETag: the window is one round trip).
+    The bot sees it in the running version and fails `concurrent_edit`; what people are told
+    must not say that nothing was deployed."""
+    seen: list[str] = []
+    with scene(sqlite_url, build_seconds=0.0, observer=_edit_after(3, seen)) as s:
+        message = s.request("update", "ONE", "rotated-one")
+        seen.append("armed")
+        s.bot.decide(message)
+        row = settled(s, message)
+        assert (row.state, row.failure_reason) == (State.FAILED, "concurrent_edit"), seen
+        running = s.bot.auth0.actions.deployed_secrets(s.action_id)
+        assert running == {**OTHERS, "ONE": "rotated-one", "TWO": "dashboard-two"}
+        told = s.bot.slack.wait_for_ephemeral(REQUESTER, lambda m: "failed" in m["text"])
+        assert "was deployed" in told["text"], told["text"]
+        assert "Nothing was deployed" not in told["text"], told["text"]
