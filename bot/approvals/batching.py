@@ -115,17 +115,18 @@ class Batches:
             else:  # a resumed batch: its members are in the row
                 recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
-            taken = [batches.take(tx, other, claim[0], phase) for other in others]
+            target = (claimed.target_kind, claimed.target_id)
+            taken = [batches.take(tx, other, claim[0], phase, target) for other in others]
         return [claimed, *(row for row in taken if row is not None)]
 
     def _screened(self, members: list[SecretRequest], claimed_at: datetime) -> list[SecretRequest]:
         """The members the guard lets go on (seals.py: sealed facts, requester re-checked);
         each one it refuses is finished alone. The leader was screened before its claim was
-        routed here, and a resumed batch's members were screened when it first gathered."""
+        routed here. A resumed batch's members are screened again: its list of members lives
+        in an unsealed column, so anyone who can write the database could append to it."""
         kept: list[SecretRequest] = []
         for member in members:
-            screened_already = member is members[0] or member.apply_phase is not None
-            refused = None if screened_already else self.applier.guard(member)
+            refused = None if member is members[0] else self.applier.guard(member)
             if refused is None:
                 kept.append(member)
             else:

@@ -11,7 +11,8 @@ before seals existed (migration 0008_seals) carry none, and are refused the same
 approved or applied: nothing tells them from a forged row.
 
 The requester is checked again at the same moments: someone no longer allowed to request gets
-``request.failed`` with outcome ``requester_not_allowed``.
+``request.failed`` with outcome ``requester_not_allowed`` (unless a resumed action change is
+already in the draft its batch deploys: then its record says what happened to it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ UNSEALED = (
     "into the database), so nothing vouches for it; submit it again"
 )
 NOT_ALLOWED = "the requester is no longer allowed to request secret changes"
+# An action change resumed from these phases is in Auth0's draft already (the batch deploys
+# it with the others): refusing its requester then would only make its record false.
+SENT_PHASES = frozenset({"patched", "deploy_requested", "deployed"})
 # The row's attributes a seal covers, in order (the value as a digest of its ciphertext).
 SEALED = (
     "id",
@@ -137,8 +141,10 @@ class Guard:
         error (tampered) or a warning (requester), and counted."""
         if not self.sealer.verify(request):
             error = self._unverified(request)
-        elif self.may_request is not None and not self.may_request(
-            request.requester, request.team_id, fresh
+        elif (
+            self.may_request is not None
+            and request.apply_phase not in SENT_PHASES
+            and not self.may_request(request.requester, request.team_id, fresh)
         ):
             error = ApplyError(REQUESTER_NOT_ALLOWED, NOT_ALLOWED)
             log.warning(

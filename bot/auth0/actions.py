@@ -154,9 +154,16 @@ def wait_until_built(
     return _poll(transport, action_id, built, waits.build_timeout, timeout, waits)
 
 
-def deploy(transport: Auth0Transport, action_id: str, waits: Waits | None = None) -> ActionVersion:
+def deploy(
+    transport: Auth0Transport,
+    action_id: str,
+    waits: Waits | None = None,
+    check: Callable[[Action], None] | None = None,
+) -> ActionVersion:
     """Deploy the draft (200 as recorded or 202 as specified); while it is still building,
-    wait for the build and try again."""
+    wait for the build, ``check`` the built draft (a draft found unbuilt after a read said
+    built was edited meanwhile: ``check`` raises before someone else's edit is deployed),
+    and try again."""
     path = f"{_action_path(action_id)}/deploy"
     for _ in range(_DEPLOY_ATTEMPTS):
         try:
@@ -169,7 +176,9 @@ def deploy(transport: Auth0Transport, action_id: str, waits: Waits | None = None
         if response.is_success:
             return _parse_version(decode(response))
         if response.status_code == 400 and _NOT_BUILT in envelope(response)[0]:
-            wait_until_built(transport, action_id, waits)
+            built = wait_until_built(transport, action_id, waits)
+            if check is not None:
+                check(built)
             continue
         raise _error_for(response, "create:actions")
     raise DeployFailed("Auth0 kept answering that the draft is not built: nothing was deployed")

@@ -266,6 +266,12 @@ class _Walk:
         )
 
 
+UNKEYED_TAIL = (
+    "no record is keyed although a key is given: the whole trail was rehashed without the "
+    "key (or the bot has written nothing since the chain was keyed)"
+)
+
+
 def verify(session: Session, keys: ChainKeys | None = None) -> VerifyResult:
     """Walk the chain from the first record; report the first altered, missing or forged one.
     Without ``keys`` the keyed records' links are checked, but not their HMACs."""
@@ -275,6 +281,10 @@ def verify(session: Session, keys: ChainKeys | None = None) -> VerifyResult:
         if problem is not None:
             broken = walk.seq if problem.endswith("is missing") else row.seq
             return walk.result(broken, problem)
+    if keys is not None and walk.counts[Check.PLAIN] and not walk.counts[Check.KEYED]:
+        # The bot seals every record it writes with the key: a trail with no keyed record at
+        # all, checked with the key, was rehashed whole with the public scheme.
+        return walk.result(walk.seq - 1, UNKEYED_TAIL)
     return walk.result()
 
 

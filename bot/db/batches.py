@@ -38,16 +38,25 @@ def current(tx: Tx, request_id: str) -> SecretRequest:
     return row
 
 
-def take(tx: Tx, request_id: str, claim: datetime, phase: str | None) -> SecretRequest | None:
-    """Move an approved request's claim to ``claim`` if its recorded phase is ``phase``,
-    whoever claimed it before (the caller holds the target's lock, so no other apply of it can
-    be sending anything); the row, or None."""
+def take(
+    tx: Tx, request_id: str, claim: datetime, phase: str | None, target: tuple[str, str]
+) -> SecretRequest | None:
+    """Move an approved request's claim to ``claim`` if its recorded phase is ``phase`` and it
+    changes ``target`` (kind, id: a batch's list of members is not sealed), whoever claimed
+    it before (the caller holds the target's lock, so no other apply of it can be sending
+    anything); the row, or None."""
     recorded = (
         SecretRequest.apply_phase.is_(None) if phase is None else SecretRequest.apply_phase == phase
     )
     result = tx.session.execute(
         update(SecretRequest)
-        .where(SecretRequest.id == request_id, SecretRequest.state == State.APPROVED, recorded)
+        .where(
+            SecretRequest.id == request_id,
+            SecretRequest.state == State.APPROVED,
+            recorded,
+            SecretRequest.target_kind == target[0],
+            SecretRequest.target_id == target[1],
+        )
         .values(apply_started_at=claim)
         .execution_options(synchronize_session=False)
     )

@@ -110,6 +110,9 @@ class SlackEvents:
             )
         try:
             body = slack_body.parse(raw, content_type)
+            request = slack_body.ParsedRequest(
+                raw.decode("utf-8"), body, environ.get("QUERY_STRING", ""), headers
+            )
         except slack_body.Malformed as problem:
             # Signed, yet not what Slack sends: answered like bad input, nothing runs.
             log.warning("malformed Slack request", problem=str(problem))  # where, never what
@@ -119,9 +122,6 @@ class SlackEvents:
             # Said before any listener runs: an ack followed by a failure in the background
             # would leave the person with silence.
             return kind, outage.answer(body)
-        request = slack_body.ParsedRequest(
-            raw.decode("utf-8"), body, environ.get("QUERY_STRING", ""), headers
-        )
         return kind, self._app.dispatch(request)
 
     def _signed(self, raw: bytes, headers: dict[str, str | Sequence[str]]) -> bool:

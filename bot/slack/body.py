@@ -89,6 +89,27 @@ class _Command(_Shape):
     response_url: str | None = None
 
 
+class _Authorization(_Shape):
+    enterprise_id: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
+    is_enterprise_install: bool | None = None
+
+
+class _Event(_Shape):
+    """An Events API body (JSON): the fields Bolt indexes before any listener runs."""
+
+    type: str
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    api_app_id: str | None = None
+    context_team_id: str | None = None
+    context_enterprise_id: str | None = None
+    is_ext_shared_channel: bool | None = None
+    event: dict[str, Any] | None = None
+    authorizations: list[_Authorization] | None = None
+
+
 _REQUIRED = {
     "block_actions": ("actions",),
     "block_suggestion": ("action_id", "block_id", "value"),
@@ -111,7 +132,9 @@ def parse(raw: bytes, content_type: str | None) -> dict[str, Any]:
     media = (content_type or "").split(";")[0].strip().lower()
     if media == "application/json":
         # Events API; the bot subscribes to none, Bolt answers them.
-        return _unicode_only(_json_object(text))
+        event = _json_object(text)
+        _checked(_Event, event)
+        return _unicode_only(event)
     fields = _form(text)
     if "payload" in fields:
         return _envelope(_json_object(fields["payload"]))
@@ -164,9 +187,13 @@ class ParsedRequest(BoltRequest):
     ) -> None:
         # Bolt takes a parsed dict only in Socket Mode; the request becomes an HTTP one again
         # at once, so that its RequestVerification middleware checks ``raw`` as usual.
-        super().__init__(
-            body=body, query=query, headers=headers, context=context, mode="socket_mode"
-        )
+        try:
+            super().__init__(
+                body=body, query=query, headers=headers, context=context, mode="socket_mode"
+            )
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+            # Bolt indexes the body as Slack shapes it; any other shape is not Slack's.
+            raise Malformed("a shape Bolt cannot read") from None
         self.raw_body = raw
         self.mode = "http"
 

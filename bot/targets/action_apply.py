@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 from bot.approvals.states import Kind
@@ -196,7 +197,8 @@ class ActionApply:
                     raise BuildFailed()
                 if action.status == "built":
                     self._learn(started)
-                    return api.deploy(self.auth0, action_id, waits)
+                    check = None if kept is None else partial(batch.check_unchanged, kept)
+                    return api.deploy(self.auth0, action_id, waits, check)
             if waits.clock() + delay > deadline:
                 raise DeployFailed(
                     f"the action's draft did not finish building within {waits.build_timeout:g} "

@@ -38,8 +38,13 @@ def failure_effect(request: SecretRequest, unknown: bool) -> str:
     """What a failed apply left behind, as people are told it."""
     if unknown:  # a timeout or a lost answer: don't promise nothing changed
         return ""
+    if request.apply_phase in ("deploy_requested", "deployed"):
+        return ""  # the deploy was sent: the failure itself says what runs
     if request.target_kind == TargetKind.ACTION and request.apply_phase not in (None, "planned"):
         return " Nothing was deployed; the action's draft in Auth0 holds the change."
+    if request.target_kind == TargetKind.ACTION and request.failure_reason == "concurrent_edit":
+        # Seen in the PATCH answer (or a read after it): the PATCH itself may have landed.
+        return " Nothing was deployed; the action's draft in Auth0 may hold the change."
     return " Nothing was changed by it."
 
 
