@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from bot.slack.services import Services
-from bot.targets import Described, TargetKind, Targets
 
 
 def wait_idle(services: Services, timeout: float = 30.0) -> bool:
@@ -39,16 +37,3 @@ def shutdown(services: Services, timeout: float = 30.0) -> bool:
     services.catalog.close()
     services.targets.close()
     return finished
-
-
-def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
-    """How the prefetch reads a target: its secret names, then its description."""
-
-    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
-        # The names call answers 404 for a deleted target; the target itself usually comes
-        # from the list the picker just loaded, saving a call against Auth0's rate limit.
-        target = targets[kind]
-        names = target.secret_names(target_id)
-        return target.describe(target_id), names
-
-    return read

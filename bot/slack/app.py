@@ -23,7 +23,6 @@ from bot.logs import get_logger
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
-from bot.serve.lifecycle import target_reader
 from bot.settings import Settings
 from bot.slack import ids, outage
 from bot.slack.listeners import register_all
@@ -33,7 +32,7 @@ from bot.slack.services import Services
 from bot.slack.web_client import short_lived
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
 from bot.targets.catalog import HookCatalog
-from bot.targets.prefetch import Prefetch
+from bot.targets.prefetch import Prefetch, target_reader
 
 log = get_logger(__name__)
 # Seconds a user group lookup may take before an ack; it fails closed past that.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from bot.logs import get_logger
-from bot.targets import TargetKind
+from bot.targets import Described, TargetKind, Targets
 
 log = get_logger(__name__)
 D = TypeVar("D")
@@ -259,3 +259,16 @@ class Prefetch(Generic[D]):
                 return
             except Exception:
                 log.exception("prefetch refresh failed")
+
+
+def target_reader(targets: Targets) -> Callable[[TargetKind, str], tuple[Described, list[str]]]:
+    """How the prefetch reads a target: its secret names, then its description."""
+
+    def read(kind: TargetKind, target_id: str) -> tuple[Described, list[str]]:
+        # The names call answers 404 for a deleted target; the target itself usually comes
+        # from the list the picker just loaded, saving a call against Auth0's rate limit.
+        target = targets[kind]
+        names = target.secret_names(target_id)
+        return target.describe(target_id), names
+
+    return read
