@@ -14,10 +14,9 @@ from bot.db.encryption import Vault
 from bot.db.store import Store
 from bot.metrics import Metrics
 from bot.serve import lifecycle
-from bot.serve.runtime import auth0_client, slack_client
+from bot.serve.runtime import auth0_clients, slack_client
 from bot.serve.wsgi import WSGIApp, wsgi_app
-from bot.settings import Settings
-from bot.slack.app import Deps, create_app
+from bot.slack.app import AppSettings, Deps, create_app
 from bot.slack.services import Services
 
 
@@ -52,7 +51,7 @@ def serve_wsgi(app: WSGIApp) -> Iterator[str]:
 
 @contextmanager
 def local_bot(
-    settings: Settings,
+    settings: AppSettings,
     store: Store,
     team_id: str,
     now: Callable[[], datetime] | None = None,
@@ -62,7 +61,7 @@ def local_bot(
     yields its base URL and services, and finishes background work on the way out."""
     # The production clients (retry handlers, Auth0 pacing), pointed at the stand-ins.
     slack = slack_client(settings)
-    auth0 = auth0_client(settings, **auth0_options)
+    auth0 = auth0_clients(settings, **auth0_options)
     deps = Deps(
         slack=slack,
         auth0=auth0,
@@ -73,6 +72,7 @@ def local_bot(
     if now is not None:
         deps.now = now
     app, services = create_app(settings, deps)
+    services.workflow.expire_policy_changed()  # as a start does (bot.serve.runtime)
     try:
         secret = settings.slack_signing_secret
         signing = secret.get_secret_value() if secret else ""
@@ -80,4 +80,5 @@ def local_bot(
             yield url, services
     finally:
         lifecycle.shutdown(services)
-        auth0.close()
+        for client in auth0.values():
+            client.close()

@@ -22,8 +22,9 @@ from bot.db.encryption import Vault, VaultError
 from bot.db.models import SecretRequest
 from bot.db.store import Store
 from bot.logs import get_logger
-from bot.targets import Applied, Change, Targets
+from bot.targets import Applied, Change
 from bot.targets.errors import TargetError, TargetUnavailable
+from bot.targets.fleet import Fleet
 
 log = get_logger(__name__)
 
@@ -49,7 +50,7 @@ class Timing:
 class Applier:
     """Applies approved requests at most once each, every step a CAS on the request's row."""
 
-    def __init__(self, store: Store, vault: Vault, targets: Targets, tell: Teller) -> None:
+    def __init__(self, store: Store, vault: Vault, targets: Fleet, tell: Teller) -> None:
         self.store = store
         self.vault = vault
         self.targets = targets
@@ -76,7 +77,7 @@ class Applier:
         refused = self.guard(claimed)  # seals.py: sealed facts, requester re-checked
         if refused is not None:
             return self.finish(claimed, claim[0], refused)
-        target = self.targets[claimed.target_kind]
+        target = self.targets.target(claimed.tenant, claimed.target_kind)
         if isinstance(target, Batched):  # actions: changes to one action go together
             return self.batches.apply(claimed, claim, target)
         try:
@@ -137,7 +138,7 @@ class Applier:
         )
 
     def _send(self, request: SecretRequest, reconciling: bool, claim: list[datetime]) -> Applied:
-        target = self.targets[request.target_kind]
+        target = self.targets.target(request.tenant, request.target_kind)
         change = Change(Kind(request.kind), request.target_id, request.secret_name, None)
         # After a crash the earlier attempt may have reached Auth0: read back before resending.
         if recovery.landed(target, change, reconciling):

@@ -109,13 +109,11 @@ class Batches:
             claimed = batches.current(tx, claimed.id)
             phase = claimed.apply_phase
             if phase is None:
-                others = batches.waiting(
-                    tx, claimed.target_kind, claimed.target_id, claimed.id, MAX_BATCH - 1
-                )
+                others = batches.waiting(tx, claimed, MAX_BATCH - 1)
             else:  # a resumed batch: its members are in the row
                 recorded = json.loads(claimed.apply_progress or "{}").get("batch") or []
                 others = [str(i) for i in recorded if i != claimed.id]
-            target = (claimed.target_kind, claimed.target_id)
+            target = (claimed.tenant, claimed.target_kind, claimed.target_id)
             taken = [batches.take(tx, other, claim[0], phase, target) for other in others]
         return [claimed, *(row for row in taken if row is not None)]
 

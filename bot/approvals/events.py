@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.approvals.results import Failure
+from bot.approvals.rulebook import DEFAULT_RULE
 from bot.approvals.states import Kind
 from bot.db.audit import AuditEvent
 from bot.db.models import SecretRequest
@@ -31,6 +32,8 @@ def request_event(
         secret_name=request.secret_name,
         outcome=outcome,
         detail={
+            "tenant": request.tenant,
+            "rule": request.rule_name or DEFAULT_RULE,
             "kind": request.kind,
             "target": request.target_kind,
             "hook_name": request.target_name,

@@ -24,6 +24,15 @@ class Messages(Protocol):
     def expired(self, request: SecretRequest) -> list[Message]:
         """Nobody decided in time."""
 
+    def policy_changed(self, request: SecretRequest) -> list[Message]:
+        """The rule that decided it is gone or changed: it expired."""
+
+    def progress(self, request: SecretRequest, tally: Any) -> list[Message]:
+        """One approval more; the quorum is not met yet."""
+
+    def quorum_met(self, request: SecretRequest, tally: Any) -> list[Message]:
+        """The last approval needed is in."""
+
     def applied(self, request: SecretRequest) -> list[Message]:
         """Auth0 has the change."""
 

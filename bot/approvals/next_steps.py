@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bot.approvals.results import Outcome, Result
 from bot.approvals.states import State
@@ -12,9 +12,9 @@ from bot.db.models import SecretRequest
 from bot.logs import get_logger
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
-from bot.targets import TargetKind, Targets
+from bot.targets import TargetKind
 from bot.targets.errors import TargetGone
-from bot.targets.prefetch import Prefetch
+from bot.targets.fleet import Fleet
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -28,15 +28,13 @@ class NextSteps:
         self,
         workflow: Workflow,
         delivery: Delivery,
-        targets: Targets,
+        fleet: Fleet,
         background: Background,
-        prefetch: Prefetch[Any],
     ) -> None:
         self.workflow = workflow
         self.delivery = delivery
-        self.targets = targets
+        self.fleet = fleet
         self.background = background
-        self.prefetch = prefetch
 
     def submitted(self, request: SecretRequest) -> None:
         """Apply at once when the policy needs no approval (the approval post is queued)."""
@@ -59,11 +57,14 @@ class NextSteps:
     def applied(self, result: Result) -> None:
         """Drop what was read ahead of the target (Auth0 now knows better, whatever the
         outcome); a target that turned out to be gone leaves the cached list."""
-        if result.request is None:
+        request = result.request
+        if request is None or request.tenant not in self.fleet:
             return
-        self.prefetch.forget(TargetKind(result.request.target_kind), result.request.target_id)
+        site = self.fleet[request.tenant]
+        if site.prefetch is not None:
+            site.prefetch.forget(TargetKind(request.target_kind), request.target_id)
         if isinstance(result.error, TargetGone):
-            self.targets[result.request.target_kind].forget()
+            site.targets[request.target_kind].forget()
 
     def sweep(self) -> None:
         """Expire overdue requests, finish stranded applies, send what is due (periodically

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.approvals.rules import Rule, Target
+from bot.db.models import SecretRequest
 from bot.logs import get_logger
+from bot.targets.base import TargetKind
 
 log = get_logger(__name__)
 
@@ -81,25 +84,68 @@ class Directory:
 
 
 class Policy:
-    """Answers "may this user request?" and "may this user approve?" for one workspace."""
+    """Answers "may this user request this target?" and "may this user approve it?" for one
+    workspace, by the first rule in the policy's order that matches the target (CONTRACT §6)."""
 
-    def __init__(
-        self, requesters: Principals, approvers: Principals, directory: Directory, team_id: str
-    ) -> None:
-        self.requesters = requesters
-        self.approvers = approvers
+    def __init__(self, rules: Sequence[Rule], directory: Directory, team_id: str) -> None:
+        self.rules = tuple(rules)
         self.team_id = team_id
         self._directory = directory
 
-    def may_request(self, user_id: str, team_id: str, *, fresh: bool = False) -> bool:
-        """Whether ``user_id`` of ``team_id`` is listed as a requester, directly or by group
-        (``fresh``: ask Slack again, as an approval re-checks the requester)."""
-        return self._allowed(self.requesters, user_id, team_id, fresh=fresh)
+    def rule_for(self, tenant: str, kind: str, name: str) -> Rule | None:
+        """The rule that decides the target, or None when no rule covers it."""
+        target = Target(tenant, TargetKind(kind), name)
+        return next((rule for rule in self.rules if rule.matches(target)), None)
 
-    def may_approve(self, user_id: str, team_id: str, *, fresh: bool = False) -> bool:
-        """Whether ``user_id`` of ``team_id`` is listed as an approver, directly or by group
-        (``fresh``: ask Slack again, for the decision itself)."""
-        return self._allowed(self.approvers, user_id, team_id, fresh=fresh)
+    def name_decides(self, tenant: str, kind: str) -> bool:
+        """Whether a target's name can change which rule (if any) decides a target of this
+        tenant and kind: false only when the first rule for them covers every name."""
+        other = "hook:" if kind == TargetKind.ACTION else "action:"
+        for rule in self.rules:
+            globs = [g for g in rule.targets if not g.startswith(other)]
+            if rule.tenant not in ("*", tenant) or not globs:
+                continue  # never matches a target of this tenant and kind
+            return not any(glob in ("*", f"{kind}:*") for glob in globs)
+        return True
+
+    def rule_of(self, request: SecretRequest) -> Rule | None:
+        """The rule that decides ``request``'s target now."""
+        return self.rule_for(request.tenant, request.target_kind, request.target_name)
+
+    @property
+    def requesters(self) -> Principals:
+        """Everyone any rule lets request (for messages that say whom to ask)."""
+        return Principals.parse(list(dict.fromkeys(i for r in self.rules for i in r.requesters)))
+
+    def may_request(
+        self, user_id: str, team_id: str, rule: Rule | None = None, *, fresh: bool = False
+    ) -> bool:
+        """Whether ``user_id`` of ``team_id`` may request under ``rule`` (None: under some
+        rule), directly or by group (``fresh``: ask Slack again, as an approval re-checks
+        the requester)."""
+        rules = self.rules if rule is None else (rule,)
+        return any(
+            self._allowed(Principals.parse(r.requesters), user_id, team_id, fresh=fresh)
+            for r in rules
+        )
+
+    def may_approve(
+        self, user_id: str, team_id: str, rule: Rule | None = None, *, fresh: bool = False
+    ) -> bool:
+        """Whether ``user_id`` may approve or reject under ``rule`` (None: under some rule):
+        listed in its ``approvers`` or in one of its quorum terms (``fresh``: ask Slack again,
+        for the decision itself)."""
+        rules = self.rules if rule is None else (rule,)
+        return any(
+            self._allowed(Principals.parse(ids), user_id, team_id, fresh=fresh)
+            for r in rules
+            for ids in _approver_lists(r)
+        )
+
+    def in_term(self, user_id: str, team_id: str, rule: Rule, index: int, *, fresh: bool) -> bool:
+        """Whether ``user_id`` is in term ``index`` of ``rule``'s approvals."""
+        principals = Principals.parse(rule.terms[index].principals)
+        return self._allowed(principals, user_id, team_id, fresh=fresh)
 
     def _allowed(
         self, principals: Principals, user_id: str, team_id: str, *, fresh: bool = False
@@ -109,3 +155,8 @@ class Policy:
         if user_id in principals.users:
             return True
         return any(user_id in self._directory.members(g, fresh=fresh) for g in principals.groups)
+
+
+def _approver_lists(rule: Rule) -> list[tuple[str, ...]]:
+    """Who may decide under ``rule``: its approvers and every quorum term's list."""
+    return [rule.approvers, *(term.principals for term in rule.terms)]

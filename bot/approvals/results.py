@@ -39,6 +39,11 @@ class Outcome(StrEnum):
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
     SELF_APPROVAL = "self_approval"
+    COUNTED = "counted"  # one approval more, the quorum not met yet
+    APPROVED_ALREADY = "approved_already"  # this person's approval is in already
+    NOT_COUNTED = "not_counted"  # every seat this person could fill is filled
+    NOT_AN_APPROVER = "not_an_approver"  # not allowed to decide under the current rule
+    POLICY_CHANGED = "policy_changed"  # the rule that decided the request is gone or changed
 
 
 @dataclass(frozen=True)

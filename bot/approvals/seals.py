@@ -59,6 +59,9 @@ SEALED = (
     "decided_by",
     "state",
 )
+# Sealed too when the row has them (every row written since migration 0009): a digest removed
+# or changed by a database write fails the seal as any other fact would.
+SEALED_IF_SET = ("rule_name", "rule_digest")
 
 
 def facts(request: SecretRequest, **changes: Any) -> bytes:
@@ -68,6 +71,16 @@ def facts(request: SecretRequest, **changes: Any) -> bytes:
     cipher = row["value_ciphertext"]
     row["value_ciphertext"] = hashlib.sha256(bytes(cipher)).hexdigest() if cipher else None
     plain = [VERSION, *(None if row[n] is None else _plain(row[n]) for n in SEALED)]
+    for name in SEALED_IF_SET:
+        value = changes.get(name, getattr(request, name, None))
+        if value is not None:
+            plain += [name, str(value)]
+    return json.dumps(plain, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def approval_facts(request: SecretRequest, approver: str) -> bytes:
+    """What one approval's seal covers: who approved which request, under which rule."""
+    plain = [VERSION, "approval", request.id, approver, request.rule_digest]
     return json.dumps(plain, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -95,6 +108,17 @@ class Sealer:
         signed = facts(request)
         return any(hmac.compare_digest(request.seal, self._mac(k, signed)) for k in self._keys)
 
+    def seal_approval(self, request: SecretRequest, approver: str) -> str:
+        """The seal of ``approver``'s approval row for ``request``."""
+        return self._mac(self._keys[0], approval_facts(request, approver))
+
+    def verify_approval(self, request: SecretRequest, approver: str, seal: str | None) -> bool:
+        """Whether an approval row's seal matches under one of the keys."""
+        if not seal:
+            return False
+        signed = approval_facts(request, approver)
+        return any(hmac.compare_digest(seal, self._mac(k, signed)) for k in self._keys)
+
     @staticmethod
     def _mac(key: bytes, signed: bytes) -> str:
         return f"{VERSION}:{hmac.new(key, signed, hashlib.sha256).hexdigest()}"
@@ -109,10 +133,10 @@ class Guard:
         # Whether a configured key made a stored value (``Vault.made_by_a_key``): a seal that
         # fails beside a value no key made means a key was removed (or garbage was written).
         self.made_by_a_key = made_by_a_key
-        # Whether a user of a workspace may request (``Policy.may_request``; ``fresh``: ask
-        # Slack again); ``create_app`` sets it. Unset, as in tests of the state machine
-        # alone, the requester is not checked again.
-        self.may_request: Callable[[str, str, bool], bool] | None = None
+        # Whether a request's requester may still request its target, under the rule that
+        # decides it now (``Policy``; ``fresh``: ask Slack again); ``create_app`` sets it.
+        # Unset, as in tests of the state machine alone, the requester is not checked again.
+        self.may_request: Callable[[SecretRequest, bool], bool] | None = None
         # Told the outcome of each refusal (a metric).
         self.on_refused: Callable[[str], None] = lambda outcome: None
 
@@ -144,7 +168,7 @@ class Guard:
         elif (
             self.may_request is not None
             and request.apply_phase not in SENT_PHASES
-            and not self.may_request(request.requester, request.team_id, fresh)
+            and not self.may_request(request, fresh)
         ):
             error = ApplyError(REQUESTER_NOT_ALLOWED, NOT_ALLOWED)
             log.warning(

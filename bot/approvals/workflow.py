@@ -12,10 +12,13 @@ from pydantic import SecretStr
 
 from bot.approvals import recovery
 from bot.approvals.apply import Applier, Timing
+from bot.approvals.approving import Approving
 from bot.approvals.events import outcome_event, request_event
 from bot.approvals.messages import Messages, Teller
 from bot.approvals.refusals import Refusals
 from bot.approvals.results import ApplyError, Outcome, Result
+from bot.approvals.rulebook import AnyApprover, Rulebook, still_deciding
+from bot.approvals.rules import Rule
 from bot.approvals.seals import Guard, Sealer
 from bot.approvals.states import Kind, State
 from bot.db.encryption import Vault
@@ -26,6 +29,7 @@ from bot.db.tx import Taken, Tx
 from bot.limits import Provenance
 from bot.logs import get_logger
 from bot.targets import DEFAULT_TENANT, TargetKind, Targets
+from bot.targets.fleet import Fleet
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -59,6 +63,10 @@ class Draft:
     tenant: str = DEFAULT_TENANT
 
 
+class NoRule(Exception):
+    """No rule of the policy covers the target: it cannot be requested (CONTRACT §6)."""
+
+
 class AlreadyOpen(Exception):
     """Another request for the same hook secret is still pending or being applied."""
 
@@ -76,26 +84,29 @@ class Workflow:
         self,
         store: Store,
         vault: Vault,
-        targets: Targets,
+        targets: Targets | Fleet,
         *,
         ttl: timedelta,
         required_approvals: int,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         messages: Messages | None = None,
+        rules: Rulebook | None = None,
     ) -> None:
         self._tell = Teller(now, messages)
         self.store = store
         self.vault = vault
-        self.targets = targets
+        self.targets = targets if isinstance(targets, Fleet) else Fleet.single(targets)
         self.ttl = ttl
-        self.required_approvals = required_approvals
+        # Who decides what (the policy); without one, ``required_approvals`` by anyone.
+        self.rules: Rulebook = rules or AnyApprover(required_approvals)
         self.now = now
-        self.applier = Applier(store, vault, targets, self._tell)
+        self.applier = Applier(store, vault, self.targets, self._tell)
         self.refusals = Refusals(store)
         # Seals each submission and decision; refuses a tampered row or a requester no
         # longer allowed, at approval and before the apply (seals.py).
         self.guard = Guard(Sealer(vault.seal_keys), vault.made_by_a_key)
         self.applier.guard = self.guard.refusal
+        self.approving = Approving(store, self.rules, self.guard, self._tell, now)
 
     @property
     def messages(self) -> Messages | None:
@@ -121,7 +132,7 @@ class Workflow:
             return self._record(draft)
         except Taken:
             pass  # the database keeps one open request per secret, on any replica
-        existing = self.store.open_request_for(draft.target_id, draft.secret_name)
+        existing = self.store.open_request_for(draft.target_id, draft.secret_name, draft.tenant)
         if existing is not None:
             raise AlreadyOpen(existing.id, existing.requester)
         # Decided between the clash and that read: the secret is free again (a third writer
@@ -143,14 +154,18 @@ class Workflow:
                     fingerprint=request.fingerprint,
                 )
             )
-            if self.required_approvals == 0:
+            if request.required_approvals == 0:
                 request = self._self_confirm(tx, request)
             else:
                 self._tell(tx, "submitted", request)
         return request
 
     def _new_request(self, draft: Draft) -> SecretRequest:
+        rule = self.rules.rule_for(draft.tenant, draft.target_kind, draft.target_name)
+        if rule is None:
+            raise NoRule(f"{draft.tenant}/{draft.target_kind}:{draft.target_name}")
         now = self.now()
+        ttl = timedelta(seconds=rule.ttl) if rule.ttl else self.ttl
         request = SecretRequest(
             id=new_request_id(),
             kind=draft.kind,
@@ -166,9 +181,11 @@ class Workflow:
             reason=draft.reason,
             value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
             fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
-            required_approvals=self.required_approvals,
+            required_approvals=rule.required,
+            rule_name=rule.name,
+            rule_digest=rule.digest(),
             created_at=now,
-            expires_at=now + self.ttl,
+            expires_at=now + ttl,
         )
         request.seal = self.guard.seal(request)
         return request
@@ -191,7 +208,8 @@ class Workflow:
         return approved or request
 
     def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
-        """Approve or reject a pending request; exactly one decision wins."""
+        """Approve or reject a pending request under the rule that decides it now: a rejection
+        ends it; an approval counts toward the quorum, and the one that meets it approves."""
         request, expired_now = self.touch(request_id)
         if request is None:
             return Result(Outcome.NOT_FOUND, None)
@@ -200,36 +218,58 @@ class Workflow:
         if actor == request.requester:  # neither approve nor reject their own request
             self.store.audit(request_event("approval.denied", request, actor, "self_approval"))
             return Result(Outcome.SELF_APPROVAL, request)
-        if approve and (refused := self.screen(request, actor, fresh=True)) is not None:
-            return refused
+        if request.state != State.PENDING:
+            return Result(Outcome.LOST_RACE, request)
+        rule, refused = self.current_rule(request, actor)
+        if refused is not None or rule is None:
+            return refused or Result(Outcome.LOST_RACE, request)
+        if approve:
+            if (screened := self.screen(request, actor, fresh=True)) is not None:
+                return screened
+            return self.approving.approve(request, rule, actor, comment)
+        return self._reject(request, actor, comment)
+
+    def current_rule(self, request: SecretRequest, actor: str) -> tuple[Rule | None, Result | None]:
+        """The rule ``actor`` decides a pending request under, or why they can't: the rule
+        that decided it is gone or changed (the request expires), or they are not listed."""
+        rule = self.rules.rule_of(request)
+        if rule is None or not still_deciding(request, rule):
+            expired = self.expire_changed(request.id)
+            return None, Result(Outcome.POLICY_CHANGED, expired or self.store.get(request.id))
+        if not self.rules.may_approve(actor, request.team_id, rule, fresh=True):
+            self.store.audit(request_event("approval.denied", request, actor, "not_an_approver"))
+            return None, Result(Outcome.NOT_AN_APPROVER, request)
+        return rule, None
+
+    def _reject(self, request: SecretRequest, actor: str, comment: str | None) -> Result:
+        """One rejection ends the request; its value is erased."""
         now = self.now()
-        target = State.APPROVED if approve else State.REJECTED
         values: dict[str, Any] = {
             "decided_by": actor,
             "decided_at": now,
             "decision_comment": comment,
+            "value_ciphertext": None,
+            "finished_at": now,
         }
-        if not approve:
-            values.update(value_ciphertext=None, finished_at=now)
-        values["seal"] = self.guard.seal(request, state=target, **values)
+        values["seal"] = self.guard.seal(request, state=State.REJECTED, **values)
         with self.store.transaction() as tx:
-            decided = tx.transition(request_id, [State.PENDING], target, unexpired=True, **values)
+            decided = tx.transition(
+                request.id, [State.PENDING], State.REJECTED, unexpired=True, **values
+            )
             if decided is not None:
-                event = "request.approved" if approve else "request.rejected"
-                if not approve:
-                    self._tell(tx, "rejected", decided)
+                self._tell(tx, "rejected", decided)
                 tx.audit(
                     request_event(
-                        event,
+                        "request.rejected",
                         decided,
                         actor,
-                        target.value,
+                        "rejected",
                         **({"comment": comment} if comment else {}),
                     )
                 )
         if decided is None:
-            return Result(Outcome.LOST_RACE, self.store.get(request_id))
-        return Result(Outcome.APPROVED if approve else Outcome.REJECTED, decided)
+            return Result(Outcome.LOST_RACE, self.store.get(request.id))
+        return Result(Outcome.REJECTED, decided)
 
     def screen(self, request: SecretRequest, actor: str, *, fresh: bool = False) -> Result | None:
         """Before ``actor``'s approval counts: refuse a pending request whose seal does not
@@ -278,6 +318,35 @@ class Workflow:
                 tx.audit(request_event("request.expired", expired, None, "expired"))
         return expired
 
+    def expire_changed(self, request_id: str) -> SecretRequest | None:
+        """Expire a pending request whose deciding rule is gone or changed (outcome
+        ``policy_changed``), erasing its value; the requester is told to request again."""
+        now = self.now()
+        with self.store.transaction() as tx:
+            expired = tx.transition(
+                request_id,
+                [State.PENDING],
+                State.EXPIRED,
+                value_ciphertext=None,
+                finished_at=now,
+            )
+            if expired is not None:
+                self._tell(tx, "policy_changed", expired)
+                tx.audit(request_event("request.expired", expired, None, "policy_changed"))
+        return expired
+
+    def expire_policy_changed(self) -> list[SecretRequest]:
+        """At start: expire every pending request the policy would now decide by another rule,
+        or a changed one (CONTRACT §6)."""
+
+        def check(request_id: str) -> SecretRequest | None:
+            request = self.store.get(request_id)
+            if request is None or still_deciding(request, self.rules.rule_of(request)):
+                return None
+            return self.expire_changed(request_id)
+
+        return [r for r in _each(check, self.store.pending_ids()) if r]
+
     def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> None:
         """Queue the update of a duplicate approval message (not the one whose ts is stored)."""
         if request.state == State.PENDING or (request.approval_channel, request.approval_ts) == (
@@ -301,13 +370,15 @@ class Workflow:
         stranded = recovery.stranded(self.store, self.timing.apply_lease)
         return _each(lambda rid: self.apply(rid, reconciling=True), stranded)
 
-    def open_request(self, target_id: str, secret_name: str) -> SecretRequest | None:
-        """The pending or approved request for this hook secret, if any."""
-        return self.store.open_request_for(target_id, secret_name)
+    def open_request(
+        self, target_id: str, secret_name: str, tenant: str = DEFAULT_TENANT
+    ) -> SecretRequest | None:
+        """The pending or approved request for this secret, if any."""
+        return self.store.open_request_for(target_id, secret_name, tenant)
 
-    def provenance(self, target_id: str) -> dict[str, Provenance]:
-        """Who last set each of a hook's secrets through the bot."""
-        return self.store.provenance(target_id)
+    def provenance(self, target_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Provenance]:
+        """Who last set each of a target's secrets through the bot."""
+        return self.store.provenance(target_id, tenant)
 
     def touch(self, request_id: str) -> tuple[SecretRequest | None, bool]:
         """The request, expired first if its time is up; True when this call expired it."""

@@ -11,18 +11,19 @@ from bot.db.models import SecretRequest
 from bot.db.tx import Tx
 
 
-def waiting(tx: Tx, target_kind: str, target_id: str, besides: str, limit: int) -> list[str]:
-    """Approved changes to this target that nobody has started (no phase, no unknown outcome),
-    oldest decision first, other than ``besides``."""
+def waiting(tx: Tx, besides: SecretRequest, limit: int) -> list[str]:
+    """Approved changes to the target of ``besides`` (same tenant, kind and id) that nobody
+    has started (no phase, no unknown outcome), oldest decision first, other than it."""
     query = (
         select(SecretRequest.id)
         .where(
             SecretRequest.state == State.APPROVED,
-            SecretRequest.target_kind == target_kind,
-            SecretRequest.target_id == target_id,
+            SecretRequest.tenant == besides.tenant,
+            SecretRequest.target_kind == besides.target_kind,
+            SecretRequest.target_id == besides.target_id,
             SecretRequest.apply_phase.is_(None),
             SecretRequest.unknown_since.is_(None),
-            SecretRequest.id != besides,
+            SecretRequest.id != besides.id,
         )
         .order_by(SecretRequest.decided_at, SecretRequest.id)
         .limit(limit)
@@ -39,10 +40,10 @@ def current(tx: Tx, request_id: str) -> SecretRequest:
 
 
 def take(
-    tx: Tx, request_id: str, claim: datetime, phase: str | None, target: tuple[str, str]
+    tx: Tx, request_id: str, claim: datetime, phase: str | None, target: tuple[str, str, str]
 ) -> SecretRequest | None:
     """Move an approved request's claim to ``claim`` if its recorded phase is ``phase`` and it
-    changes ``target`` (kind, id: a batch's list of members is not sealed), whoever claimed
+    changes ``target`` (tenant, kind, id: a batch's list of members is not sealed), whoever claimed
     it before (the caller holds the target's lock, so no other apply of it can be sending
     anything); the row, or None."""
     recorded = (
@@ -54,8 +55,9 @@ def take(
             SecretRequest.id == request_id,
             SecretRequest.state == State.APPROVED,
             recorded,
-            SecretRequest.target_kind == target[0],
-            SecretRequest.target_id == target[1],
+            SecretRequest.tenant == target[0],
+            SecretRequest.target_kind == target[1],
+            SecretRequest.target_id == target[2],
         )
         .values(apply_started_at=claim)
         .execution_options(synchronize_session=False)

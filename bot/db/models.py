@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -44,7 +54,7 @@ class SecretRequest(Base):
     kind: Mapped[str] = mapped_column(String(16))
     # Which implementation of ``bot.targets.Target`` applies it ("hook" for every older row).
     target_kind: Mapped[str] = mapped_column(String(16), default="hook", server_default="hook")
-    # Which tenant the target lives in (one default tenant today).
+    # Which tenant the target lives in (``default`` without a policy file).
     tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     state: Mapped[str] = mapped_column(String(16), index=True)
     team_id: Mapped[str] = mapped_column(String(32))
@@ -79,13 +89,18 @@ class SecretRequest(Base):
     # A MAC over the facts an apply acts on, under a key the database does not hold
     # (bot.approvals.seals, migration 0008_seals); null on rows written before it.
     seal: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # The rule that decided the request and a digest of it (migration 0009; null on older
+    # rows: the variables' one rule, ``default``). A restart under another rule expires it.
+    rule_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (
         Index("ix_secret_requests_hook_name", "hook_id", "secret_name", "state"),
-        # At most one open request per secret (migration 0006): two submissions at once, on
-        # any replica, keep one.
+        # At most one open request per secret of a tenant (migrations 0006, 0009): two
+        # submissions at once, on any replica, keep one.
         Index(
             "uq_secret_requests_open",
+            "tenant",
             "hook_id",
             "secret_name",
             unique=True,
@@ -93,6 +108,22 @@ class SecretRequest(Base):
             postgresql_where=OPEN_CONDITION,
         ),
     )
+
+
+class Approval(Base):
+    """One person's approval of a request, sealed (``bot.approvals.seals``): a row written
+    straight into the database does not count. One per person and request."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(32), index=True)
+    approver: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seal: Mapped[str] = mapped_column(String(80))
+
+    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_approvals_once"),)
 
 
 class OutboxState(StrEnum):

@@ -15,9 +15,10 @@ from sqlalchemy.orm import make_transient_to_detached
 from bot.approvals.states import OPEN_STATES, State
 from bot.db.clock import database_time
 from bot.db.database import Database
-from bot.db.models import AuditRecord, Base, SecretRequest
+from bot.db.models import Approval, AuditRecord, Base, SecretRequest
 from bot.db.tx import REQUEST_COLUMNS
 from bot.limits import Provenance
+from bot.targets.base import DEFAULT_TENANT
 
 M = TypeVar("M", bound=Base)
 GET_REQUEST = select(*(column.label(key) for column, key in REQUEST_COLUMNS)).where(
@@ -46,10 +47,13 @@ class RequestQueries(Database):
             row = connection.execute(GET_REQUEST, {"p_id": request_id}).first()
         return _detached(SecretRequest, row) if row is not None else None
 
-    def open_request_for(self, target_id: str, secret_name: str) -> SecretRequest | None:
-        """A pending or approved request for the same hook and secret name, if any."""
+    def open_request_for(
+        self, target_id: str, secret_name: str, tenant: str = DEFAULT_TENANT
+    ) -> SecretRequest | None:
+        """A pending or approved request for the same secret of the same target, if any."""
         with self._reads() as session:
             query = select(SecretRequest).where(
+                SecretRequest.tenant == tenant,
                 SecretRequest.target_id == target_id,
                 SecretRequest.secret_name == secret_name,
                 SecretRequest.state.in_(OPEN_STATES),
@@ -82,13 +86,25 @@ class RequestQueries(Database):
             )
             return list(session.execute(query).scalars())
 
+    def pending_ids(self) -> Sequence[str]:
+        """Ids of every request waiting for a decision (checked against the policy at start)."""
+        with self._reads() as session:
+            query = select(SecretRequest.id).where(SecretRequest.state == State.PENDING)
+            return list(session.execute(query.order_by(SecretRequest.created_at)).scalars())
+
+    def approvals_of(self, request_id: str) -> list[Approval]:
+        """A request's approval rows, in the order they were given (seals unchecked here)."""
+        with self._reads() as session:
+            query = select(Approval).where(Approval.request_id == request_id)
+            return list(session.execute(query.order_by(Approval.id)).scalars())
+
     def count_pending(self) -> int:
         """How many requests wait for a decision (for metrics)."""
         with self._reads() as session:
             query = select(func.count()).where(SecretRequest.state == State.PENDING)
             return int(session.execute(query).scalar_one())
 
-    def provenance(self, target_id: str) -> dict[str, Provenance]:
+    def provenance(self, target_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Provenance]:
         """For each secret name on a hook, who last added or rotated it, and when."""
         events = ("secret.added", "secret.updated", "secret.removed")
         query = (
@@ -96,7 +112,9 @@ class RequestQueries(Database):
             # By the requests' target id: an action's records leave ``hook_id`` null.
             .where(
                 AuditRecord.request_id.in_(
-                    select(SecretRequest.id).where(SecretRequest.target_id == target_id)
+                    select(SecretRequest.id).where(
+                        SecretRequest.target_id == target_id, SecretRequest.tenant == tenant
+                    )
                 ),
                 AuditRecord.event.in_(events),
             )

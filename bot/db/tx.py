@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exc, insert, update
+from sqlalchemy import exc, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -16,7 +16,7 @@ from bot.db import audit
 from bot.db.audit import AuditEvent
 from bot.db.audit_chain import ChainKeys
 from bot.db.clock import Pinned, database_time
-from bot.db.models import OutboxMessage, OutboxState, SecretRequest
+from bot.db.models import Approval, OutboxMessage, OutboxState, SecretRequest
 from bot.outbox.messages import Message
 
 # Built once: SQLAlchemy caches each statement's compiled form by its structure.
@@ -30,6 +30,8 @@ INSERT_OUTBOX = insert(OutboxMessage)
 INSERT_HELD = insert(OutboxMessage).returning(*OutboxMessage.__table__.columns)
 # How each database names a clash on the one-open-request index (migration 0006).
 OPEN_CLASH = ("uq_secret_requests_open", "secret_requests.hook_id, secret_requests.secret_name")
+# How each database names a second approval by the same person (migration 0009).
+APPROVAL_CLASH = ("uq_approvals_once", "approvals.request_id, approvals.approver")
 
 
 class Taken(Exception):
@@ -52,6 +54,11 @@ def _queued(message: Message, now: datetime) -> dict[str, Any]:
         "due_at": now,
         "created_at": now,
     }
+
+
+class ApprovedAlready(Exception):
+    """The person's approval of this request is recorded already (a double click, or the same
+    person on two replicas at once): the transaction must end."""
 
 
 class Tx:
@@ -147,6 +154,41 @@ class Tx:
             self.erased = True
         row = self.session.get(SecretRequest, request_id, populate_existing=True)
         return row
+
+    def hold_pending(self, request_id: str) -> SecretRequest | None:
+        """Lock a pending, unexpired request's row for the rest of this transaction (a no-op
+        write: PostgreSQL's row lock, SQLite's write lock), so that approvals of one request
+        are counted one transaction after another; the row as locked, or None when it is no
+        longer pending."""
+        result = self.session.execute(
+            update(SecretRequest)
+            .where(
+                SecretRequest.id == request_id,
+                SecretRequest.state == State.PENDING,
+                SecretRequest.expires_at > database_time(self.pinned),
+            )
+            .values(state=State.PENDING)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            return None
+        return self.session.get(SecretRequest, request_id, populate_existing=True)
+
+    def approvals(self, request_id: str) -> list[Approval]:
+        """The request's approval rows as this transaction sees them, oldest first."""
+        query = select(Approval).where(Approval.request_id == request_id).order_by(Approval.id)
+        return list(self.session.execute(query).scalars())
+
+    def add_approval(self, approval: Approval) -> None:
+        """Insert one approval; ``ApprovedAlready`` when this person's is there already."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(approval)
+                self.session.flush()
+        except exc.IntegrityError as error:
+            if any(name in str(error.orig) for name in APPROVAL_CLASH):
+                raise ApprovedAlready(approval.approver) from None
+            raise
 
     def renew(self, request_id: str, claimed_at: datetime) -> datetime | None:
         """Move a running apply's claim to the database's time, if it is still the one taken

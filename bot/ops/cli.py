@@ -34,11 +34,6 @@ from bot.settings import (
 
 EXIT_SETTINGS = 2
 EXIT_UNREADABLE = 3  # audit verify/export: the database could not be read
-NOT_SERVED_YET = (
-    "HOOK_SECRET_POLICY_FILE: several tenants are not served by `run` yet: `check` and "
-    "`policy` read the file today; to serve one tenant, unset HOOK_SECRET_POLICY_FILE and set "
-    "the AUTH0_* and HOOK_SECRET_* variables"
-)
 # The reader of standard output went away (`| head`): the status a shell shows for SIGPIPE.
 EXIT_READER_GONE = 128 + signal.SIGPIPE
 
@@ -263,9 +258,8 @@ def _logging(settings: StoreSettings) -> None:
 
 def _run(_: argparse.Namespace) -> int:
     settings = load_settings(Mode.RUN)
-    if not isinstance(settings, Settings):  # a policy file: the runtime slice serves it
-        print(NOT_SERVED_YET, file=sys.stderr)
-        return EXIT_SETTINGS
+    if not isinstance(settings, Settings | PolicySettings):  # pragma: no cover - by mode
+        raise TypeError("RUN mode gives the app settings")
     _logging(settings)
     from bot.serve import server
 

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bot.approvals.results import Failure
+from bot.approvals.rulebook import Rulebook
+from bot.approvals.rules import Rule
 from bot.approvals.states import Kind
 from bot.db.models import SecretRequest
 from bot.outbox.messages import Message, Method
-from bot.slack.blocks.approval_message import approval_message, decided_message, describe_state
+from bot.slack.blocks.approval_message import (
+    approval_message,
+    decided_message,
+    describe_state,
+    quorum_met_message,
+)
 from bot.slack.blocks.confirmation import confirmation, failure_effect
 from bot.slack.blocks.parts import DONE, VERB, target_noun
 from bot.slack.text import esc, shown
 from bot.targets.errors import TargetUnavailable
+
+if TYPE_CHECKING:
+    from bot.approvals.approving import Tally
 
 COULD_NOT_POST = (
     "the approval channel, where the bot could not post: invite it there and the request "
@@ -24,31 +35,76 @@ class Notifier:
     """Builds the messages each transition implies; the workflow records them in its transaction
     and ``bot.outbox.worker`` sends them."""
 
-    def __init__(self, approval_channel: str | None, mention: str | None) -> None:
+    def __init__(
+        self,
+        approval_channel: str | None = None,
+        mention: str | None = None,
+        *,
+        rules: Rulebook | None = None,
+        tally: Callable[[SecretRequest, Rule], Tally] | None = None,
+    ) -> None:
         self.approval_channel = approval_channel
         self.mention = mention
+        # With a policy: each request's channel and mention from the rule that decides it,
+        # and its approvals so far (``Approving.tally``) in the message.
+        self.rules = rules
+        self.tally = tally
+
+    def _rule(self, request: SecretRequest) -> Rule | None:
+        return self.rules.rule_of(request) if self.rules is not None else None
+
+    def channel_for(self, request: SecretRequest) -> str | None:
+        """Where the request's approval is asked: its rule's channel (the variable's without
+        a policy)."""
+        if self.rules is None:
+            return self.approval_channel
+        rule = self._rule(request)
+        return rule.channel if rule is not None else None
+
+    def mention_for(self, request: SecretRequest) -> str | None:
+        """The user groups pinged by the approval request: those that may approve it."""
+        rule = self._rule(request)
+        if rule is None:
+            return self.mention
+        lists = [rule.approvers, *(t.principals for t in rule.terms)]
+        groups = dict.fromkeys(i for ids in lists for i in ids if i.startswith("S"))
+        return " ".join(f"<!subteam^{g}>" for g in groups) or None
 
     def submitted(self, request: SecretRequest) -> list[Message]:
         """Post the approval request; once it lands, tell the requester where it waits. The
         post itself is rendered when it is sent (``approval``), from the request as stored:
         the ack that queues it does not pay for the blocks."""
-        if self.approval_channel is None:
+        channel = self.channel_for(request)
+        if channel is None or request.required_approvals == 0:
             return []
         return [
             Message(
                 Method.POST_STORED_APPROVAL,
                 request.id,
-                channel=self.approval_channel,
+                channel=channel,
                 user=request.requester,
                 origin=request.origin_channel,
-                then=self._waiting(request, f"<#{self.approval_channel}>"),
+                then=self._waiting(request, f"<#{channel}>"),
                 unreachable=self._waiting(request, COULD_NOT_POST),
             )
         ]
 
     def approval(self, request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
-        """The approval request's text and blocks, with Approve and Reject buttons."""
-        return approval_message(request, self.mention)
+        """The approval request's text and blocks, with Approve and Reject buttons (and the
+        approvals so far, with a policy)."""
+        rule = self._rule(request)
+        tally = self.tally(request, rule) if rule is not None and self.tally else None
+        return approval_message(request, self.mention_for(request), tally)
+
+    def progress(self, request: SecretRequest, tally: Tally) -> list[Message]:
+        """One approval more, the quorum not met yet: the message shows who approved."""
+        text, body = approval_message(request, None, tally)
+        return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
+
+    def quorum_met(self, request: SecretRequest, tally: Tally) -> list[Message]:
+        """The last approval needed is in: the buttons go, the approvers stay."""
+        text, body = quorum_met_message(request, tally)
+        return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
 
     def _waiting(self, request: SecretRequest, where: str) -> str:
         return (
@@ -128,6 +184,20 @@ class Notifier:
         )
         return [*self.decided(request, outcome, comment), self.tell(request, text)]
 
+    def policy_changed(self, request: SecretRequest) -> list[Message]:
+        """The rule that decided the request is gone or changed: it expired unapplied."""
+        outcome = (
+            ":hourglass: Expired: the policy's rule for this target changed since it was "
+            "requested; the value was erased."
+        )
+        text = (
+            f"Your request `{request.id}` for secret `{esc(request.secret_name)}` on "
+            f"{target_noun(request)} {shown(request.target_name)} expired because the "
+            "policy's rule for it changed; its value was erased. Request it again to have it "
+            "decided under the current rule."
+        )
+        return [*self.decided(request, outcome), self.tell(request, text)]
+
     def expired(self, request: SecretRequest) -> list[Message]:
         """Tell the requester their request expired and its value was erased."""
         outcome = ":hourglass: Expired before anyone decided; the value was erased."
@@ -143,7 +213,7 @@ class Notifier:
         self, request: SecretRequest, outcome: str, comment: str | None = None
     ) -> list[Message]:
         """Replace the approval message's buttons with the outcome (once it was posted)."""
-        if self.approval_channel is None:
+        if request.required_approvals == 0 or (self.rules is None and not self.approval_channel):
             return []
         text, body = decided_message(request, outcome, comment)
         return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]

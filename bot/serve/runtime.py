@@ -28,9 +28,11 @@ from bot.metrics import Metrics
 from bot.outbox.sending import READ_WITHIN
 from bot.serve import lifecycle
 from bot.serve.wsgi import WSGIApp, wsgi_app
-from bot.settings import Settings, SlackSettings, StoreSettings
-from bot.slack.app import Deps, create_app
+from bot.settings import PolicySettings, Settings, SlackSettings, StoreSettings
+from bot.settings.policy_file import policy_of
+from bot.slack.app import AppSettings, Deps, create_app
 from bot.slack.services import Services
+from bot.targets.tenants import Tenant
 
 log = get_logger(__name__)
 # With 20 s apply leases and 15 s of grace, a crashed apply is taken over within 30 s.
@@ -41,17 +43,19 @@ _QUIET.disabled = True
 
 
 def register_settings_secrets(settings: StoreSettings) -> None:
-    """Teach the log redactor every secret the settings hold."""
+    """Teach the log redactor every secret the settings hold (every tenant's client secret)."""
     SECRETS.pin(*settings.encryption_keys)
-    if isinstance(settings, Settings):
+    if isinstance(settings, SlackSettings):
         for secret in (
             settings.slack_bot_token,
             settings.slack_signing_secret,
             settings.slack_app_token,
-            settings.auth0_client_secret,
         ):
             if secret is not None:
                 SECRETS.pin(secret.get_secret_value())
+    if isinstance(settings, Settings | PolicySettings):
+        for tenant in policy_of(settings).tenants:
+            SECRETS.pin(tenant.client_secret.get_secret_value())
 
 
 def open_store(settings: StoreSettings) -> Store:
@@ -91,10 +95,12 @@ def slack_client(settings: SlackSettings, logger: logging.Logger | None = None) 
 
 
 def auth0_client(
-    settings: Settings, metrics: Metrics | None = None, **options: Any
+    settings: Settings | Tenant, metrics: Metrics | None = None, **options: Any
 ) -> Auth0Transport:
-    """The Management API client, pacing its calls to the tenant's rate limit; ``options``
-    (tests) override the defaults."""
+    """The Management API client of one tenant (the variables' or a policy file's), with its
+    own token cache and pacing to the tenant's rate limit; ``options`` (tests) override the
+    defaults."""
+    tenant = settings if isinstance(settings, Tenant) else policy_of(settings).tenants[0]
     # Waits are counted once, where the pacing holds a call back (after a 429 too).
     on_wait = metrics.observe_wait if metrics else None
     defaults: dict[str, Any] = {
@@ -102,12 +108,22 @@ def auth0_client(
         "observer": metrics.observe_auth0 if metrics else None,
     }
     return Auth0Transport(
-        domain=settings.auth0_domain,
-        client_id=settings.auth0_client_id,
-        client_secret=settings.auth0_client_secret,
-        base_url=settings.auth0_base_url,
+        domain=tenant.domain,
+        client_id=tenant.client_id,
+        client_secret=tenant.client_secret,
+        base_url=tenant.base_url,
         **(defaults | options),
     )
+
+
+def auth0_clients(
+    settings: AppSettings, metrics: Metrics | None = None, **options: Any
+) -> dict[str, Auth0Transport]:
+    """A client per tenant, by name, in the policy's order: none shares a token or a pace."""
+    return {
+        tenant.name: auth0_client(tenant, metrics, **options)
+        for tenant in policy_of(settings).tenants
+    }
 
 
 @dataclass
@@ -118,7 +134,7 @@ class Runtime:
     services: Services
     store: Store
     metrics: Metrics
-    auth0: Auth0Transport
+    auth0: dict[str, Auth0Transport]
     slack: WebClient
     _stop: threading.Event
     _sweeper: threading.Thread | None = None
@@ -159,7 +175,8 @@ class Runtime:
             self._sweeper.join(timeout=timeout)
         if not lifecycle.shutdown(self.services, max(0.0, deadline - time.monotonic())):
             log.warning("background work still running at shutdown", timeout=timeout)
-        self.auth0.close()
+        for client in self.auth0.values():
+            client.close()
         if isinstance(self.slack, PooledWebClient):
             self.slack.close()
         self.store.close()
@@ -169,7 +186,7 @@ class StartupError(Exception):
     """The bot can't serve: a dependency named in the message is unreachable or refuses it."""
 
 
-def preflight(settings: Settings) -> str:
+def preflight(settings: AppSettings) -> str:
     """Migrate the database and ask Slack who the bot is; the workspace's team id.
 
     Run before a port is opened so that a wrong URL or token fails fast with one clear line.
@@ -210,14 +227,15 @@ def _first_line(error: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime:
-    """Connect to the store, Slack and Auth0, and build the app."""
+def build_runtime(settings: AppSettings, slack: WebClient | None = None) -> Runtime:
+    """Connect to the store, Slack and every tenant's Auth0, and build the app; requests
+    whose rule the policy changed expire first (CONTRACT §6)."""
     register_settings_secrets(settings)
     store = open_store(settings)
     metrics = Metrics(pending=store.count_pending)
     slack = slack or slack_client(settings)
     team_id = slack.auth_test()["team_id"]
-    auth0 = auth0_client(settings, metrics)
+    auth0 = auth0_clients(settings, metrics)
     app, services = create_app(
         settings,
         Deps(
@@ -232,6 +250,12 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
         ),
     )
     apply_testing_knobs(settings, services)
+    changed = services.workflow.expire_policy_changed()
+    if changed:
+        log.warning(
+            "expired open requests whose rule the policy changed",
+            requests=[request.id for request in changed],
+        )
     return Runtime(
         app=app,
         services=services,
@@ -244,7 +268,7 @@ def build_runtime(settings: Settings, slack: WebClient | None = None) -> Runtime
     )
 
 
-def apply_testing_knobs(settings: Settings, services: Services) -> None:
+def apply_testing_knobs(settings: AppSettings, services: Services) -> None:
     """Hand the timings the testing knobs set (bot.settings) to where they are used; unset,
     they are the product's."""
     workflow, delivery = services.workflow, services.next_steps.delivery

@@ -20,7 +20,7 @@ from bot.logs import SECRETS, configure_logging, get_logger
 if TYPE_CHECKING:  # the gunicorn master never imports the app: see serve_http
     from bot.serve.runtime import Runtime
     from bot.serve.wsgi import StartResponse, WSGIApp
-    from bot.settings import Settings
+    from bot.slack.app import AppSettings
 
 log = get_logger(__name__)
 # Seconds in-flight requests and background applies get to finish after SIGTERM: under the
@@ -138,9 +138,9 @@ class BotServer(WSGIServer):
 
     def load(self) -> WSGIApp:
         from bot.serve.runtime import build_runtime
-        from bot.settings import Mode, load_app_settings
+        from bot.settings import load_serving_settings
 
-        settings = load_app_settings(Mode.RUN)
+        settings = load_serving_settings()
         self.runtime = build_runtime(settings)
         freeze_startup_objects()  # before the sweeper's first pass makes anything to collect
         self.runtime.start_sweeper()
@@ -155,7 +155,7 @@ class BotServer(WSGIServer):
             log.info("shut down cleanly")
 
 
-def serve_http(settings: Settings) -> None:
+def serve_http(settings: AppSettings) -> None:
     """Serve HTTP mode until SIGTERM (graceful) or SIGINT."""
     _preflight_or_exit(settings)
     # gunicorn's master only forks and watches the worker. Started afresh in this process
@@ -174,7 +174,7 @@ def main() -> None:
     BotServer(int(port), log_level).run()
 
 
-def serve_socket_mode(settings: Settings) -> None:
+def serve_socket_mode(settings: AppSettings) -> None:
     """Serve through Socket Mode until SIGTERM or SIGINT, then finish in-flight work."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -202,7 +202,7 @@ def serve_socket_mode(settings: Settings) -> None:
     log.info("shut down cleanly")
 
 
-def _preflight_or_exit(settings: Settings) -> None:
+def _preflight_or_exit(settings: AppSettings) -> None:
     """Fail before opening a port when the database or Slack can't be reached."""
     from bot.serve.runtime import StartupError, preflight
 

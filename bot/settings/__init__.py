@@ -1,7 +1,7 @@
 """Settings: the only reader of the environment, validated once at start."""
 
 from bot.settings.fields import Mode, SettingsError
-from bot.settings.load import load_app_settings, load_settings
+from bot.settings.load import load_app_settings, load_serving_settings, load_settings
 from bot.settings.models import (
     PolicyFileSettings,
     PolicySettings,
@@ -21,5 +21,6 @@ __all__ = [
     "StoreSettings",
     "TenantSettings",
     "load_app_settings",
+    "load_serving_settings",
     "load_settings",
 ]

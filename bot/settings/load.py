@@ -134,3 +134,11 @@ def load_app_settings(mode: Mode = Mode.RUN, **overrides: Any) -> Settings:
     if not isinstance(settings, Settings):  # pragma: no cover - guarded by mode
         raise TypeError("only RUN and CHECK without a policy file give the app settings")
     return settings
+
+
+def load_serving_settings(**overrides: Any) -> Settings | PolicySettings:
+    """What ``run`` serves: the variables' tenant and rule, or a policy file's."""
+    settings = load_settings(Mode.RUN, **overrides)
+    if not isinstance(settings, Settings | PolicySettings):  # pragma: no cover - by mode
+        raise TypeError("RUN mode gives the app settings")
+    return settings

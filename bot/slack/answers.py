@@ -15,6 +15,23 @@ NOT_A_REQUESTER = "You are not allowed to request hook secret changes."
 NOT_AN_APPROVER = "You are not (or no longer) an approver, so this was not recorded."
 SELF_DECISION = "You requested this change: another approver has to decide it."
 NO_SUCH_REQUEST = "No such request."
+UNKNOWN_TARGET = "The bot serves no such target. Pick one from the list."
+NO_RULE = (
+    "No rule of the bot's policy covers this target, so it cannot be requested. Ask a bot "
+    "admin to add a rule for it."
+)
+RULE_UNKNOWN = "Auth0 did not answer in time to tell which rule covers this target. Submit again."
+NO_REQUESTER_HERE = "You are not allowed to request changes to this target (its rule's requesters)."
+REASON_NEEDED = "A reason is required: this target's changes are approved by others."
+APPROVED_ALREADY = "You approved this request already; one approval per person counts."
+NOT_COUNTED = (
+    "Your approval would not count: every part of the quorum you could fill has its approvals "
+    "already. Someone from another list has to approve."
+)
+POLICY_CHANGED = (
+    "The policy's rule for this request changed since it was made, so it expired and its "
+    "value was erased. The requester has to request it again."
+)
 HOOK_GONE = "That hook no longer exists in Auth0. Pick another."
 NAME_EXISTS = (
     "This hook already has a secret with that name. Use `/hook-secret update` to rotate it."
@@ -40,6 +57,14 @@ def full(kind: str) -> str:
     return ACTION_FULL if kind == "action" else HOOK_FULL
 
 
+# Approvals that change nothing, answered under the comment field (the modal stays open).
+REFUSED_APPROVALS = {
+    Outcome.APPROVED_ALREADY: APPROVED_ALREADY,
+    Outcome.NOT_COUNTED: NOT_COUNTED,
+    Outcome.NOT_AN_APPROVER: NOT_AN_APPROVER,
+}
+
+
 @dataclass(frozen=True)
 class DecisionAck:
     """How to answer a decision modal's submission, and whether follow-ups run."""
@@ -52,6 +77,12 @@ def decision_ack(result: Result) -> DecisionAck:
     """The ack for a decision's outcome: field errors, an "already decided" view, or none."""
     if result.outcome is Outcome.SELF_APPROVAL:
         return DecisionAck(errors(ids.BLOCK_COMMENT, SELF_DECISION), follow_up=False)
+    refused = REFUSED_APPROVALS.get(result.outcome)
+    if refused is not None:
+        return DecisionAck(errors(ids.BLOCK_COMMENT, refused), follow_up=False)
+    if result.outcome is Outcome.POLICY_CHANGED:
+        view = info_modal("Request expired", POLICY_CHANGED)
+        return DecisionAck({"response_action": "update", "view": view}, follow_up=False)
     if result.outcome is Outcome.NOT_FOUND or result.request is None:
         return DecisionAck(errors(ids.BLOCK_COMMENT, NO_SUCH_REQUEST), follow_up=False)
     if result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):

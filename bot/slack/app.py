@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,17 +13,19 @@ from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 
 from bot.approvals.next_steps import NextSteps
-from bot.approvals.policy import Directory, Policy, Principals
+from bot.approvals.policy import Directory, Policy
 from bot.approvals.workflow import Workflow
 from bot.auth0.actions import Waits
 from bot.auth0.transport import Auth0Transport
 from bot.db.encryption import Vault
+from bot.db.models import SecretRequest
 from bot.db.store import Store
 from bot.logs import get_logger
 from bot.outbox.notify import Notifier
 from bot.outbox.worker import Delivery
 from bot.serve.background import Background
-from bot.settings import Settings
+from bot.settings import PolicySettings, Settings
+from bot.settings.policy_file import policy_of
 from bot.slack import ids, outage
 from bot.slack.listeners import register_all
 from bot.slack.modals import Modals
@@ -32,9 +34,13 @@ from bot.slack.services import Services
 from bot.slack.web_client import short_lived
 from bot.targets import ActionTarget, HookTarget, TargetLocks, Targets
 from bot.targets.catalog import HookCatalog
+from bot.targets.fleet import Fleet, Site
 from bot.targets.prefetch import Prefetch, target_reader
+from bot.targets.tenants import Tenant
 
 log = get_logger(__name__)
+# What an app is built from: the variables' one tenant and rule, or a policy file's.
+AppSettings = Settings | PolicySettings
 # Seconds a user group lookup may take before an ack; it fails closed past that.
 LOOKUP_TIMEOUT = 2
 FOREIGN_TEAM = "This app serves another Slack workspace; nothing was done."
@@ -45,7 +51,8 @@ class Deps:
     """What the app talks to; tests hand in clients pointed at local stand-ins."""
 
     slack: WebClient
-    auth0: Auth0Transport
+    # One client, or one per tenant of the policy file (by name).
+    auth0: Auth0Transport | Mapping[str, Auth0Transport]
     store: Store
     vault: Vault
     team_id: str
@@ -60,7 +67,7 @@ class Deps:
     on_refused: Callable[[str], None] | None = None
 
 
-def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
+def create_app(settings: AppSettings, deps: Deps) -> tuple[App, Services]:
     """Build the Bolt app and the services behind its listeners."""
     services = _services(settings, deps)
     app = App(
@@ -85,52 +92,64 @@ def create_app(settings: Settings, deps: Deps) -> tuple[App, Services]:
     return app, services
 
 
-def _services(settings: Settings, deps: Deps) -> Services:
-    catalog = HookCatalog(deps.auth0)
-    actions = ActionTarget(deps.auth0, TargetLocks(deps.store.engine), deps.action_waits)
-    targets = Targets(HookTarget(deps.auth0, catalog), actions)
+def _services(settings: AppSettings, deps: Deps) -> Services:
+    file = policy_of(settings)
+    policy = Policy(file.rules, Directory(_lookup_client(deps.slack), deps.team_id), deps.team_id)
+    background = Background()
+    fleet = _fleet(file.tenants, deps, background)
     workflow = Workflow(
         deps.store,
         deps.vault,
-        targets,
+        fleet,
         ttl=timedelta(seconds=settings.hook_secret_request_ttl),
-        required_approvals=settings.hook_secret_required_approvals,
+        required_approvals=1,
         now=deps.now,
-    )
-    approvers = Principals.parse(settings.hook_secret_approvers)
-    policy = Policy(
-        Principals.parse(settings.hook_secret_requesters),
-        approvers,
-        Directory(_lookup_client(deps.slack), deps.team_id),
-        deps.team_id,
+        rules=policy,
     )
     _guard(workflow, policy, deps)  # seals.py: the requester is checked again
-    mention = " ".join(f"<!subteam^{g}>" for g in approvers.groups) or None
-    notifier = Notifier(settings.hook_secret_approval_channel, mention)
+    notifier = Notifier(rules=policy, tally=workflow.approving.tally)
     workflow.messages = notifier
-    background = Background()
     delivery = _delivery(deps, notifier, background)
-    # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
-    prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
     return Services(
         workflow=workflow,
         policy=policy,
-        next_steps=NextSteps(workflow, delivery, targets, background, prefetch),
-        targets=targets,
-        catalog=catalog,
-        prefetch=prefetch,
+        next_steps=NextSteps(workflow, delivery, fleet, background),
+        fleet=fleet,
         background=background,
         modals=Modals(deps.slack),
         team_id=deps.team_id,
-        require_reason=settings.hook_secret_required_approvals > 0,
+        # The form asks for a reason unless some rule is self-service; a rule that needs
+        # approvals refuses a submission without one (``Services.rule_for_submission``).
+        require_reason=all(rule.required > 0 for rule in file.rules),
     )
+
+
+def _fleet(tenants: Sequence[Tenant], deps: Deps, background: Background) -> Fleet:
+    """Each tenant's targets, catalogs, read-ahead and per-action locks, over its own client."""
+    sites = {}
+    for tenant in tenants:
+        auth0 = deps.auth0 if not isinstance(deps.auth0, Mapping) else deps.auth0[tenant.name]
+        catalog = HookCatalog(auth0)
+        locks = TargetLocks(deps.store.engine)
+        actions = ActionTarget(auth0, locks, deps.action_waits, tenant=tenant.name)
+        targets = Targets(HookTarget(auth0, catalog, tenant.name), actions)
+        # Reads share the lookups pool: the ack waits on them only on a miss, and then bounded.
+        prefetch = Prefetch(target_reader(targets), background.lookups, on_lookup=deps.on_prefetch)
+        sites[tenant.name] = Site(tenant.name, targets, catalog, prefetch)
+    return Fleet(sites)
 
 
 def _guard(workflow: Workflow, policy: Policy, deps: Deps) -> None:
-    """Let approvals and applies check the requester again, and count their refusals."""
-    workflow.guard.may_request = lambda user, team, fresh: policy.may_request(
-        user, team, fresh=fresh
-    )
+    """Let approvals and applies check the requester again (under the rule that decides the
+    request now), and count their refusals."""
+
+    def may_request(request: SecretRequest, fresh: bool) -> bool:
+        rule = policy.rule_of(request)
+        return rule is not None and policy.may_request(
+            request.requester, request.team_id, rule, fresh=fresh
+        )
+
+    workflow.guard.may_request = may_request
     if deps.on_refused is not None:
         workflow.guard.on_refused = deps.on_refused
 

@@ -12,6 +12,7 @@ from slack_bolt import Respond
 from bot.approvals.next_steps import NextSteps
 from bot.approvals.policy import Policy
 from bot.approvals.results import Result
+from bot.approvals.rules import Rule
 from bot.approvals.states import Kind
 from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
 from bot.db.models import SecretRequest
@@ -24,6 +25,7 @@ from bot.slack.validation import RequestForm
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
 from bot.targets.catalog import HookCatalog
 from bot.targets.errors import TargetError, TargetGone
+from bot.targets.fleet import Fleet
 from bot.targets.prefetch import Prefetch
 
 P = ParamSpec("P")
@@ -69,13 +71,32 @@ class Services:
     workflow: Workflow
     policy: Policy
     next_steps: NextSteps
-    targets: Targets
-    catalog: HookCatalog
-    prefetch: Prefetch[Described]
+    fleet: Fleet
     background: Background
     modals: Modals
     team_id: str
     require_reason: bool
+
+    @property
+    def targets(self) -> Targets:
+        """The first tenant's targets (the only tenant without a policy file)."""
+        return self.fleet.first.targets
+
+    @property
+    def catalog(self) -> HookCatalog:
+        """The first tenant's hook catalog."""
+        catalog: HookCatalog = self.fleet.first.catalog
+        return catalog
+
+    @property
+    def prefetch(self) -> Prefetch[Described]:
+        """The first tenant's read-ahead."""
+        prefetch: Prefetch[Described] = self.fleet.first.prefetch
+        return prefetch
+
+    def prefetch_of(self, tenant: str) -> Prefetch[Described] | None:
+        """A tenant's read-ahead (None for a tenant the bot does not serve)."""
+        return self.fleet[tenant].prefetch if tenant in self.fleet else None
 
     def later(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Run slow work after the ack; failures are logged with their traceback."""
@@ -123,23 +144,56 @@ class Services:
         """Requesters and approvers may see names and provenance."""
         return self.policy.may_request(user, team) or self.policy.may_approve(user, team)
 
-    def offers(self, query: str, deadline: float) -> list[Offer]:
-        """What each kind of target offers for ``query`` (a kind that can't say is left out;
-        when none can, the hooks' error is raised)."""
+    def offers(self, query: str, deadline: float, user: str | None = None) -> list[Offer]:
+        """What each tenant's kinds of target offer for ``query``, tenants in the policy's
+        order: only targets a rule covers and, given ``user``, that they may request (a kind
+        that can't say is left out; when none can, the hooks' error is raised)."""
         found: list[Offer] = []
-        for target in self.targets:
-            offer = target.offer(deadline)
-            lowered = query.strip().lower()
-            matching = [t for t in offer.targets if lowered in t.name.lower() or lowered in t.id]
-            matching.sort(key=lambda t: t.name.lower())
-            found.append(Offer(offer.kind, matching, offer.missing))
+        lowered = query.strip().lower()
+        for site in self.fleet:
+            for target in site.targets:
+                offer = target.offer(deadline)
+                matching = [
+                    t
+                    for t in offer.targets
+                    if (lowered in t.name.lower() or lowered in t.id) and self._offered(t, user)
+                ]
+                matching.sort(key=lambda t: t.name.lower())
+                found.append(Offer(offer.kind, matching, offer.missing, site.name))
         return found
+
+    def _offered(self, target: Described, user: str | None) -> bool:
+        """Whether the picker offers ``target`` (to ``user``): a rule covers it, and they are
+        among its requesters."""
+        rule = self.policy.rule_for(target.ref.tenant, target.kind, target.name)
+        if rule is None:
+            return False
+        return user is None or self.policy.may_request(user, self.team_id, rule)
+
+    def rule_for_submission(
+        self, ref: TargetRef, described: Described | None, label_name: str
+    ) -> tuple[Rule | None, str | None]:
+        """The rule that decides a submitted target, and why there is none: the target's name
+        as Auth0 gave it (read ahead or cached), else the form's label when the name decides
+        nothing for this tenant and kind (a client could have changed the label)."""
+        if ref.tenant not in self.fleet:
+            return None, answers.UNKNOWN_TARGET
+        name = described.name if described is not None else None
+        if name is None:
+            cached = self.fleet[ref.tenant].targets[ref.kind].find(ref.id)
+            name = cached.name if cached is not None else None
+        if name is None and self.policy.name_decides(ref.tenant, ref.kind):
+            return None, answers.RULE_UNKNOWN
+        rule = self.policy.rule_for(ref.tenant, ref.kind, name or label_name)
+        return rule, None if rule is not None else answers.NO_RULE
 
     def check_submission(self, form: RequestForm, kind: Kind, viewer: str = "") -> Checked:
         """Checks that need Auth0, against names read ahead when fresh, else within the ack
         deadline (either way they run again on apply)."""
         ref = TargetRef.parse(form.target or "") or TargetRef(TargetKind.HOOK, "")
-        target = self.targets[ref.kind]
+        if ref.tenant not in self.fleet:
+            return Checked({ids.BLOCK_HOOK: answers.UNKNOWN_TARGET}, None, f"unknown_{ref.kind}")
+        target = self.fleet.target(ref.tenant, ref.kind)
         remote = self.check_remote(ref)
         if isinstance(remote.error, TargetGone):
             target.forget()
@@ -151,21 +205,24 @@ class Services:
         errors, outcome = _name_errors(form.secret_name, kind, remote.names, target)
         # A form that passes is checked for an open request where it is recorded (``submit``
         # raises ``AlreadyOpen``): read here only to say so beside the other errors.
-        pending = self.workflow.open_request(ref.id, form.secret_name) if errors else None
+        pending = (
+            self.workflow.open_request(ref.id, form.secret_name, ref.tenant) if errors else None
+        )
         if pending is not None:
             errors[ids.BLOCK_SECRET_NAME] = answers.still_open(pending.id)
             outcome = "request_open"
         if errors and viewer:  # the modal stays open: keep what it shows fresh
-            self.prefetch.watch(ref.kind, ref.id, viewer)
+            self.fleet[ref.tenant].prefetch.watch(ref.kind, ref.id, viewer)
         return Checked(errors, remote.hook, outcome)
 
     def check_remote(self, ref: TargetRef) -> RemoteCheck:
         """The target and its secret names: read ahead when fresh, else if Auth0 answers within
         the ack deadline (an old modal, or one whose target was never read)."""
-        snapshot = self.prefetch.fresh(ref.kind, ref.id)
+        prefetch = self.fleet[ref.tenant].prefetch
+        snapshot = prefetch.fresh(ref.kind, ref.id)
         if snapshot is None:
             try:
-                snapshot = self.prefetch.read(ref.kind, ref.id).result(ACK_DEADLINE)
+                snapshot = prefetch.read(ref.kind, ref.id).result(ACK_DEADLINE)
             except TimeoutError:
                 return RemoteCheck(None, None)
             except TargetError as error:
@@ -176,12 +233,13 @@ class Services:
         """Modal ``viewer`` shows the target an option names: read ahead what its submission's
         checks need (option values not naming a target are ignored)."""
         ref = TargetRef.parse(option_value)
-        if ref is not None:
-            self.prefetch.watch(ref.kind, ref.id, viewer)
+        if ref is not None and ref.tenant in self.fleet:
+            self.fleet[ref.tenant].prefetch.watch(ref.kind, ref.id, viewer)
 
     def form_closed(self, viewer: str) -> None:
         """Modal ``viewer`` was cancelled: stop keeping what it showed fresh."""
-        self.prefetch.unwatch(viewer)
+        for site in self.fleet:
+            site.prefetch.unwatch(viewer)
 
     def submit(self, draft: Draft, viewer: str = "") -> SecretRequest:
         """Record a request (raises ``AlreadyOpen``); call ``submitted`` once the ack is sent."""
@@ -189,9 +247,9 @@ class Services:
             request = self.workflow.submit(draft)
         except AlreadyOpen:
             if viewer:  # the modal stays open with the error: keep what it shows fresh
-                self.prefetch.watch(draft.target_kind, draft.target_id, viewer)
+                self.fleet[draft.tenant].prefetch.watch(draft.target_kind, draft.target_id, viewer)
             raise
-        self.prefetch.unwatch(viewer)  # the modal closes with this ack
+        self.form_closed(viewer)  # the modal closes with this ack
         return request
 
     def submitted(self, request: SecretRequest) -> None:
@@ -218,11 +276,12 @@ class Services:
 
     def shown_secrets(self, target: Described) -> Shown:
         """What ``list`` shows of a target: Auth0's inventory and the audit trail's provenance."""
-        found = self.targets[target.kind].inventory(target.id)
+        kind = self.fleet.target(target.ref.tenant, target.kind)
+        found = kind.inventory(target.id)
         return Shown(
             found.names,
-            self.workflow.provenance(target.id),
-            self.targets[target.kind].max_secrets,
+            self.workflow.provenance(target.id, target.ref.tenant),
+            kind.max_secrets,
             found.stamps,
             found.undeployed,
         )

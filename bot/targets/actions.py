@@ -17,6 +17,7 @@ from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_ACTION
 from bot.targets.action_apply import ActionApply, BatchOutcome
 from bot.targets.base import (
+    DEFAULT_TENANT,
     Applied,
     Change,
     Described,
@@ -31,10 +32,10 @@ from bot.targets.errors import TargetError, translated
 from bot.targets.locks import TargetLocks
 
 
-def described(action: Action) -> Described:
+def described(action: Action, tenant: str = DEFAULT_TENANT) -> Described:
     """The action as pickers and forms show it."""
     trigger = action.trigger_ids[0] if action.trigger_ids else "action"
-    return Described(TargetRef(TargetKind.ACTION, action.id), action.name, trigger)
+    return Described(TargetRef(TargetKind.ACTION, action.id, tenant), action.name, trigger)
 
 
 class ActionTarget:
@@ -49,7 +50,9 @@ class ActionTarget:
         locks: TargetLocks,
         waits: Waits | None = None,
         ttl: float = 60.0,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
+        self.tenant = tenant
         self.auth0 = auth0
         self.locks = locks
         self.waits = waits or Waits()
@@ -82,23 +85,23 @@ class ActionTarget:
     @translated
     def listing(self, deadline: float | None = None) -> list[Described]:
         """Every action, from the short-lived catalog."""
-        return [described(a) for a in self.catalog.items(deadline)]
+        return [described(a, self.tenant) for a in self.catalog.items(deadline)]
 
     @translated
     def find(self, key: str) -> Described | None:
         """The action whose id or name (case-insensitive) is ``key``."""
         action = self.catalog.find(key.removeprefix("action:"))
-        return described(action) if action else None
+        return described(action, self.tenant) if action else None
 
     @translated
     def search(self, query: str, deadline: float) -> list[Described]:
         """Actions whose name or id contains ``query``."""
-        return [described(a) for a in self.catalog.search(query, deadline)]
+        return [described(a, self.tenant) for a in self.catalog.search(query, deadline)]
 
     @translated
     def describe(self, target_id: str) -> Described:
         """The action, from the list just loaded when fresh."""
-        return described(self.catalog.cached(target_id) or self.read(target_id))
+        return described(self.catalog.cached(target_id) or self.read(target_id), self.tenant)
 
     @translated
     def read(self, target_id: str) -> Action:
@@ -119,7 +122,7 @@ class ActionTarget:
 
     def serialised(self, target_id: str) -> AbstractContextManager[None]:
         """Hold the action's lock (across replicas on PostgreSQL): one batch at a time."""
-        return self.locks.hold(f"{TargetRef(self.kind, target_id).tenant}:{target_id}")
+        return self.locks.hold(f"{self.tenant}:{target_id}")
 
     def ready_to_send(self) -> AbstractContextManager[None]:
         """Wait for room under the rate limit for a read and the PATCH planned from it, which

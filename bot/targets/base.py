@@ -12,10 +12,13 @@ from pydantic import SecretStr
 
 from bot.approvals.states import Kind
 
-# One tenant today; a reference carries it so that several tenants can come later.
+# The tenant of the AUTH0_* variables (no policy file): its references carry no prefix.
 DEFAULT_TENANT: Final = "default"
 ACTION_PREFIX: Final = "action:"
+# ``prod/action:{id}``: a policy file's tenants prefix their option values (CONTRACT §6).
+TENANT_SEPARATOR: Final = "/"
 _ID: Final = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_TENANT: Final = re.compile(r"^[a-z0-9-]{1,32}$")
 
 
 class TargetKind(StrEnum):
@@ -35,15 +38,22 @@ class TargetRef:
 
     @property
     def key(self) -> str:
-        """The picker's option value: a hook id, or ``action:`` and the action id."""
-        return f"{ACTION_PREFIX}{self.id}" if self.kind is TargetKind.ACTION else self.id
+        """The picker's option value: a hook id, or ``action:`` and the action id; prefixed by
+        the tenant's name and ``/`` for a policy file's tenants (``prod/action:{id}``)."""
+        inner = f"{ACTION_PREFIX}{self.id}" if self.kind is TargetKind.ACTION else self.id
+        return inner if self.tenant == DEFAULT_TENANT else f"{self.tenant}{TENANT_SEPARATOR}{inner}"
 
     @classmethod
     def parse(cls, key: str) -> TargetRef | None:
         """The reference an option value names, or None when it names none."""
-        kind = TargetKind.ACTION if key.startswith(ACTION_PREFIX) else TargetKind.HOOK
-        target_id = key.removeprefix(ACTION_PREFIX)
-        return cls(kind, target_id) if _ID.match(target_id) else None
+        tenant, separator, inner = key.rpartition(TENANT_SEPARATOR)
+        if not separator:
+            tenant = DEFAULT_TENANT
+        elif not _TENANT.match(tenant):
+            return None
+        kind = TargetKind.ACTION if inner.startswith(ACTION_PREFIX) else TargetKind.HOOK
+        target_id = inner.removeprefix(ACTION_PREFIX)
+        return cls(kind, target_id, tenant) if _ID.match(target_id) else None
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class Offer:
     kind: TargetKind
     targets: list[Described]
     missing: str | None = None  # why this kind is not offered (scopes, Hooks disabled)
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from bot.auth0.hooks import Hook, HooksApi
 from bot.auth0.transport import Auth0Transport
 from bot.limits import MAX_SECRETS_PER_HOOK
 from bot.targets.base import (
+    DEFAULT_TENANT,
     Applied,
     Change,
     Described,
@@ -21,9 +22,10 @@ from bot.targets.catalog import HookCatalog
 from bot.targets.errors import translated
 
 
-def described(hook: Hook) -> Described:
+def described(hook: Hook, tenant: str = DEFAULT_TENANT) -> Described:
     """The hook as pickers and forms show it."""
-    return Described(TargetRef(TargetKind.HOOK, hook.id), hook.name, hook.trigger_id, hook.enabled)
+    ref = TargetRef(TargetKind.HOOK, hook.id, tenant)
+    return Described(ref, hook.name, hook.trigger_id, hook.enabled)
 
 
 class HookTarget:
@@ -32,15 +34,18 @@ class HookTarget:
     kind = TargetKind.HOOK
     max_secrets = MAX_SECRETS_PER_HOOK
 
-    def __init__(self, auth0: Auth0Transport, catalog: HookCatalog) -> None:
+    def __init__(
+        self, auth0: Auth0Transport, catalog: HookCatalog, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self.auth0 = HooksApi(auth0)
         self.catalog = catalog
+        self.tenant = tenant
 
     @translated
     def offer(self, deadline: float | None = None) -> Offer:
         """The hooks, or why the tenant offers none (Hooks retired, or no ``read:hooks``)."""
         try:
-            hooks = [described(h) for h in self.catalog.hooks(deadline)]
+            hooks = [described(h, self.tenant) for h in self.catalog.hooks(deadline)]
         except (HooksUnavailable, InsufficientScope) as error:
             return Offer(self.kind, [], error.message)
         return Offer(self.kind, hooks, None if hooks else "the tenant has no hooks")
@@ -48,23 +53,25 @@ class HookTarget:
     @translated
     def listing(self, deadline: float | None = None) -> list[Described]:
         """Every hook, from the short-lived catalog."""
-        return [described(h) for h in self.catalog.hooks(deadline)]
+        return [described(h, self.tenant) for h in self.catalog.hooks(deadline)]
 
     @translated
     def find(self, key: str) -> Described | None:
         """The hook whose id or name (case-insensitive) is ``key``."""
         hook = self.catalog.find(key)
-        return described(hook) if hook else None
+        return described(hook, self.tenant) if hook else None
 
     @translated
     def search(self, query: str, deadline: float) -> list[Described]:
         """Hooks whose name or id contains ``query``."""
-        return [described(h) for h in self.catalog.search(query, deadline)]
+        return [described(h, self.tenant) for h in self.catalog.search(query, deadline)]
 
     @translated
     def describe(self, target_id: str) -> Described:
         """The hook, from the list the picker just loaded when fresh (one Auth0 call fewer)."""
-        return described(self.catalog.cached(target_id) or self.auth0.get_hook(target_id))
+        return described(
+            self.catalog.cached(target_id) or self.auth0.get_hook(target_id), self.tenant
+        )
 
     @translated
     def secret_names(self, target_id: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from bot.approvals.policy import Directory, Policy, Principals
+from bot.approvals.quorum import Term
+from bot.approvals.rules import Rule
 
 TEAM = "T0TEAM"
 
@@ -24,9 +26,13 @@ class FixedDirectory(Directory):
 
 
 def policy(directory: Directory | None = None) -> Policy:
+    """The variables' one rule: requesters, one approval from the approvers."""
+    approvers = ("W0APP", "S0APPS")
+    rule = Rule(
+        "default", "*", ("*",), ("U0REQ", "S0REQS"), approvers, "C0APP", (Term(approvers, 1),)
+    )
     return Policy(
-        Principals.parse(["U0REQ", "S0REQS"]),
-        Principals.parse(["W0APP", "S0APPS"]),
+        [rule],
         directory or FixedDirectory({"S0REQS": {"U0MEMBER"}, "S0APPS": {"U0BOSS"}}),
         TEAM,
     )

@@ -142,8 +142,8 @@ def test_guard_checks_the_requester_once_the_seal_verifies() -> None:
     guard = Guard(sealer, lambda token: True)
     asked: list[tuple[str, str, bool]] = []
 
-    def may_request(user: str, team: str, fresh: bool) -> bool:
-        asked.append((user, team, fresh))
+    def may_request(request: SecretRequest, fresh: bool) -> bool:
+        asked.append((request.requester, request.team_id, fresh))
         return False
 
     guard.may_request = may_request

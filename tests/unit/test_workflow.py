@@ -195,7 +195,7 @@ def test_approve_then_apply_sends_one_change_and_erases_the_value(w: World) -> N
     assert result.outcome is Outcome.APPLIED and result.request is not None
     assert result.request.value_ciphertext is None and result.request.state == State.APPLIED
     assert w.target.secrets["h1"]["API_KEY"] == VALUE and len(w.target.sent) == 1
-    assert w.events() == ["request.submitted", "request.approved", "secret.added"]
+    assert w.events() == ["request.submitted", "approval.added", "request.approved", "secret.added"]
     assert w.workflow.apply(request.id).outcome is Outcome.LOST_RACE
     assert len(w.target.sent) == 1
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -15,18 +15,32 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.approvals.policy import Principals
 from bot.approvals.states import Kind, State
 from bot.db.models import SecretRequest
 from bot.limits import COMMENT_MAX
 from bot.slack import ids
-from bot.slack.blocks.parts import VERB, message, note, section, slack_date, target_noun
+from bot.slack.blocks.parts import (
+    VERB,
+    kind_noun,
+    message,
+    named_tenant,
+    note,
+    section,
+    slack_date,
+    target_noun,
+)
 from bot.slack.text import COMMENT_LABEL, REASON_LABEL, SECTION_TEXT_MAX, esc, shown
+
+if TYPE_CHECKING:
+    from bot.approvals.approving import Tally
 
 
 def approval_message(
-    request: SecretRequest, mention: str | None
+    request: SecretRequest, mention: str | None, tally: Tally | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The approval request posted to the approval channel, with Approve and Reject buttons."""
+    """The approval request posted to the approval channel, with Approve and Reject buttons
+    (and, with ``tally``, the approvals so far)."""
     expires = slack_date(request.expires_at)
     head = f"{mention} " if mention else ""
     text = (
@@ -35,6 +49,7 @@ def approval_message(
     )
     blocks: list[Block] = [
         *_summary(request, f"{head}*Approval needed*\n"),
+        *([section(progress_text(tally))] if tally is not None and shows_progress(request) else []),
         note(f"Request `{request.id}` expires {expires}. The requester cannot approve it."),
         ActionsBlock(
             block_id=ids.BLOCK_DECISION,
@@ -59,6 +74,36 @@ def decided_message(
     text = f"Request `{request.id}`: {outcome}"
     said = [_typed(COMMENT_LABEL, comment)] if comment else []
     return message(text, [*_summary(request), note(outcome), *said])
+
+
+def shows_progress(request: SecretRequest) -> bool:
+    """Whether the message counts approvals: with a policy file, or more than one needed (one
+    approval from the variables' list reads as before)."""
+    return named_tenant(request) or request.required_approvals > 1
+
+
+def progress_text(tally: Tally) -> str:
+    """``Approvals: K of N`` and who approved; for a quorum, a line per term."""
+    progress = tally.progress
+    seated = {person: index for index, people in enumerate(progress.filled) for person in people}
+    head = f"*Approvals:* {progress.counted} of {progress.required}"
+    if not tally.rule.quorum:
+        people = [f"<@{p}>" for p in tally.counted]
+        return head + (f": {', '.join(people)}" if people else "")
+    lines = [head]
+    for index, term in enumerate(tally.rule.terms):
+        people = [f"<@{p}>" for p in tally.counted if seated.get(p) == index]
+        filled = ": " + ", ".join(people) if people else ""
+        who = Principals.parse(term.principals).describe()
+        lines.append(f"• {len(people)} of {term.count} from {who}{filled}")
+    return "\n".join(lines)
+
+
+def quorum_met_message(request: SecretRequest, tally: Tally) -> tuple[str, list[dict[str, Any]]]:
+    """The approval message once the last approval needed is in: no buttons, who approved."""
+    outcome = ":white_check_mark: Approved; the change is being applied."
+    text = f"Request `{request.id}`: {outcome}"
+    return message(text, [*_summary(request), section(progress_text(tally)), note(outcome)])
 
 
 def describe_state(request: SecretRequest) -> str:
@@ -103,13 +148,16 @@ def decision_modal(request: SecretRequest, approve: bool) -> dict[str, Any]:
 def _facts(request: SecretRequest) -> str:
     """The request's facts as the bot states them (names escaped and kept on one line)."""
     lines = [
-        f"*{target_noun(request).capitalize()}:* "
+        f"*{kind_noun(request).capitalize()}:* "
         f"{shown(request.target_name)} (`{request.target_id}`)",
         f"*Secret:* `{esc(request.secret_name)}` ({VERB[Kind(request.kind)]})",
         f"*Requested by:* <@{request.requester}>",
     ]
     if request.fingerprint:
         lines.append(f"*Value fingerprint:* `{request.fingerprint}`")
+    if named_tenant(request):  # a policy file's tenant and the rule that decides the request
+        lines[:0] = [f"*Tenant:* {esc(request.tenant)}"]
+        lines.append(f"*Rule:* {esc(request.rule_name or '')}")
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
     noun = target_noun(request)
     deployed = (
         f" and deployed as version {request.target_version}"
-        if noun == TargetKind.ACTION and request.target_version is not None
+        if request.target_kind == TargetKind.ACTION and request.target_version is not None
         else ""
     )
     text = (

@@ -10,15 +10,27 @@ from slack_sdk.models.views import View
 
 from bot.approvals.states import Kind
 from bot.db.models import SecretRequest
-from bot.targets import TargetKind
+from bot.targets import DEFAULT_TENANT, TargetKind
 
 VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
 DONE = {Kind.ADD: "added", Kind.UPDATE: "rotated", Kind.REMOVE: "removed"}
 
 
-def target_noun(request: SecretRequest) -> str:
-    """What the request changes, as people read it: "hook" or "action"."""
+def kind_noun(request: SecretRequest) -> str:
+    """What kind of target the request changes: "hook" or "action"."""
     return str(TargetKind(request.target_kind or TargetKind.HOOK))
+
+
+def named_tenant(request: SecretRequest) -> bool:
+    """Whether the request's tenant comes from a policy file (messages then name it)."""
+    return bool(request.tenant) and request.tenant != DEFAULT_TENANT
+
+
+def target_noun(request: SecretRequest) -> str:
+    """What the request changes, as people read it: "hook" or "action", after the tenant's
+    name with a policy file ("prod · action", CONTRACT §6)."""
+    noun = kind_noun(request)
+    return f"{request.tenant} · {noun}" if named_tenant(request) else noun
 
 
 def message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:

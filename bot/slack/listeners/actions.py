@@ -6,10 +6,14 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.approvals.rulebook import DEFAULT_RULE, still_deciding
+from bot.approvals.rules import Rule
 from bot.approvals.states import State
 from bot.db.models import SecretRequest
-from bot.slack import blocks, ids
+from bot.slack import answers, blocks, ids
+from bot.slack.blocks.parts import named_tenant
 from bot.slack.services import Services
+from bot.slack.text import esc
 
 
 def register(app: App) -> None:
@@ -35,22 +39,41 @@ def open_decision(
     if request is None:
         _say(respond, "That request does not exist.")
         return
-    if user == request.requester or not services.policy.may_approve(user, team):
+    approve = action.get("action_id") == ids.ACTION_APPROVE
+    pending = request.state == State.PENDING
+    rule = services.policy.rule_of(request)
+    if pending and not still_deciding(request, rule):  # the policy changed since: expire it
+        services.workflow.expire_changed(request.id)
+        _say(respond, f":hourglass: {answers.POLICY_CHANGED}")
+        return
+    allowed = services.policy.may_approve(user, team, rule if pending else None)
+    if user == request.requester or not allowed:
         mine = user == request.requester
-        why = "you requested it" if mine else "you are not in HOOK_SECRET_APPROVERS"
+        why = "you requested it" if mine else _not_listed(request, rule)
         _say(respond, f":no_entry: You can't decide request `{request.id}`: {why}.")
         services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
         return
     # seals.py: an Approve click on a tampered request, or one whose requester is no longer
     # allowed, fails it (both told) instead of opening the modal.
-    if action.get("action_id") == ids.ACTION_APPROVE and services.workflow.screen(request, user):
+    if approve and services.workflow.screen(request, user):
         return
-    if request.state != State.PENDING:
+    if not pending:
         _decided_already(services, respond, body, request)
         return
-    approve = action.get("action_id") == ids.ACTION_APPROVE
+    count = services.workflow.approving.would_count
+    refused = count(request, rule, user) if approve and rule is not None else None
+    if refused is not None:
+        _say(respond, f":information_source: {answers.REFUSED_APPROVALS[refused]}")
+        return
     trigger = body.get("trigger_id") or ""
     services.modals.open(respond, trigger, blocks.decision_modal(request, approve))
+
+
+def _not_listed(request: SecretRequest, rule: Rule | None) -> str:
+    """Why someone may not decide: not on the variable's list, or not in the rule's."""
+    if rule is None or (not named_tenant(request) and rule.name == DEFAULT_RULE):
+        return "you are not in HOOK_SECRET_APPROVERS"
+    return f"you are not among the approvers of its rule `{esc(rule.name)}`"
 
 
 def _decided_already(

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.approvals.states import Kind
-from bot.slack import blocks, ids
+from bot.slack import answers, blocks, ids
 from bot.slack.blocks import esc
 from bot.slack.listeners.listing import show_list
 from bot.slack.services import Services
@@ -71,7 +71,7 @@ def open_request(
     )
     opened = services.modals.open(respond, command.get("trigger_id") or "", view)
     if opened is not None and parsed.hook:
-        _prefill_hook(services, opened, kind, metadata, parsed)
+        _prefill_hook(services, opened, kind, metadata, parsed, user)
 
 
 def _not_a_requester(
@@ -87,14 +87,36 @@ def _not_a_requester(
 
 
 def _prefill_hook(
-    services: Services, opened: dict[str, Any], kind: Kind, metadata: str, parsed: Command
+    services: Services,
+    opened: dict[str, Any],
+    kind: Kind,
+    metadata: str,
+    parsed: Command,
+    user: str,
 ) -> None:
-    """Select the hook or action named in the command, once the modal is already open."""
-    hook = services.targets.find(parsed.hook or "")
-    if hook is not None:  # read ahead while the modal updates and the user types
-        services.watch_target(hook.ref.key, str(opened.get("id", "")))
+    """Select the hook or action named in the command (``tenant/name`` with a policy file),
+    once the modal is already open; one no rule covers, or the user may not request, is
+    refused with a notice in the modal."""
+    found = services.fleet.find(parsed.hook or "")
+    hook = found.target
     named = esc(cut(parsed.hook or "", NAMED_SHOWN))
     notice = None if hook else f":warning: No hook named `{named}`: pick one."
+    if found.tenants:
+        where = ", ".join(f"`{t}/…`" for t in found.tenants)
+        notice = f":warning: `{named}` is in several tenants ({where}): name one, or pick."
+    if hook is not None:
+        rule = services.policy.rule_for(hook.ref.tenant, hook.kind, hook.name)
+        if rule is None or not services.policy.may_request(user, services.team_id, rule):
+            outcome = "no_rule" if rule is None else "not_a_requester"
+            notice = f":no_entry: {answers.NO_RULE if rule is None else answers.NO_REQUESTER_HERE}"
+            event = "request.refused" if rule is None else "request.denied"
+            named_target = {f"{hook.kind}_id": hook.id, "target": str(hook.kind)}
+            services.refuse(
+                event, user, services.team_id, outcome, tenant=hook.ref.tenant, **named_target
+            )
+            hook = None
+    if hook is not None:  # read ahead while the modal updates and the user types
+        services.watch_target(hook.ref.key, str(opened.get("id", "")))
     view = blocks.request_modal(
         kind,
         private_metadata=metadata,

@@ -43,7 +43,7 @@ def show_list(
     if not hook_key:
         respond(**_picker(services), response_type="ephemeral")
         return
-    target = services.targets.find(hook_key)
+    target = services.fleet.find(hook_key).target
     if target is None:
         respond(
             text=f"No hook or action named `{blocks.esc(hook_key)}`.", response_type="ephemeral"
@@ -74,7 +74,12 @@ def _secret_list(services: Services, target: Described) -> str:
 
 def _picker(services: Services) -> dict[str, Any]:
     try:
-        found = [t for target in services.targets for t in target.offer(PICKER_DEADLINE).targets]
+        found = [
+            t
+            for site in services.fleet
+            for target in site.targets
+            for t in target.offer(PICKER_DEADLINE).targets
+        ]
     except TargetError as error:
         return {"text": f"Auth0 could not list hooks: {error.message}"}
     if not found:

@@ -23,8 +23,11 @@ def on_hook_options(ack: Ack, payload: dict[str, Any], services: Services) -> No
     """Actions and hooks matching what the user typed; one unusable option when Auth0 can't
     answer."""
     try:
-        offers = services.offers(payload.get("value") or "", OPTIONS_DEADLINE)
+        person = payload.get("user")
+        user = person.get("id") if isinstance(person, dict) else None
+        # Only what this person may request (nobody named: nothing, fail closed).
+        offers = services.offers(payload.get("value") or "", OPTIONS_DEADLINE, user=str(user or ""))
     except TargetError as error:
         ack(options=[blocks.unavailable_option(error.reason).to_dict()])
         return
-    ack(**blocks.target_options(offers))
+    ack(**blocks.target_options(offers, by_tenant=services.fleet.named))

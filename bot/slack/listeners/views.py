@@ -49,6 +49,14 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
     if not errors:
         checked = services.check_submission(form, kind, viewer=view.get("id") or "")
         errors, hook, outcome = checked.errors, checked.hook, checked.outcome
+        # The rule's verdict comes first: a target someone may not request says nothing more.
+        ruled = _rule_errors(services, user, team, form, hook)
+        if ruled is not None:
+            errors, outcome = ruled
+            if outcome == "not_a_requester":
+                ack(response_action="errors", errors=errors)
+                services.refuse_later("request.denied", user, team, outcome, **_where(form))
+                return
     if errors:
         _refuse_input(services, ack, user, team, form, errors, outcome)
         return
@@ -82,6 +90,33 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
     ack(**answer.ack)
     if answer.follow_up:
         services.decided(result)
+
+
+def _rule_errors(
+    services: Services, user: str, team: str, form: RequestForm, hook: Described | None
+) -> tuple[dict[str, str], str] | None:
+    """Why the rule that decides the chosen target refuses this submission, if it does: no
+    rule covers it, the user is not among its requesters, or it needs a reason."""
+    ref = TargetRef.parse(form.target or "")
+    if ref is None:
+        return None  # the form's own checks said so already
+    rule, why = services.rule_for_submission(ref, hook, _target_name(form))
+    if rule is None:
+        outcome = "no_rule" if why == answers.NO_RULE else "unknown_target"
+        return {ids.BLOCK_HOOK: why or answers.NO_RULE}, outcome
+    if not services.policy.may_request(user, team, rule):
+        return {ids.BLOCK_HOOK: answers.NO_REQUESTER_HERE}, "not_a_requester"
+    if rule.required > 0 and not form.reason.strip():
+        return {ids.BLOCK_REASON: answers.REASON_NEEDED}, "invalid_input"
+    return None
+
+
+def _where(form: RequestForm) -> dict[str, str]:
+    """The target a refused form named, as its audit record carries it."""
+    ref = TargetRef.parse(form.target or "")
+    if ref is None:
+        return {}
+    return {f"{ref.kind}_id": ref.id, "target": str(ref.kind), "tenant": ref.tenant}
 
 
 def _draft(
@@ -123,10 +158,14 @@ def _refuse_input(
     # A name that failed its checks may be anything, a pasted value included: not recorded.
     name_checked = ids.BLOCK_SECRET_NAME not in errors or outcome in NAME_WAS_VALID
     name = form.secret_name if name_checked and valid_name(form.secret_name) else None
-    ref = TargetRef.parse(form.target or "")
-    where = {f"{ref.kind}_id": ref.id, "target": str(ref.kind)} if ref else {}
     services.refuse_later(
-        "request.refused", user, team, outcome, secret_name=name, fields=sorted(errors), **where
+        "request.refused",
+        user,
+        team,
+        outcome,
+        secret_name=name,
+        fields=sorted(errors),
+        **_where(form),
     )
 
 
