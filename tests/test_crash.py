@@ -169,7 +169,12 @@ def test_sigkill_right_after_submit_posts_one_approval_message_after_restart(
             assert not any(b.get("type") == "actions" for b in approval["blocks"])
             assert len(confirmations(slack, "AFTER_SUBMIT")) == 1
             events = [r["event"] for r in first.audit() + second.audit()]
-            assert events == ["request.submitted", "request.approved", "secret.added"]
+            assert events == [
+                "request.submitted",
+                "approval.added",
+                "request.approved",
+                "secret.added",
+            ]
         assert _audit_verify(env, tmp_path) == 0
 
 
@@ -207,7 +212,12 @@ def test_sigkill_mid_approval_post_leaves_a_stale_copy_that_answers_and_is_updat
             assert len(slack.messages(APPROVALS)) == 2 and len(secret_posts(auth0)) == 1
             assert len(confirmations(slack, "MID_POST")) == 1
             events = [r["event"] for r in first.audit() + second.audit()]
-            assert events == ["request.submitted", "request.approved", "secret.added"]
+            assert events == [
+                "request.submitted",
+                "approval.added",
+                "request.approved",
+                "secret.added",
+            ]
         assert _audit_verify(env, tmp_path) == 0
 
 
@@ -273,7 +283,12 @@ def test_sigkill_mid_confirmation_post_confirms_once_when_history_is_readable(
             (approval,) = slack.messages(APPROVALS)
             assert not _has_buttons(approval)
             events = [r["event"] for r in first.audit() + second.audit()]
-            assert events == ["request.submitted", "request.approved", "secret.added"]
+            assert events == [
+                "request.submitted",
+                "approval.added",
+                "request.approved",
+                "secret.added",
+            ]
         assert _audit_verify(env, tmp_path) == 0
 
 
@@ -305,5 +320,10 @@ def test_sigkill_mid_approval_post_leaves_one_message_when_history_is_readable(
             assert len(confirmations(slack, "MID_POST_READ")) == 1
             assert len(secret_posts(auth0)) == 1
             events = [r["event"] for r in first.audit() + second.audit()]
-            assert events == ["request.submitted", "request.approved", "secret.added"]
+            assert events == [
+                "request.submitted",
+                "approval.added",
+                "request.approved",
+                "secret.added",
+            ]
         assert _audit_verify(env, tmp_path) == 0

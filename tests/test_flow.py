@@ -40,7 +40,12 @@ def test_add_with_approval_applies_once_and_confirms_without_the_value(db_url: s
         assert "CANARY" not in str(bot.slack.calls)
         assert "CANARY" not in str(bot.slack.ephemerals())
         assert "CANARY" not in bot.audit_stream.getvalue()
-        assert bot.events() == ["request.submitted", "request.approved", "secret.added"]
+        assert bot.events() == [
+            "request.submitted",
+            "approval.added",
+            "request.approved",
+            "secret.added",
+        ]
         request_id = request_id_of(message)
         for record in bot.audit():
             assert record["audit"] is True and record["timestamp"].endswith("Z")
@@ -48,6 +53,7 @@ def test_add_with_approval_applies_once_and_confirms_without_the_value(db_url: s
             assert record["hook_id"] == bot.hook_id and record["secret_name"] == "API_KEY"
         assert [(r["actor"], r["outcome"]) for r in bot.audit()] == [
             (REQUESTER, "pending"),
+            (APPROVER, "approved"),
             (APPROVER, "approved"),
             (APPROVER, "applied"),
         ]

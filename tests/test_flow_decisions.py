@@ -322,7 +322,7 @@ def test_restart_between_submission_and_approval_keeps_the_request(db_url: str) 
             assert len(secret_posts(ws.auth0)) == 1
             row = second.store.get(request_id_of(message))
             assert row is not None and row.state == State.APPLIED
-            assert second.events() == ["request.approved", "secret.added"]
+            assert second.events() == ["approval.added", "request.approved", "secret.added"]
             ws.slack.wait_for_message(ORIGIN, lambda m: "API_KEY" in m["text"])
 
 

@@ -190,7 +190,7 @@ def test_open_request_still_applies_after_key_rotation(db_url: str) -> None:
             assert ack.status == 200 and not ack.body
             second.drain()
             assert ws.auth0.secrets(ws.hook_id)["API_KEY"] == "across-rotation"
-            assert second.events() == ["request.approved", "secret.added"]
+            assert second.events() == ["approval.added", "request.approved", "secret.added"]
 
 
 def test_requester_removed_from_their_group_is_refused_at_approval(sqlite_url: str) -> None:
@@ -212,17 +212,27 @@ def test_requester_removed_from_their_group_is_refused_at_approval(sqlite_url: s
         assert "request.approved" not in bot.events()
 
 
-def test_requester_dropped_from_the_settings_is_refused_at_the_click(sqlite_url: str) -> None:
-    """After a restart with HOOK_SECRET_REQUESTERS no longer naming the requester, clicking
-    Approve on their request fails it (no decision modal); both people are told."""
+def test_requester_dropped_from_the_settings_expires_the_request_at_start(
+    sqlite_url: str,
+) -> None:
+    """A restart with HOOK_SECRET_REQUESTERS no longer naming the requester changes the rule
+    that decided their request (CONTRACT §6): it expires at start (``policy_changed``), its
+    value erased and the requester told; an Approve click then opens no modal."""
     with workspace(sqlite_url) as ws:
         with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as first:
             message = first.request_approval(value="from-a-leaver")
         narrowed = ws.settings.model_copy(update={"hook_secret_requesters": ["S0REQS"]})
         with serve(narrowed, ws.slack, ws.auth0, ws.hook_id) as second:
+            second.drain()
+            row = second.store.get(request_id_of(message))
+            assert row is not None and row.state == State.EXPIRED
+            assert row.value_ciphertext is None
+            expired = [r for r in second.audit() if r["event"] == "request.expired"]
+            assert [r["outcome"] for r in expired] == ["policy_changed"]
+            ws.slack.wait_for_ephemeral(REQUESTER, lambda m: "policy's rule" in m["text"])
             mark = ws.slack.mark()
             assert second.click(message).status == 200
-            _assert_refused(second, request_id_of(message), "requester_not_allowed", APPROVER)
+            second.drain()
             assert not [c for c in ws.slack.calls[mark:] if c.method == "views.open"]
             assert secret_posts(ws.auth0) == []
 

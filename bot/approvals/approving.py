@@ -103,50 +103,70 @@ class Approving:
         refused (given already, fills no seat, no longer pending)."""
         eligible = Eligibility(self.rules, rule, request.team_id, actor)
         refused = self._precheck(request, rule, actor, eligible)
-        if refused is not None:
-            return Result(refused, request)
+        if refused is not None:  # unless the quorum was met meanwhile: then say so
+            current = self.store.get(request.id)
+            if current is None or current.state != State.PENDING:
+                return Result(Outcome.LOST_RACE, current)
+            return Result(refused, current)
         now = self.now()
         try:
             with self.store.transaction() as tx:
                 held = tx.hold_pending(request.id)
-                if held is None:
-                    return Result(Outcome.LOST_RACE, self.store.get(request.id))
-                approvers = self._verified(held, tx.approvals(held.id))
-                if actor in approvers:
-                    return Result(Outcome.APPROVED_ALREADY, held)
-                before = progress(rule.terms, approvers, eligible, held.requester)
-                after = progress(rule.terms, [*approvers, actor], eligible, held.requester)
-                if after.counted <= before.counted:
-                    return Result(Outcome.NOT_COUNTED, held)
-                seal = self.guard.sealer.seal_approval(held, actor)
-                tx.add_approval(
-                    Approval(
-                        request_id=held.id,
-                        approver=actor,
-                        comment=comment,
-                        created_at=now,
-                        seal=seal,
-                    )
+                result = (
+                    None
+                    if held is None
+                    else self._add(tx, held, rule, actor, comment, now, eligible)
                 )
-                extra = {"comment": comment} if comment else {}
-                tx.audit(
-                    request_event(
-                        "approval.added",
-                        held,
-                        actor,
-                        "approved",
-                        approvals=after.counted,
-                        required=after.required,
-                        **extra,
-                    )
-                )
-                tally = Tally(rule, after, (*approvers, actor))
-                if not after.met:
-                    self.tell(tx, "progress", held, tally)
-                    return Result(Outcome.COUNTED, held)
-                return self._met(tx, held, tally, actor, comment, now)
         except ApprovedAlready:  # the same person's other click, committed meanwhile
             return Result(Outcome.APPROVED_ALREADY, self.store.get(request.id))
+        # None: decided meanwhile; read (once what decided it is committed) how it ended.
+        return result or Result(Outcome.LOST_RACE, self.store.get(request.id))
+
+    def _add(
+        self,
+        tx: Tx,
+        held: SecretRequest,
+        rule: Rule,
+        actor: str,
+        comment: str | None,
+        now: datetime,
+        eligible: Callable[[str, int], bool],
+    ) -> Result:
+        """In the transaction holding the request's row: count ``actor``'s approval."""
+        approvers = self._verified(held, tx.approvals(held.id))
+        if actor in approvers:
+            return Result(Outcome.APPROVED_ALREADY, held)
+        before = progress(rule.terms, approvers, eligible, held.requester)
+        after = progress(rule.terms, [*approvers, actor], eligible, held.requester)
+        if after.counted <= before.counted:
+            return Result(Outcome.NOT_COUNTED, held)
+        seal = self.guard.sealer.seal_approval(held, actor)
+        tx.add_approval(
+            Approval(
+                request_id=held.id,
+                approver=actor,
+                comment=comment,
+                created_at=now,
+                seal=seal,
+            )
+        )
+        extra = {"comment": comment} if comment else {}
+        tx.audit(
+            request_event(
+                "approval.added",
+                held,
+                actor,
+                "approved",
+                approvals=after.counted,
+                required=after.required,
+                **extra,
+            )
+        )
+        tally = Tally(rule, after, (*approvers, actor))
+        if not after.met:
+            self.tell(tx, "progress", held, tally)
+            return Result(Outcome.COUNTED, held)
+        return self._met(tx, held, tally, actor, comment, now)
 
     def _precheck(
         self,
