@@ -43,6 +43,7 @@ from tests.harness.inprocess import (
     Bot,
     running_bot,
 )
+from tests.harness.people import CLIENT_SECRET
 
 REPO = Path(__file__).resolve().parent.parent
 # One random core per run: it survives URL encoding and JSON escaping unchanged, so finding it
@@ -438,7 +439,7 @@ def _observe(bot: Bot, recorder: Recorder, applied_labels: tuple[str, ...]) -> S
         Secret("canary", canary("applied")),
         Secret("bot token", BOT_TOKEN),
         Secret("signing secret", SIGNING_SECRET),
-        Secret("client secret", bot.settings.auth0_client_secret.get_secret_value()),
+        Secret("client secret", CLIENT_SECRET),
         *(Secret("encryption key", k) for k in bot.settings.encryption_keys),
         *(Secret("access token", t) for t in access_tokens),
     ]

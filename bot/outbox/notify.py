@@ -16,6 +16,7 @@ from bot.slack.blocks.approval_message import (
     decided_message,
     describe_state,
     quorum_met_message,
+    shows_progress,
 )
 from bot.slack.blocks.confirmation import confirmation, failure_effect
 from bot.slack.blocks.parts import DONE, VERB, target_noun
@@ -116,11 +117,10 @@ class Notifier:
 
     def applied(self, request: SecretRequest) -> list[Message]:
         """Update the approval message, post the redacted confirmation (or DM it instead)."""
-        text, body = confirmation(request)
-        outcome = (
-            f":white_check_mark: {DONE[Kind(request.kind)].capitalize()}"
-            f" (approved by <@{request.decided_by}>)"
-        )
+        approvers = self._approved_by(request)
+        text, body = confirmation(request, approvers)
+        by = ", ".join(f"<@{a}>" for a in approvers)
+        outcome = f":white_check_mark: {DONE[Kind(request.kind)].capitalize()} (approved by {by})"
         fallback = (
             text + f"\n_(I could not post in <#{request.origin_channel}>"
             ": invite me there to confirm changes publicly.)_"
@@ -212,11 +212,27 @@ class Notifier:
     def decided(
         self, request: SecretRequest, outcome: str, comment: str | None = None
     ) -> list[Message]:
-        """Replace the approval message's buttons with the outcome (once it was posted)."""
+        """Replace the approval message's buttons with the outcome (once it was posted), and
+        the approvals it had where the message counts them."""
         if request.required_approvals == 0 or (self.rules is None and not self.approval_channel):
             return []
-        text, body = decided_message(request, outcome, comment)
+        text, body = decided_message(request, outcome, comment, self._tally(request))
         return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
+
+    def _tally(self, request: SecretRequest) -> Tally | None:
+        """The request's approvals, where its message counts them (a policy file, or more
+        than one needed)."""
+        rule = self._rule(request)
+        if rule is None or self.tally is None or not shows_progress(request):
+            return None
+        return self.tally(request, rule)
+
+    def _approved_by(self, request: SecretRequest) -> list[str]:
+        """Who approved: everyone counted toward the quorum, or the one who decided."""
+        tally = self._tally(request)
+        if tally is not None and tally.counted:
+            return list(tally.counted)
+        return [request.decided_by] if request.decided_by else []
 
     def stale_copy(self, request: SecretRequest, channel: str, ts: str) -> list[Message]:
         """A duplicate approval message (posted before a crash, its ts never stored) that

@@ -151,8 +151,10 @@ class Services:
         found: list[Offer] = []
         lowered = query.strip().lower()
         for site in self.fleet:
+            if user is not None and not self._requests_in(user, site.name):
+                continue  # a tenant where this person may request nothing is not shown
             for target in site.targets:
-                offer = target.offer(deadline)
+                offer = self._offer(target, deadline)
                 matching = [
                     t
                     for t in offer.targets
@@ -161,6 +163,21 @@ class Services:
                 matching.sort(key=lambda t: t.name.lower())
                 found.append(Offer(offer.kind, matching, offer.missing, site.name))
         return found
+
+    def _requests_in(self, user: str, tenant: str) -> bool:
+        """Whether some rule of ``tenant`` lets ``user`` request."""
+        rules = [r for r in self.policy.rules if r.tenant in ("*", tenant)]
+        return any(self.policy.may_request(user, self.team_id, rule) for rule in rules)
+
+    def _offer(self, target: Target, deadline: float) -> Offer:
+        """What one kind of one tenant offers; with several tenants, one that can't answer
+        says why in its group instead of hiding the others."""
+        if len(self.fleet) == 1:
+            return target.offer(deadline)
+        try:
+            return target.offer(deadline)
+        except TargetError as error:
+            return Offer(target.kind, [], error.message)
 
     def _offered(self, target: Described, user: str | None) -> bool:
         """Whether the picker offers ``target`` (to ``user``): a rule covers it, and they are

@@ -18,7 +18,7 @@ from bot.db.encryption import generate_key
 from bot.db.models import SecretRequest
 from bot.db.store import Store
 from bot.serve import lifecycle
-from bot.settings import Mode, Settings, load_app_settings
+from bot.settings import Mode, PolicySettings, Settings, load_app_settings
 from bot.slack import ids
 from bot.slack.services import Services
 from standins.auth0 import Auth0Sandbox
@@ -78,7 +78,7 @@ class Bot:
     clock: Clock
     hook_id: str
     url: str
-    settings: Settings
+    settings: Settings | PolicySettings
 
     def audit(self) -> list[dict[str, Any]]:
         """Audit lines printed so far, once background work (refusals are audited after the
@@ -236,7 +236,7 @@ def running_bot(
 
 @contextmanager
 def serve(
-    settings: Settings,
+    settings: Settings | PolicySettings,
     slack: SlackStandIn,
     auth0: Auth0Sandbox,
     hook_id: str,

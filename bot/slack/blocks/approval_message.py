@@ -67,13 +67,17 @@ def approval_message(
 
 
 def decided_message(
-    request: SecretRequest, outcome: str, comment: str | None = None
+    request: SecretRequest,
+    outcome: str,
+    comment: str | None = None,
+    tally: Tally | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The approval message once decided: the outcome (and the decider's comment as typed),
-    and no buttons."""
+    the approvals it had (with ``tally``), and no buttons."""
     text = f"Request `{request.id}`: {outcome}"
     said = [_typed(COMMENT_LABEL, comment)] if comment else []
-    return message(text, [*_summary(request), note(outcome), *said])
+    shown = [section(progress_text(tally))] if tally is not None else []
+    return message(text, [*_summary(request), *shown, note(outcome), *said])
 
 
 def shows_progress(request: SecretRequest) -> bool:

@@ -12,12 +12,16 @@ from bot.slack.text import esc, shown
 from bot.targets import TargetKind
 
 
-def confirmation(request: SecretRequest) -> tuple[str, list[dict[str, Any]]]:
-    """The redacted confirmation: who, which hook, which secret, never the value."""
+def confirmation(
+    request: SecretRequest, approvers: list[str] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The redacted confirmation: who, which hook, which secret, never the value; approved by
+    ``approvers`` (default: the one who decided)."""
     kind = Kind(request.kind)
+    approvers = approvers or ([request.decided_by] if request.decided_by else [])
     approver = (
-        f"approved by <@{request.decided_by}>"
-        if request.decided_by and request.decided_by != request.requester
+        "approved by " + ", ".join(f"<@{a}>" for a in approvers)
+        if approvers and approvers != [request.requester]
         else "self-confirmed (no approval required)"
     )
     noun = target_noun(request)
