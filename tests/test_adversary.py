@@ -199,18 +199,23 @@ def test_a_requester_removed_while_their_change_waits_is_refused_and_not_sent(
 ) -> None:
     """REQUESTER's approved change to the action had not been applied when the bot restarted
     with HOOK_SECRET_REQUESTERS no longer naming REQUESTER; GROUPIE's change to the same
-    action is approved next: REQUESTER's is refused `requester_not_allowed` (whether a batch
-    gathers it or the sweep finds it) and never reaches Auth0; GROUPIE's deploys."""
+    action, still pending, expired at that start (the rule changed: CONTRACT §6) and is asked
+    again and approved: REQUESTER's is refused `requester_not_allowed` (whether a batch gathers
+    it or the sweep finds it) and never reaches Auth0; GROUPIE's deploys."""
     with workspace(sqlite_url) as ws:
         ws.auth0.set_scopes(*FULL_SCOPES)
         action_id = ws.auth0.actions.add("Enrich tokens", dict(OTHERS))
         with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as first:
             s = Scene(first, action_id)
             waiting = _decided(s, s.request("add", "FOUR", "value-four"))
-            theirs = _request_as(s, GROUPIE, "update", "ONE", "rotated-one")
+            stale = _request_as(s, GROUPIE, "update", "ONE", "rotated-one")
         narrowed = ws.settings.model_copy(update={"hook_secret_requesters": ["S0REQS"]})
         with serve(narrowed, ws.slack, ws.auth0, ws.hook_id, clock=Clock()) as second:
             s = Scene(second, action_id)
+            second.drain()  # the expiry's messages (its approval message loses its buttons)
+            expired = second.store.get(request_id_of(stale))
+            assert expired is not None and expired.state == State.EXPIRED
+            theirs = _request_as(s, GROUPIE, "update", "ONE", "rotated-one")
             second.decide(theirs)
             assert settled(s, theirs).state == State.APPLIED
             second.services.sweep()

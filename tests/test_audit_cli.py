@@ -121,6 +121,7 @@ def test_export_prints_the_lines_the_bot_printed_with_the_contract_fields(trail:
     assert exported == trail.printed
     assert [r["event"] for r in exported] == [
         "request.submitted",
+        "approval.added",
         "request.approved",
         "secret.added",
         "request.submitted",
@@ -133,14 +134,14 @@ def test_export_prints_the_lines_the_bot_printed_with_the_contract_fields(trail:
         moment = datetime.fromisoformat(record["timestamp"])
         assert record["timestamp"].endswith("Z") and moment.utcoffset() == timedelta(0)
         assert record["team_id"] == "T0TEAM" and record["actor"]
-    added = exported[2]
+    added = exported[3]
     assert (added["secret_name"], added["outcome"], added["actor"]) == (
         "API_KEY",
         "applied",
         "U0APP",
     )
-    assert exported[4]["comment"] == "no"
-    assert exported[5]["request_id"] is None and exported[5]["actor"] == OUTSIDER
+    assert exported[5]["comment"] == "no"
+    assert exported[6]["request_id"] is None and exported[6]["actor"] == OUTSIDER
 
 
 def _since(trail: Trail, *args: str) -> list[dict[str, Any]]:

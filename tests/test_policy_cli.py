@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from bot.db.encryption import generate_key
+from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
-from standins.slack import SlackStandIn
+from standins.slack import SlackDriver, SlackStandIn
 from tests.harness.people import BOT_TOKEN, REPO, SIGNING_SECRET, free_port
+from tests.harness.process import running
+from tests.waiting import wait_until
 
 PROD_SECRET = "prod-client-secret-0123456789"
 DEV_SECRET = "dev-client-secret-9876543210"
@@ -143,6 +146,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         slack.add_usergroup("S0ENGINEERS", "engineers", ["U0RITA", "U0SAM"])
         slack.add_usergroup("S0PAYMENTS", "payments", ["U0SAM"])
         slack.add_usergroup("S0SECURITY", "security", ["U0SEC1", "U0SEC2"])
+        slack.add_channel("C0GENERAL", "general")
         slack.add_channel("C0PAYMENTS", "payments-approvals")
         slack.add_channel("C0PRODAPPROVALS", "prod-approvals")
         (tmp_path / ".env").write_text(f"AUTH0_DEV_CLIENT_SECRET={DEV_SECRET}\n")
@@ -362,6 +366,8 @@ def test_the_one_tenant_variables_must_be_unset_with_a_file(
         for line in done.stderr.splitlines()
     )
     dotenv.write_text(f"AUTH0_DEV_CLIENT_SECRET={DEV_SECRET}\n")
+    if command == ["run"]:
+        return  # with nothing set beside the file, run serves (test_run_serves_the_file…)
     empty = setup.env(**dict.fromkeys(EXCLUDED, ""))
     done = setup.cli(*command, env=empty)
     assert "must be unset" not in done.stderr
@@ -391,14 +397,50 @@ def test_a_client_secret_only_in_dotenv_is_used_and_the_environment_wins(setup: 
     assert [row["tenant"] for row in _json_lines(done.stdout)][-1] == "dev"
 
 
-def test_run_with_a_file_is_not_served_yet_and_says_what_works(setup: Setup) -> None:
-    """Until several tenants are served, ``run`` with a good file exits 2 with one line that
-    names the variable and what reads it today, before opening a port."""
-    done = setup.cli("run")
-    assert done.returncode == 2 and done.stdout == ""
-    (line,) = done.stderr.splitlines()
-    assert line.startswith("HOOK_SECRET_POLICY_FILE: several tenants are not served by `run` yet: ")
-    assert "`check`" in line and "`policy`" in line
+def test_run_serves_the_file_s_tenants_over_http(setup: Setup) -> None:
+    """``hook-secret-bot run`` with the file, as a real process (dev's client secret only in
+    ``.env``): the picker groups targets by tenant and offers only what a rule lets the person
+    request; a dev self-service change lands in dev alone; its audit lines carry tenant and
+    rule; SIGTERM ends it cleanly."""
+    env = setup.env()
+    with running(env, setup.cwd) as bot:
+        driver = SlackDriver(setup.slack, bot.events_url, SIGNING_SECRET)
+        try:
+            mark = setup.slack.mark()
+            assert driver.slash_command("U0RITA", "add", channel_id="C0GENERAL").status == 200
+            setup.slack.wait_for("views.open", after=mark)
+            view = setup.slack.wait_for_view("U0RITA", callback_id=ids.CALLBACK_ADD)
+            ack = driver.block_suggestion("U0RITA", ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+            assert ack.status == 200 and not ack.problems, ack.body
+            groups = ack.payload()["option_groups"]
+            labels = [g["label"]["text"] for g in groups]
+            assert labels == ["prod · Actions", "dev · Actions", "dev · Hooks"]
+            # U0RITA is an engineer, not in payments: prod offers the enrich action only.
+            prod_values = [o["value"] for o in groups[0]["options"]]
+            assert prod_values == [f"prod/action:{setup.ids['enrich']}"]
+            (dev_option,) = groups[1]["options"]
+            assert dev_option["value"] == f"dev/action:{setup.ids['dev']}"
+            values = {
+                ids.BLOCK_HOOK: {"selected_option": dev_option},
+                ids.BLOCK_SECRET_NAME: "DEV_ONLY",
+                ids.BLOCK_SECRET_VALUE: "dev-only-value-0123",
+                ids.BLOCK_REASON: None,
+            }
+            submitted = driver.view_submission("U0RITA", view, values)
+            assert submitted.status == 200 and not submitted.body, submitted.body
+            wait_until(
+                lambda: "DEV_ONLY" in setup.dev.actions.deployed_secrets(setup.ids["dev"]),
+                30,
+                what=bot.output,
+            )
+        finally:
+            driver.close()
+        assert "DEV_ONLY" not in setup.prod.actions.deployed_secrets(setup.ids["enrich"])
+        records = [r for r in bot.audit() if r.get("secret_name") == "DEV_ONLY"]
+        assert {(r["tenant"], r["rule"]) for r in records} == {("dev", "dev self-service")}
+        assert "secret.added" in [r["event"] for r in records]
+        assert bot.stop() == 0
+        assert "dev-only-value-0123" not in bot.output()
 
 
 def _check_line(stdout: str, name: str) -> str:

@@ -150,7 +150,7 @@ def test_a_request_approved_over_http_lands_once_and_shows_in_metrics(served: Se
     assert len([p for p in secret_posts(served.auth0) if b"SRV_KEY" in p.body]) == 1
     assert value not in str(served.slack.calls) and value not in served.bot.output()
     events = [r["event"] for r in served.bot.audit() if r.get("secret_name") == "SRV_KEY"]
-    assert events == ["request.submitted", "request.approved", "secret.added"]
+    assert events == ["request.submitted", "approval.added", "request.approved", "secret.added"]
     metrics = httpx.get(f"{served.bot.url}/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text

@@ -131,6 +131,8 @@ class RuleModel(_Strict):
     @classmethod
     def _shape(cls, value: Any) -> Any:
         if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty quorum: list terms, or write 0 for self-service")
             return value
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError("must be a number of approvals or a list of quorum terms")

@@ -168,6 +168,18 @@ def test_a_quorum_term_asking_more_people_than_it_lists_is_refused(tmp_path: Pat
     assert line.startswith("HOOK_SECRET_POLICY_FILE: rules[2].approvals[2]: ")
 
 
+def test_an_empty_quorum_is_refused_not_taken_for_self_service(tmp_path: Path) -> None:
+    """``approvals = []`` would need nobody: refused, pointing at ``approvals = 0``."""
+    text = EXAMPLE.replace(
+        'approvals = [ { from = ["S0SECURITY"], count = 1 }, '
+        '{ from = ["U0LEAD1", "U0LEAD2"], count = 1 } ]',
+        "approvals = []",
+    )
+    (line,) = problems(tmp_path, text)
+    assert line.startswith("HOOK_SECRET_POLICY_FILE: rules[2].approvals: ")
+    assert "approvals = 0" in line or "write 0" in line
+
+
 def test_a_rule_an_earlier_rule_fully_shadows_is_refused(tmp_path: Path) -> None:
     """A rule placed after a rule that matches all it matches never decides: refused."""
     text = (
