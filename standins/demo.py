@@ -1,14 +1,19 @@
-"""The local demo: the real app over real HTTP against the stand-ins, with no credentials."""
+"""The local demo: the real app over real HTTP against the stand-ins, with no credentials.
+
+Two local Auth0 tenants, dev and prod, served from a policy file (CONTRACT §6): a self-service
+change in dev, then a prod change that needs two approvers, then the audit trail."""
 
 from __future__ import annotations
 
 import functools
 import io
 import json
+import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,103 +23,165 @@ from bot.db.encryption import generate_key
 from bot.db.store import Store
 from bot.logs import configure_logging
 from bot.serve import lifecycle
-from bot.settings import Mode, Settings, load_app_settings
+from bot.settings import PolicySettings, load_serving_settings
 from bot.slack import ids
 from bot.slack.blocks.pickers import hook_option
-from bot.targets import TargetKind
+from bot.slack.services import Services
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.local import local_bot
 from standins.mrkdwn import Renderer
 from standins.slack import SlackDriver, SlackStandIn
 
-REQUESTER, APPROVER = "U0RITA", "U0ALEX"
-ORIGIN, APPROVALS = "C0PLATFORM", "C0APPROVALS"
-HOOK = "Client Credentials Exchange"
-ACTION = "Enrich ID tokens"
-DEMO_VALUE = "demo-value-never-shown"
-DEMO_ACTION_VALUE = "demo-action-value-never-shown"
+REQUESTER, APPROVER, APPROVER2 = "U0RITA", "U0ALEX", "U0BEA"
+ORIGIN, APPROVALS = "C0PLATFORM", "C0PRODAPPROVALS"
+ACTION = "Enrich ID tokens"  # an action both tenants have
+HOOK = "Client Credentials Exchange"  # a hook prod still has
+DEV_SECRET, PROD_SECRET = "PARTNER_TOKEN", "VENDOR_API_KEY"
+DEV_VALUE = "demo-dev-value-never-shown"
+PROD_VALUE = "demo-prod-value-never-shown"
 COMMENT = "checked with the vendor"
-# The stand-ins' fixed, made-up credentials: nothing real is ever used by the demo.
+# The stand-ins' fixed, made-up credentials: nothing real is ever used by the demo. The bot
+# reads each tenant's client secret from the variable the policy file names, as in production;
+# the demo sets those variables for itself.
 DEMO_SIGNING_SECRET = "demo-signing-secret"  # noqa: S105 - fake, for the local stand-in
-SANDBOX_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's default
+TENANTS = {  # name: (domain, client id, variable, made-up client secret)
+    "dev": ("dev.auth0.local", "demo-dev-client", "HOOK_SECRET_DEMO_DEV_CLIENT_SECRET"),
+    "prod": ("prod.auth0.local", "demo-prod-client", "HOOK_SECRET_DEMO_PROD_CLIENT_SECRET"),
+}
+CLIENT_SECRETS = {
+    "dev": "demo-dev-client-secret",
+    "prod": "demo-prod-client-secret",
+}
+RULES = f"""\
+[[rules]]
+name = "dev self-service"
+tenant = "dev"
+requesters = ["{REQUESTER}"]
+approvals = 0
+
+[[rules]]
+name = "prod two approvers"
+tenant = "prod"
+requesters = ["{REQUESTER}"]
+approvers = ["{APPROVER}", "{APPROVER2}"]
+channel = "{APPROVALS}"
+approvals = 2
+"""
 
 
 def run_demo(out: TextIO | None = None) -> int:
-    """Walk a request from the slash command to the confirmation, printing what people see;
-    keep the demo's database so that ``audit verify`` and ``audit export`` can read it."""
+    """Walk a change in each tenant from the slash command to the confirmation, printing what
+    people see; keep the demo's database so that ``audit verify`` and ``audit export`` can
+    read it."""
     out = out or sys.stdout
     logs = io.StringIO()
     configure_logging("WARNING", "console", logs)  # keep the story readable
-    database = Path(tempfile.mkdtemp(prefix="hook-secret-bot-demo-")) / "demo.db"
-    with SlackStandIn() as slack, Auth0Sandbox(scopes=FULL_SCOPES) as auth0:
+    workdir = Path(tempfile.mkdtemp(prefix="hook-secret-bot-demo-"))
+    database = workdir / "demo.db"
+    with (
+        SlackStandIn() as slack,
+        _sandbox("dev") as dev,
+        _sandbox("prod") as prod,
+        _client_secrets(),
+    ):
         _people(slack)
-        hook_id = auth0.add_hook(HOOK, secrets={"LEGACY_KEY": "x" * 8})
-        action_id = auth0.actions.add(ACTION, {"PARTNER_TOKEN": "old", "CRM_KEY": "kept"})
-        settings = _settings(slack, auth0, f"sqlite:///{database}")
+        actions = {
+            "dev": dev.actions.add(ACTION, {"CRM_KEY": "dev-kept"}),
+            "prod": prod.actions.add(ACTION, {"CRM_KEY": "prod-kept"}),
+        }
+        for sandbox in (dev, prod):
+            sandbox.add_hook(HOOK, secrets={"LEGACY_KEY": "x" * 8})
+        policy = workdir / "policy.toml"
+        policy.write_text(_policy_text({"dev": dev, "prod": prod}), encoding="utf-8")
+        settings = _settings(slack, policy, f"sqlite:///{database}")
         audit_lines = io.StringIO()
         store = Store(settings.database_url, AuditSink(audit_lines))
         store.migrate()
         story = Story(out, slack, Renderer(slack.user_name, slack.channel_name, ansi=_tty(out)))
+        story.intro()
         with local_bot(settings, store, slack.team_id) as (url, services):
             story.driver = SlackDriver(slack, url + "/slack/events", DEMO_SIGNING_SECRET)
             story.idle = functools.partial(lifecycle.wait_idle, services)
-            story.play_action(services.targets[TargetKind.ACTION].find(action_id))
-            story.play(services.targets[TargetKind.HOOK].find(hook_id))
+            story.services = services
+            story.self_service()
+            story.two_approvals()
             story.driver.close()
         store.close()
-        _tenant_now(story, auth0, hook_id, action_id)
+        story.tenants_now({"dev": dev, "prod": prod}, actions)
         story.trail(audit_lines.getvalue())
-        _kept(out, settings)
+        _kept(out, settings.database_url)
         places = {
             f"the {len(slack.calls)} Slack API calls": str(slack.calls),
             "the audit trail": audit_lines.getvalue(),
             "the logs": logs.getvalue(),
             "the database file": database.read_bytes().decode("latin-1"),
         }
-        deployed = auth0.actions.deployed_secrets(action_id)
-        applied = "VENDOR_API_KEY" in auth0.secrets(hook_id)
-        return _verdict(out, places, applied and deployed["PARTNER_TOKEN"] == DEMO_ACTION_VALUE)
+        in_dev = dev.actions.deployed_secrets(actions["dev"])
+        in_prod = prod.actions.deployed_secrets(actions["prod"])
+        applied = (
+            in_dev.get(DEV_SECRET) == DEV_VALUE
+            and in_prod.get(PROD_SECRET) == PROD_VALUE
+            and PROD_SECRET not in in_dev
+            and DEV_SECRET not in in_prod
+            and _approvers(audit_lines.getvalue(), PROD_SECRET) == [APPROVER, APPROVER2]
+        )
+        return _verdict(out, places, applied)
 
 
-def _tenant_now(story: Story, auth0: Auth0Sandbox, hook_id: str, action_id: str) -> None:
-    """What the hook and the action hold in Auth0 after the story (names only)."""
-    story.say(
-        f"the hook {HOOK} in Auth0 now holds",
-        f"secrets {', '.join(sorted(auth0.secrets(hook_id)))} (values stay in Auth0; the "
-        "bot's database kept only ciphertext, erased once applied)",
-    )
-    story.say(
-        f"the action {ACTION} in Auth0 now runs",
-        f"version {auth0.actions.deployed_number(action_id)} with secrets "
-        f"{', '.join(sorted(auth0.actions.deployed_secrets(action_id)))} (CRM_KEY kept its "
-        "value: the bot sent it by name only)",
-    )
+@contextmanager
+def _sandbox(tenant: str) -> Iterator[Auth0Sandbox]:
+    domain, client_id, _ = TENANTS[tenant]
+    with Auth0Sandbox(domain, client_id, CLIENT_SECRETS[tenant], FULL_SCOPES) as sandbox:
+        yield sandbox
 
 
-def _settings(slack: SlackStandIn, auth0: Auth0Sandbox, database_url: str) -> Settings:
-    return load_app_settings(
-        Mode.RUN,
+@contextmanager
+def _client_secrets() -> Iterator[None]:
+    """The variables the policy file names, set to the sandboxes' made-up secrets while the
+    demo runs (whatever they held before is put back)."""
+    before = {variable: os.environ.get(variable) for _, _, variable in TENANTS.values()}
+    for tenant, (_, _, variable) in TENANTS.items():
+        os.environ[variable] = CLIENT_SECRETS[tenant]
+    try:
+        yield
+    finally:
+        for variable, value in before.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
+def _policy_text(sandboxes: dict[str, Auth0Sandbox]) -> str:
+    tenants = [
+        f'[tenants.{name}]\ndomain = "{domain}"\nclient_id = "{client_id}"\n'
+        f'client_secret_env = "{variable}"\nbase_url = "{sandboxes[name].url}"\n'
+        for name, (domain, client_id, variable) in TENANTS.items()
+    ]
+    return "\n".join([*tenants, RULES])
+
+
+def _settings(slack: SlackStandIn, policy: Path, database_url: str) -> PolicySettings:
+    settings = load_serving_settings(
         _env_file=None,
+        hook_secret_policy_file=str(policy),
         slack_bot_token=slack.bot_token,
         slack_signing_secret=DEMO_SIGNING_SECRET,
         slack_api_url=slack.api_url,
-        auth0_domain=auth0.domain,
-        auth0_client_id=auth0.client_id,
-        auth0_client_secret=SANDBOX_CLIENT_SECRET,
-        auth0_base_url=auth0.url,
-        hook_secret_requesters=REQUESTER,
-        hook_secret_approvers=APPROVER,
-        hook_secret_approval_channel=APPROVALS,
         hook_secret_encryption_key=generate_key(),
         database_url=database_url,
     )
+    if not isinstance(settings, PolicySettings):  # pragma: no cover - the file is given
+        raise TypeError("the demo serves a policy file")
+    return settings
 
 
 def _people(slack: SlackStandIn) -> None:
     slack.add_user(REQUESTER, "rita")
     slack.add_user(APPROVER, "alex")
+    slack.add_user(APPROVER2, "bea")
     slack.add_channel(ORIGIN, "platform")
-    slack.add_channel(APPROVALS, "secret-approvals")
+    slack.add_channel(APPROVALS, "prod-approvals")
 
 
 def _tty(out: TextIO) -> bool:
@@ -122,92 +189,105 @@ def _tty(out: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
+def _approvers(lines: str, secret_name: str) -> list[str]:
+    """Who approved the request for ``secret_name``, as its ``request.approved`` says."""
+    for line in lines.splitlines():
+        record = json.loads(line)
+        if record["event"] == "request.approved" and record["secret_name"] == secret_name:
+            return list(record.get("approvers") or [])
+    return []
+
+
 class Story:
     """What each person does and sees, in order, written as Slack would show it."""
 
     driver: SlackDriver
     idle: Callable[[], object]
+    services: Services
 
     def __init__(self, out: TextIO, slack: SlackStandIn, renderer: Renderer) -> None:
         self.out, self.slack, self.md = out, slack, renderer
 
-    def play(self, hook: Any) -> None:
-        """Rita asks, tries to approve her own request, Alex approves with a comment."""
+    def intro(self) -> None:
         self.out.write(
-            "\n== The same for an Auth0 Hook (Auth0 retired Hooks on 2026-11-18; a tenant that "
-            "still has them is served) ==\n"
+            "== hook-secret-bot demo: the real app, a local Slack workspace and two local "
+            "Auth0 tenants, dev and prod ==\n"
+            "   The policy file (HOOK_SECRET_POLICY_FILE) names the two tenants, each with its "
+            "client secret in a variable, and the rule that decides for each:\n\n"
         )
-        self._request(hook)
+        for line in RULES.splitlines():
+            self.out.write(f"   {self._names(line)}\n".rstrip() + "\n")
+
+    def self_service(self) -> None:
+        """Rita adds a secret to dev's action: her own submission applies it."""
+        self.out.write('\n== dev: rule "dev self-service", no approval needed ==\n')
+        self._request("dev", DEV_SECRET, DEV_VALUE, "new partner sandbox", picker=True)
+        done = self.slack.wait_for_message(ORIGIN, lambda m: DEV_SECRET in m.get("text", ""))
+        self.say(
+            "the bot PATCHes dev's action at once, deploys it, and posts in #platform",
+            self.md.render(done.get("text", "")),
+        )
+
+    def two_approvals(self) -> None:
+        """Rita adds a secret to prod's action; Alex and then Bea approve; it is deployed."""
+        self.out.write(
+            '\n== prod: rule "prod two approvers", two of @alex and @bea must approve ==\n'
+        )
+        self._request("prod", PROD_SECRET, PROD_VALUE, "vendor rotated our key")
         approval = self.slack.wait_for_message(
-            APPROVALS, lambda m: "VENDOR_API_KEY" in m.get("text", "") and bool(m.get("blocks"))
+            APPROVALS, lambda m: PROD_SECRET in m.get("text", "") and bool(m.get("blocks"))
         )
-        self.say("the bot posts in #secret-approvals", self.blocks(approval))
-        self.say("only @rita sees, in #platform", self.latest_ephemeral(REQUESTER))
-        self.say("@rita clicks [Approve] on her own request in #secret-approvals", "")
+        self.say("the bot posts in #prod-approvals", self.blocks(approval))
+        self.say("@rita clicks [Approve] on her own request", "")
         self.driver.block_action(
             REQUESTER, ids.ACTION_APPROVE, message=approval, channel_id=APPROVALS
         )
         self.idle()
         self.say("only @rita sees", self.latest_ephemeral(REQUESTER))
-        self._approve(approval)
-
-    def play_action(self, action: Any) -> None:
-        """Rita rotates a secret of an Auth0 Action; Alex approves; it is deployed."""
-        self.out.write(
-            "== hook-secret-bot demo: the real app, a local Slack workspace and a local "
-            "Auth0 tenant ==\n   @rita may request changes, @alex may approve them; "
-            "approval requests go to #secret-approvals.\n"
-            "\n== An Auth0 Action: a secret rotated, approved and deployed ==\n"
-        )
-        command = f'/hook-secret update "{ACTION}" PARTNER_TOKEN'
-        self.say("@rita types in #platform", command)
-        self.driver.slash_command(REQUESTER, command.split(" ", 1)[1], channel_id=ORIGIN)
-        self.idle()
-        view = self.slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_UPDATE)
-        values = {
-            ids.BLOCK_HOOK: {"selected_option": hook_option(action).to_dict()},
-            ids.BLOCK_SECRET_NAME: "PARTNER_TOKEN",
-            ids.BLOCK_SECRET_VALUE: DEMO_ACTION_VALUE,
-            ids.BLOCK_REASON: "partner rotated the token",
-        }
-        self.say("she picks the action under “Actions”, fills in the form and submits", "")
-        self.driver.view_submission(REQUESTER, view, values)
-        self.idle()
-        approval = self.slack.wait_for_message(
-            APPROVALS, lambda m: "PARTNER_TOKEN" in m.get("text", "") and bool(m.get("blocks"))
-        )
-        self.say("the bot posts in #secret-approvals", self.blocks(approval))
-        self.driver.block_action(
-            APPROVER, ids.ACTION_APPROVE, message=approval, channel_id=APPROVALS
-        )
-        self.idle()
-        modal = self.slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
-        self.say("@alex clicks [Approve] and submits the approval form", "")
-        self.driver.view_submission(APPROVER, modal, {ids.BLOCK_COMMENT: None})
-        self.idle()
-        done = self.slack.wait_for_message(ORIGIN, lambda m: "PARTNER_TOKEN" in m.get("text", ""))
+        self._approve(APPROVER, approval, COMMENT)
         self.say(
-            "the bot PATCHes, waits for the build, deploys, and posts in #platform",
+            "the bot updates its message in #prod-approvals (one more approval needed)",
+            self.blocks(self.current(approval)),
+        )
+        self._approve(APPROVER2, approval, None)
+        done = self.slack.wait_for_message(ORIGIN, lambda m: PROD_SECRET in m.get("text", ""))
+        self.say(
+            "the bot PATCHes prod's action, deploys it, and posts in #platform",
             self.md.render(done.get("text", "")),
         )
+        self.say(
+            "the bot's message in #prod-approvals now reads", self.blocks(self.current(approval))
+        )
 
-    def _request(self, hook: Any) -> None:
-        command = f'/hook-secret add "{HOOK}" VENDOR_API_KEY'
+    def _request(
+        self, tenant: str, name: str, value: str, reason: str, *, picker: bool = False
+    ) -> None:
+        command = f'/hook-secret add "{tenant}/{ACTION}" {name}'
         self.say("@rita types in #platform", command)
         self.driver.slash_command(REQUESTER, command.split(" ", 1)[1], channel_id=ORIGIN)
+        self.idle()
         view = self.slack.wait_for_view(REQUESTER, callback_id=ids.CALLBACK_ADD)
+        if picker:
+            self.say(
+                "the form's target picker offers @rita what the rules let her request",
+                self.options(view),
+            )
+        found = self.services.fleet.find(f"{tenant}/{ACTION}").target
+        if found is None:  # pragma: no cover - the sandbox has it
+            raise LookupError(f"{tenant}/{ACTION}")
         values = {
-            ids.BLOCK_HOOK: {"selected_option": hook_option(hook).to_dict()},
-            ids.BLOCK_SECRET_NAME: "VENDOR_API_KEY",
-            ids.BLOCK_SECRET_VALUE: DEMO_VALUE,
-            ids.BLOCK_REASON: "vendor rotated our key",
+            ids.BLOCK_HOOK: {"selected_option": hook_option(found).to_dict()},
+            ids.BLOCK_SECRET_NAME: name,
+            ids.BLOCK_SECRET_VALUE: value,
+            ids.BLOCK_REASON: reason,
         }
+        label = hook_option(found).to_dict()["text"]["text"]
         typed = {
-            ids.BLOCK_HOOK: HOOK,
-            ids.BLOCK_SECRET_VALUE: f"(a value of {len(DEMO_VALUE)} characters, hidden here)",
+            ids.BLOCK_HOOK: f"{label}, under “{tenant} · Actions”",
+            ids.BLOCK_SECRET_VALUE: f"(a value of {len(value)} characters, hidden here)",
         }
         self.say(
-            f"a form “{view['title']['text']}” opens for @rita; she fills it in",
+            f"a form “{view['title']['text']}” opens for @rita; she fills it in and submits",
             "\n".join(
                 f"{label}: {typed.get(block, values.get(block, ''))}"
                 for block, label in _inputs(view)
@@ -216,24 +296,45 @@ class Story:
         self.driver.view_submission(REQUESTER, view, values)
         self.idle()
 
-    def _approve(self, approval: dict[str, Any]) -> None:
-        self.say("@alex clicks [Approve] in #secret-approvals", "")
-        self.driver.block_action(
-            APPROVER, ids.ACTION_APPROVE, message=approval, channel_id=APPROVALS
+    def _approve(self, user: str, approval: dict[str, Any], comment: str | None) -> None:
+        who = f"@{self.slack.user_name(user)}"
+        self.driver.block_action(user, ids.ACTION_APPROVE, message=approval, channel_id=APPROVALS)
+        self.idle()
+        modal = self.slack.wait_for_view(user, callback_id=ids.CALLBACK_APPROVE)
+        if comment:
+            self.say(f"{who} clicks [Approve]; a form “{modal['title']['text']}” opens", "")
+            self.say(f"{who} types a comment and clicks Approve", f"Comment: {comment}")
+        else:
+            self.say(f"{who} clicks [Approve] and submits the approval form", "")
+        self.driver.view_submission(user, modal, {ids.BLOCK_COMMENT: comment})
+        self.idle()
+
+    def options(self, view: dict[str, Any]) -> str:
+        """The target picker's option groups as the requester sees them."""
+        ack = self.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+        groups = ack.json().get("option_groups", [])
+        return "\n".join(
+            f"{group['label']['text']}: "
+            + ", ".join(option["text"]["text"] for option in group["options"])
+            for group in groups
         )
-        self.idle()
-        modal = self.slack.wait_for_view(APPROVER, callback_id=ids.CALLBACK_APPROVE)
-        self.say(f"a form “{modal['title']['text']}” opens for @alex", self.blocks(modal))
-        self.say("@alex types a comment and clicks Approve", f"Comment: {COMMENT}")
-        self.driver.view_submission(APPROVER, modal, {ids.BLOCK_COMMENT: COMMENT})
-        self.idle()
-        done = self.slack.wait_for_message(ORIGIN, lambda m: "VENDOR_API_KEY" in m.get("text", ""))
-        self.say("the bot posts in #platform", self.md.render(done.get("text", "")))
-        self.say(
-            "the bot's message in #secret-approvals now reads",
-            self.blocks(
-                next(m for m in self.slack.messages(APPROVALS) if m["ts"] == approval["ts"])
-            ),
+
+    def current(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message at ``message``'s ts as it reads now (after updates)."""
+        return next(m for m in self.slack.messages(APPROVALS) if m["ts"] == message["ts"])
+
+    def tenants_now(self, sandboxes: dict[str, Auth0Sandbox], actions: dict[str, str]) -> None:
+        """What each tenant's action runs after the story (names only)."""
+        for tenant, sandbox in sandboxes.items():
+            action = actions[tenant]
+            self.say(
+                f"in Auth0, {tenant} · action {ACTION} now runs",
+                f"version {sandbox.actions.deployed_number(action)} with secrets "
+                f"{', '.join(sorted(sandbox.actions.deployed_secrets(action)))}",
+            )
+        self.out.write(
+            "   (values stay in Auth0; CRM_KEY kept its value: the bot sent it by name only; "
+            "the bot's database kept only ciphertext, erased once applied)\n"
         )
 
     def latest_ephemeral(self, user_id: str) -> str:
@@ -253,17 +354,28 @@ class Story:
 
     def trail(self, lines: str) -> None:
         """The audit records as JSON lines, one readable line each."""
-        self.out.write("\n== The audit trail (hook-secret-bot audit export prints it) ==\n")
+        self.out.write(
+            "\n== The audit trail (hook-secret-bot audit export prints it), each record's "
+            "[tenant · rule] first ==\n"
+        )
         for line in lines.splitlines():
             record = json.loads(line)
             when = datetime.fromisoformat(record["timestamp"]).astimezone(self.md.tz)
-            comment = f'  comment: "{record["comment"]}"' if record.get("comment") else ""
+            detail = ""
+            if record["event"] == "approval.added":
+                detail += f"  {record['approvals']} of {record['required']}"
+            if record.get("approvers"):
+                people = ", ".join(f"@{self.slack.user_name(p)}" for p in record["approvers"])
+                detail += f"  approvers {people}"
+            if record.get("comment"):
+                detail += f'  comment: "{record["comment"]}"'
             if record.get("action_version") is not None:
-                comment += f"  deployed as version {record['action_version']}"
+                detail += f"  deployed as version {record['action_version']}"
+            place = f"[{record['tenant']} · {record['rule']}]"
+            actor = f"@{self.slack.user_name(record['actor'])}"
             self.out.write(
-                f"  #{record['id']} {when:%H:%M:%S}  "
-                f"{record['event']:<18} by @{self.slack.user_name(record['actor'])}  "
-                f"{record['secret_name']}  {record['outcome']}{comment}\n"
+                f"  #{record['id']:<2} {when:%H:%M:%S}  {place:<27} {record['event']:<18} "
+                f"by {actor:<5}  {record['secret_name']}  {record['outcome']}{detail}\n"
             )
 
     def say(self, who: str, what: str) -> None:
@@ -271,34 +383,45 @@ class Story:
         for line in what.splitlines():
             self.out.write(f"   {line}\n")
 
+    def _names(self, line: str) -> str:
+        """A line of the policy file, the names people know beside the Slack ids."""
+        notes = []
+        for user, name in ((REQUESTER, "rita"), (APPROVER, "alex"), (APPROVER2, "bea")):
+            if f'"{user}"' in line:
+                notes.append(f"@{name}")
+        if f'"{APPROVALS}"' in line:
+            notes.append("#prod-approvals")
+        return f"{line:<42}# {', '.join(notes)}" if notes else line
+
 
 def _inputs(view: dict[str, Any]) -> list[tuple[str, str]]:
     return [(b["block_id"], b["label"]["text"]) for b in view["blocks"] if b.get("type") == "input"]
 
 
-def _kept(out: TextIO, settings: Settings) -> None:
-    env = f"DATABASE_URL={shlex.quote(settings.database_url)}"
+def _kept(out: TextIO, database_url: str) -> None:
+    env = f"DATABASE_URL={shlex.quote(database_url)}"
     out.write(
         "\n== The demo's database is kept ==\n"
-        f"   {settings.database_url.removeprefix('sqlite:///')}\n"
+        f"   {database_url.removeprefix('sqlite:///')}\n"
         f"   {env} hook-secret-bot audit verify\n"
         f"   {env} hook-secret-bot audit export\n"
     )
 
 
 def _verdict(out: TextIO, places: dict[str, str], applied: bool) -> int:
-    values = (DEMO_VALUE, DEMO_ACTION_VALUE)
+    values = (DEV_VALUE, PROD_VALUE)
     leaked = [where for where, text in places.items() if any(v in text for v in values)]
     if leaked or not applied:
         out.write(
             "\nNOT proven: "
-            + (f"the value appeared in {', '.join(leaked)} (a bug!)" if leaked else "")
-            + ("" if applied else " the secret never reached Auth0")
+            + (f"a value appeared in {', '.join(leaked)} (a bug!)" if leaked else "")
+            + ("" if applied else " the secrets did not reach Auth0 as the rules say")
             + "\n"
         )
         return 1
     out.write(
-        "\nProven: the value typed into the form reached Auth0 only after a second person's "
-        f"approval, and appeared in none of: {'; '.join(places)}.\n"
+        "\nProven: the values typed into the forms reached Auth0 as each tenant's rule says "
+        "(dev's at once, prod's only after two other people approved), each only in its own "
+        f"tenant, and appeared in none of: {'; '.join(places)}.\n"
     )
     return 0

@@ -124,14 +124,15 @@ COMMANDS: dict[str, _Help] = {
     ),
     "demo": _Help(
         "the whole flow locally, no credentials and no network",
-        "Run the real app over real HTTP against a local Slack stand-in and Auth0\n"
-        "sandbox: a secret of an Action changed and deployed, and one of a Hook, each\n"
-        "requested and approved; prints what each person would see in Slack and the\n"
-        "audit trail.",
+        "Run the real app over real HTTP against a local Slack stand-in and two Auth0\n"
+        "sandboxes, dev and prod, served from a policy file: a self-service change in\n"
+        "dev, applied at once, and a prod change that needs two approvers; prints what\n"
+        "each person would see in Slack and the audit trail.",
         "nothing: the demo brings its own settings and ignores the environment's and any\n"
         "  .env file; its database goes to a new temporary directory, which it names",
         "  0  the flow ran through and the value appeared nowhere it must not\n"
-        "  1  the value showed up in Slack or the audit trail (a bug: please report it)\n"
+        "  1  a value showed up in Slack or the audit trail, or a change did not land as\n"
+        "     its rule says (a bug: please report it)\n"
         "  2  the stand-ins are missing: run it from a source checkout (pip install -e .)",
         settings=False,
     ),

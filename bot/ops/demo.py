@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import TextIO
 
 import bot
-from bot.settings import Settings
+from bot.settings import PolicySettings, Settings
 
 # The stand-ins are not part of the installed package (``pip install .`` ships no test
 # servers); an editable install from a clone finds them in the checkout beside ``bot/``.
@@ -34,8 +34,9 @@ def run_demo(out: TextIO | None = None) -> int:
 
 def _forget_settings() -> None:
     """The demo brings its own settings: a variable set for a real installation (say
-    HOOK_SECRET_REQUIRED_APPROVALS=0) must not change the story, so none is left to read."""
-    names = {name.upper() for name in Settings.model_fields}
+    HOOK_SECRET_REQUIRED_APPROVALS=0, or a HOOK_SECRET_POLICY_FILE) must not change the story,
+    so none is left to read."""
+    names = {name.upper() for name in (*Settings.model_fields, *PolicySettings.model_fields)}
     for variable in [v for v in os.environ if v.upper() in names]:
         del os.environ[variable]
 
