@@ -93,9 +93,7 @@ COMMANDS: dict[str, _Help] = {
         "  0  stopped by SIGTERM or SIGINT after finishing in-flight work\n"
         "  1  cannot start: the database or Slack refused or can't be reached (the line\n"
         "     names the variable to fix)\n"
-        "  2  settings missing or invalid, one line per variable (and, for now, a policy\n"
-        "     file: several tenants are served by a later release; `check` and `policy`\n"
-        "     read it already)",
+        "  2  settings or the policy file missing or invalid, one line per problem",
     ),
     "check": _Help(
         "verify the settings, Slack and Auth0 before the first start",
