@@ -101,6 +101,8 @@ class Approving:
     ) -> Result:
         """Record ``actor``'s approval under ``rule``: counted, the quorum met (approved), or
         refused (given already, fills no seat, no longer pending)."""
+        # Which terms ``actor`` is in, asked of Slack afresh (a group left since the click
+        # fills no seat); the others' from the cache.
         eligible = Eligibility(self.rules, rule, request.team_id, actor)
         refused = self._precheck(request, rule, actor, eligible)
         if refused is not None:  # unless the quorum was met meanwhile: then say so

@@ -75,8 +75,10 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
     user, team = body["user"]["id"], services.team_id  # the team guard pinned it
     request_id = view.get("private_metadata") or ""
     comment = _comment(view)
-    # Fresh membership: someone removed from the approver group since clicking can't decide.
-    if not services.policy.may_approve(user, team, fresh=True):
+    # Someone no rule lets decide anything is turned away here; ``decide`` then asks Slack
+    # afresh whether they may decide this request under its rule (removed from the group
+    # since clicking: they can't).
+    if not services.policy.may_approve(user, team):
         ack(**answers.errors(ids.BLOCK_COMMENT, answers.NOT_AN_APPROVER))
         services.deny_later(request_id[:32], user, team, "not_an_approver")
         return
