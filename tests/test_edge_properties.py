@@ -100,12 +100,23 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
 
 # -- what a request may hold -----------------------------------------------------------------
 
+# Named functions, not lambdas: Hypothesis describes a lambda by parsing this file's source
+# with ``ast``, which CPython 3.11 can fail deep in a draw ("AST constructor recursion depth
+# mismatch"), failing the test for a reason that is not the bot's.
+def _around(before: str, middle: str, after: str) -> str:
+    return before + middle + after
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4)
+
+
 # Text of every kind: lone surrogates (valid JSON escapes from Slack), NUL, controls,
 # right-to-left marks, emoji.
 SURROGATE = st.integers(0xD800, 0xDFFF).map(chr)
 TEXT = (
     st.text(max_size=30)
-    | st.builds(lambda a, s, b: a + s + b, st.text(max_size=8), SURROGATE, st.text(max_size=8))
+    | st.builds(_around, st.text(max_size=8), SURROGATE, st.text(max_size=8))
     | st.sampled_from(["\x00", "\u202e", "a\U0001f511z", "payload", "ssl_check", "&=%"])
 )
 # Mostly valid text, rarely not: what envelopes hold outside the form.
@@ -115,7 +126,7 @@ IDS = st.sampled_from(
 ) | st.text(max_size=12)
 JSON_VALUE = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    _containers,
     max_leaves=20,
 )
 TEAMS = st.sampled_from([{"id": TEAM}] * 4 + [None, {"id": "T0OTHER"}, {}, TEAM, {"id": None}])
