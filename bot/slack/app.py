@@ -27,6 +27,7 @@ from bot.serve.background import Background
 from bot.settings import PolicySettings, Settings
 from bot.settings.policy_file import policy_of
 from bot.slack import ids, outage
+from bot.slack.choices import Choices
 from bot.slack.listeners import register_all
 from bot.slack.modals import Modals
 from bot.slack.replies import DirectReply, clicked_channel
@@ -118,6 +119,7 @@ def _services(settings: AppSettings, deps: Deps) -> Services:
         background=background,
         modals=Modals(deps.slack),
         team_id=deps.team_id,
+        choices=Choices(fleet, policy, deps.team_id),
         # The form asks for a reason unless some rule is self-service; a rule that needs
         # approvals refuses a submission without one (``Services.rule_for_submission``).
         require_reason=all(rule.required > 0 for rule in file.rules),

@@ -20,6 +20,7 @@ from bot.limits import Provenance
 from bot.logs import get_logger
 from bot.serve.background import Background
 from bot.slack import answers, ids, outage
+from bot.slack.choices import Choices
 from bot.slack.modals import Modals
 from bot.slack.validation import RequestForm
 from bot.targets import Described, Offer, Target, TargetKind, TargetRef, Targets
@@ -76,6 +77,7 @@ class Services:
     modals: Modals
     team_id: str
     require_reason: bool
+    choices: Choices
 
     @property
     def targets(self) -> Targets:
@@ -145,64 +147,14 @@ class Services:
         return self.policy.may_request(user, team) or self.policy.may_approve(user, team)
 
     def offers(self, query: str, deadline: float, user: str | None = None) -> list[Offer]:
-        """What each tenant's kinds of target offer for ``query``, tenants in the policy's
-        order: only targets a rule covers and, given ``user``, that they may request (a kind
-        that can't say is left out; when none can, the hooks' error is raised)."""
-        found: list[Offer] = []
-        lowered = query.strip().lower()
-        for site in self.fleet:
-            if user is not None and not self._requests_in(user, site.name):
-                continue  # a tenant where this person may request nothing is not shown
-            for target in site.targets:
-                offer = self._offer(target, deadline)
-                matching = [
-                    t
-                    for t in offer.targets
-                    if (lowered in t.name.lower() or lowered in t.id) and self._offered(t, user)
-                ]
-                matching.sort(key=lambda t: t.name.lower())
-                found.append(Offer(offer.kind, matching, offer.missing, site.name))
-        return found
-
-    def _requests_in(self, user: str, tenant: str) -> bool:
-        """Whether some rule of ``tenant`` lets ``user`` request."""
-        rules = [r for r in self.policy.rules if r.tenant in ("*", tenant)]
-        return any(self.policy.may_request(user, self.team_id, rule) for rule in rules)
-
-    def _offer(self, target: Target, deadline: float) -> Offer:
-        """What one kind of one tenant offers; with several tenants, one that can't answer
-        says why in its group instead of hiding the others."""
-        if len(self.fleet) == 1:
-            return target.offer(deadline)
-        try:
-            return target.offer(deadline)
-        except TargetError as error:
-            return Offer(target.kind, [], error.message)
-
-    def _offered(self, target: Described, user: str | None) -> bool:
-        """Whether the picker offers ``target`` (to ``user``): a rule covers it, and they are
-        among its requesters."""
-        rule = self.policy.rule_for(target.ref.tenant, target.kind, target.name)
-        if rule is None:
-            return False
-        return user is None or self.policy.may_request(user, self.team_id, rule)
+        """What the picker offers ``user`` for ``query`` (``bot.slack.choices``)."""
+        return self.choices.offers(query, deadline, user)
 
     def rule_for_submission(
         self, ref: TargetRef, described: Described | None, label_name: str
     ) -> tuple[Rule | None, str | None]:
-        """The rule that decides a submitted target, and why there is none: the target's name
-        as Auth0 gave it (read ahead or cached), else the form's label when the name decides
-        nothing for this tenant and kind (a client could have changed the label)."""
-        if ref.tenant not in self.fleet:
-            return None, answers.UNKNOWN_TARGET
-        name = described.name if described is not None else None
-        if name is None:
-            cached = self.fleet[ref.tenant].targets[ref.kind].find(ref.id)
-            name = cached.name if cached is not None else None
-        if name is None and self.policy.name_decides(ref.tenant, ref.kind):
-            return None, answers.RULE_UNKNOWN
-        rule = self.policy.rule_for(ref.tenant, ref.kind, name or label_name)
-        return rule, None if rule is not None else answers.NO_RULE
+        """The rule that decides a submitted target, or why none (``bot.slack.choices``)."""
+        return self.choices.rule_for_submission(ref, described, label_name)
 
     def check_submission(self, form: RequestForm, kind: Kind, viewer: str = "") -> Checked:
         """Checks that need Auth0, against names read ahead when fresh, else within the ack
