@@ -100,6 +100,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
 
 # -- what a request may hold -----------------------------------------------------------------
 
+
 # Named functions, not lambdas: Hypothesis describes a lambda by parsing this file's source
 # with ``ast``, which CPython 3.11 can fail deep in a draw ("AST constructor recursion depth
 # mismatch"), failing the test for a reason that is not the bot's.

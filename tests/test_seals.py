@@ -276,3 +276,42 @@ def test_an_open_request_from_before_seals_is_refused_after_the_upgrade(db_url: 
             assert failed["message"] == UNSEALED and "submit it again" in UNSEALED
             assert ws.auth0.requests[before:] == []
         older.close()
+
+
+def test_a_finished_removal_replayed_from_a_saved_row_is_refused(sqlite_url: str) -> None:
+    """Someone who can read and write the database saves an approved `remove` row (seal
+    included) before its apply, lets it apply, and writes the saved row back once the secret
+    was added again: every sealed fact matches, but the request already finished (its outcome
+    is in the audit trail), so the replay is refused and nothing is removed."""
+    with workspace(sqlite_url) as ws, serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+        view = bot.open_form(text="remove")
+        ack = bot.submit(view, name="EXISTING", value=None)
+        assert ack.status == 200 and not ack.body, ack.body
+        message = bot.slack.wait_for_message(
+            APPROVALS, lambda m: "EXISTING" in m["text"] and "blocks" in m
+        )
+        bot.drain()
+        request_id = request_id_of(message)
+        assert bot.services.workflow.decide(request_id, APPROVER, True, None).request
+        with Session(bot.store.engine) as session:
+            row = session.get(SecretRequest, request_id)
+            assert row is not None
+            saved = {
+                c.key: getattr(row, c.key)
+                for c in SecretRequest.__mapper__.column_attrs
+                if c.key != "id"
+            }
+        _rewrite(bot, request_id, decided_at=_stranded_since(bot))
+        bot.services.sweep()
+        bot.drain()
+        assert "EXISTING" not in ws.auth0.secrets(ws.hook_id)
+        ws.auth0.set_secrets(ws.hook_id, {"EXISTING": "added-again"})
+        before = len(ws.auth0.requests)
+        _rewrite(bot, request_id, **(saved | {"decided_at": _stranded_since(bot)}))
+        bot.services.sweep()
+        bot.drain()
+        assert ws.auth0.secrets(ws.hook_id) == {"EXISTING": "added-again"}
+        assert not [r for r in ws.auth0.requests[before:] if r.method == "DELETE"]
+        row_now = bot.store.get(request_id)
+        assert row_now is not None and row_now.state == State.FAILED
+        assert row_now.failure_reason == "tampered"

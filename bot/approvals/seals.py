@@ -41,6 +41,10 @@ UNSEALED = (
     "into the database), so nothing vouches for it; submit it again"
 )
 NOT_ALLOWED = "the requester is no longer allowed to request secret changes"
+REPLAYED = (
+    "it ended before (its outcome is in the audit trail), yet its row is open again: an "
+    "earlier copy of the row was written back into the database"
+)
 # An action change resumed from these phases is in Auth0's draft already (the batch deploys
 # it with the others): refusing its requester then would only make its record false.
 SENT_PHASES = frozenset({"patched", "deploy_requested", "deployed"})
@@ -139,6 +143,9 @@ class Guard:
         self.may_request: Callable[[SecretRequest, bool], bool] | None = None
         # Told the outcome of each refusal (a metric).
         self.on_refused: Callable[[str], None] = lambda outcome: None
+        # Whether the audit trail records the request's end (``Store.ended``): a sealed row
+        # that is open again is an earlier copy written back (a replay). Unset: not checked.
+        self.ended: Callable[[str], bool] | None = None
 
     def seal(self, request: SecretRequest, **changes: Any) -> str:
         """The seal of the row ``request`` becomes with ``changes`` written."""
@@ -165,6 +172,9 @@ class Guard:
         error (tampered) or a warning (requester), and counted."""
         if not self.sealer.verify(request):
             error = self._unverified(request)
+        elif self.ended is not None and self.ended(request.id):
+            error = ApplyError(TAMPERED, REPLAYED)
+            log.error("refused a request that ended before (a replayed row)", request_id=request.id)
         elif (
             self.may_request is not None
             and request.apply_phase not in SENT_PHASES

@@ -105,6 +105,7 @@ class Workflow:
         # Seals each submission and decision; refuses a tampered row or a requester no
         # longer allowed, at approval and before the apply (seals.py).
         self.guard = Guard(Sealer(vault.seal_keys), vault.made_by_a_key)
+        self.guard.ended = store.ended
         self.applier.guard = self.guard.refusal
         self.approving = Approving(store, self.rules, self.guard, self._tell, now)
 

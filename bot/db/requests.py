@@ -21,6 +21,15 @@ from bot.limits import Provenance
 from bot.targets.base import DEFAULT_TENANT
 
 M = TypeVar("M", bound=Base)
+# The events that end a request: nothing of it may be approved or applied after one.
+ENDING_EVENTS = (
+    "secret.added",
+    "secret.updated",
+    "secret.removed",
+    "request.failed",
+    "request.rejected",
+    "request.expired",
+)
 GET_REQUEST = select(*(column.label(key) for column, key in REQUEST_COLUMNS)).where(
     SecretRequest.id == bindparam("p_id")
 )
@@ -91,6 +100,17 @@ class RequestQueries(Database):
         with self._reads() as session:
             query = select(SecretRequest.id).where(SecretRequest.state == State.PENDING)
             return list(session.execute(query.order_by(SecretRequest.created_at)).scalars())
+
+    def ended(self, request_id: str) -> bool:
+        """Whether the audit trail records an end of this request (applied, failed, rejected,
+        expired): a row of it that is open again was written back from an earlier copy."""
+        query = (
+            select(AuditRecord.seq)
+            .where(AuditRecord.request_id == request_id, AuditRecord.event.in_(ENDING_EVENTS))
+            .limit(1)
+        )
+        with self._reads() as session:
+            return session.execute(query).first() is not None
 
     def approvals_of(self, request_id: str) -> list[Approval]:
         """A request's approval rows, in the order they were given (seals unchecked here)."""
