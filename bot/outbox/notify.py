@@ -167,7 +167,8 @@ class Notifier:
         """An apply that is taking long: tell the requester it is still going."""
         text = (
             f"Request `{request.id}` ({VERB[Kind(request.kind)]} "
-            f"`{esc(request.secret_name)}`) was approved and is still being applied: Auth0 is "
+            f"`{esc(request.secret_name)}` on {target_noun(request)} "
+            f"{shown(request.target_name)}) was approved and is still being applied: Auth0 is "
             "slow to answer. You will be told the outcome."
         )
         return [self.tell(request, text)]
