@@ -70,11 +70,18 @@ class Choices:
         nothing for this tenant and kind (a client could have changed the label)."""
         if ref.tenant not in self.fleet:
             return None, answers.UNKNOWN_TARGET
-        name = described.name if described is not None else None
-        if name is None:
-            cached = self.fleet[ref.tenant].targets[ref.kind].find(ref.id)
-            name = cached.name if cached is not None else None
+        known = described or self.known_target(ref)
+        name = known.name if known is not None else None
         if name is None and self.policy.name_decides(ref.tenant, ref.kind):
             return None, answers.RULE_UNKNOWN
         rule = self.policy.rule_for(ref.tenant, ref.kind, name or label_name)
         return rule, None if rule is not None else answers.NO_RULE
+
+    def known_target(self, ref: TargetRef) -> Described | None:
+        """The target with exactly ``ref``'s id as the tenant's list holds it (cached, or read
+        if stale), or None: what a submission's rule and record go by when Auth0 did not
+        describe it within the ack deadline, rather than the client-supplied label."""
+        if ref.tenant not in self.fleet:
+            return None
+        found = self.fleet.target(ref.tenant, ref.kind).find(ref.id)
+        return found if found is not None and found.id == ref.id else None

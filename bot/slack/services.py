@@ -156,6 +156,10 @@ class Services:
         """The rule that decides a submitted target, or why none (``bot.slack.choices``)."""
         return self.choices.rule_for_submission(ref, described, label_name)
 
+    def known_target(self, ref: TargetRef) -> Described | None:
+        """The target the tenant's list holds for ``ref``'s id (``bot.slack.choices``)."""
+        return self.choices.known_target(ref)
+
     def check_submission(self, form: RequestForm, kind: Kind, viewer: str = "") -> Checked:
         """Checks that need Auth0, against names read ahead when fresh, else within the ack
         deadline (either way they run again on apply)."""

@@ -21,6 +21,7 @@ NOT_UNICODE = (
     "This contains characters that are not valid text (a broken emoji or a stray half of a "
     "character pair). Please type or paste it again."
 )
+_NO_TARGET = TargetRef(TargetKind.HOOK, "")
 KINDS = {
     ids.CALLBACK_ADD: Kind.ADD,
     ids.CALLBACK_UPDATE: Kind.UPDATE,
@@ -49,6 +50,9 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
     if not errors:
         checked = services.check_submission(form, kind, viewer=view.get("id") or "")
         errors, hook, outcome = checked.errors, checked.hook, checked.outcome
+        if hook is None and not errors:  # Auth0 was slow: the tenant's list names the id;
+            # the rule is matched on that name and it is recorded, never the client's label.
+            hook = services.known_target(TargetRef.parse(form.target or "") or _NO_TARGET)
         # The rule's verdict comes first: a target someone may not request says nothing more.
         ruled = _rule_errors(services, user, team, form, hook)
         if ruled is not None:

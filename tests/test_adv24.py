@@ -1,0 +1,61 @@
+"""Adversarial review of issue 24 (several tenants, a rule per target, quorum approvals): each
+test is an attack over real HTTP (or on the database as an attacker writes it) that must change
+nothing in Auth0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.approvals.states import State
+from bot.slack import ids
+from tests.harness.inprocess import request_id_of
+from tests.harness.people import APPROVALS, APPROVER, APPROVER2
+from tests.harness.tenants import PAYMENTS, Tenants, serve_tenants
+
+
+def _patches(t: Tenants, action_id: str) -> list[Any]:
+    return [r for r in t.prod.requests if r.method == "PATCH" and action_id in r.path]
+
+
+def _forged(t: Tenants, key: str, label: str) -> dict[str, Any]:
+    """The picker's option for ``key`` with a label the client rewrote."""
+    option = t.option(key)
+    option["selected_option"]["text"]["text"] = label
+    return option
+
+
+def test_a_forged_label_while_auth0_is_slow_does_not_pick_a_laxer_rule(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prod's `payments-gate` is decided by the payments quorum (security AND a lead). The
+    requester submits it with the option's label rewritten to `enrich (post-login)` while prod's
+    Auth0 answers slower than the ack deadline: the rule must still be payments, and two plain
+    approvers (no lead) must never get the payments action changed."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        gate = t.targets["prod/payments-gate"]
+        option = _forged(t, "prod/payments-gate", "enrich (post-login)")  # the catalog is warm
+        t.prod.latency = 2.0  # slower than services.ACK_DEADLINE: the form's check reads nothing
+        try:
+            view = t.bot.open_form()
+            ack = t.bot.submit(view, name="PAY_KEY", value="pay-value", hook=option)
+        finally:
+            t.prod.latency = 0.0
+        t.bot.drain()
+        pending = t.bot.store.pending_ids()
+        if ack.body or not pending:  # refused outright: fine
+            assert not _patches(t, gate)
+            return
+        (request_id,) = pending
+        row = t.bot.store.get(request_id)
+        assert row is not None
+        assert (row.rule_name, row.target_name) == ("payments", "payments-gate")
+        # Two approvers who are no lead decide nothing under it.
+        for user in (APPROVER, APPROVER2):
+            t.bot.services.decide(request_id, user, True, None)
+        t.bot.drain()
+        assert not _patches(t, gate)
+        assert "PAY_KEY" not in t.prod.actions.deployed_secrets(gate)
