@@ -13,7 +13,7 @@ import pytest
 from bot.approvals.states import State
 from bot.slack import ids
 from tests.harness.inprocess import request_id_of
-from tests.harness.people import APPROVALS, APPROVER, APPROVER2
+from tests.harness.people import APPROVER, APPROVER2, ORIGIN, REQUESTER
 from tests.harness.tenants import PAYMENTS, Tenants, serve_tenants
 
 
@@ -59,3 +59,49 @@ def test_a_forged_label_while_auth0_is_slow_does_not_pick_a_laxer_rule(
         t.bot.drain()
         assert not _patches(t, gate)
         assert "PAY_KEY" not in t.prod.actions.deployed_secrets(gate)
+
+
+def _prod_down(t: Tenants) -> None:
+    """Prod's Auth0 answers every API call with 500 and its cached lists are gone."""
+    for target in t.bot.services.fleet["prod"].targets:
+        target.forget()
+    t.prod.fail_next(10_000, 500)
+
+
+def test_list_picker_shows_dev_while_prod_auth0_is_down(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/hook-secret list` with no target: prod's Auth0 failing must not hide dev's targets
+    (one tenant down never breaks another, CONTRACT §6)."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        _prod_down(t)
+        t.bot.driver.slash_command(REQUESTER, "list", channel_id=ORIGIN)
+        shown = t.slack.wait_for_ephemeral(REQUESTER, timeout=15)
+        assert t.targets["dev/enrich"] in json.dumps(shown), shown.get("text")
+
+
+def test_request_picker_shows_dev_while_prod_auth0_is_down(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request form's picker: prod failing says why in prod's group, dev's are offered."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        view = t.bot.open_form()
+        _prod_down(t)
+        ack = t.bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+        assert ack.status == 200
+        assert f"dev/action:{t.targets['dev/enrich']}" in json.dumps(ack.json())
+
+
+def test_command_takes_tenant_slash_action_id(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/hook-secret add dev/action:ID KEY` (CONTRACT §6) pre-fills dev's action; it is not
+    refused as a value typed into the command."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        key = f"dev/action:{t.targets['dev/enrich']}"
+        mark = t.slack.mark()
+        ack = t.bot.driver.slash_command(REQUESTER, f"add {key} KEY", channel_id=ORIGIN)
+        assert "looked like it carried a secret value" not in (ack.text or ""), ack.text
+        t.slack.wait_for("views.update", after=mark)
+        update = [c for c in t.slack.calls[mark:] if c.method == "views.update"][-1]
+        assert key in json.dumps(update.args)

@@ -42,7 +42,8 @@ class Command:
     name: str | None = None
 
 
-ACTION_KEY = re.compile(rf"^{ACTION_PREFIX}[A-Za-z0-9-]{{1,64}}$")
+# ``action:{id}``, or with a policy file ``tenant/action:{id}`` (CONTRACT §6).
+ACTION_KEY = re.compile(rf"^([a-z0-9-]{{1,32}}/)?{ACTION_PREFIX}[A-Za-z0-9-]{{1,64}}$")
 
 
 def parse_command(text: str) -> Command:
