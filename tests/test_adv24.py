@@ -4,17 +4,19 @@ nothing in Auth0."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from bot.approvals.states import State
 from bot.slack import ids
 from tests.harness.inprocess import request_id_of
-from tests.harness.people import APPROVER, APPROVER2, ORIGIN, REQUESTER
-from tests.harness.tenants import PAYMENTS, Tenants, serve_tenants
+from tests.harness.people import APPROVALS, APPROVER, APPROVER2, ORIGIN, REQUESTER
+from tests.harness.tenants import LEAD1, PAYMENTS, Tenants, serve_tenants
 
 
 def _patches(t: Tenants, action_id: str) -> list[Any]:
@@ -105,3 +107,90 @@ def test_command_takes_tenant_slash_action_id(
         t.slack.wait_for("views.update", after=mark)
         update = [c for c in t.slack.calls[mark:] if c.method == "views.update"][-1]
         assert key in json.dumps(update.args)
+
+
+def _replayed(view: dict[str, Any], request_id: str, callback: str) -> dict[str, Any]:
+    """A decision modal replayed by a crafted client: another request, maybe another verb."""
+    crafted = copy.deepcopy(view)
+    crafted.pop("id", None)  # not the open view the stand-in keeps: the payload as crafted
+    crafted["private_metadata"] = request_id
+    crafted["callback_id"] = callback
+    return crafted
+
+
+def test_a_decision_modal_replayed_onto_another_rules_request_decides_nothing(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LEAD1 may decide payments requests only. Their genuine approval modal for a payments
+    request, replayed with a prod/enrich request's id (as approve, then as reject), must neither
+    count nor reject: prod's rule does not list them."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        assert not t.submit("prod/payments-gate", "PAY_KEY", "pay-value").body
+        pay = t.approval_message(PAYMENTS, "PAY_KEY")
+        assert not t.submit("prod/enrich", "ENR_KEY", "enr-value").body
+        enrich = t.approval_message(APPROVALS, "ENR_KEY")
+        target = request_id_of(enrich)
+        view = t.open_modal(pay, LEAD1, PAYMENTS)
+        for callback in (ids.CALLBACK_APPROVE, ids.CALLBACK_REJECT):
+            crafted = _replayed(view, target, callback)
+            t.bot.driver.view_submission(LEAD1, crafted, {ids.BLOCK_COMMENT: None})
+        t.bot.drain()
+        row = t.bot.store.get(target)
+        assert row is not None and row.state == State.PENDING
+        assert not t.bot.store.approvals_of(target)
+        records = [r for r in t.bot.audit() if r.get("request_id") == target]
+        assert [r["outcome"] for r in records if r["event"] == "approval.denied"] == [
+            "not_an_approver",
+            "not_an_approver",
+        ]
+
+
+def _redirect_on_hold(db_url: str, target_id: str) -> None:
+    """An attacker who can write the database installs a trigger: when the bot locks a pending
+    request (its no-op ``state = pending`` update), the row's target is rewritten."""
+    rewrite = f"UPDATE secret_requests SET hook_id = '{target_id}' WHERE id = NEW.id;"  # noqa: S608
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER evil AFTER UPDATE OF state ON secret_requests FOR EACH ROW "
+                    "WHEN OLD.state = 'pending' AND NEW.state = 'pending' BEGIN "
+                    f"{rewrite} END"
+                )
+            else:
+                connection.exec_driver_sql(
+                    "CREATE FUNCTION evil() RETURNS trigger AS $$ BEGIN "
+                    f"NEW.hook_id := '{target_id}'; RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+                connection.exec_driver_sql(
+                    "CREATE TRIGGER evil BEFORE UPDATE ON secret_requests FOR EACH ROW "
+                    "WHEN (OLD.state = 'pending' AND NEW.state = 'pending') "
+                    "EXECUTE FUNCTION evil()"
+                )
+    finally:
+        engine.dispose()
+
+
+def test_a_row_rewritten_while_the_last_approval_holds_it_is_not_resealed(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prod/enrich request with one approval in; the attacker's trigger rewrites its target
+    to the payments action at the moment the last approval locks the row. The bot must not
+    seal the rewritten row as approved: nothing reaches the payments action (or enrich)."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        gate = t.targets["prod/payments-gate"]
+        assert not t.submit("prod/enrich", "ENR_KEY", "enr-value").body
+        message = t.approval_message(APPROVALS, "ENR_KEY")
+        assert not t.approve(message, APPROVER, APPROVALS).body
+        view = t.open_modal(message, APPROVER2, APPROVALS)  # the request is intact so far
+        _redirect_on_hold(db_url, gate)
+        t.bot.driver.view_submission(APPROVER2, view, {ids.BLOCK_COMMENT: None})
+        t.bot.drain()
+        assert not _patches(t, gate)
+        assert "ENR_KEY" not in t.prod.actions.deployed_secrets(gate)
+        assert not [r for r in t.prod.requests if r.method == "PATCH"]
+        row = t.bot.store.get(request_id_of(message))
+        assert row is not None and row.state == State.FAILED, row.state
+        assert row.failure_reason == "tampered" and row.value_ciphertext is None
+        assert "request.approved" not in t.bot.events()

@@ -22,7 +22,7 @@ from typing import Any
 from bot.approvals.events import request_event
 from bot.approvals.messages import Teller
 from bot.approvals.quorum import Progress, progress
-from bot.approvals.results import Outcome, Result
+from bot.approvals.results import ApplyError, Outcome, Result
 from bot.approvals.rulebook import Rulebook
 from bot.approvals.rules import Rule
 from bot.approvals.seals import Guard
@@ -33,6 +33,8 @@ from bot.db.tx import ApprovedAlready, Tx
 from bot.logs import get_logger
 
 log = get_logger(__name__)
+# Records, in the transaction holding the row, a pending request as failed (``Workflow``).
+Fail = Callable[[Tx, SecretRequest, str, ApplyError, datetime], Result]
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,14 @@ class Approving:
         guard: Guard,
         tell: Teller,
         now: Callable[[], datetime],
+        fail: Fail,
     ) -> None:
         self.store = store
         self.rules = rules
         self.guard = guard
         self.tell = tell
         self.now = now
+        self.fail = fail
 
     def tally(self, request: SecretRequest, rule: Rule, fresh_for: str = "") -> Tally:
         """The request's verified approvals matched to ``rule`` (read outside a transaction)."""
@@ -135,6 +139,12 @@ class Approving:
         eligible: Callable[[str, int], bool],
     ) -> Result:
         """In the transaction holding the request's row: count ``actor``'s approval."""
+        # The row as locked, not as screened before: what the approval row and the decision
+        # are sealed over. Changed since (by a database trigger on this very lock, say), it
+        # fails here rather than being sealed as approved.
+        broken = self.guard.broken(held)
+        if broken is not None:
+            return self.fail(tx, held, actor, broken, now)
         approvers = self._verified(held, tx.approvals(held.id))
         if actor in approvers:
             return Result(Outcome.APPROVED_ALREADY, held)

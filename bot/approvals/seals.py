@@ -167,6 +167,15 @@ class Guard:
             return ApplyError("undecryptable", UNDECRYPTABLE)
         return ApplyError(TAMPERED, UNSEALED if not request.seal else BROKEN)
 
+    def broken(self, request: SecretRequest) -> ApplyError | None:
+        """Why ``request``'s seal does not verify, if it does not (logged and counted): for a
+        row read again inside a transaction, before the bot seals a decision over its facts."""
+        if self.sealer.verify(request):
+            return None
+        error = self._unverified(request)
+        self.on_refused(error.reason)
+        return error
+
     def refusal(self, request: SecretRequest, *, fresh: bool = False) -> ApplyError | None:
         """Why ``request`` may not be approved or applied now, if it may not: logged as an
         error (tampered) or a warning (requester), and counted."""

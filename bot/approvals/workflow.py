@@ -107,7 +107,7 @@ class Workflow:
         self.guard = Guard(Sealer(vault.seal_keys), vault.made_by_a_key)
         self.guard.ended = store.ended
         self.applier.guard = self.guard.refusal
-        self.approving = Approving(store, self.rules, self.guard, self._tell, now)
+        self.approving = Approving(store, self.rules, self.guard, self._tell, now, self._fail_in)
 
     @property
     def messages(self) -> Messages | None:
@@ -285,21 +285,29 @@ class Workflow:
         """Record a pending request as failed, with ``actor`` as the one who tried to decide."""
         now = self.now()
         with self.store.transaction() as tx:
-            failed = tx.transition(
-                request.id,
-                [State.PENDING],
-                State.FAILED,
-                value_ciphertext=None,
-                decided_by=actor,
-                decided_at=now,
-                finished_at=now,
-                failure_reason=error.reason,
-            )
-            if failed is not None:
-                self._tell(tx, "failed", failed, error)
-                tx.audit(outcome_event(failed, failed, error, None))
-        if failed is None:
+            result = self._fail_in(tx, request, actor, error, now)
+        if result.outcome is Outcome.LOST_RACE:
             return Result(Outcome.LOST_RACE, self.store.get(request.id))
+        return result
+
+    def _fail_in(
+        self, tx: Tx, request: SecretRequest, actor: str, error: ApplyError, now: datetime
+    ) -> Result:
+        """In ``tx``: a pending request failed (value erased, requester and ``actor`` told)."""
+        failed = tx.transition(
+            request.id,
+            [State.PENDING],
+            State.FAILED,
+            value_ciphertext=None,
+            decided_by=actor,
+            decided_at=now,
+            finished_at=now,
+            failure_reason=error.reason,
+        )
+        if failed is None:
+            return Result(Outcome.LOST_RACE, request)
+        self._tell(tx, "failed", failed, error)
+        tx.audit(outcome_event(failed, failed, error, None))
         return Result(Outcome.FAILED, failed, error)
 
     def expire(self, request_id: str) -> SecretRequest | None:
