@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, insert
 
 from bot.approvals.states import State
+from bot.db.models import Approval
 from bot.slack import ids
-from tests.harness.inprocess import request_id_of
+from tests.harness.inprocess import request_id_of, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2, ORIGIN, REQUESTER
-from tests.harness.tenants import LEAD1, PAYMENTS, Tenants, serve_tenants
+from tests.harness.tenants import (
+    BOTH,
+    LEAD1,
+    PAYMENTS,
+    Tenants,
+    policy_settings,
+    serve_tenants,
+    two_tenants,
+)
 
 
 def _patches(t: Tenants, action_id: str) -> list[Any]:
@@ -194,3 +205,135 @@ def test_a_row_rewritten_while_the_last_approval_holds_it_is_not_resealed(
         assert row is not None and row.state == State.FAILED, row.state
         assert row.failure_reason == "tampered" and row.value_ciphertext is None
         assert "request.approved" not in t.bot.events()
+
+
+def test_approval_rows_written_into_the_database_do_not_count(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approval rows an attacker inserts (a made-up seal; APPROVER's genuine seal copied from
+    another request) count for nothing: one genuine approval leaves a two-approval request
+    pending, and nothing reaches Auth0."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        assert not t.submit("prod/enrich", "KEY_A", "a-value").body
+        first = t.approval_message(APPROVALS, "KEY_A")
+        assert not t.approve(first, APPROVER, APPROVALS).body
+        (genuine,) = t.bot.store.approvals_of(request_id_of(first))
+        assert not t.submit("prod/enrich", "KEY_B", "b-value").body
+        second = request_id_of(t.approval_message(APPROVALS, "KEY_B"))
+        engine = create_engine(db_url)
+        try:
+            with engine.begin() as connection:
+                for approver, seal in ((APPROVER, genuine.seal), (APPROVER2, "v1:" + "0" * 64)):
+                    connection.execute(
+                        insert(Approval).values(
+                            request_id=second,
+                            approver=approver,
+                            created_at=genuine.created_at,
+                            seal=seal,
+                        )
+                    )
+        finally:
+            engine.dispose()
+        t.bot.services.decide(second, BOTH, True, None)
+        t.bot.drain()
+        row = t.bot.store.get(second)
+        assert row is not None and row.state == State.PENDING, row.state
+        assert not [r for r in t.prod.requests if r.method == "PATCH"]
+        added = [r for r in t.bot.audit() if r.get("request_id") == second]
+        assert [(r["actor"], r["approvals"]) for r in added if r["event"] == "approval.added"] == [
+            (BOTH, 1)
+        ]
+
+
+def test_the_last_approval_racing_a_rejection_on_two_replicas_ends_one_way(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One approval in; the second (replica one) and a rejection (replica two) are submitted
+    at the same moment, three times over: each request ends approved-and-applied or rejected,
+    never both, and a rejected one never reaches Auth0."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, prod, dev, targets, path, key = world
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        with (
+            serve(settings, slack, prod, targets["prod/enrich"]) as one,
+            serve(settings, slack, prod, targets["prod/enrich"]) as two,
+        ):
+            t = Tenants(one, prod, dev, targets)
+            for round_ in range(3):
+                name = f"RACE_{round_}"
+                assert not t.submit("prod/enrich", name, f"value-{round_}").body
+                message = t.approval_message(APPROVALS, name)
+                assert not t.approve(message, APPROVER, APPROVALS).body
+                approve = t.open_modal(message, APPROVER2, APPROVALS)
+                mark = slack.mark()
+                one.driver.block_action(
+                    BOTH, ids.ACTION_REJECT, message=message, channel_id=APPROVALS
+                )
+                slack.wait_for("views.open", after=mark)
+                reject = slack.wait_for_view(BOTH, callback_id=ids.CALLBACK_REJECT)
+                start = threading.Barrier(2)
+
+                def submit(
+                    job: tuple[Any, str, dict[str, Any]], start: threading.Barrier = start
+                ) -> Any:
+                    start.wait()
+                    driver, user, view = job
+                    return driver.view_submission(user, view, {ids.BLOCK_COMMENT: None})
+
+                jobs = [(one.driver, APPROVER2, approve), (two.driver, BOTH, reject)]
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(submit, jobs))
+                one.drain()
+                two.drain()
+                request_id = request_id_of(message)
+                row = one.store.get(request_id)
+                assert row is not None
+                events = [
+                    r["event"]
+                    for r in one.audit() + two.audit()
+                    if r.get("request_id") == request_id
+                ]
+                written = name in prod.actions.deployed_secrets(targets["prod/enrich"])
+                if row.state == State.REJECTED:
+                    assert not written and "request.approved" not in events, events
+                else:
+                    assert row.state == State.APPLIED, row.state
+                    assert written and "request.rejected" not in events, events
+
+
+def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APPROVER's modal submitted twice at the same moment, once through each replica (a double
+    click, a replayed payload): one approval counts, the two-approval request stays pending,
+    nothing reaches Auth0."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, prod, dev, targets, path, key = world
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        with (
+            serve(settings, slack, prod, targets["prod/enrich"]) as one,
+            serve(settings, slack, prod, targets["prod/enrich"]) as two,
+        ):
+            t = Tenants(one, prod, dev, targets)
+            assert not t.submit("prod/enrich", "TWICE", "twice-value").body
+            message = t.approval_message(APPROVALS, "TWICE")
+            view = t.open_modal(message, APPROVER, APPROVALS)
+            crafted = copy.deepcopy(view)
+            crafted.pop("id", None)
+            start = threading.Barrier(2)
+
+            def submit(driver: Any) -> Any:
+                start.wait()
+                return driver.view_submission(APPROVER, crafted, {ids.BLOCK_COMMENT: None})
+
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(submit, (one.driver, two.driver)))
+            one.drain()
+            two.drain()
+            request_id = request_id_of(message)
+            row = one.store.get(request_id)
+            assert row is not None and row.state == State.PENDING, row.state
+            assert [a.approver for a in one.store.approvals_of(request_id)] == [APPROVER]
+            added = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
+            assert [r["event"] for r in added].count("approval.added") == 1
+            assert not [r for r in prod.requests if r.method == "PATCH"]
