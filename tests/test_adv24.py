@@ -337,3 +337,39 @@ def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
             added = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
             assert [r["event"] for r in added].count("approval.added") == 1
             assert not [r for r in prod.requests if r.method == "PATCH"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Notifier.decided/applied render the tally (Approving.tally: group memberships from "
+    "Slack, cached 60 s) inside the transition's transaction: a cold cache means "
+    "usergroups.users.list (10 s timeout, rate-limit retries) while the write turn is held",
+)
+def test_no_slack_lookup_while_the_write_transaction_is_held(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payments request with one approval expires. The expiry's transaction holds the
+    process's one write turn (group commit): the messages it queues must not ask Slack for
+    user group members meanwhile (a slow Slack would stall every write of the process)."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        assert not t.submit("prod/payments-gate", "PAY_KEY", "pay-value").body
+        message = t.approval_message(PAYMENTS, "PAY_KEY")
+        assert not t.approve(message, BOTH, PAYMENTS).body
+        directory = t.bot.services.policy._directory
+        turn = t.bot.store._writes._turn
+        members = directory.members
+        held: list[str] = []
+
+        def watched(group_id: str, *, fresh: bool = False) -> frozenset[str]:
+            if turn.locked():
+                held.append(group_id)
+            return members(group_id, fresh=fresh)
+
+        monkeypatch.setattr(directory, "members", watched)
+        directory.forget()  # a minute later: the cached memberships are gone
+        t.bot.clock.advance(2 * 86400)
+        t.bot.services.sweep()
+        t.bot.drain()
+        row = t.bot.store.get(request_id_of(message))
+        assert row is not None and row.state == State.EXPIRED
+        assert not held, held
