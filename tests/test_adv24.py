@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,25 @@ def test_no_slack_lookup_while_the_write_transaction_is_held(
         row = t.bot.store.get(request_id_of(message))
         assert row is not None and row.state == State.EXPIRED
         assert not held, held
+
+
+def test_request_picker_answers_in_time_while_prod_auth0_is_slow(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prod's Auth0 answers after 5 s and its lists are not cached: the picker still answers
+    within Slack's 3 s for options loads, offering dev's action (one tenant slow never breaks
+    another)."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        view = t.bot.open_form()
+        for target in t.bot.services.fleet["prod"].targets:
+            target.forget()
+        t.prod.latency = 5.0
+        started = time.monotonic()
+        try:
+            ack = t.bot.driver.block_suggestion(REQUESTER, ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+            elapsed = time.monotonic() - started
+        finally:
+            t.prod.latency = 0.0
+        assert ack.status == 200
+        assert f"dev/action:{t.targets['dev/enrich']}" in json.dumps(ack.json())
+        assert elapsed < 3.0, elapsed

@@ -3,6 +3,9 @@ rule a submitted target falls under (CONTRACT §6)."""
 
 from __future__ import annotations
 
+import time
+from contextlib import suppress
+
 from bot.approvals.policy import Policy
 from bot.approvals.rules import Rule
 from bot.slack import answers
@@ -25,11 +28,18 @@ class Choices:
         that can't say is left out; when none can, the hooks' error is raised)."""
         found: list[Offer] = []
         lowered = query.strip().lower()
-        for site in self.fleet:
-            if user is not None and not self._requests_in(user, site.name):
-                continue  # a tenant where this person may request nothing is not shown
+        # A tenant where this person may request nothing is not shown.
+        sites = [s for s in self.fleet if user is None or self._requests_in(user, s.name)]
+        # One deadline for the whole answer: every list starts loading at once, and a slow
+        # tenant's wait is not added to the next one's (Slack drops a late answer whole).
+        end = time.monotonic() + deadline
+        for site in sites:
             for target in site.targets:
-                offer = self._offer(target, deadline)
+                with suppress(TargetError):  # said below, within the deadline
+                    target.offer(0.0)
+        for site in sites:
+            for target in site.targets:
+                offer = self._offer(target, max(0.0, end - time.monotonic()))
                 matching = [
                     t
                     for t in offer.targets
