@@ -344,7 +344,7 @@ def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
     strict=True,
     reason="Notifier.decided/applied render the tally (Approving.tally: group memberships from "
     "Slack, cached 60 s) inside the transition's transaction: a cold cache means "
-    "usergroups.users.list (10 s timeout, rate-limit retries) while the write turn is held",
+    "usergroups.users.list (2 s timeout, a connection retry) while the write turn is held",
 )
 def test_no_slack_lookup_while_the_write_transaction_is_held(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
