@@ -203,7 +203,8 @@ def test_a_row_rewritten_while_the_last_approval_holds_it_is_not_resealed(
         assert "ENR_KEY" not in t.prod.actions.deployed_secrets(gate)
         assert not [r for r in t.prod.requests if r.method == "PATCH"]
         row = t.bot.store.get(request_id_of(message))
-        assert row is not None and row.state == State.FAILED, row.state
+        assert row is not None
+        assert row.state == State.FAILED, row.state
         assert row.failure_reason == "tampered" and row.value_ciphertext is None
         assert "request.approved" not in t.bot.events()
 
@@ -238,7 +239,8 @@ def test_approval_rows_written_into_the_database_do_not_count(
         t.bot.services.decide(second, BOTH, True, None)
         t.bot.drain()
         row = t.bot.store.get(second)
-        assert row is not None and row.state == State.PENDING, row.state
+        assert row is not None
+        assert row.state == State.PENDING, row.state
         assert not [r for r in t.prod.requests if r.method == "PATCH"]
         added = [r for r in t.bot.audit() if r.get("request_id") == second]
         assert [(r["actor"], r["approvals"]) for r in added if r["event"] == "approval.added"] == [
@@ -333,7 +335,8 @@ def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
             two.drain()
             request_id = request_id_of(message)
             row = one.store.get(request_id)
-            assert row is not None and row.state == State.PENDING, row.state
+            assert row is not None
+            assert row.state == State.PENDING, row.state
             assert [a.approver for a in one.store.approvals_of(request_id)] == [APPROVER]
             added = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
             assert [r["event"] for r in added].count("approval.added") == 1
