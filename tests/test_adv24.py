@@ -343,12 +343,6 @@ def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
             assert not [r for r in prod.requests if r.method == "PATCH"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Notifier.decided/applied render the tally (Approving.tally: group memberships from "
-    "Slack, cached 60 s) inside the transition's transaction: a cold cache means "
-    "usergroups.users.list (2 s timeout, a connection retry) while the write turn is held",
-)
 def test_no_slack_lookup_while_the_write_transaction_is_held(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -401,12 +395,6 @@ def test_request_picker_answers_in_time_while_prod_auth0_is_slow(
         assert elapsed < 3.0, elapsed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox rows are claimed one by one with no order per request: a progress "
-    "UPDATE_APPROVAL retried after the decision's update overwrites it (text and buttons "
-    "captured at enqueue time)",
-)
 def test_a_late_progress_update_never_brings_the_buttons_back(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

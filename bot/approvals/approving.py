@@ -88,11 +88,17 @@ class Approving:
         self.now = now
         self.fail = fail
 
-    def tally(self, request: SecretRequest, rule: Rule, fresh_for: str = "") -> Tally:
-        """The request's verified approvals matched to ``rule`` (read outside a transaction)."""
-        approvers = self._verified(request, self.store.approvals_of(request.id))
-        eligible = Eligibility(self.rules, rule, request.team_id, fresh_for)
-        return Tally(rule, progress(rule.terms, approvers, eligible, request.requester), approvers)
+    def tally(self, request: SecretRequest, rule: Rule) -> Tally:
+        """The request's approvals as last counted, for messages: each approver in the term
+        the matching seated them in when the last approval was recorded. Asks Slack nothing
+        (messages are built inside write transactions)."""
+        rows = self.store.approvals_of(request.id)
+        approvers = self._verified(request, rows)
+        seats = {row.approver: row.term for row in rows if row.approver in approvers}
+        filled = tuple(
+            tuple(a for a in approvers if seats.get(a) == index) for index in range(len(rule.terms))
+        )
+        return Tally(rule, Progress(required=rule.required, filled=filled), approvers)
 
     def would_count(self, request: SecretRequest, rule: Rule, actor: str) -> Outcome | None:
         """Why ``actor``'s approval would not count now (already given, or no seat left for
@@ -175,6 +181,8 @@ class Approving:
             )
         )
         tally = Tally(rule, after, (*approvers, actor))
+        seated = {person: index for index, people in enumerate(after.filled) for person in people}
+        tx.seat_approvals(held.id, {person: seated.get(person) for person in tally.approvers})
         if not after.met:
             self.tell(tx, "progress", held, tally)
             return Result(Outcome.COUNTED, held)

@@ -120,6 +120,9 @@ class Approval(Base):
     request_id: Mapped[str] = mapped_column(String(32), index=True)
     approver: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The quorum term the latest matching seats this person in (None: none), so that messages
+    # show progress without asking Slack; counting always matches afresh.
+    term: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     seal: Mapped[str] = mapped_column(String(80))
 

@@ -179,6 +179,16 @@ class Tx:
         query = select(Approval).where(Approval.request_id == request_id).order_by(Approval.id)
         return list(self.session.execute(query).scalars())
 
+    def seat_approvals(self, request_id: str, seats: dict[str, int | None]) -> None:
+        """Record the term each approver of the request fills now (None: none)."""
+        for approver, term in seats.items():
+            self.session.execute(
+                update(Approval)
+                .where(Approval.request_id == request_id, Approval.approver == approver)
+                .values(term=term)
+                .execution_options(synchronize_session=False)
+            )
+
     def add_approval(self, approval: Approval) -> None:
         """Insert one approval; ``ApprovedAlready`` when this person's is there already."""
         try:

@@ -17,6 +17,10 @@ class Method(StrEnum):
     # (sending it without its text would have Slack refuse it for good).
     POST_STORED_APPROVAL = "post_stored_approval"
     UPDATE_APPROVAL = "update_approval"  # chat.update of that message by its ts
+    # The same, showing progress with the buttons: sent only while the request is still
+    # pending (a retry landing after the decision's update would bring the buttons back).
+    # A name of its own, as above: a bot older than this leaves it for one that knows it.
+    UPDATE_PENDING_APPROVAL = "update_pending_approval"
     TELL = "tell"  # chat.postEphemeral, falling back to a DM
     DM = "dm"  # conversations.open, then chat.postMessage
     CONFIRM = "confirm"  # chat.postMessage to the origin channel, falling back to a DM

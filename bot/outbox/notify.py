@@ -98,9 +98,10 @@ class Notifier:
         return approval_message(request, self.mention_for(request), tally)
 
     def progress(self, request: SecretRequest, tally: Tally) -> list[Message]:
-        """One approval more, the quorum not met yet: the message shows who approved."""
+        """One approval more, the quorum not met yet: the message shows who approved (sent
+        only while the request is still pending)."""
         text, body = approval_message(request, None, tally)
-        return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
+        return [Message(Method.UPDATE_PENDING_APPROVAL, request.id, text=text, blocks=body)]
 
     def quorum_met(self, request: SecretRequest, tally: Tally) -> list[Message]:
         """The last approval needed is in: the buttons go, the approvers stay."""

@@ -159,6 +159,11 @@ class Sender:
             return self._post_approval(message, attempt)
         if message.method is Method.UPDATE_APPROVAL:
             return self._update_approval(message)
+        if message.method is Method.UPDATE_PENDING_APPROVAL:
+            request = self.store.get(message.request_id)
+            if request is None or request.state != State.PENDING:
+                return Done(note="decided_before_updated")  # its outcome shows instead
+            return self._update_approval(message)
         routed = self.origin.route(message)  # nothing in a channel shared outside
         if routed.method is Method.TELL:
             self._call(

@@ -2,7 +2,8 @@
 
 ``rule_name`` and ``rule_digest`` say which rule of the policy decided a request (null on rows
 written before: the one rule of the variables, ``default``). ``approvals`` holds one sealed row
-per approver, unique per request: two clicks of one person, on any replica, count once. The
+per approver, unique per request: two clicks of one person, on any replica, count once; its
+``term`` is the quorum term the matching seats them in (for display: counting matches again). The
 one-open-request index now includes the tenant: the same secret name of two tenants' targets
 are two secrets.
 """
@@ -39,6 +40,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(32), nullable=False, index=True),
         sa.Column("approver", sa.String(32), nullable=False),
         sa.Column("comment", sa.Text, nullable=True),
+        sa.Column("term", sa.Integer, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seal", sa.String(80), nullable=False),
         sa.UniqueConstraint("request_id", "approver", name="uq_approvals_once"),
