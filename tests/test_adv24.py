@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, insert
 
 from bot.approvals.states import State
 from bot.db.models import Approval
-from bot.slack import ids
+from bot.slack import answers, ids
 from tests.harness.inprocess import request_id_of, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2, ORIGIN, REQUESTER
 from tests.harness.tenants import (
@@ -419,3 +419,22 @@ def test_a_late_progress_update_never_brings_the_buttons_back(
         t.bot.drain()
         final = t.current(APPROVALS, message["ts"])
         assert not any(b.get("type") == "actions" for b in final.get("blocks", [])), final["text"]
+
+
+def test_with_a_policy_file_a_target_nobody_vouches_for_is_not_recorded(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Auth0 slower than the ack and nothing cached for prod: the form's label is all there is
+    to name the target, and with a policy file a later rule may judge a request by its name,
+    so the submission is refused (submit again), not recorded under the label's name."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        option = _forged(t, "prod/enrich", "enrich (post-login)")
+        for target in t.bot.services.fleet["prod"].targets:
+            target.forget()
+        t.prod.latency = 2.0
+        try:
+            ack = t.bot.submit(t.bot.open_form(), name="SLOW_KEY", value="v", hook=option)
+        finally:
+            t.prod.latency = 0.0
+        assert ack.json()["errors"] == {ids.BLOCK_HOOK: answers.RULE_UNKNOWN}
+        assert not t.bot.store.pending_ids()

@@ -76,22 +76,23 @@ class Choices:
         self, ref: TargetRef, described: Described | None, label_name: str
     ) -> tuple[Rule | None, str | None]:
         """The rule that decides a submitted target, and why there is none: the target's name
-        as Auth0 gave it (read ahead or cached), else the form's label when the name decides
-        nothing for this tenant and kind (a client could have changed the label)."""
+        as Auth0 gave it (read ahead or cached). Only without a policy file, where one rule
+        covers every name, may the form's label stand in (a client could have changed it; with
+        a file, a later rule change would judge the request by that name)."""
         if ref.tenant not in self.fleet:
             return None, answers.UNKNOWN_TARGET
         known = described or self.known_target(ref)
         name = known.name if known is not None else None
-        if name is None and self.policy.name_decides(ref.tenant, ref.kind):
+        if name is None and (self.fleet.named or self.policy.name_decides(ref.tenant, ref.kind)):
             return None, answers.RULE_UNKNOWN
         rule = self.policy.rule_for(ref.tenant, ref.kind, name or label_name)
         return rule, None if rule is not None else answers.NO_RULE
 
     def known_target(self, ref: TargetRef) -> Described | None:
-        """The target with exactly ``ref``'s id as the tenant's list holds it (cached, or read
-        if stale), or None: what a submission's rule and record go by when Auth0 did not
-        describe it within the ack deadline, rather than the client-supplied label."""
+        """The target with exactly ``ref``'s id as the tenant's last list read holds it (no
+        Auth0 call: this runs before the ack), or None: what a submission's rule and record go
+        by when Auth0 did not describe it within the ack deadline, rather than the
+        client-supplied label."""
         if ref.tenant not in self.fleet:
             return None
-        found = self.fleet.target(ref.tenant, ref.kind).find(ref.id)
-        return found if found is not None and found.id == ref.id else None
+        return self.fleet.target(ref.tenant, ref.kind).known(ref.id)

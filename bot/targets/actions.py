@@ -88,6 +88,11 @@ class ActionTarget:
         return [described(a, self.tenant) for a in self.catalog.items(deadline)]
 
     @translated
+    def known(self, target_id: str) -> Described | None:
+        """The action with this id as the last list read named it (no Auth0 call)."""
+        action = self.catalog.known(target_id)
+        return described(action, self.tenant) if action else None
+
     def find(self, key: str) -> Described | None:
         """The action whose id or name (case-insensitive) is ``key``."""
         action = self.catalog.find(key.removeprefix("action:"))

@@ -156,6 +156,9 @@ class Target(Protocol):
     def find(self, key: str) -> Described | None:
         """The target whose id or name is ``key``."""
 
+    def known(self, target_id: str) -> Described | None:
+        """The target with this id as the last list read named it, without asking Auth0."""
+
     def search(self, query: str, deadline: float) -> list[Described]:
         """Targets matching ``query``, for a picker."""
 

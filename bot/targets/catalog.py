@@ -70,6 +70,13 @@ class Catalog(Generic[T]):
                 return None
             return next((h for h in self._items if h.id == target_id), None)
 
+    def known(self, target_id: str) -> T | None:
+        """The target with this id from the last list read, however old (names outlive a TTL),
+        without asking Auth0; None when no list holds it."""
+        with self._lock:
+            items = self._items or []
+        return next((t for t in items if t.id == target_id), None)
+
     def _refresh_once(self) -> Future[list[T]]:
         """The refresh under way, or a new one: a burst of stale loads costs one list call."""
         with self._lock:

@@ -56,6 +56,11 @@ class HookTarget:
         return [described(h, self.tenant) for h in self.catalog.hooks(deadline)]
 
     @translated
+    def known(self, target_id: str) -> Described | None:
+        """The hook with this id as the last list read named it (no Auth0 call)."""
+        hook = self.catalog.known(target_id)
+        return described(hook, self.tenant) if hook else None
+
     def find(self, key: str) -> Described | None:
         """The hook whose id or name (case-insensitive) is ``key``."""
         hook = self.catalog.find(key)

@@ -64,6 +64,9 @@ class MemoryTarget:
     def find(self, key: str) -> Described | None:
         return next((h for h in self.listing() if h.id == key), None)
 
+    def known(self, target_id: str) -> Described | None:
+        return self.find(target_id)
+
     def search(self, query: str, deadline: float) -> list[Described]:
         return [h for h in self.listing() if query in h.id]
 
