@@ -429,7 +429,10 @@ def test_run_serves_the_file_s_tenants_over_http(setup: Setup) -> None:
             submitted = driver.view_submission("U0RITA", view, values)
             assert submitted.status == 200 and not submitted.body, submitted.body
             wait_until(
-                lambda: "DEV_ONLY" in setup.dev.actions.deployed_secrets(setup.ids["dev"]),
+                lambda: (
+                    "DEV_ONLY" in setup.dev.actions.deployed_secrets(setup.ids["dev"])
+                    and any(r["event"] == "secret.added" for r in bot.audit())
+                ),
                 30,
                 what=bot.output,
             )
