@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ from bot.db.encryption import generate_key
 from bot.slack import ids
 from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from standins.slack import SlackDriver, SlackStandIn
+from tests.conftest import NO_PG, PG_URL, pg_schema
 from tests.harness.people import BOT_TOKEN, REPO, SIGNING_SECRET, free_port
-from tests.harness.process import running
+from tests.harness.process import BotProcess, running, running_many
 from tests.waiting import wait_until
 
 PROD_SECRET = "prod-client-secret-0123456789"
@@ -506,3 +509,97 @@ def test_check_fails_a_rule_its_people_cannot_approve(setup: Setup) -> None:
         dev_token.startswith("FAIL")
         and "tenants.dev.base_url in HOOK_SECRET_POLICY_FILE" in dev_token
     )
+
+
+@pytest.mark.skipif(not PG_URL, reason=f"{NO_PG}: two replicas need PostgreSQL")
+def test_two_replicas_meet_a_two_approval_rule_once(setup: Setup) -> None:
+    """Two ``hook-secret-bot run`` processes on one PostgreSQL database, the file's prod rule
+    needing two of security: both approvals submitted at the same moment, one to each
+    replica. Both count, the quorum is met once: one PATCH and one deploy reach prod, one
+    ``request.approved`` names both approvers, and dev is untouched."""
+    assert PG_URL is not None
+    for user in ("U0SEC1", "U0SEC2"):
+        setup.slack.add_user(user, user.lower())
+    with pg_schema(PG_URL) as database_url:
+        env = setup.env(
+            DATABASE_URL=database_url,
+            HOOK_SECRET_POLICY_FILE=str(setup.cwd / "policy.toml"),
+            AUTH0_DEV_CLIENT_SECRET=DEV_SECRET,
+        )
+        specs = [(env | {"PORT": str(free_port())}, setup.cwd / name) for name in ("a", "b")]
+        with running_many(specs) as (one, two):
+            drivers = [
+                SlackDriver(setup.slack, bot.events_url, SIGNING_SECRET) for bot in (one, two)
+            ]
+            try:
+                _race_two_approvals(setup, drivers, (one, two))
+            finally:
+                for driver in drivers:
+                    driver.close()
+
+
+def _race_two_approvals(
+    setup: Setup, drivers: list[SlackDriver], bots: tuple[BotProcess, BotProcess]
+) -> None:
+    first, second = drivers
+    mark = setup.slack.mark()
+    assert first.slash_command("U0RITA", "add", channel_id="C0GENERAL").status == 200
+    setup.slack.wait_for("views.open", after=mark)
+    view = setup.slack.wait_for_view("U0RITA", callback_id=ids.CALLBACK_ADD)
+    ack = first.block_suggestion("U0RITA", ids.BLOCK_HOOK, ids.BLOCK_HOOK, "", view)
+    option = next(
+        o
+        for group in ack.payload()["option_groups"]
+        for o in group["options"]
+        if o["value"] == f"prod/action:{setup.ids['enrich']}"
+    )
+    values = {
+        ids.BLOCK_HOOK: {"selected_option": option},
+        ids.BLOCK_SECRET_NAME: "RACED",
+        ids.BLOCK_SECRET_VALUE: "raced-value-0123",
+        ids.BLOCK_REASON: "two at once",
+    }
+    assert not first.view_submission("U0RITA", view, values).body
+    message = setup.slack.wait_for_message(
+        "C0PRODAPPROVALS",
+        lambda m: (
+            "RACED" in m.get("text", "")
+            and any(b.get("type") == "actions" for b in m.get("blocks", []))
+        ),
+        timeout=30,
+    )
+    views = {}
+    for user in ("U0SEC1", "U0SEC2"):
+        mark = setup.slack.mark()
+        first.block_action(user, ids.ACTION_APPROVE, message=message, channel_id="C0PRODAPPROVALS")
+        setup.slack.wait_for("views.open", after=mark, timeout=30)
+        views[user] = setup.slack.wait_for_view(user, callback_id=ids.CALLBACK_APPROVE)
+    start = threading.Barrier(2)
+
+    def submit(user: str, driver: SlackDriver) -> Any:
+        start.wait()
+        return driver.view_submission(user, views[user], {ids.BLOCK_COMMENT: None})
+
+    with ThreadPoolExecutor(2) as pool:
+        acks = list(pool.map(submit, ("U0SEC1", "U0SEC2"), (first, second)))
+    assert all(a.status == 200 and not a.body for a in acks), [a.body for a in acks]
+    enrich = setup.ids["enrich"]
+    wait_until(
+        lambda: (
+            "RACED" in setup.prod.actions.deployed_secrets(enrich)
+            and any(r["event"] == "secret.added" for bot in bots for r in bot.audit())
+        ),
+        60,
+        what=lambda: bots[0].output() + bots[1].output(),
+    )
+    records = [r for bot in bots for r in bot.audit() if r.get("secret_name") == "RACED"]
+    added = sorted(r["approvals"] for r in records if r["event"] == "approval.added")
+    assert added == [1, 2]
+    (approved,) = [r for r in records if r["event"] == "request.approved"]
+    assert sorted(approved["approvers"]) == ["U0SEC1", "U0SEC2"]
+    assert [r["event"] for r in records].count("secret.added") == 1
+    path = f"/api/v2/actions/actions/{enrich}"
+    assert [r.method for r in setup.prod.requests if r.path == path].count("PATCH") == 1
+    deploys = [r for r in setup.prod.requests if r.path == f"{path}/deploy"]
+    assert len(deploys) == 1
+    assert "RACED" not in setup.dev.actions.deployed_secrets(setup.ids["dev"])
