@@ -312,36 +312,30 @@ class Workflow:
 
     def expire(self, request_id: str) -> SecretRequest | None:
         """Expire one pending request whose time is up, erasing its value."""
-        now = self.now()
-        with self.store.transaction() as tx:
-            expired = tx.transition(
-                request_id,
-                [State.PENDING],
-                State.EXPIRED,
-                due=True,  # by the database's clock, whatever this replica's says
-                value_ciphertext=None,
-                finished_at=now,
-            )
-            if expired is not None:
-                self._tell(tx, "expired", expired)
-                tx.audit(request_event("request.expired", expired, None, "expired"))
-        return expired
+        return self._expire(request_id, "expired")
 
     def expire_changed(self, request_id: str) -> SecretRequest | None:
         """Expire a pending request whose deciding rule is gone or changed (outcome
         ``policy_changed``), erasing its value; the requester is told to request again."""
+        return self._expire(request_id, "policy_changed")
+
+    def _expire(self, request_id: str, outcome: str) -> SecretRequest | None:
+        """Pending → expired, value erased, the transition's messages and audit record. For
+        ``expired`` only once its time is up by the database's clock, whatever this replica's
+        says; for ``policy_changed`` at once."""
         now = self.now()
         with self.store.transaction() as tx:
             expired = tx.transition(
                 request_id,
                 [State.PENDING],
                 State.EXPIRED,
+                due=outcome == "expired",
                 value_ciphertext=None,
                 finished_at=now,
             )
             if expired is not None:
-                self._tell(tx, "policy_changed", expired)
-                tx.audit(request_event("request.expired", expired, None, "policy_changed"))
+                self._tell(tx, outcome, expired)
+                tx.audit(request_event("request.expired", expired, None, outcome))
         return expired
 
     def expire_policy_changed(self) -> list[SecretRequest]:
