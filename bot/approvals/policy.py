@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -87,13 +87,26 @@ class Policy:
     """Answers "may this user request this target?" and "may this user approve it?" for one
     workspace, by the first rule in the policy's order that matches the target (CONTRACT §6)."""
 
-    def __init__(self, rules: Sequence[Rule], directory: Directory, team_id: str) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        directory: Directory,
+        team_id: str,
+        tenants: Collection[str] | None = None,
+    ) -> None:
         self.rules = tuple(rules)
         self.team_id = team_id
         self._directory = directory
+        # The tenants the bot serves (None: any): a rule for ``*`` covers only these, so a
+        # request of a tenant removed from the file is decided by no rule (it expires, or
+        # fails at its apply) rather than by a rule that happens to match every name.
+        self.tenants = frozenset(tenants) if tenants is not None else None
 
     def rule_for(self, tenant: str, kind: str, name: str) -> Rule | None:
-        """The rule that decides the target, or None when no rule covers it."""
+        """The rule that decides the target, or None when no rule covers it (or the bot does
+        not serve its tenant)."""
+        if self.tenants is not None and tenant not in self.tenants:
+            return None
         target = Target(tenant, TargetKind(kind), name)
         return next((rule for rule in self.rules if rule.matches(target)), None)
 

@@ -95,7 +95,9 @@ def create_app(settings: AppSettings, deps: Deps) -> tuple[App, Services]:
 
 def _services(settings: AppSettings, deps: Deps) -> Services:
     file = policy_of(settings)
-    policy = Policy(file.rules, Directory(_lookup_client(deps.slack), deps.team_id), deps.team_id)
+    directory = Directory(_lookup_client(deps.slack), deps.team_id)
+    served = [tenant.name for tenant in file.tenants]
+    policy = Policy(file.rules, directory, deps.team_id, tenants=served)
     background = Background()
     fleet = _fleet(file.tenants, deps, background)
     workflow = Workflow(

@@ -1,0 +1,121 @@
+"""Second review of issue 24 (several tenants, a rule per target): a tenant removed from the
+file while its requests are open, and every tenant's client secret taught to the log redactor
+when a serving process starts with a policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.approvals.results import Outcome
+from bot.approvals.seals import REQUESTER_NOT_ALLOWED
+from bot.approvals.states import State
+from bot.logs import SECRETS
+from bot.serve.runtime import build_runtime, preflight
+from standins.auth0 import Auth0Sandbox
+from tests.harness.inprocess import REQUESTER, request_id_of, serve
+from tests.harness.people import APPROVALS, APPROVER, APPROVER2
+from tests.harness.tenants import SECRETS as CLIENT_SECRETS
+from tests.harness.tenants import Tenants, policy_settings, two_tenants
+
+# One rule over every tenant ("*"): it matches a tenant's targets by the rule alone, whether
+# or not the file still has the tenant.
+EVERY_TENANT = """
+[tenants.prod]
+domain = "prod.auth0.local"
+client_id = "prod-client"
+client_secret_env = "TEST_PROD_CLIENT_SECRET"
+base_url = "{prod_url}"
+{dev}
+[[rules]]
+name = "everyone"
+tenant = "*"
+requesters = ["{requester}"]
+approvers = ["{approver}", "{approver2}"]
+channel = "{approvals}"
+approvals = 1
+"""
+DEV = """
+[tenants.dev]
+domain = "dev.auth0.local"
+client_id = "dev-client"
+client_secret_env = "TEST_DEV_CLIENT_SECRET"
+base_url = "{dev_url}"
+"""
+
+
+def _every_tenant(prod: Auth0Sandbox, dev: Auth0Sandbox | None) -> str:
+    return EVERY_TENANT.format(
+        prod_url=prod.url,
+        dev=DEV.format(dev_url=dev.url) if dev is not None else "",
+        requester=REQUESTER,
+        approver=APPROVER,
+        approver2=APPROVER2,
+        approvals=APPROVALS,
+    )
+
+
+def test_a_tenant_removed_from_the_file_ends_its_open_requests(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dev's requests are decided by a rule over every tenant (``tenant = "*"``). The bot
+    restarts with dev gone from the file and that rule unchanged: dev's pending request expires
+    (``policy_changed``, value erased), and its approved one fails when applied (nothing sent,
+    value erased) instead of raising for a tenant the bot no longer serves, sweep after sweep,
+    its value kept."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, prod, dev, targets, path, key = world
+        path.write_text(_every_tenant(prod, dev), encoding="utf-8")
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        with serve(settings, slack, prod, targets["prod/enrich"]) as first:
+            t = Tenants(first, prod, dev, targets)
+            assert not t.submit("dev/enrich", "PENDING_KEY", "pending-value").body
+            pending = request_id_of(t.approval_message(APPROVALS, "PENDING_KEY"))
+            assert not t.submit("dev/enrich", "APPROVED_KEY", "approved-value").body
+            approved = request_id_of(t.approval_message(APPROVALS, "APPROVED_KEY"))
+            first.drain()
+            # Approved, not applied yet (the apply is what the restart finds).
+            decided = first.services.workflow.decide(approved, APPROVER, True, None)
+            assert decided.outcome is Outcome.APPROVED
+        path.write_text(_every_tenant(prod, None), encoding="utf-8")
+        monkeypatch.delenv("TEST_DEV_CLIENT_SECRET")
+        without_dev = policy_settings(path, slack, db_url, key, monkeypatch)
+        with serve(without_dev, slack, prod, targets["prod/enrich"]) as second:
+            second.drain()
+            row = second.store.get(pending)
+            assert row is not None and row.state == State.EXPIRED, row and row.state
+            assert row.value_ciphertext is None
+            expired = [r for r in second.audit() if r["event"] == "request.expired"]
+            assert [(r["outcome"], r["tenant"]) for r in expired] == [("policy_changed", "dev")]
+
+            result = second.services.workflow.apply(approved)
+            assert result.outcome is Outcome.FAILED, result
+            assert result.error is not None and result.error.reason == REQUESTER_NOT_ALLOWED
+            row = second.store.get(approved)
+            assert row is not None and row.state == State.FAILED and row.value_ciphertext is None
+            slack.wait_for_ephemeral(REQUESTER, lambda m: "APPROVED_KEY" in m["text"])
+        assert not [r for r in dev.requests if r.method == "PATCH"]
+        assert "APPROVED_KEY" not in dev.actions.deployed_secrets(targets["dev/enrich"])
+
+
+@pytest.mark.parametrize("start", ["preflight", "build_runtime"])
+def test_every_tenant_client_secret_is_redacted_once_serving_starts(
+    start: str, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` with a policy file: what the process does first (``preflight``, and
+    ``build_runtime`` in the serving process gunicorn forks) teaches the log redactor every
+    tenant's client secret, not only the first one's."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, _prod, _dev, _targets, path, key = world
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        SECRETS.clear()
+        line = f"prod={CLIENT_SECRETS['prod']} dev={CLIENT_SECRETS['dev']}"
+        assert SECRETS.scrub(line) == line  # nothing known before the start
+        if start == "preflight":
+            preflight(settings)
+        else:
+            build_runtime(settings).close(5)
+        scrubbed = SECRETS.scrub(line)
+        for secret in CLIENT_SECRETS.values():
+            assert secret not in scrubbed, scrubbed
