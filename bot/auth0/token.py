@@ -75,15 +75,19 @@ class ManagementToken(httpx.Auth):
                 self._token = None
 
 
-def parse_token(data: Any, now: float, unreadable: Callable[[], Exception]) -> Token:
-    """Read a token answer; ``unreadable`` builds the error for one that isn't."""
+def parse_token(
+    data: Any, now: float, unreadable: Callable[[], Exception], tenant: str = ""
+) -> Token:
+    """Read a token answer; ``unreadable`` builds the error for one that isn't. ``tenant``
+    (its domain) keeps each tenant's token in a redactor slot of its own: a token renewed
+    replaces its own tenant's predecessor only, never another tenant's current one."""
     if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
         raise unreadable()
     lifetime = float(data.get("expires_in", 86400))
     scope = data.get("scope")
     # Teach the log redactor the token for as long as the process lives (it is valid for a
     # day, longer than the registry remembers ordinary values), so no log line prints it.
-    SECRETS.pin(data["access_token"], slot="auth0-access-token")
+    SECRETS.pin(data["access_token"], slot=f"auth0-access-token:{tenant}")
     return Token(
         value=SecretStr(data["access_token"]),
         renew_at=now + max(lifetime - EARLY_RENEWAL, lifetime / 2),

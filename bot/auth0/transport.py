@@ -225,7 +225,7 @@ class Auth0Transport:
         response = self.retrying(attempt)
         if response.status_code != 200:
             raise _token_refusal(response)
-        return parse_token(decode(response), self._clock(), unreadable)
+        return parse_token(decode(response), self._clock(), unreadable, self._audience)
 
     def _token_request(self) -> httpx.Request:
         body = json_body(
