@@ -27,6 +27,8 @@ TENANT_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
 PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A variable's name as problem lines repeat it (one in upper case: a client secret never is).
+SHOWN_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 TARGET = re.compile(r"^((action|hook):)?[^:\s]{1,255}$")
 MAX_APPROVALS = 10
@@ -255,6 +257,19 @@ def _line(place: str, message: str) -> str:
     return f"{VARIABLE}: {place}: {message}" if place else f"{VARIABLE}: {message}"
 
 
+def _unset(secret_env: str) -> str:
+    """Why a tenant has no client secret: its variable is unset or empty. A name in upper case
+    (``AUTH0_PROD_CLIENT_SECRET``) is repeated; any other is not, since it may be the secret
+    itself pasted where its variable's name goes, and this line is printed before any log
+    redactor could know it."""
+    if SHOWN_ENV_NAME.match(secret_env):
+        return f"the variable {secret_env} is unset or empty"
+    return (
+        "the variable it names is unset or empty (a name not in upper case is not repeated "
+        "here: it could be the client secret itself)"
+    )
+
+
 def _meaning_problems(parts: _Parts, env: Mapping[str, str]) -> list[str]:
     """What the schema can't see: names, references, channels, approvers, shadowed rules."""
     problems: list[str] = []
@@ -265,7 +280,7 @@ def _meaning_problems(parts: _Parts, env: Mapping[str, str]) -> list[str]:
             problems.append(
                 _line(
                     f"tenants.{name}.client_secret_env",
-                    f"the variable {secret_env} is unset or empty",
+                    _unset(secret_env),
                 )
             )
     for number, rule in parts.rules:

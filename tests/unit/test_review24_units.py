@@ -1,11 +1,15 @@
 """Second review of issue 24, unit level: each tenant's access token stays known to the log
-redactor."""
+redactor; a client secret pasted where a variable's name goes is never printed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from pydantic import SecretStr
 
+from bot.approvals.policy_file import PolicyError, load
 from bot.auth0.transport import Auth0Transport
 from bot.logs import SECRETS
 
@@ -42,3 +46,36 @@ def test_every_tenant_s_access_token_stays_redacted() -> None:
     finally:
         for client in clients:
             client.close()
+
+
+# What an operator may paste by mistake where the variable's name goes: an Auth0 client secret
+# (letters and digits only, so that it also reads as a variable's name).
+PASTED_SECRET = "Yf2ZnK3oX8cP1qR7sT4uV6wA9bD0eG5hQm7Lp2Xc9Vb4Nz1Ks8Dj3Hf6Gt5Wr0Ya"
+PASTED = """
+[tenants.prod]
+domain = "acme.eu.auth0.com"
+client_id = "client"
+client_secret_env = "{env}"
+
+[[rules]]
+tenant = "prod"
+requesters = ["U0RITA"]
+approvals = 0
+"""
+
+
+def test_a_client_secret_pasted_as_the_variable_s_name_is_not_printed(tmp_path: Path) -> None:
+    """``client_secret_env = "<the secret itself>"`` names no variable that is set: the
+    problem line names the place, never the text (``run``, ``check`` and ``policy`` print it
+    to stderr, before any redactor could know it); a conventional name is still shown."""
+    path = tmp_path / "policy.toml"
+    path.write_text(PASTED.format(env=PASTED_SECRET))
+    with pytest.raises(PolicyError) as caught:
+        load(path, {})
+    (line,) = caught.value.problems
+    assert PASTED_SECRET not in line and PASTED_SECRET[:16] not in line
+    assert line.startswith("HOOK_SECRET_POLICY_FILE: tenants.prod.client_secret_env: ")
+    path.write_text(PASTED.format(env="AUTH0_PROD_CLIENT_SECRET"))
+    with pytest.raises(PolicyError) as caught:
+        load(path, {})
+    assert "the variable AUTH0_PROD_CLIENT_SECRET is unset or empty" in caught.value.problems[0]
