@@ -14,7 +14,7 @@ from bot.approvals.states import State
 from bot.logs import SECRETS
 from bot.serve.runtime import build_runtime, preflight
 from standins.auth0 import Auth0Sandbox
-from tests.harness.inprocess import REQUESTER, request_id_of, serve
+from tests.harness.inprocess import REQUESTER, request_id_of, running_bot, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
 from tests.harness.tenants import Tenants, policy_settings, two_tenants
@@ -119,3 +119,39 @@ def test_every_tenant_client_secret_is_redacted_once_serving_starts(
         scrubbed = SECRETS.scrub(line)
         for secret in CLIENT_SECRETS.values():
             assert secret not in scrubbed, scrubbed
+
+
+def test_without_a_file_every_request_event_names_tenant_and_rule_default(db_url: str) -> None:
+    """CONTRACT §6, "in both modes": without a file, every event about a request carries
+    ``tenant`` and ``rule`` ``default``; ``approval.added`` has ``approvals`` 1 of
+    ``required`` 1; ``request.approved`` names its ``approvers``."""
+    with running_bot(db_url) as bot:
+        message = bot.request_approval(name="NO_FILE")
+        assert bot.decide(message).status == 200
+        bot.drain()
+        records = [r for r in bot.audit() if r.get("request_id") == request_id_of(message)]
+        assert {r["event"] for r in records} >= {
+            "request.submitted",
+            "approval.added",
+            "request.approved",
+            "secret.added",
+        }
+        assert {(r["tenant"], r["rule"]) for r in records} == {("default", "default")}
+        (added,) = [r for r in records if r["event"] == "approval.added"]
+        assert (added["actor"], added["approvals"], added["required"]) == (APPROVER, 1, 1)
+        (approved,) = [r for r in records if r["event"] == "request.approved"]
+        assert approved["approvers"] == [APPROVER]
+
+
+def test_a_self_confirmed_request_approved_carries_approvers_too(db_url: str) -> None:
+    """``approvals = 0`` (here the variables' ``HOOK_SECRET_REQUIRED_APPROVALS=0``): the
+    requester's own submission meets a quorum of none. Its ``request.approved`` carries
+    ``approvers`` like every other one (empty: the requester never counts), so that a reader
+    of the trail finds the key on every ``request.approved``."""
+    with running_bot(db_url, hook_secret_required_approvals=0) as bot:
+        ack = bot.submit(bot.open_form(), name="SELF_SERVED")
+        assert ack.status == 200 and not ack.body, ack.body
+        bot.drain()
+        (approved,) = [r for r in bot.audit() if r["event"] == "request.approved"]
+        assert approved["self_confirmed"] is True and approved["approvers"] == []
+        assert (approved["tenant"], approved["rule"]) == ("default", "default")
