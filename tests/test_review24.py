@@ -4,7 +4,9 @@ when a serving process starts with a policy file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ from standins.auth0 import Auth0Sandbox
 from tests.harness.inprocess import REQUESTER, request_id_of, running_bot, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
-from tests.harness.tenants import Tenants, policy_settings, two_tenants
+from tests.harness.tenants import Tenants, policy_settings, serve_tenants, two_tenants
+from tests.waiting import wait_until
 
 # One rule over every tenant ("*"): it matches a tenant's targets by the rule alone, whether
 # or not the file still has the tenant.
@@ -155,3 +158,29 @@ def test_a_self_confirmed_request_approved_carries_approvers_too(db_url: str) ->
         (approved,) = [r for r in bot.audit() if r["event"] == "request.approved"]
         assert approved["self_confirmed"] is True and approved["approvers"] == []
         assert (approved["tenant"], approved["rule"]) == ("default", "default")
+
+
+def _has_buttons(message: dict[str, Any]) -> bool:
+    return any(b.get("type") == "actions" for b in message.get("blocks", []))
+
+
+def test_one_approval_needed_the_buttons_go_when_it_is_in_not_when_applied(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's rule needing one approval: once it is in, the message loses its buttons and
+    says so with who approved (CONTRACT §6: "until the quorum is met"), before and whatever
+    the apply (slow, or waiting its turn) does; as a rule needing two does."""
+    with serve_tenants(db_url, tmp_path, monkeypatch, prod_approvals=1) as t:
+        assert not t.submit("prod/enrich", "ONE_KEY", "one-value").body
+        message = t.approval_message(APPROVALS, "ONE_KEY")
+        request_id = request_id_of(message)
+        t.bot.drain()
+        # The decision alone (the apply that would follow is not started).
+        decided = t.bot.services.workflow.decide(request_id, APPROVER, True, None)
+        assert decided.outcome is Outcome.APPROVED
+        t.bot.drain()
+        wait_until(lambda: not _has_buttons(t.current(APPROVALS, message["ts"])), 10)
+        row = t.bot.store.get(request_id)
+        assert row is not None and row.state == State.APPROVED
+        shown = t.current(APPROVALS, message["ts"])
+        assert f"*Approvals:* 1 of 1: <@{APPROVER}>" in json.dumps(shown)

@@ -236,8 +236,9 @@ class Approving:
                 **extra,
             )
         )
-        if tally.progress.required > 1:  # the progress shown so far gives way to the outcome
-            self.tell(tx, "quorum_met", decided, tally)
+        # The buttons go now, not once applied (the notifier leaves a message that shows no
+        # progress, one approval from the variables' list, as it always read).
+        self.tell(tx, "quorum_met", decided, tally)
         return Result(Outcome.APPROVED, decided)
 
     def _verified(self, request: SecretRequest, rows: list[Approval]) -> tuple[str, ...]:

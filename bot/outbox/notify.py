@@ -104,7 +104,11 @@ class Notifier:
         return [Message(Method.UPDATE_PENDING_APPROVAL, request.id, text=text, blocks=body)]
 
     def quorum_met(self, request: SecretRequest, tally: Tally) -> list[Message]:
-        """The last approval needed is in: the buttons go, the approvers stay."""
+        """The last approval needed is in: the buttons go, the approvers stay (where the
+        message counts approvals: without a file and with one approval needed, the apply's
+        outcome replaces it as before)."""
+        if not shows_progress(request):
+            return []
         text, body = quorum_met_message(request, tally)
         return [Message(Method.UPDATE_APPROVAL, request.id, text=text, blocks=body)]
 
