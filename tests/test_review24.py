@@ -19,7 +19,7 @@ from standins.auth0 import Auth0Sandbox
 from tests.harness.inprocess import REQUESTER, request_id_of, running_bot, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
-from tests.harness.tenants import Tenants, policy_settings, serve_tenants, two_tenants
+from tests.harness.tenants import Tenants, policy_settings, policy_text, serve_tenants, two_tenants
 from tests.waiting import wait_until
 
 # One rule over every tenant ("*"): it matches a tenant's targets by the rule alone, whether
@@ -184,3 +184,31 @@ def test_one_approval_needed_the_buttons_go_when_it_is_in_not_when_applied(
         assert row is not None and row.state == State.APPROVED
         shown = t.current(APPROVALS, message["ts"])
         assert f"*Approvals:* 1 of 1: <@{APPROVER}>" in json.dumps(shown)
+
+
+def test_a_request_expired_by_a_rule_change_shows_no_count_of_the_new_rule(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prod needs two approvals; one is in; the bot restarts with prod needing one. The
+    request expires (``policy_changed``); its message must not count its approval against
+    the new rule ("Approvals: 1 of 1" reads as met, for a request that expired unapproved)."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, prod, dev, targets, path, key = world
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        with serve(settings, slack, prod, targets["prod/enrich"]) as first:
+            t = Tenants(first, prod, dev, targets)
+            assert not t.submit("prod/enrich", "HALF_KEY", "half-value").body
+            message = t.approval_message(APPROVALS, "HALF_KEY")
+            assert not t.approve(message, APPROVER, APPROVALS).body
+            assert "*Approvals:* 1 of 2" in json.dumps(t.current(APPROVALS, message["ts"]))
+        path.write_text(policy_text(prod, dev, prod_approvals=1), encoding="utf-8")
+        changed = policy_settings(path, slack, db_url, key, monkeypatch)
+        with serve(changed, slack, prod, targets["prod/enrich"]) as second:
+            second.drain()
+            row = second.store.get(request_id_of(message))
+            assert row is not None and row.state == State.EXPIRED
+            t = Tenants(second, prod, dev, targets)
+            wait_until(lambda: not _has_buttons(t.current(APPROVALS, message["ts"])), 10)
+            said = json.dumps(t.current(APPROVALS, message["ts"]))
+            assert "rule for this target changed" in said
+            assert "1 of 1" not in said, said

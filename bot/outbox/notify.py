@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.approvals.results import Failure
-from bot.approvals.rulebook import Rulebook
+from bot.approvals.rulebook import Rulebook, still_deciding
 from bot.approvals.rules import Rule
 from bot.approvals.states import Kind
 from bot.db.models import SecretRequest
@@ -231,6 +231,8 @@ class Notifier:
         rule = self._rule(request)
         if rule is None or self.tally is None or not shows_progress(request):
             return None
+        if not still_deciding(request, rule):  # counted against the rule that decides it now,
+            return None  # its approvals would read as another rule's (a change expired it)
         return self.tally(request, rule)
 
     def _approved_by(self, request: SecretRequest) -> list[str]:
