@@ -16,7 +16,7 @@ from bot.approvals.states import State
 from bot.logs import SECRETS
 from bot.serve.runtime import build_runtime, preflight
 from standins.auth0 import Auth0Sandbox
-from tests.harness.inprocess import REQUESTER, request_id_of, running_bot, serve
+from tests.harness.inprocess import ORIGIN, REQUESTER, request_id_of, running_bot, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
 from tests.harness.tenants import Tenants, policy_settings, policy_text, serve_tenants, two_tenants
@@ -233,3 +233,19 @@ def test_a_file_tenant_named_default_is_named_like_any_other(
             found = bot.services.fleet.find(f"default/action:{targets['prod/enrich']}").target
             assert found is not None
             assert found.ref.key == f"default/action:{targets['prod/enrich']}"
+
+
+def test_a_bare_name_one_tenant_has_is_that_tenant_s_target(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTRACT §6: ``/hook-secret add NAME KEY`` with a name only prod has pre-fills prod's
+    target (``prod/action:ID``), without naming the tenant."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        mark = t.slack.mark()
+        ack = t.bot.driver.slash_command(REQUESTER, "add payments-gate KEY", channel_id=ORIGIN)
+        assert ack.status == 200
+        t.slack.wait_for("views.update", after=mark)
+        update = [c for c in t.slack.calls[mark:] if c.method == "views.update"][-1]
+        said = json.dumps(update.args)
+        assert f"prod/action:{t.targets['prod/payments-gate']}" in said
+        assert "several tenants" not in said and "No hook named" not in said

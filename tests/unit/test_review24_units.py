@@ -3,6 +3,8 @@ redactor; a client secret pasted where a variable's name goes is never printed."
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,8 @@ from pydantic import SecretStr
 from bot.approvals.policy_file import PolicyError, load
 from bot.auth0.transport import Auth0Transport
 from bot.logs import SECRETS
+from tests.unit.test_approving import TWO_OF, Book
+from tests.unit.test_workflow import draft, world
 
 
 def _tenant(domain: str, token: str) -> Auth0Transport:
@@ -79,3 +83,22 @@ def test_a_client_secret_pasted_as_the_variable_s_name_is_not_printed(tmp_path: 
     with pytest.raises(PolicyError) as caught:
         load(path, {})
     assert "the variable AUTH0_PROD_CLIENT_SECRET is unset or empty" in caught.value.problems[0]
+
+
+def test_a_rule_s_ttl_decides_its_requests_expiry_and_without_one_the_default(
+    sqlite_url: str,
+) -> None:
+    """CONTRACT §6: a rule's ``ttl`` is its requests' life; a rule without one leaves
+    ``HOOK_SECRET_REQUEST_TTL`` (here one hour) as the default; each expires on its own."""
+    for w in world(sqlite_url, approvals=2):
+        book = Book(replace(TWO_OF, ttl=600))
+        w.workflow.rules = w.workflow.approving.rules = book
+        short = w.workflow.submit(draft(name="SHORT"))
+        book.rule = TWO_OF
+        default = w.workflow.submit(draft(name="DEFAULT"))
+        assert short.expires_at == w.clock() + timedelta(seconds=600)
+        assert default.expires_at == w.clock() + timedelta(hours=1)
+        w.clock.advance(seconds=601)
+        assert [r.id for r in w.workflow.expire_due()] == [short.id]
+        w.clock.advance(hours=1)
+        assert [r.id for r in w.workflow.expire_due()] == [default.id]
