@@ -232,8 +232,20 @@ class Workflow:
         if approve:
             if (screened := self.screen(request, actor, fresh=True)) is not None:
                 return screened
-            return self.approving.approve(request, rule, actor, comment)
-        return self._reject(request, actor, comment)
+            return self._lapsed(self.approving.approve(request, rule, actor, comment))
+        return self._lapsed(self._reject(request, actor, comment))
+
+    def _lapsed(self, result: Result) -> Result:
+        """A decision that found its request still pending but no longer live (the TTL passed
+        after ``touch``, by the database's clock): expire it now and say so, rather than
+        answer that it "was still pending" and leave it to the sweep."""
+        found = result.request
+        if result.outcome is not Outcome.LOST_RACE or found is None:
+            return result
+        if found.state != State.PENDING:
+            return result
+        expired, expired_now = self.touch(found.id)
+        return Result(Outcome.EXPIRED, expired) if expired_now else result
 
     def current_rule(self, request: SecretRequest, actor: str) -> tuple[Rule | None, Result | None]:
         """The rule ``actor`` decides a pending request under, or why they can't: the rule

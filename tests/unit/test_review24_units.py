@@ -3,19 +3,23 @@ redactor; a client secret pasted where a variable's name goes is never printed."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from bot.approvals.policy_file import PolicyError, load
+from bot.approvals.results import Outcome
+from bot.approvals.states import State
 from bot.auth0.transport import Auth0Transport
 from bot.logs import SECRETS
 from tests.unit.test_approving import TWO_OF, Book
-from tests.unit.test_workflow import draft, world
+from tests.unit.test_workflow import World, draft, world
 
 
 def _tenant(domain: str, token: str) -> Auth0Transport:
@@ -102,3 +106,35 @@ def test_a_rule_s_ttl_decides_its_requests_expiry_and_without_one_the_default(
         assert [r.id for r in w.workflow.expire_due()] == [short.id]
         w.clock.advance(hours=1)
         assert [r.id for r in w.workflow.expire_due()] == [default.id]
+
+
+@pytest.fixture
+def two(sqlite_url: str) -> Iterator[World]:
+    """Two approvals needed, of U0A, U0B and U0C; a TTL of one hour."""
+    for found in world(sqlite_url, approvals=2):
+        found.workflow.rules = found.workflow.approving.rules = Book(TWO_OF)
+        yield found
+
+
+def test_an_approval_landing_as_the_ttl_passes_expires_the_request(two: World) -> None:
+    """The last approval is submitted; the TTL passes between the check that the request is
+    still live and the transaction that would count it. Nothing is counted (the database's
+    clock says it is over), and the approver is told it expired, the request expiring then
+    (value erased, ``request.expired``), not "it was still pending" with the request left for
+    the sweep."""
+    request = two.workflow.submit(draft())
+    assert two.workflow.decide(request.id, "U0A", True, None).outcome is Outcome.COUNTED
+    screen = two.workflow.approving._precheck
+
+    def late(*args: Any) -> Outcome | None:
+        two.clock.advance(hours=2)  # past the TTL (one hour) while the approval is checked
+        return screen(*args)
+
+    two.workflow.approving._precheck = late  # type: ignore[method-assign,assignment]
+    result = two.workflow.decide(request.id, "U0B", True, None)
+    assert result.outcome is Outcome.EXPIRED, result
+    assert result.request is not None and result.request.state == State.EXPIRED
+    assert result.request.value_ciphertext is None
+    assert [a.approver for a in two.store.approvals_of(request.id)] == ["U0A"]
+    assert two.events().count("request.expired") == 1
+    assert "request.approved" not in two.events()
