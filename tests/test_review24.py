@@ -16,7 +16,7 @@ from bot.approvals.states import State
 from bot.logs import SECRETS
 from bot.serve.runtime import build_runtime, preflight
 from standins.auth0 import Auth0Sandbox
-from tests.harness.inprocess import ORIGIN, REQUESTER, request_id_of, running_bot, serve
+from tests.harness.inprocess import ORIGIN, REQUESTER, request_id_of, running_bot, serve, workspace
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
 from tests.harness.tenants import Tenants, policy_settings, policy_text, serve_tenants, two_tenants
@@ -249,3 +249,26 @@ def test_a_bare_name_one_tenant_has_is_that_tenant_s_target(
         said = json.dumps(update.args)
         assert f"prod/action:{t.targets['prod/payments-gate']}" in said
         assert "several tenants" not in said and "No hook named" not in said
+
+
+def test_without_a_file_a_changed_variable_rule_expires_pending_requests_at_start(
+    db_url: str,
+) -> None:
+    """The variables are the ``default`` rule: a restart with another approvers list expires
+    a pending request (``policy_changed``); one with only another TTL keeps it pending."""
+    with workspace(db_url) as ws:
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as first:
+            kept = request_id_of(first.request_approval(name="KEPT"))
+        longer = ws.settings.model_copy(update={"hook_secret_request_ttl": 7200})
+        with serve(longer, ws.slack, ws.auth0, ws.hook_id) as second:
+            row = second.store.get(kept)
+            assert row is not None and row.state == State.PENDING
+        approvers = [APPROVER, APPROVER2]  # S0APPS left the list
+        fewer = ws.settings.model_copy(update={"hook_secret_approvers": approvers})
+        with serve(fewer, ws.slack, ws.auth0, ws.hook_id) as third:
+            row = third.store.get(kept)
+            assert row is not None and row.state == State.EXPIRED and row.value_ciphertext is None
+            expired = [r for r in third.audit() if r["event"] == "request.expired"]
+            assert [(r["outcome"], r["tenant"], r["rule"]) for r in expired] == [
+                ("policy_changed", "default", "default")
+            ]
