@@ -15,7 +15,7 @@ from bot.approvals.seals import REQUESTER_NOT_ALLOWED
 from bot.approvals.states import State
 from bot.logs import SECRETS
 from bot.serve.runtime import build_runtime, preflight
-from standins.auth0 import Auth0Sandbox
+from standins.auth0 import FULL_SCOPES, Auth0Sandbox
 from tests.harness.inprocess import ORIGIN, REQUESTER, request_id_of, running_bot, serve, workspace
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2
 from tests.harness.tenants import SECRETS as CLIENT_SECRETS
@@ -272,3 +272,20 @@ def test_without_a_file_a_changed_variable_rule_expires_pending_requests_at_star
             assert [(r["outcome"], r["tenant"], r["rule"]) for r in expired] == [
                 ("policy_changed", "default", "default")
             ]
+
+
+def test_without_a_file_a_name_with_a_slash_is_still_found(db_url: str) -> None:
+    """Before policy files, ``/hook-secret add "roles/permissions" KEY`` found the action of
+    that name. Without a file there is no ``tenant/`` to read into the slash: the whole text is
+    the name, as before (with a file, text before the slash that names no tenant is too)."""
+    with workspace(db_url) as ws:
+        ws.auth0.set_scopes(*FULL_SCOPES)
+        action = ws.auth0.actions.add("roles/permissions", {"KEEP": "x"})
+        with serve(ws.settings, ws.slack, ws.auth0, ws.hook_id) as bot:
+            mark = bot.slack.mark()
+            text = 'add "roles/permissions" KEY'
+            assert bot.driver.slash_command(REQUESTER, text, channel_id=ORIGIN).status == 200
+            bot.slack.wait_for("views.update", after=mark)
+            update = [c for c in bot.slack.calls[mark:] if c.method == "views.update"][-1]
+            said = json.dumps(update.args)
+            assert f"action:{action}" in said and "No hook named" not in said

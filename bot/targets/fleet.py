@@ -87,11 +87,12 @@ class Fleet:
 
     def find(self, text: str) -> Found:
         """The target a command names: ``tenant/name``, ``tenant/action:ID``, or a bare name,
-        id or ``action:ID`` that exactly one tenant has."""
+        id or ``action:ID`` that exactly one tenant has. Text before a ``/`` that names no
+        tenant is part of a bare name (``roles/permissions``)."""
         tenant, separator, key = text.partition(TENANT_SEPARATOR)
-        if separator:
-            site = self._sites.get(tenant)
-            return Found(site.targets.find(key) if site and key else None)
+        site = self._sites.get(tenant) if separator else None
+        if site is not None:
+            return Found(site.targets.find(key) if key else None)
         hits = [(site.name, d) for site in self if (d := site.targets.find(text)) is not None]
         if len(hits) == 1:
             return Found(hits[0][1])
