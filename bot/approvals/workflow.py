@@ -1,14 +1,12 @@
-"""The approval state machine: submit, decide, expire and reconcile requests (the apply itself
-is ``apply.py``; finishing a crashed one, ``recovery.py``)."""
+"""The approval state machine: submit, decide, expire and reconcile requests (recording a
+submission is ``submitting.py``; counting approvals, ``approving.py``; the apply itself,
+``apply.py``; finishing a crashed one, ``recovery.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-
-from pydantic import SecretStr
 
 from bot.approvals import recovery
 from bot.approvals.apply import Applier, Timing
@@ -20,15 +18,15 @@ from bot.approvals.results import ApplyError, Outcome, Result
 from bot.approvals.rulebook import AnyApprover, Rulebook, still_deciding
 from bot.approvals.rules import Rule
 from bot.approvals.seals import Guard, Sealer
-from bot.approvals.states import Kind, State
+from bot.approvals.states import State
+from bot.approvals.submitting import Draft, Submitting
 from bot.db.encryption import Vault
 from bot.db.models import SecretRequest
-from bot.db.requests import new_request_id
 from bot.db.store import Store
-from bot.db.tx import Taken, Tx
+from bot.db.tx import Tx
 from bot.limits import Provenance
 from bot.logs import get_logger
-from bot.targets import DEFAULT_TENANT, TargetKind, Targets
+from bot.targets import DEFAULT_TENANT, Targets
 from bot.targets.fleet import Fleet
 
 log = get_logger(__name__)
@@ -44,36 +42,6 @@ def _each(step: Callable[[str], T], ids: Sequence[str]) -> list[T]:
         except Exception:
             log.exception("periodic step failed for one request", request_id=item)
     return results
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A validated request as the requester submitted it."""
-
-    kind: Kind
-    team_id: str
-    requester: str
-    origin_channel: str
-    target_id: str  # a hook's id or an action's id
-    target_name: str
-    secret_name: str
-    value: SecretStr | None
-    reason: str
-    target_kind: TargetKind = TargetKind.HOOK
-    tenant: str = DEFAULT_TENANT
-
-
-class NoRule(Exception):
-    """No rule of the policy covers the target: it cannot be requested (CONTRACT §6)."""
-
-
-class AlreadyOpen(Exception):
-    """Another request for the same hook secret is still pending or being applied."""
-
-    def __init__(self, request_id: str, requester: str) -> None:
-        super().__init__(request_id)
-        self.request_id = request_id
-        self.requester = requester
 
 
 class Workflow:
@@ -108,6 +76,12 @@ class Workflow:
         self.guard.ended = store.ended
         self.applier.guard = self.guard.refusal
         self.approving = Approving(store, self.rules, self.guard, self._tell, now, self._fail_in)
+        self.submitting = Submitting(self)
+
+    @property
+    def tell(self) -> Teller:
+        """Queues a transition's messages in its transaction."""
+        return self._tell
 
     @property
     def messages(self) -> Messages | None:
@@ -128,90 +102,9 @@ class Workflow:
         self.applier.timing = timing
 
     def submit(self, draft: Draft) -> SecretRequest:
-        """Record a valid request: pending, or approved at once when no approval is required."""
-        try:
-            return self._record(draft)
-        except Taken:
-            pass  # the database keeps one open request per secret, on any replica
-        existing = self.store.open_request_for(draft.target_id, draft.secret_name, draft.tenant)
-        if existing is not None:
-            raise AlreadyOpen(existing.id, existing.requester)
-        # Decided between the clash and that read: the secret is free again (a third writer
-        # taking it meanwhile leaves ``Taken`` raised).
-        return self._record(draft)
-
-    def _record(self, draft: Draft) -> SecretRequest:
-        """Insert the request, its audit record and its messages in one transaction."""
-        request = self._new_request(draft)
-        with self.store.transaction() as tx:
-            tx.add(request)
-            tx.audit(
-                request_event(
-                    "request.submitted",
-                    request,
-                    draft.requester,
-                    "pending",
-                    reason=draft.reason,
-                    fingerprint=request.fingerprint,
-                )
-            )
-            if request.required_approvals == 0:
-                request = self._self_confirm(tx, request)
-            else:
-                self._tell(tx, "submitted", request)
-        return request
-
-    def _new_request(self, draft: Draft) -> SecretRequest:
-        rule = self.rules.rule_for(draft.tenant, draft.target_kind, draft.target_name)
-        if rule is None:
-            raise NoRule(f"{draft.tenant}/{draft.target_kind}:{draft.target_name}")
-        now = self.now()
-        ttl = timedelta(seconds=rule.ttl) if rule.ttl else self.ttl
-        request = SecretRequest(
-            id=new_request_id(),
-            kind=draft.kind,
-            target_kind=draft.target_kind,
-            tenant=draft.tenant,
-            state=State.PENDING,
-            team_id=draft.team_id,
-            requester=draft.requester,
-            origin_channel=draft.origin_channel,
-            target_id=draft.target_id,
-            target_name=draft.target_name,
-            secret_name=draft.secret_name,
-            reason=draft.reason,
-            value_ciphertext=self.vault.encrypt(draft.value) if draft.value else None,
-            fingerprint=self.vault.fingerprint(draft.value) if draft.value else None,
-            required_approvals=rule.required,
-            rule_name=rule.name,
-            rule_digest=rule.digest(),
-            created_at=now,
-            expires_at=now + ttl,
-        )
-        request.seal = self.guard.seal(request)
-        return request
-
-    def _self_confirm(self, tx: Tx, request: SecretRequest) -> SecretRequest:
-        """No approval required: the requester's own submission approves it."""
-        approved = tx.transition(
-            request.id,
-            [State.PENDING],
-            State.APPROVED,
-            decided_by=request.requester,
-            decided_at=request.created_at,
-            seal=self.guard.seal(request, state=State.APPROVED, decided_by=request.requester),
-        )
-        tx.audit(
-            request_event(
-                "request.approved",
-                request,
-                request.requester,
-                "approved",
-                self_confirmed=True,
-                approvers=[],  # a quorum of none, met without anyone (the requester never counts)
-            )
-        )
-        return approved or request
+        """Record a valid request (``bot.approvals.submitting``): pending, or approved at once
+        when its rule needs no approval; ``AlreadyOpen`` when the secret has an open one."""
+        return self.submitting.submit(draft)
 
     def decide(self, request_id: str, actor: str, approve: bool, comment: str | None) -> Result:
         """Approve or reject a pending request under the rule that decides it now: a rejection

@@ -14,7 +14,8 @@ from bot.approvals.policy import Policy
 from bot.approvals.results import Result
 from bot.approvals.rules import Rule
 from bot.approvals.states import Kind
-from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
+from bot.approvals.submitting import AlreadyOpen, Draft
+from bot.approvals.workflow import Workflow
 from bot.db.models import SecretRequest
 from bot.limits import Provenance
 from bot.logs import get_logger

@@ -17,7 +17,8 @@ from bot.approvals.apply import Timing
 from bot.approvals.recovery import APPLY_LEASE, SETTLE_WITHIN, UNCLAIMED_GRACE
 from bot.approvals.results import Outcome
 from bot.approvals.states import Kind, State
-from bot.approvals.workflow import AlreadyOpen, Draft, Workflow
+from bot.approvals.submitting import AlreadyOpen, Draft
+from bot.approvals.workflow import Workflow
 from bot.auth0.errors import Auth0Unavailable, SecretConflict
 from bot.db.audit import AuditSink
 from bot.db.encryption import Vault, generate_key

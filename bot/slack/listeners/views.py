@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.approvals.states import Kind
-from bot.approvals.workflow import AlreadyOpen, Draft
+from bot.approvals.submitting import AlreadyOpen, Draft
 from bot.limits import COMMENT_MAX, valid_name
 from bot.slack import answers, ids
 from bot.slack.services import Services
