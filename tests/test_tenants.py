@@ -338,3 +338,24 @@ def test_approvals_at_once_through_two_replicas_meet_the_quorum_once(
             ]
             assert len(patches) == 1 and len(deploys) == 1
             assert prod.actions.deployed_secrets(action)["RACE_KEY"] == "race-value"
+
+
+def test_answers_about_a_request_name_its_tenant_and_rule(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone not among the prod rule's approvers clicks Approve: the ephemeral answer names
+    the request's tenant and target and the rule they are not in; the audit records the
+    denial with tenant and rule."""
+    with serve_tenants(db_url, tmp_path, monkeypatch) as t:
+        assert not t.submit("prod/enrich", "ASKED", "asked-value").body
+        message = t.approval_message(APPROVALS, "ASKED")
+        t.bot.driver.block_action(
+            OUTSIDER, ids.ACTION_APPROVE, message=message, channel_id=APPROVALS
+        )
+        answer = t.slack.wait_for_ephemeral(OUTSIDER, lambda m: "can't decide" in m["text"])
+        assert "prod · action enrich" in answer["text"]
+        assert "approvers of its rule `prod`" in answer["text"]
+        denied = [r for r in t.bot.audit() if r["event"] == "approval.denied"]
+        assert [(r["outcome"], r["tenant"], r["rule"]) for r in denied] == [
+            ("not_an_approver", "prod", "prod")
+        ]

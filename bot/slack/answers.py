@@ -9,7 +9,7 @@ from bot.approvals.results import Outcome, Result
 from bot.limits import MAX_SECRETS_PER_ACTION, MAX_SECRETS_PER_HOOK
 from bot.slack import ids
 from bot.slack.blocks.approval_message import describe_state
-from bot.slack.blocks.parts import info_modal
+from bot.slack.blocks.parts import info_modal, request_label
 
 NOT_A_REQUESTER = "You are not allowed to request hook secret changes."
 NOT_AN_APPROVER = "You are not (or no longer) an approver, so this was not recorded."
@@ -87,7 +87,7 @@ def decision_ack(result: Result) -> DecisionAck:
         return DecisionAck(errors(ids.BLOCK_COMMENT, NO_SUCH_REQUEST), follow_up=False)
     if result.outcome in (Outcome.LOST_RACE, Outcome.EXPIRED):
         text = (
-            f"Request `{result.request.id}` was {describe_state(result.request)}. "
+            f"Request {request_label(result.request)} was {describe_state(result.request)}. "
             "Nothing more to do."
         )
         view = info_modal("Already decided", text)

@@ -10,6 +10,7 @@ from slack_sdk.models.views import View
 
 from bot.approvals.states import Kind
 from bot.db.models import SecretRequest
+from bot.slack.text import shown
 from bot.targets import DEFAULT_TENANT, TargetKind
 
 VERB = {Kind.ADD: "add", Kind.UPDATE: "rotate", Kind.REMOVE: "remove"}
@@ -31,6 +32,14 @@ def target_noun(request: SecretRequest) -> str:
     name with a policy file ("prod · action", CONTRACT §6)."""
     noun = kind_noun(request)
     return f"{request.tenant} · {noun}" if named_tenant(request) else noun
+
+
+def request_label(request: SecretRequest) -> str:
+    """A request as a short answer names it: its id, and its target after the tenant with a
+    policy file (``hsr_… (prod · action enrich)``)."""
+    if not named_tenant(request):
+        return f"`{request.id}`"
+    return f"`{request.id}` ({target_noun(request)} {shown(request.target_name)})"
 
 
 def message(text: str, blocks: list[Block]) -> tuple[str, list[dict[str, Any]]]:

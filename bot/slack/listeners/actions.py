@@ -11,7 +11,7 @@ from bot.approvals.rules import Rule
 from bot.approvals.states import State
 from bot.db.models import SecretRequest
 from bot.slack import answers, blocks, ids
-from bot.slack.blocks.parts import named_tenant
+from bot.slack.blocks.parts import named_tenant, request_label
 from bot.slack.services import Services
 from bot.slack.text import esc
 
@@ -50,7 +50,7 @@ def open_decision(
     if user == request.requester or not allowed:
         mine = user == request.requester
         why = "you requested it" if mine else _not_listed(request, rule)
-        _say(respond, f":no_entry: You can't decide request `{request.id}`: {why}.")
+        _say(respond, f":no_entry: You can't decide request {request_label(request)}: {why}.")
         services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
         return
     # seals.py: an Approve click on a tampered request, or one whose requester is no longer
@@ -80,7 +80,7 @@ def _decided_already(
     services: Services, respond: Respond, body: dict[str, Any], request: SecretRequest
 ) -> None:
     """Say how the request ended; a stale copy of its message loses its buttons too."""
-    _say(respond, f"Request `{request.id}` was {blocks.describe_state(request)}.")
+    _say(respond, f"Request {request_label(request)} was {blocks.describe_state(request)}.")
     clicked = body.get("container") or {}
     services.stale_copy(request, clicked.get("channel_id"), clicked.get("message_ts"))
 

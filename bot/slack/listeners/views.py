@@ -56,10 +56,11 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
         # The rule's verdict comes first: a target someone may not request says nothing more.
         ruled = _rule_errors(services, user, team, form, hook)
         if ruled is not None:
-            errors, outcome = ruled
+            errors, outcome, rule = ruled
             if outcome == "not_a_requester":
                 ack(response_action="errors", errors=errors)
-                services.refuse_later("request.denied", user, team, outcome, **_where(form))
+                where = _where(form) | {"rule": rule}
+                services.refuse_later("request.denied", user, team, outcome, **where)
                 return
     if errors:
         _refuse_input(services, ack, user, team, form, errors, outcome)
@@ -98,22 +99,31 @@ def on_decision(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: 
         services.decided(result)
 
 
+# Why no rule could be found for a submitted target, as its refusal's audit outcome.
+NO_RULE_OUTCOMES = {
+    answers.NO_RULE: "no_rule",
+    answers.UNKNOWN_TARGET: "unknown_target",
+    answers.RULE_UNKNOWN: "auth0_unavailable",  # Auth0 did not name the target in time
+}
+
+
 def _rule_errors(
     services: Services, user: str, team: str, form: RequestForm, hook: Described | None
-) -> tuple[dict[str, str], str] | None:
-    """Why the rule that decides the chosen target refuses this submission, if it does: no
-    rule covers it, the user is not among its requesters, or it needs a reason."""
+) -> tuple[dict[str, str], str, str | None] | None:
+    """Why the rule that decides the chosen target refuses this submission, if it does (the
+    field errors, the audit outcome, the rule's name): no rule covers it, the user is not
+    among its requesters, or it needs a reason."""
     ref = TargetRef.parse(form.target or "")
     if ref is None:
         return None  # the form's own checks said so already
     rule, why = services.rule_for_submission(ref, hook, _target_name(form))
     if rule is None:
-        outcome = "no_rule" if why == answers.NO_RULE else "unknown_target"
-        return {ids.BLOCK_HOOK: why or answers.NO_RULE}, outcome
+        why = why or answers.NO_RULE
+        return {ids.BLOCK_HOOK: why}, NO_RULE_OUTCOMES.get(why, "no_rule"), None
     if not services.policy.may_request(user, team, rule):
-        return {ids.BLOCK_HOOK: answers.NO_REQUESTER_HERE}, "not_a_requester"
+        return {ids.BLOCK_HOOK: answers.NO_REQUESTER_HERE}, "not_a_requester", rule.name
     if rule.required > 0 and not form.reason.strip():
-        return {ids.BLOCK_REASON: answers.REASON_NEEDED}, "invalid_input"
+        return {ids.BLOCK_REASON: answers.REASON_NEEDED}, "invalid_input", rule.name
     return None
 
 
