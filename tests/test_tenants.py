@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 
 from bot.approvals.states import State
 from bot.slack import answers, ids
+from bot.targets import ActionTarget, TargetKind
+from standins.auth0_wire import Bucket, RateLimit
 from tests.harness.inprocess import ORIGIN, REQUESTER, request_id_of, serve
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2, OUTSIDER
 from tests.harness.tenants import (
@@ -28,6 +31,7 @@ from tests.harness.tenants import (
     serve_tenants,
     two_tenants,
 )
+from tests.waiting import wait_until
 
 
 def _texts(message: dict[str, Any]) -> str:
@@ -359,3 +363,45 @@ def test_answers_about_a_request_name_its_tenant_and_rule(
         assert [(r["outcome"], r["tenant"], r["rule"]) for r in denied] == [
             ("not_an_approver", "prod", "prod")
         ]
+
+
+def test_a_rate_limited_tenant_never_holds_another_back(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prod's Auth0 bucket runs dry (a call per 2.5 s) while its change is being applied, and
+    the bot's pacing holds prod's calls back; a dev change submitted then is applied while
+    prod's is still waiting, with no 429 from dev. Each tenant's client paces on a gate of its
+    own and holds its own token."""
+    # Prod keeps waiting its turns for longer than the usual 5 s (a margin for slow machines).
+    options = {"rate_limit_deadline": 15.0}
+    with serve_tenants(db_url, tmp_path, monkeypatch, auth0_options=options) as t:
+        clients = []
+        for name in ("prod", "dev"):
+            actions = t.bot.services.fleet.target(name, TargetKind.ACTION)
+            assert isinstance(actions, ActionTarget)
+            clients.append(actions.auth0)
+        assert clients[0] is not clients[1]
+        assert clients[0]._paced is not None and clients[0]._paced is not clients[1]._paced
+        assert not t.submit("prod/enrich", "THROTTLED", "throttled-value").body
+        message = t.approval_message(APPROVALS, "THROTTLED")
+        assert not t.approve(message, APPROVER, APPROVALS).body
+        view = t.open_modal(message, APPROVER2, APPROVALS)
+        with t.prod._lock:
+            t.prod._api_bucket = Bucket(RateLimit(burst=0, per_second=0.4), time.time)
+        ack = t.bot.driver.view_submission(APPROVER2, view, {ids.BLOCK_COMMENT: None})
+        assert ack.status == 200 and not ack.body
+        wait_until(lambda: any(r.status == 429 for r in t.prod.requests), 10, what="prod's 429")
+        view = t.bot.open_form()
+        ack = t.bot.submit(view, name="FREE_FLOW", value="dev-value", hook=t.option("dev/enrich"))
+        assert ack.status == 200 and not ack.body, ack.body
+        dev_id = t.targets["dev/enrich"]
+        wait_until(
+            lambda: "FREE_FLOW" in t.dev.actions.deployed_secrets(dev_id), 15, what="dev applied"
+        )
+        assert not [r for r in t.dev.requests if r.status == 429]
+        prod_row = t.bot.store.get(request_id_of(message))
+        assert prod_row is not None and prod_row.state == State.APPROVED  # still being paced
+        t.bot.drain()
+        prod_row = t.bot.store.get(request_id_of(message))
+        assert prod_row is not None  # applied, or given up on as rate_limited: prod's own affair
+        assert prod_row.state == State.APPLIED or prod_row.failure_reason == "rate_limited"

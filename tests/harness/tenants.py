@@ -205,11 +205,19 @@ def two_tenants(
 
 @contextmanager
 def serve_tenants(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prod_approvals: int = 2
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prod_approvals: int = 2,
+    auth0_options: dict[str, Any] | None = None,
 ) -> Iterator[Tenants]:
-    """The bot served from the policy file, between the stand-ins."""
+    """The bot served from the policy file, between the stand-ins (``auth0_options``: the
+    Auth0 clients', as ``serve`` takes them)."""
     with two_tenants(db_url, tmp_path, monkeypatch, prod_approvals) as world:
         slack, prod, dev, targets, path, key = world
         settings = policy_settings(path, slack, db_url, key, monkeypatch)
-        with serve(settings, slack, prod, targets["prod/enrich"], clock=Clock()) as bot:
+        prod_target = targets["prod/enrich"]
+        with serve(
+            settings, slack, prod, prod_target, clock=Clock(), auth0_options=auth0_options
+        ) as bot:
             yield Tenants(bot, prod, dev, targets)
