@@ -28,7 +28,6 @@ class Site:
     targets: Targets
     catalog: Any = None  # the hooks' catalog (bot.targets.catalog.HookCatalog)
     prefetch: Any = None  # bot.targets.prefetch.Prefetch[Described]
-    auth0: Any = None  # bot.auth0.transport.Auth0Transport, closed with the fleet
 
 
 class UnknownTenant(KeyError):
@@ -97,10 +96,3 @@ class Fleet:
         if len(hits) == 1:
             return Found(hits[0][1])
         return Found(None, tuple(name for name, _ in hits))
-
-    def close(self) -> None:
-        """Stop every tenant's refresh threads and release its Auth0 client."""
-        for site in self:
-            site.targets.close()
-            if site.auth0 is not None:
-                site.auth0.close()
