@@ -152,41 +152,46 @@ class Approving:
         if broken is not None:
             return self.fail(tx, held, actor, broken, now)
         approvers = self._verified(held, tx.approvals(held.id))
-        if actor in approvers:
-            return Result(Outcome.APPROVED_ALREADY, held)
-        before = progress(rule.terms, approvers, eligible, held.requester)
-        after = progress(rule.terms, [*approvers, actor], eligible, held.requester)
-        if after.counted <= before.counted:
-            return Result(Outcome.NOT_COUNTED, held)
+        refused, after = _verdict(rule, approvers, actor, eligible, held.requester)
+        if refused is not None:
+            return Result(refused, held)
+        tally = Tally(rule, after, (*approvers, actor))
+        self._record(tx, held, tally, actor, comment, now)
+        if not after.met:
+            self.tell(tx, "progress", held, tally)
+            return Result(Outcome.COUNTED, held)
+        return self._met(tx, held, tally, actor, comment, now)
+
+    def _record(
+        self,
+        tx: Tx,
+        held: SecretRequest,
+        tally: Tally,
+        actor: str,
+        comment: str | None,
+        now: datetime,
+    ) -> None:
+        """Write ``actor``'s sealed approval row, its ``approval.added`` record, and the term
+        each approver now fills (for messages)."""
         seal = self.guard.sealer.seal_approval(held, actor)
         tx.add_approval(
-            Approval(
-                request_id=held.id,
-                approver=actor,
-                comment=comment,
-                created_at=now,
-                seal=seal,
-            )
+            Approval(request_id=held.id, approver=actor, comment=comment, created_at=now, seal=seal)
         )
         extra = {"comment": comment} if comment else {}
+        counted = tally.progress
         tx.audit(
             request_event(
                 "approval.added",
                 held,
                 actor,
                 "approved",
-                approvals=after.counted,
-                required=after.required,
+                approvals=counted.counted,
+                required=counted.required,
                 **extra,
             )
         )
-        tally = Tally(rule, after, (*approvers, actor))
-        seated = {person: index for index, people in enumerate(after.filled) for person in people}
+        seated = {person: term for term, people in enumerate(counted.filled) for person in people}
         tx.seat_approvals(held.id, {person: seated.get(person) for person in tally.approvers})
-        if not after.met:
-            self.tell(tx, "progress", held, tally)
-            return Result(Outcome.COUNTED, held)
-        return self._met(tx, held, tally, actor, comment, now)
 
     def _precheck(
         self,
@@ -198,11 +203,7 @@ class Approving:
         """Refuse outside the transaction what surely would not count (the lookups of
         group membership happen here, not while the row is locked)."""
         approvers = self._verified(request, self.store.approvals_of(request.id))
-        if actor in approvers:
-            return Outcome.APPROVED_ALREADY
-        before = progress(rule.terms, approvers, eligible, request.requester)
-        after = progress(rule.terms, [*approvers, actor], eligible, request.requester)
-        return None if after.counted > before.counted else Outcome.NOT_COUNTED
+        return _verdict(rule, approvers, actor, eligible, request.requester)[0]
 
     def _met(
         self,
@@ -254,3 +255,19 @@ class Approving:
                     approver=row.approver,
                 )
         return tuple(dict.fromkeys(good))
+
+
+def _verdict(
+    rule: Rule,
+    approvers: tuple[str, ...],
+    actor: str,
+    eligible: Callable[[str, int], bool],
+    requester: str,
+) -> tuple[Outcome | None, Progress]:
+    """Whether ``actor``'s approval would count on top of ``approvers`` (None) or why not
+    (given already, fills no seat), and the matching it would make."""
+    after = progress(rule.terms, [*approvers, actor], eligible, requester)
+    if actor in approvers:
+        return Outcome.APPROVED_ALREADY, after
+    before = progress(rule.terms, approvers, eligible, requester)
+    return (None if after.counted > before.counted else Outcome.NOT_COUNTED), after
