@@ -34,30 +34,16 @@ def open_decision(
     services: Services, respond: Respond, body: dict[str, Any], action: dict[str, Any]
 ) -> None:
     """Open the approval or rejection modal, or say why this user can't decide."""
-    user, team = body["user"]["id"], services.team_id  # the team guard pinned it
+    user = body["user"]["id"]
     request = services.pending(str(action.get("value", ""))[:32])
     if request is None:
         _say(respond, "That request does not exist.")
         return
     approve = action.get("action_id") == ids.ACTION_APPROVE
-    pending = request.state == State.PENDING
     rule = services.policy.rule_of(request)
-    if pending and not still_deciding(request, rule):  # the policy changed since: expire it
-        services.workflow.expire_changed(request.id)
-        _say(respond, f":hourglass: {answers.POLICY_CHANGED}")
+    if not _may_decide(services, respond, request, rule, user, approve):
         return
-    allowed = services.policy.may_approve(user, team, rule if pending else None)
-    if user == request.requester or not allowed:
-        mine = user == request.requester
-        why = "you requested it" if mine else _not_listed(request, rule)
-        _say(respond, f":no_entry: You can't decide request {request_label(request)}: {why}.")
-        services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
-        return
-    # seals.py: an Approve click on a tampered request, or one whose requester is no longer
-    # allowed, fails it (both told) instead of opening the modal.
-    if approve and services.workflow.screen(request, user):
-        return
-    if not pending:
+    if request.state != State.PENDING:
         _decided_already(services, respond, body, request)
         return
     count = services.workflow.approving.would_count
@@ -67,6 +53,33 @@ def open_decision(
         return
     trigger = body.get("trigger_id") or ""
     services.modals.open(respond, trigger, blocks.decision_modal(request, approve))
+
+
+def _may_decide(
+    services: Services,
+    respond: Respond,
+    request: SecretRequest,
+    rule: Rule | None,
+    user: str,
+    approve: bool,
+) -> bool:
+    """Whether ``user`` may go on deciding ``request``; if not, they are told why (and the
+    denial audited, a request under a changed rule expired, a tampered one failed)."""
+    team = services.team_id  # the team guard pinned it
+    pending = request.state == State.PENDING
+    if pending and not still_deciding(request, rule):  # the policy changed since: expire it
+        services.workflow.expire_changed(request.id)
+        _say(respond, f":hourglass: {answers.POLICY_CHANGED}")
+        return False
+    mine = user == request.requester
+    if mine or not services.policy.may_approve(user, team, rule if pending else None):
+        why = "you requested it" if mine else _not_listed(request, rule)
+        _say(respond, f":no_entry: You can't decide request {request_label(request)}: {why}.")
+        services.deny(request.id, user, team, "self_approval" if mine else "not_an_approver")
+        return False
+    # seals.py: an Approve click on a tampered request, or one whose requester is no longer
+    # allowed, fails it (both told) instead of opening the modal.
+    return not (approve and services.workflow.screen(request, user))
 
 
 def _not_listed(request: SecretRequest, rule: Rule | None) -> str:

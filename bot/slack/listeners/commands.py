@@ -14,6 +14,7 @@ from bot.slack.listeners.listing import show_list
 from bot.slack.services import Services
 from bot.slack.text import cut
 from bot.slack.validation import Command, parse_command
+from bot.targets import Described
 
 # Characters of a hook name from the command shown back when none has it, "…" included
 # (escaping may multiply them: the notice stays far inside Slack's 3,000).
@@ -86,6 +87,30 @@ def _not_a_requester(
     services.refuse("request.denied", user, team, "not_a_requester", subcommand=parsed.action)
 
 
+def _named_target(services: Services, text: str, user: str) -> tuple[Described | None, str | None]:
+    """The target the command's text names, if the user may request it, else the notice
+    that says why not (none found, several tenants have it, no rule, not a requester)."""
+    found = services.fleet.find(text)
+    named = esc(cut(text, NAMED_SHOWN))
+    if found.tenants:
+        where = ", ".join(f"`{t}/…`" for t in found.tenants)
+        return None, f":warning: `{named}` is in several tenants ({where}): name one, or pick."
+    hook = found.target
+    if hook is None:
+        return None, f":warning: No hook named `{named}`: pick one."
+    rule = services.policy.rule_for(hook.ref.tenant, hook.kind, hook.name)
+    if rule is not None and services.policy.may_request(user, services.team_id, rule):
+        return hook, None
+    event, outcome, why = (
+        ("request.refused", "no_rule", answers.NO_RULE)
+        if rule is None
+        else ("request.denied", "not_a_requester", answers.NO_REQUESTER_HERE)
+    )
+    target = {f"{hook.kind}_id": hook.id, "target": str(hook.kind), "tenant": hook.ref.tenant}
+    services.refuse(event, user, services.team_id, outcome, **target)
+    return None, f":no_entry: {why}"
+
+
 def _prefill_hook(
     services: Services,
     opened: dict[str, Any],
@@ -97,24 +122,7 @@ def _prefill_hook(
     """Select the hook or action named in the command (``tenant/name`` with a policy file),
     once the modal is already open; one no rule covers, or the user may not request, is
     refused with a notice in the modal."""
-    found = services.fleet.find(parsed.hook or "")
-    hook = found.target
-    named = esc(cut(parsed.hook or "", NAMED_SHOWN))
-    notice = None if hook else f":warning: No hook named `{named}`: pick one."
-    if found.tenants:
-        where = ", ".join(f"`{t}/…`" for t in found.tenants)
-        notice = f":warning: `{named}` is in several tenants ({where}): name one, or pick."
-    if hook is not None:
-        rule = services.policy.rule_for(hook.ref.tenant, hook.kind, hook.name)
-        if rule is None or not services.policy.may_request(user, services.team_id, rule):
-            outcome = "no_rule" if rule is None else "not_a_requester"
-            notice = f":no_entry: {answers.NO_RULE if rule is None else answers.NO_REQUESTER_HERE}"
-            event = "request.refused" if rule is None else "request.denied"
-            named_target = {f"{hook.kind}_id": hook.id, "target": str(hook.kind)}
-            services.refuse(
-                event, user, services.team_id, outcome, tenant=hook.ref.tenant, **named_target
-            )
-            hook = None
+    hook, notice = _named_target(services, parsed.hook or "", user)
     if hook is not None:  # read ahead while the modal updates and the user types
         services.watch_target(hook.ref.key, str(opened.get("id", "")))
     view = blocks.request_modal(

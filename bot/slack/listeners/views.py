@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -37,6 +38,17 @@ def register(app: App) -> None:
     app.view(ids.CALLBACK_REJECT)(on_decision)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a request form's checks found: field errors (none: it may be recorded), the
+    target as Auth0 named it, the audit outcome of a refusal, and the rule that refused it."""
+
+    errors: dict[str, str]
+    hook: Described | None
+    outcome: str
+    rule: str | None = None
+
+
 def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     """Check the form (Auth0 too, within the ack deadline), record it, then ack."""
     user, team = body["user"]["id"], services.team_id  # the team guard pinned it
@@ -45,31 +57,46 @@ def on_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], services: S
         ack(**answers.errors(ids.BLOCK_SECRET_NAME, answers.NOT_A_REQUESTER))
         services.refuse_later("request.denied", user, team, "not_a_requester")
         return
-    errors, hook = _not_unicode(view) or form_errors(form, kind, services.require_reason), None
-    outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
-    if not errors:
-        checked = services.check_submission(form, kind, viewer=view.get("id") or "")
-        errors, hook, outcome = checked.errors, checked.hook, checked.outcome
-        if hook is None and not errors:  # Auth0 was slow: the tenant's list names the id;
-            # the rule is matched on that name and it is recorded, never the client's label.
-            hook = services.known_target(TargetRef.parse(form.target or "") or _NO_TARGET)
-        # The rule's verdict comes first: a target someone may not request says nothing more.
-        ruled = _rule_errors(services, user, team, form, hook)
-        if ruled is not None:
-            errors, outcome, rule = ruled
-            if outcome == "not_a_requester":
-                ack(response_action="errors", errors=errors)
-                where = _where(form) | {"rule": rule}
-                services.refuse_later("request.denied", user, team, outcome, **where)
-                return
+    verdict = _checks(services, user, team, kind, form, view)
+    if verdict.outcome == "not_a_requester":  # of this target's rule
+        ack(response_action="errors", errors=verdict.errors)
+        where = _where(form) | {"rule": verdict.rule}
+        services.refuse_later("request.denied", user, team, verdict.outcome, **where)
+    elif verdict.errors:
+        _refuse_input(services, ack, user, team, form, verdict.errors, verdict.outcome)
+    else:
+        _record(services, ack, _draft(kind, team, user, view, form, verdict.hook), form, view)
+
+
+def _checks(
+    services: Services, user: str, team: str, kind: Kind, form: RequestForm, view: dict[str, Any]
+) -> Verdict:
+    """The form's own checks, then Auth0's and the open requests', then the target's rule."""
+    errors = _not_unicode(view) or form_errors(form, kind, services.require_reason)
     if errors:
-        _refuse_input(services, ack, user, team, form, errors, outcome)
-        return
+        outcome = "invalid_name" if ids.BLOCK_SECRET_NAME in errors else "invalid_input"
+        return Verdict(errors, None, outcome)
+    checked = services.check_submission(form, kind, viewer=view.get("id") or "")
+    hook = checked.hook
+    if hook is None and not checked.errors:  # Auth0 was slow: the tenant's list names the id;
+        # the rule is matched on that name and it is recorded, never the client's label.
+        hook = services.known_target(TargetRef.parse(form.target or "") or _NO_TARGET)
+    # The rule's verdict comes first: a target someone may not request says nothing more.
+    ruled = _rule_errors(services, user, team, form, hook)
+    if ruled is not None:
+        return Verdict(ruled[0], hook, ruled[1], ruled[2])
+    return Verdict(checked.errors, hook, checked.outcome)
+
+
+def _record(
+    services: Services, ack: Ack, draft: Draft, form: RequestForm, view: dict[str, Any]
+) -> None:
+    """Record the request and ack; a twin submitted at the same moment wins instead."""
     try:
-        request = services.submit(_draft(kind, team, user, view, form, hook), view.get("id") or "")
-    except AlreadyOpen as clash:  # submitted at the same moment as another one
+        request = services.submit(draft, view.get("id") or "")
+    except AlreadyOpen as clash:
         errors = {ids.BLOCK_SECRET_NAME: answers.still_open(clash.request_id)}
-        _refuse_input(services, ack, user, team, form, errors, "request_open")
+        _refuse_input(services, ack, draft.requester, draft.team_id, form, errors, "request_open")
         return
     ack()
     services.submitted(request)
