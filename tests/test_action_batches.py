@@ -19,6 +19,7 @@ from standins.auth0 import FULL_SCOPES
 from tests.harness.inprocess import Clock, request_id_of, serve, workspace
 from tests.harness.people import APPROVALS, APPROVER, ORIGIN, REQUESTER
 from tests.test_action_flow import OTHERS, Scene, mentioning
+from tests.waiting import wait_until
 
 
 @contextmanager
@@ -48,14 +49,15 @@ def scene(
 
 
 def wait_row(s: Scene, request_id: str, ok: Callable[[SecretRequest], bool]) -> SecretRequest:
-    """Poll the request's row until ``ok(row)``."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    """Wait until the request's row satisfies ``ok``; the row."""
+
+    def reached() -> SecretRequest | None:
         row = s.bot.store.get(request_id)
-        if row is not None and ok(row):
-            return row
-        time.sleep(0.02)
-    raise AssertionError(f"request {request_id} never got there: {s.bot.store.get(request_id)}")
+        return row if row is not None and ok(row) else None
+
+    return wait_until(
+        reached, 30, every=0.02, what=lambda: f"request {request_id}: {s.bot.store.get(request_id)}"
+    )
 
 
 def settled(s: Scene, message: dict[str, Any]) -> SecretRequest:

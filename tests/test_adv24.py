@@ -29,6 +29,7 @@ from tests.harness.tenants import (
     serve_tenants,
     two_tenants,
 )
+from tests.waiting import wait_until
 
 
 def _patches(t: Tenants, action_id: str) -> list[Any]:
@@ -405,9 +406,16 @@ def test_a_late_progress_update_never_brings_the_buttons_back(
     with serve_tenants(db_url, tmp_path, monkeypatch) as t:
         assert not t.submit("prod/enrich", "LATE", "late-value").body
         message = t.approval_message(APPROVALS, "LATE")
-        t.slack.fail_for("chat.update", 0.5)
+        mark = t.slack.mark()
+        t.slack.fail_for("chat.update", 60)
         assert not t.approve(message, APPROVER, APPROVALS).body
-        time.sleep(0.6)  # Slack is back; the progress update waits for its retry
+        # The progress update was tried (and failed) before Slack is back: it waits for its
+        # retry.
+        wait_until(
+            lambda: any(c.method == "chat.update" for c in t.slack.calls[mark:]),
+            what="the progress update's first try",
+        )
+        t.slack.fail_for("chat.update", 0)
         assert not t.approve(message, APPROVER2, APPROVALS).body
         row = t.bot.store.get(request_id_of(message))
         assert row is not None and row.state == State.APPLIED

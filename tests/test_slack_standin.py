@@ -270,8 +270,7 @@ def test_trigger_ids_work_once(client: WebClient, standin: SlackStandIn) -> None
 
 def test_expired_and_unknown_trigger_ids(client: WebClient, standin: SlackStandIn) -> None:
     """A trigger past its lifetime is expired_trigger_id; an unknown one invalid_trigger_id."""
-    old = standin.issue_trigger_id("U0ALICE", ttl=0.0)
-    time.sleep(0.01)
+    old = standin.issue_trigger_id("U0ALICE", ttl=-1.0)  # issued past its lifetime
     assert _error(lambda: client.views_open(trigger_id=old, view=_modal()))["error"] == (
         "expired_trigger_id"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -246,10 +245,14 @@ def test_a_read_evicted_from_a_full_cache_is_still_waited_for(pool: ThreadPoolEx
     """A read pushed out of the cache by newer targets is still an Auth0 call under way."""
     tenant, clock = Tenant(), Clock()
 
+    h2_read = threading.Event()
+
     def read(kind: TargetKind, target_id: str) -> tuple[str, list[str]]:
         answer = tenant.read(kind, target_id)
-        if target_id == "h1":
-            time.sleep(0.3)  # the evicted read is the slower one
+        if target_id == "h1":  # the evicted read is the slower one: it ends after h2's
+            assert h2_read.wait(5)
+        else:
+            h2_read.set()
         return answer
 
     prefetch = Prefetch(read, pool, clock=clock, refresh_in_background=False, capacity=1)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from bot.slack.blocks import pickers
 from bot.slack.validation import parse_command
 from bot.targets import Described, Offer, TargetKind, TargetLocks, TargetRef
 from standins.slack import validate_options_response
+from tests.waiting import wait_until
 
 ACTION_ID = "0e5b3c1a-9c3e-4f3e-8a57-3b1f9f2f0a11"
 
@@ -56,13 +56,17 @@ def test_options_are_grouped_when_actions_are_offered_and_say_why_hooks_are_miss
 
 def test_the_process_lock_serialises_changes_to_one_target_only() -> None:
     """Two holders of one key never overlap; another key is not held up."""
-    locks, inside, overlaps = TargetLocks(), [0], [0]
+    locks, inside, overlaps, tried = TargetLocks(), [0], [0], [0]
+    counting = threading.Lock()
 
     def hold(key: str) -> None:
+        with counting:
+            tried[0] += 1
         with locks.hold(key):
             inside[0] += 1
             overlaps[0] = max(overlaps[0], inside[0])
-            time.sleep(0.05)
+            # Stay until every holder has tried to enter: a lock that let two in would show.
+            wait_until(lambda: tried[0] == 4, 5, every=0.005, what="every holder's try")
             inside[0] -= 1
 
     threads = [threading.Thread(target=hold, args=("default:a",)) for _ in range(4)]
