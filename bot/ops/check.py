@@ -47,19 +47,34 @@ def run_checks(
 
 def _checks(settings: Settings, slack: WebClient, auth0: Auth0Transport) -> list[Check]:
     results = [Check(OK, "settings", "all variables valid")]
-    auth_test = reaching_slack(settings, lambda: slack_auth(slack))
-    team_id = run_probe(results, "slack auth.test", auth_test)
+    slack_checks(results, settings, slack, lambda team: _slack_dependents(settings, slack, team))
+    results.extend(auth0_checks(Where.of_settings(settings), auth0))
+    run_probe(results, "database", lambda: database_probe(settings.database_url))
+    return results
+
+
+Probes = list[tuple[str, Callable[[], str]]]
+
+
+def slack_checks(
+    results: list[Check],
+    settings: SlackSettings,
+    slack: WebClient,
+    dependents: Callable[[str], Probes],
+) -> None:
+    """Slack's lines: auth.test, the transport, then the checks that need Slack to know the
+    bot (``dependents`` of its team id), each skipped when auth.test fails."""
+    team_id = run_probe(
+        results, "slack auth.test", reaching_slack(settings, lambda: slack_auth(slack))
+    )
     run_probe(
         results, "slack transport", reaching_slack(settings, lambda: slack_transport(settings))
     )
-    for name, probe in _slack_dependents(settings, slack, team_id or ""):
+    for name, probe in dependents(team_id or ""):
         if team_id:
             run_probe(results, name, probe)
         else:
             results.append(Check(SKIP, name, "needs slack auth.test to pass (see above)"))
-    results.extend(auth0_checks(Where.of_settings(settings), auth0))
-    run_probe(results, "database", lambda: database_probe(settings.database_url))
-    return results
 
 
 def _slack_dependents(

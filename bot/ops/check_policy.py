@@ -19,14 +19,12 @@ from bot.ops.check import (
     channel_probe,
     database_probe,
     people_probe,
-    reaching_slack,
     read_back,
     run_probe,
-    slack_auth,
-    slack_transport,
+    slack_checks,
 )
 from bot.ops.check_auth0 import Where, auth0_checks
-from bot.ops.check_lines import OK, SKIP, Check, CheckFailed
+from bot.ops.check_lines import OK, Check, CheckFailed
 from bot.ops.tenant_targets import client_for
 from bot.serve.runtime import register_settings_secrets, slack_client
 from bot.settings import PolicySettings
@@ -42,30 +40,12 @@ def run_policy_checks(
     client: Callable[[Tenant], Auth0Transport] = client_for,
 ) -> int:
     """Print one line per check; 0 only when every check passes. Never prints a secret."""
-    register_settings_secrets(settings)
-    slack_secrets = (
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.slack_app_token,
-    )
-    for secret in slack_secrets:
-        if secret is not None:
-            SECRETS.pin(secret.get_secret_value())
+    register_settings_secrets(settings)  # the Slack tokens and every tenant's client secret
     out = out or sys.stdout
     slack = slack or slack_client(settings)
     policy = settings.policy
     results = [Check(OK, "settings", _summary(policy))]
-    team_id = run_probe(
-        results, "slack auth.test", reaching_slack(settings, lambda: slack_auth(slack))
-    )
-    run_probe(
-        results, "slack transport", reaching_slack(settings, lambda: slack_transport(settings))
-    )
-    for name, probe in _slack_dependents(policy, slack, team_id or ""):
-        if team_id:
-            run_probe(results, name, probe)
-        else:
-            results.append(Check(SKIP, name, "needs slack auth.test to pass (see above)"))
+    slack_checks(results, settings, slack, lambda team: _slack_dependents(policy, slack, team))
     for tenant in policy.tenants:
         results.extend(_tenant_checks(tenant, client))
     run_probe(results, "database", lambda: database_probe(settings.database_url))
