@@ -18,16 +18,15 @@ from sqlalchemy import create_engine, insert
 from bot.approvals.states import State
 from bot.db.models import Approval
 from bot.slack import answers, ids
-from tests.harness.inprocess import request_id_of, serve
+from tests.harness.inprocess import request_id_of
 from tests.harness.people import APPROVALS, APPROVER, APPROVER2, ORIGIN, REQUESTER
 from tests.harness.tenants import (
     BOTH,
     LEAD1,
     PAYMENTS,
     Tenants,
-    policy_settings,
     serve_tenants,
-    two_tenants,
+    two_replicas,
 )
 from tests.waiting import wait_until
 
@@ -255,54 +254,45 @@ def test_the_last_approval_racing_a_rejection_on_two_replicas_ends_one_way(
     """One approval in; the second (replica one) and a rejection (replica two) are submitted
     at the same moment, three times over: each request ends approved-and-applied or rejected,
     never both, and a rejected one never reaches Auth0."""
-    with two_tenants(db_url, tmp_path, monkeypatch) as world:
-        slack, prod, dev, targets, path, key = world
-        settings = policy_settings(path, slack, db_url, key, monkeypatch)
-        with (
-            serve(settings, slack, prod, targets["prod/enrich"]) as one,
-            serve(settings, slack, prod, targets["prod/enrich"]) as two,
-        ):
-            t = Tenants(one, prod, dev, targets)
-            for round_ in range(3):
-                name = f"RACE_{round_}"
-                assert not t.submit("prod/enrich", name, f"value-{round_}").body
-                message = t.approval_message(APPROVALS, name)
-                assert not t.approve(message, APPROVER, APPROVALS).body
-                approve = t.open_modal(message, APPROVER2, APPROVALS)
-                mark = slack.mark()
-                one.driver.block_action(
-                    BOTH, ids.ACTION_REJECT, message=message, channel_id=APPROVALS
-                )
-                slack.wait_for("views.open", after=mark)
-                reject = slack.wait_for_view(BOTH, callback_id=ids.CALLBACK_REJECT)
-                start = threading.Barrier(2)
+    with two_replicas(db_url, tmp_path, monkeypatch) as (t, two):
+        one = t.bot
+        slack, prod, targets = t.slack, t.prod, t.targets
+        for round_ in range(3):
+            name = f"RACE_{round_}"
+            assert not t.submit("prod/enrich", name, f"value-{round_}").body
+            message = t.approval_message(APPROVALS, name)
+            assert not t.approve(message, APPROVER, APPROVALS).body
+            approve = t.open_modal(message, APPROVER2, APPROVALS)
+            mark = slack.mark()
+            one.driver.block_action(BOTH, ids.ACTION_REJECT, message=message, channel_id=APPROVALS)
+            slack.wait_for("views.open", after=mark)
+            reject = slack.wait_for_view(BOTH, callback_id=ids.CALLBACK_REJECT)
+            start = threading.Barrier(2)
 
-                def submit(
-                    job: tuple[Any, str, dict[str, Any]], start: threading.Barrier = start
-                ) -> Any:
-                    start.wait()
-                    driver, user, view = job
-                    return driver.view_submission(user, view, {ids.BLOCK_COMMENT: None})
+            def submit(
+                job: tuple[Any, str, dict[str, Any]], start: threading.Barrier = start
+            ) -> Any:
+                start.wait()
+                driver, user, view = job
+                return driver.view_submission(user, view, {ids.BLOCK_COMMENT: None})
 
-                jobs = [(one.driver, APPROVER2, approve), (two.driver, BOTH, reject)]
-                with ThreadPoolExecutor(2) as pool:
-                    list(pool.map(submit, jobs))
-                one.drain()
-                two.drain()
-                request_id = request_id_of(message)
-                row = one.store.get(request_id)
-                assert row is not None
-                events = [
-                    r["event"]
-                    for r in one.audit() + two.audit()
-                    if r.get("request_id") == request_id
-                ]
-                written = name in prod.actions.deployed_secrets(targets["prod/enrich"])
-                if row.state == State.REJECTED:
-                    assert not written and "request.approved" not in events, events
-                else:
-                    assert row.state == State.APPLIED, row.state
-                    assert written and "request.rejected" not in events, events
+            jobs = [(one.driver, APPROVER2, approve), (two.driver, BOTH, reject)]
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(submit, jobs))
+            one.drain()
+            two.drain()
+            request_id = request_id_of(message)
+            row = one.store.get(request_id)
+            assert row is not None
+            events = [
+                r["event"] for r in one.audit() + two.audit() if r.get("request_id") == request_id
+            ]
+            written = name in prod.actions.deployed_secrets(targets["prod/enrich"])
+            if row.state == State.REJECTED:
+                assert not written and "request.approved" not in events, events
+            else:
+                assert row.state == State.APPLIED, row.state
+                assert written and "request.rejected" not in events, events
 
 
 def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
@@ -311,37 +301,32 @@ def test_one_person_approving_twice_at_once_on_two_replicas_counts_once(
     """APPROVER's modal submitted twice at the same moment, once through each replica (a double
     click, a replayed payload): one approval counts, the two-approval request stays pending,
     nothing reaches Auth0."""
-    with two_tenants(db_url, tmp_path, monkeypatch) as world:
-        slack, prod, dev, targets, path, key = world
-        settings = policy_settings(path, slack, db_url, key, monkeypatch)
-        with (
-            serve(settings, slack, prod, targets["prod/enrich"]) as one,
-            serve(settings, slack, prod, targets["prod/enrich"]) as two,
-        ):
-            t = Tenants(one, prod, dev, targets)
-            assert not t.submit("prod/enrich", "TWICE", "twice-value").body
-            message = t.approval_message(APPROVALS, "TWICE")
-            view = t.open_modal(message, APPROVER, APPROVALS)
-            crafted = copy.deepcopy(view)
-            crafted.pop("id", None)
-            start = threading.Barrier(2)
+    with two_replicas(db_url, tmp_path, monkeypatch) as (t, two):
+        one = t.bot
+        prod = t.prod
+        assert not t.submit("prod/enrich", "TWICE", "twice-value").body
+        message = t.approval_message(APPROVALS, "TWICE")
+        view = t.open_modal(message, APPROVER, APPROVALS)
+        crafted = copy.deepcopy(view)
+        crafted.pop("id", None)
+        start = threading.Barrier(2)
 
-            def submit(driver: Any) -> Any:
-                start.wait()
-                return driver.view_submission(APPROVER, crafted, {ids.BLOCK_COMMENT: None})
+        def submit(driver: Any) -> Any:
+            start.wait()
+            return driver.view_submission(APPROVER, crafted, {ids.BLOCK_COMMENT: None})
 
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(submit, (one.driver, two.driver)))
-            one.drain()
-            two.drain()
-            request_id = request_id_of(message)
-            row = one.store.get(request_id)
-            assert row is not None
-            assert row.state == State.PENDING, row.state
-            assert [a.approver for a in one.store.approvals_of(request_id)] == [APPROVER]
-            added = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
-            assert [r["event"] for r in added].count("approval.added") == 1
-            assert not [r for r in prod.requests if r.method == "PATCH"]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(submit, (one.driver, two.driver)))
+        one.drain()
+        two.drain()
+        request_id = request_id_of(message)
+        row = one.store.get(request_id)
+        assert row is not None
+        assert row.state == State.PENDING, row.state
+        assert [a.approver for a in one.store.approvals_of(request_id)] == [APPROVER]
+        added = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
+        assert [r["event"] for r in added].count("approval.added") == 1
+        assert not [r for r in prod.requests if r.method == "PATCH"]
 
 
 def test_no_slack_lookup_while_the_write_transaction_is_held(

@@ -29,6 +29,7 @@ from tests.harness.tenants import (
     policy_settings,
     policy_text,
     serve_tenants,
+    two_replicas,
     two_tenants,
 )
 from tests.waiting import wait_until
@@ -298,50 +299,43 @@ def test_approvals_at_once_through_two_replicas_meet_the_quorum_once(
     """Three approvers of a two-approval rule submit at the same moment through two replicas
     on one database: exactly two approvals count, the quorum is met once, one PATCH and one
     deploy reach prod, and the third is told the request was decided."""
-    with two_tenants(db_url, tmp_path, monkeypatch) as world:
-        slack, prod, dev, targets, path, key = world
-        settings = policy_settings(path, slack, db_url, key, monkeypatch)
-        with (
-            serve(settings, slack, prod, targets["prod/enrich"]) as one,
-            serve(settings, slack, prod, targets["prod/enrich"]) as two,
-        ):
-            t = Tenants(one, prod, dev, targets)
-            assert not t.submit("prod/enrich", "RACE_KEY", "race-value").body
-            message = t.approval_message(APPROVALS, "RACE_KEY")
-            one.drain()
-            people = (APPROVER, APPROVER2, BOTH)
-            views = {user: t.open_modal(message, user, APPROVALS) for user in people}
-            drivers = {APPROVER: one.driver, APPROVER2: two.driver, BOTH: two.driver}
-            start = threading.Barrier(len(people))
+    with two_replicas(db_url, tmp_path, monkeypatch) as (t, two):
+        one = t.bot
+        prod, targets = t.prod, t.targets
+        assert not t.submit("prod/enrich", "RACE_KEY", "race-value").body
+        message = t.approval_message(APPROVALS, "RACE_KEY")
+        one.drain()
+        people = (APPROVER, APPROVER2, BOTH)
+        views = {user: t.open_modal(message, user, APPROVALS) for user in people}
+        drivers = {APPROVER: one.driver, APPROVER2: two.driver, BOTH: two.driver}
+        start = threading.Barrier(len(people))
 
-            def submit(user: str) -> Any:
-                start.wait()
-                return drivers[user].view_submission(user, views[user], {ids.BLOCK_COMMENT: None})
+        def submit(user: str) -> Any:
+            start.wait()
+            return drivers[user].view_submission(user, views[user], {ids.BLOCK_COMMENT: None})
 
-            with ThreadPoolExecutor(len(people)) as pool:
-                acks = dict(zip(people, pool.map(submit, people), strict=True))
-            one.drain()
-            two.drain()
-            request_id = request_id_of(message)
-            row = one.store.get(request_id)
-            assert row is not None and row.state == State.APPLIED, acks
-            counted = [u for u, ack in acks.items() if not ack.body]
-            assert len(counted) == 2, {u: a.body for u, a in acks.items()}
-            (late,) = set(people) - set(counted)
-            assert "already approved" in acks[late].text
-            records = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
-            added = [r for r in records if r["event"] == "approval.added"]
-            assert sorted(r["approvals"] for r in added) == [1, 2]
-            assert sorted(r["actor"] for r in added) == sorted(counted)
-            (approved,) = [r for r in records if r["event"] == "request.approved"]
-            assert sorted(approved["approvers"]) == sorted(counted)
-            action = targets["prod/enrich"]
-            patches = [r for r in prod.requests if r.method == "PATCH" and action in r.path]
-            deploys = [
-                r for r in prod.requests if r.method == "POST" and r.path.endswith("/deploy")
-            ]
-            assert len(patches) == 1 and len(deploys) == 1
-            assert prod.actions.deployed_secrets(action)["RACE_KEY"] == "race-value"
+        with ThreadPoolExecutor(len(people)) as pool:
+            acks = dict(zip(people, pool.map(submit, people), strict=True))
+        one.drain()
+        two.drain()
+        request_id = request_id_of(message)
+        row = one.store.get(request_id)
+        assert row is not None and row.state == State.APPLIED, acks
+        counted = [u for u, ack in acks.items() if not ack.body]
+        assert len(counted) == 2, {u: a.body for u, a in acks.items()}
+        (late,) = set(people) - set(counted)
+        assert "already approved" in acks[late].text
+        records = [r for r in one.audit() + two.audit() if r.get("request_id") == request_id]
+        added = [r for r in records if r["event"] == "approval.added"]
+        assert sorted(r["approvals"] for r in added) == [1, 2]
+        assert sorted(r["actor"] for r in added) == sorted(counted)
+        (approved,) = [r for r in records if r["event"] == "request.approved"]
+        assert sorted(approved["approvers"]) == sorted(counted)
+        action = targets["prod/enrich"]
+        patches = [r for r in prod.requests if r.method == "PATCH" and action in r.path]
+        deploys = [r for r in prod.requests if r.method == "POST" and r.path.endswith("/deploy")]
+        assert len(patches) == 1 and len(deploys) == 1
+        assert prod.actions.deployed_secrets(action)["RACE_KEY"] == "race-value"
 
 
 def test_answers_about_a_request_name_its_tenant_and_rule(

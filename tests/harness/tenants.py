@@ -221,3 +221,19 @@ def serve_tenants(
             settings, slack, prod, prod_target, clock=Clock(), auth0_options=auth0_options
         ) as bot:
             yield Tenants(bot, prod, dev, targets)
+
+
+@contextmanager
+def two_replicas(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Tenants, Bot]]:
+    """Two app instances served from the same file on one database (replicas): the first as
+    ``Tenants``, and the second."""
+    with two_tenants(db_url, tmp_path, monkeypatch) as world:
+        slack, prod, dev, targets, path, key = world
+        settings = policy_settings(path, slack, db_url, key, monkeypatch)
+        with (
+            serve(settings, slack, prod, targets["prod/enrich"]) as one,
+            serve(settings, slack, prod, targets["prod/enrich"]) as two,
+        ):
+            yield Tenants(one, prod, dev, targets), two
