@@ -77,6 +77,22 @@ def _decided(s: Scene, message: dict[str, Any]) -> str:
     return request_id
 
 
+def _resume_batch(s: Scene, stranded: datetime, intent: list[list[str]]) -> None:
+    """Make the first of ``intent``'s requests the leader of a batch a dead process planned
+    (its row naming the batch and what each member changes), stranded since ``stranded``,
+    and let the sweep take it over."""
+    leader = intent[0][0]
+    progress = {"batch": [i[0] for i in intent], "intent": intent}
+    _rewrite(
+        s,
+        leader,
+        apply_phase="planned",
+        decided_at=stranded,
+        apply_progress=json.dumps(progress),
+    )
+    s.bot.services.sweep()
+
+
 def test_forged_and_edited_members_waiting_for_the_lock_are_refused(db_url: str) -> None:
     """While the bot's change A builds, an unsealed approved `remove` of THREE is inserted and
     a genuine approved rotation C of TWO has its kind rewritten to `remove` in the database;
@@ -125,18 +141,7 @@ def test_a_forged_id_appended_to_a_resumed_batch_is_refused(db_url: str) -> None
             apply_started_at=s.bot.clock(),
             apply_progress="{}",
         )
-        progress = {
-            "batch": [leader, forged],
-            "intent": [[leader, "update", "ONE"], [forged, "remove", "THREE"]],
-        }
-        _rewrite(
-            s,
-            leader,
-            apply_phase="planned",
-            decided_at=stranded,
-            apply_progress=json.dumps(progress),
-        )
-        s.bot.services.sweep()
+        _resume_batch(s, stranded, [[leader, "update", "ONE"], [forged, "remove", "THREE"]])
         row = settled(s, message)
         forged_row = s.bot.store.get(forged)
         assert forged_row is not None
@@ -283,18 +288,7 @@ def test_a_genuine_change_to_another_action_appended_to_a_batch_is_not_applied_t
         leader = _decided(s, s.request("update", "ONE", "rotated-one"))
         stranded = s.bot.clock() - UNCLAIMED_GRACE - timedelta(minutes=1)
         _rewrite(s, foreign, apply_phase="planned", apply_started_at=s.bot.clock())
-        progress = {
-            "batch": [leader, foreign],
-            "intent": [[leader, "update", "ONE"], [foreign, "add", "FOUR"]],
-        }
-        _rewrite(
-            s,
-            leader,
-            apply_phase="planned",
-            decided_at=stranded,
-            apply_progress=json.dumps(progress),
-        )
-        s.bot.services.sweep()
+        _resume_batch(s, stranded, [[leader, "update", "ONE"], [foreign, "add", "FOUR"]])
         row = wait_row(s, leader, lambda r: r.state in (State.APPLIED, State.FAILED))
         assert "FOUR" not in s.bot.auth0.actions.draft_secrets(s.action_id)
         assert row.state == State.APPLIED, row.failure_reason
