@@ -43,20 +43,18 @@ def show_list(
     if not hook_key:
         respond(**_picker(services), response_type="ephemeral")
         return
+    respond(text=_listed(services, hook_key), response_type="ephemeral", replace_original=False)
+
+
+def _listed(services: Services, hook_key: str) -> str:
+    """What ``list`` answers for the target ``hook_key`` names (or why it can't)."""
     target = services.fleet.find(hook_key).target
     if target is None:
-        respond(
-            text=f"No hook or action named `{blocks.esc(hook_key)}`.", response_type="ephemeral"
-        )
-        return
+        return f"No hook or action named `{blocks.esc(hook_key)}`."
     try:
-        text = _secret_list(services, target)
+        return _secret_list(services, target)
     except TargetError as error:
-        respond(
-            text=f"Auth0 could not list the secrets: {error.message}", response_type="ephemeral"
-        )
-        return
-    respond(text=text, response_type="ephemeral", replace_original=False)
+        return f"Auth0 could not list the secrets: {error.message}"
 
 
 def _secret_list(services: Services, target: Described) -> str:
